@@ -9,7 +9,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           // The lab is one shared set of namespaces and daemons: run e2e files one after another.
-          fileParallelism: false,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 300_000,
           hookTimeout: 600_000,
         },

@@ -1,0 +1,186 @@
+/**
+ * Cross-field rules over a schema-valid spec. Each rule returns issues with paths; none throws.
+ */
+import type { SpecIssue } from '../errors.js';
+import {
+  type Prefix,
+  formatPrefix,
+  mustParsePrefix,
+  parseAddress,
+  prefixContains,
+  prefixesOverlap,
+} from '../core/ip.js';
+import type { FleetSpec } from './schema.js';
+import { poolCapacity, userSlots } from '../core/ipam.js';
+
+export interface RuleContext {
+  /** Users in the store (enabled, disabled and quarantined alike hold addresses). */
+  addressesHeld?: number;
+}
+
+type Rule = (spec: FleetSpec, ctx: RuleContext) => SpecIssue[];
+
+function duplicates<T>(items: T[], key: (t: T) => string, path: (i: number) => string, what: string): SpecIssue[] {
+  const seen = new Map<string, number>();
+  const out: SpecIssue[] = [];
+  items.forEach((item, i) => {
+    const k = key(item);
+    const first = seen.get(k);
+    if (first !== undefined) out.push({ path: path(i), message: `duplicate ${what} "${k}" (also at ${path(first)})` });
+    else seen.set(k, i);
+  });
+  return out;
+}
+
+function allServers(spec: FleetSpec) {
+  return spec.sites.flatMap((site, si) =>
+    site.servers.map((server, vi) => ({ site, server, path: `sites[${si}].servers[${vi}]` })),
+  );
+}
+
+const uniqueNames: Rule = (spec) => {
+  const servers = allServers(spec);
+  return [
+    ...duplicates(spec.sites, (s) => s.name, (i) => `sites[${i}].name`, 'site name'),
+    ...duplicates(servers, (s) => s.server.name, (i) => `${servers[i].path}.name`, 'server name'),
+    ...duplicates(servers, (s) => canonical(s.server.address), (i) => `${servers[i].path}.address`, 'server address'),
+    ...duplicates(servers, (s) => s.server.backbone.split('/')[0], (i) => `${servers[i].path}.backbone`, 'backbone address'),
+    ...duplicates(servers, (s) => s.server.routerId, (i) => `${servers[i].path}.routerId`, 'router id'),
+    ...duplicates(spec.groups, (g) => g.name, (i) => `groups[${i}].name`, 'group name'),
+    ...duplicates(spec.networks, (n) => n.name, (i) => `networks[${i}].name`, 'network name'),
+  ];
+};
+
+function canonical(text: string): string {
+  const a = parseAddress(text);
+  return a ? `${a.family}:${a.value}` : text;
+}
+
+const addressesOutsidePools: Rule = (spec) => {
+  const pools = [mustParsePrefix(spec.pools.ipv4), mustParsePrefix(spec.pools.ipv6)];
+  const out: SpecIssue[] = [];
+  const check = (text: string, path: string) => {
+    const a = parseAddress(text.split('/')[0]);
+    if (!a) return;
+    const pool = pools.find((p) => prefixContains(p, a.family, a.value));
+    if (pool) out.push({ path, message: `${text} is inside the user pool ${formatPrefix(pool)}` });
+  };
+  spec.sites.forEach((site, si) => {
+    if (site.loadBalancer) check(site.loadBalancer, `sites[${si}].loadBalancer`);
+    site.servers.forEach((server, vi) => {
+      const p = `sites[${si}].servers[${vi}]`;
+      check(server.address, `${p}.address`);
+      check(server.backbone, `${p}.backbone`);
+    });
+  });
+  return out;
+};
+
+const poolShapes: Rule = (spec, ctx) => {
+  const out: SpecIssue[] = [];
+  const v4 = mustParsePrefix(spec.pools.ipv4);
+  const v6 = mustParsePrefix(spec.pools.ipv6);
+  if (v4.length > 29) out.push({ path: 'pools.ipv4', message: `/${v4.length} is too small: use /29 or larger` });
+  // OpenVPN accepts ifconfig-ipv6 netbits between 64 and 124.
+  if (v6.length < 64 || v6.length > 124) {
+    out.push({ path: 'pools.ipv6', message: `/${v6.length} is not allowed by OpenVPN: use a prefix between /64 and /124` });
+  }
+  const capacity = poolCapacity(v4, v6);
+  if (ctx.addressesHeld !== undefined && BigInt(ctx.addressesHeld) > capacity) {
+    out.push({
+      path: userSlots(v4) <= userSlots(v6) ? 'pools.ipv4' : 'pools.ipv6',
+      message: `pool holds ${capacity} users but ${ctx.addressesHeld} addresses are assigned or quarantined`,
+    });
+  }
+  return out;
+};
+
+const noOverlaps: Rule = (spec) => {
+  const out: SpecIssue[] = [];
+  const named: { path: string; prefix: Prefix }[] = [
+    { path: 'pools.ipv4', prefix: mustParsePrefix(spec.pools.ipv4) },
+    { path: 'pools.ipv6', prefix: mustParsePrefix(spec.pools.ipv6) },
+  ];
+  spec.networks.forEach((n, ni) => {
+    n.ipv4.forEach((p, i) => named.push({ path: `networks[${ni}].ipv4[${i}]`, prefix: mustParsePrefix(p) }));
+    n.ipv6.forEach((p, i) => named.push({ path: `networks[${ni}].ipv6[${i}]`, prefix: mustParsePrefix(p) }));
+  });
+  for (let i = 0; i < named.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (prefixesOverlap(named[i].prefix, named[j].prefix)) {
+        out.push({
+          path: named[i].path,
+          message: `${formatPrefix(named[i].prefix)} overlaps ${formatPrefix(named[j].prefix)} at ${named[j].path}`,
+        });
+      }
+    }
+  }
+  const pools = named.slice(0, 2);
+  spec.openvpn.push.routes.forEach((r, i) => {
+    const p = mustParsePrefix(r);
+    // A wider route around the pool is fine (the pool is more specific on the client); a
+    // route inside the pool would send users' traffic for each other to the company network.
+    const hit = pools.find((pool) => prefixesOverlap(pool.prefix, p) && p.length >= pool.prefix.length);
+    if (hit) out.push({ path: `openvpn.push.routes[${i}]`, message: `${r} lies inside the user pool ${formatPrefix(hit.prefix)}` });
+  });
+  return out;
+};
+
+const policyReferences: Rule = (spec) => {
+  const groups = new Set(spec.groups.map((g) => g.name));
+  const networks = new Set(spec.networks.map((n) => n.name));
+  const out: SpecIssue[] = [];
+  spec.policy.forEach((rule, i) => {
+    if (!groups.has(rule.from)) out.push({ path: `policy[${i}].from`, message: `unknown group "${rule.from}"` });
+    if (!networks.has(rule.to)) out.push({ path: `policy[${i}].to`, message: `unknown network "${rule.to}"` });
+    if (rule.ports) {
+      if (rule.proto && !rule.proto.some((p) => p === 'tcp' || p === 'udp')) {
+        out.push({ path: `policy[${i}].ports`, message: 'ports need proto tcp or udp' });
+      }
+      rule.ports.forEach((p, pi) => {
+        if (typeof p === 'string') {
+          const [lo, hi] = p.split('-').map(Number);
+          if (lo < 1 || hi > 65535 || lo >= hi) out.push({ path: `policy[${i}].ports[${pi}]`, message: `bad port range "${p}"` });
+        }
+      });
+    }
+  });
+  return out;
+};
+
+const openvpnTimers: Rule = (spec) => {
+  const { interval, timeout } = spec.openvpn.keepalive;
+  return timeout < 2 * interval
+    ? [{ path: 'openvpn.keepalive.timeout', message: `must be at least twice the interval (${2 * interval})` }]
+    : [];
+};
+
+const routingPeers: Rule = (spec) => {
+  const out: SpecIssue[] = [];
+  const r = spec.routing;
+  if (r.protocol === 'ospf' && r.ospf.deadInterval <= r.ospf.helloInterval) {
+    out.push({ path: 'routing.ospf.deadInterval', message: 'must be longer than helloInterval' });
+  }
+  if (r.protocol === 'bgp') {
+    for (const { server, path } of allServers(spec)) {
+      const link = mustParsePrefix(backboneNetwork(server.backbone));
+      const peers = r.bgp.neighbors.filter((n) => {
+        const a = parseAddress(n.address);
+        return a !== undefined && prefixContains(link, a.family, a.value);
+      });
+      if (peers.length === 0) out.push({ path: `${path}.backbone`, message: `no routing.bgp.neighbors address inside ${server.backbone}` });
+    }
+  }
+  return out;
+};
+
+/** `10.0.1.2/30` → `10.0.1.0/30`. */
+export function backboneNetwork(ifaceAddress: string): string {
+  const [addr, len] = ifaceAddress.split('/');
+  const a = parseAddress(addr)!;
+  const size = 1n << BigInt(32 - Number(len));
+  const net = a.value - (a.value % size);
+  return formatPrefix({ family: 4, network: net, length: Number(len) });
+}
+
+export const rules: Rule[] = [uniqueNames, addressesOutsidePools, poolShapes, noOverlaps, policyReferences, openvpnTimers, routingPeers];

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { EXAMPLE_FLEET_YAML } from './example.js';
+import { parseSpecText, validateSpec } from './validate.js';
+
+const example = () => parse(EXAMPLE_FLEET_YAML) as Record<string, any>;
+
+describe('validateSpec', () => {
+  it('accepts the example and fills defaults', () => {
+    const v = parseSpecText(EXAMPLE_FLEET_YAML);
+    expect(v.errors).toEqual([]);
+    expect(v.spec?.sites.flatMap((s) => s.servers)).toHaveLength(6);
+    expect(v.spec?.sites[0].servers[0].backboneInterface).toBe('eth1');
+  });
+
+  it('collects every error with its path', () => {
+    const input = example();
+    input.sites[1].servers[0].address = '10.200.3.4';
+    input.sites[2].servers[1].name = 'vpn11';
+    input.policy.push({ from: 'nobody', to: 'nowhere' });
+    input.networks.push({ name: 'clash', ipv4: ['10.20.0.128/25'] });
+    const v = validateSpec(input);
+    expect(v.spec).toBeUndefined();
+    const lines = v.errors.map((e) => `${e.path}: ${e.message}`);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'sites[1].servers[0].address: 10.200.3.4 is inside the user pool 10.200.0.0/16',
+        'sites[2].servers[1].name: duplicate server name "vpn11" (also at sites[0].servers[0].name)',
+        'policy[6].from: unknown group "nobody"',
+        'policy[6].to: unknown network "nowhere"',
+        'networks[2].ipv4[0]: 10.20.0.128/25 overlaps 10.20.0.0/24 at networks[0].ipv4[0]',
+      ]),
+    );
+  });
+
+  it('names schema errors by path', () => {
+    const input = example();
+    input.pools.ipv4 = '10.200.0.1/16';
+    input.sites[0].servers[1].routerId = 'r1';
+    input.sites[0].colour = 'red';
+    const v = validateSpec(input);
+    const lines = v.errors.map((e) => `${e.path}: ${e.message}`);
+    expect(lines).toContain('pools.ipv4: "10.200.0.1/16" has host bits set (did you mean 10.200.0.0/16?)');
+    expect(lines).toContain('sites[0].servers[1].routerId: not an IPv4 address');
+    expect(lines).toContain('sites[0]: unknown field "colour"');
+  });
+
+  it('refuses overlapping pools and pools too small for the users', () => {
+    const input = example();
+    input.networks[0].ipv4 = ['10.200.128.0/17'];
+    input.pools.ipv6 = 'fd00:1::/120';
+    const v = validateSpec(input, { addressesHeld: 300 });
+    const lines = v.errors.map((e) => `${e.path}: ${e.message}`);
+    expect(lines).toContain('networks[0].ipv4[0]: 10.200.128.0/17 overlaps 10.200.0.0/16 at pools.ipv4');
+    expect(lines).toContain('pools.ipv6: pool holds 254 users but 300 addresses are assigned or quarantined');
+  });
+
+  it('reports YAML syntax errors with a line', () => {
+    const v = parseSpecText('fleet: a\nsites: [\n');
+    expect(v.errors[0].path).toMatch(/^line \d+$/);
+  });
+
+  it('requires a BGP neighbour on every server backbone', () => {
+    const input = example();
+    input.routing = { protocol: 'bgp', bgp: { asn: 65100, neighbors: [{ address: '10.255.1.1', asn: 65000 }] } };
+    const v = validateSpec(input);
+    expect(v.errors.map((e) => e.path)).toEqual([
+      'sites[0].servers[1].backbone',
+      'sites[1].servers[0].backbone',
+      'sites[1].servers[1].backbone',
+      'sites[2].servers[0].backbone',
+      'sites[2].servers[1].backbone',
+    ]);
+  });
+});

@@ -1,0 +1,74 @@
+/**
+ * fleet.yaml → spec. Validation returns, it does not throw: schema → defaults → cross-field
+ * rules, and every problem carries its path.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { SpecError, type SpecIssue } from '../errors.js';
+import { type FleetSpec, fleetSchema } from './schema.js';
+import { type RuleContext, rules } from './rules.js';
+
+export interface Validation {
+  spec?: FleetSpec;
+  errors: SpecIssue[];
+  warnings: SpecIssue[];
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(root)';
+}
+
+function zodIssues(error: z.ZodError): SpecIssue[] {
+  return error.issues.map((issue) => {
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'invalid_union' && issue.path.at(-1) === 'routing') message = 'protocol must be ospf, bgp or rip';
+    return { path: formatPath(issue.path), message };
+  });
+}
+
+export function validateSpec(input: unknown, ctx: RuleContext = {}): Validation {
+  const parsed = fleetSchema.safeParse(input);
+  if (!parsed.success) return { errors: zodIssues(parsed.error), warnings: [] };
+  const spec = parsed.data;
+  const errors = rules.flatMap((rule) => rule(spec, ctx));
+  const warnings: SpecIssue[] = [];
+  if (spec.policy.length === 0) warnings.push({ path: 'policy', message: 'no rules: users reach nothing behind the servers' });
+  if (spec.openvpn.push.routes.length === 0) warnings.push({ path: 'openvpn.push.routes', message: 'no routes pushed: clients will not send company traffic into the tunnel' });
+  return errors.length ? { errors, warnings } : { spec, errors, warnings };
+}
+
+/** Parses YAML text; syntax errors come back as issues with line numbers. */
+export function parseSpecText(text: string, ctx: RuleContext = {}): Validation {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+  if (doc.errors.length) {
+    return {
+      errors: doc.errors.map((e) => ({
+        path: `line ${lineCounter.linePos(e.pos[0]).line}`,
+        message: e.message.split('\n')[0],
+      })),
+      warnings: [],
+    };
+  }
+  return validateSpec(doc.toJS(), ctx);
+}
+
+/** Reads and validates; throws SpecError listing every problem. */
+export function loadSpec(file: string, ctx: RuleContext = {}): FleetSpec {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SpecError([{ path: '(file)', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file);
+  }
+  const v = parseSpecText(text, ctx);
+  if (!v.spec) throw new SpecError(v.errors, file);
+  return v.spec;
+}
