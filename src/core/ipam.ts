@@ -33,13 +33,18 @@ export type AddressCheck = { ok: true; address: string } | { ok: false; reason: 
 /** Checks an address an admin wants to pin: right family, in the pool, not reserved. */
 export function checkPinnable(pool: Prefix, text: string): AddressCheck {
   const a = parseAddress(text);
-  if (!a || a.family !== pool.family) return { ok: false, reason: `"${text}" is not an IPv${pool.family} address` };
+  if (!a || a.family !== pool.family)
+    return { ok: false, reason: `"${text}" is not an IPv${pool.family} address` };
   if (!prefixContains(pool, a.family, a.value)) {
-    return { ok: false, reason: `${text} is outside the pool ${formatAddress(pool.family, pool.network)}/${pool.length}` };
+    return {
+      ok: false,
+      reason: `${text} is outside the pool ${formatAddress(pool.family, pool.network)}/${pool.length}`,
+    };
   }
   const offset = a.value - pool.network;
   const beyond = pool.family === 4 && a.value === lastAddress(pool);
-  if (offset < FIRST_USER_OFFSET || beyond) return { ok: false, reason: `${text} is reserved (network, gateway or broadcast)` };
+  if (offset < FIRST_USER_OFFSET || beyond)
+    return { ok: false, reason: `${text} is reserved (network, gateway or broadcast)` };
   return { ok: true, address: formatAddress(a.family, a.value) };
 }
 
@@ -80,7 +85,10 @@ export class OffsetAllocator {
     if (o4 === undefined && o6 !== undefined && o6 < this.limit4 && !this.taken4.has(o6)) o4 = o6;
     if (o6 === undefined && o4 !== undefined && o4 < this.limit6 && !this.taken6.has(o4)) o6 = o4;
     if (o4 === undefined && o6 === undefined) {
-      const both = this.scan((o) => !this.taken4.has(o) && !this.taken6.has(o), this.limit4 < this.limit6 ? this.limit4 : this.limit6);
+      const both = this.scan(
+        (o) => !this.taken4.has(o) && !this.taken6.has(o),
+        this.limit4 < this.limit6 ? this.limit4 : this.limit6,
+      );
       if (both !== undefined) o4 = o6 = both;
     }
     o4 ??= this.scanFrom(this.taken4, this.limit4);

@@ -20,13 +20,19 @@ export interface RuleContext {
 
 type Rule = (spec: FleetSpec, ctx: RuleContext) => SpecIssue[];
 
-function duplicates<T>(items: T[], key: (t: T) => string, path: (i: number) => string, what: string): SpecIssue[] {
+function duplicates<T>(
+  items: T[],
+  key: (t: T) => string,
+  path: (i: number) => string,
+  what: string,
+): SpecIssue[] {
   const seen = new Map<string, number>();
   const out: SpecIssue[] = [];
   items.forEach((item, i) => {
     const k = key(item);
     const first = seen.get(k);
-    if (first !== undefined) out.push({ path: path(i), message: `duplicate ${what} "${k}" (also at ${path(first)})` });
+    if (first !== undefined)
+      out.push({ path: path(i), message: `duplicate ${what} "${k}" (also at ${path(first)})` });
     else seen.set(k, i);
   });
   return out;
@@ -41,13 +47,48 @@ function allServers(spec: FleetSpec) {
 const uniqueNames: Rule = (spec) => {
   const servers = allServers(spec);
   return [
-    ...duplicates(spec.sites, (s) => s.name, (i) => `sites[${i}].name`, 'site name'),
-    ...duplicates(servers, (s) => s.server.name, (i) => `${servers[i].path}.name`, 'server name'),
-    ...duplicates(servers, (s) => canonical(s.server.address), (i) => `${servers[i].path}.address`, 'server address'),
-    ...duplicates(servers, (s) => s.server.backbone.split('/')[0], (i) => `${servers[i].path}.backbone`, 'backbone address'),
-    ...duplicates(servers, (s) => s.server.routerId, (i) => `${servers[i].path}.routerId`, 'router id'),
-    ...duplicates(spec.groups, (g) => g.name, (i) => `groups[${i}].name`, 'group name'),
-    ...duplicates(spec.networks, (n) => n.name, (i) => `networks[${i}].name`, 'network name'),
+    ...duplicates(
+      spec.sites,
+      (s) => s.name,
+      (i) => `sites[${i}].name`,
+      'site name',
+    ),
+    ...duplicates(
+      servers,
+      (s) => s.server.name,
+      (i) => `${servers[i].path}.name`,
+      'server name',
+    ),
+    ...duplicates(
+      servers,
+      (s) => canonical(s.server.address),
+      (i) => `${servers[i].path}.address`,
+      'server address',
+    ),
+    ...duplicates(
+      servers,
+      (s) => s.server.backbone.split('/')[0],
+      (i) => `${servers[i].path}.backbone`,
+      'backbone address',
+    ),
+    ...duplicates(
+      servers,
+      (s) => s.server.routerId,
+      (i) => `${servers[i].path}.routerId`,
+      'router id',
+    ),
+    ...duplicates(
+      spec.groups,
+      (g) => g.name,
+      (i) => `groups[${i}].name`,
+      'group name',
+    ),
+    ...duplicates(
+      spec.networks,
+      (n) => n.name,
+      (i) => `networks[${i}].name`,
+      'network name',
+    ),
   ];
 };
 
@@ -80,10 +121,14 @@ const poolShapes: Rule = (spec, ctx) => {
   const out: SpecIssue[] = [];
   const v4 = mustParsePrefix(spec.pools.ipv4);
   const v6 = mustParsePrefix(spec.pools.ipv6);
-  if (v4.length > 29) out.push({ path: 'pools.ipv4', message: `/${v4.length} is too small: use /29 or larger` });
+  if (v4.length > 29)
+    out.push({ path: 'pools.ipv4', message: `/${v4.length} is too small: use /29 or larger` });
   // OpenVPN accepts ifconfig-ipv6 netbits between 64 and 124.
   if (v6.length < 64 || v6.length > 124) {
-    out.push({ path: 'pools.ipv6', message: `/${v6.length} is not allowed by OpenVPN: use a prefix between /64 and /124` });
+    out.push({
+      path: 'pools.ipv6',
+      message: `/${v6.length} is not allowed by OpenVPN: use a prefix between /64 and /124`,
+    });
   }
   const capacity = poolCapacity(v4, v6);
   if (ctx.addressesHeld !== undefined && BigInt(ctx.addressesHeld) > capacity) {
@@ -102,8 +147,12 @@ const noOverlaps: Rule = (spec) => {
     { path: 'pools.ipv6', prefix: mustParsePrefix(spec.pools.ipv6) },
   ];
   spec.networks.forEach((n, ni) => {
-    n.ipv4.forEach((p, i) => named.push({ path: `networks[${ni}].ipv4[${i}]`, prefix: mustParsePrefix(p) }));
-    n.ipv6.forEach((p, i) => named.push({ path: `networks[${ni}].ipv6[${i}]`, prefix: mustParsePrefix(p) }));
+    n.ipv4.forEach((p, i) =>
+      named.push({ path: `networks[${ni}].ipv4[${i}]`, prefix: mustParsePrefix(p) }),
+    );
+    n.ipv6.forEach((p, i) =>
+      named.push({ path: `networks[${ni}].ipv6[${i}]`, prefix: mustParsePrefix(p) }),
+    );
   });
   for (let i = 0; i < named.length; i++) {
     for (let j = 0; j < i; j++) {
@@ -120,8 +169,14 @@ const noOverlaps: Rule = (spec) => {
     const p = mustParsePrefix(r);
     // A wider route around the pool is fine (the pool is more specific on the client); a
     // route inside the pool would send users' traffic for each other to the company network.
-    const hit = pools.find((pool) => prefixesOverlap(pool.prefix, p) && p.length >= pool.prefix.length);
-    if (hit) out.push({ path: `openvpn.push.routes[${i}]`, message: `${r} lies inside the user pool ${formatPrefix(hit.prefix)}` });
+    const hit = pools.find(
+      (pool) => prefixesOverlap(pool.prefix, p) && p.length >= pool.prefix.length,
+    );
+    if (hit)
+      out.push({
+        path: `openvpn.push.routes[${i}]`,
+        message: `${r} lies inside the user pool ${formatPrefix(hit.prefix)}`,
+      });
   });
   return out;
 };
@@ -131,8 +186,10 @@ const policyReferences: Rule = (spec) => {
   const networks = new Set(spec.networks.map((n) => n.name));
   const out: SpecIssue[] = [];
   spec.policy.forEach((rule, i) => {
-    if (!groups.has(rule.from)) out.push({ path: `policy[${i}].from`, message: `unknown group "${rule.from}"` });
-    if (!networks.has(rule.to)) out.push({ path: `policy[${i}].to`, message: `unknown network "${rule.to}"` });
+    if (!groups.has(rule.from))
+      out.push({ path: `policy[${i}].from`, message: `unknown group "${rule.from}"` });
+    if (!networks.has(rule.to))
+      out.push({ path: `policy[${i}].to`, message: `unknown network "${rule.to}"` });
     if (rule.ports) {
       if (rule.proto && !rule.proto.some((p) => p === 'tcp' || p === 'udp')) {
         out.push({ path: `policy[${i}].ports`, message: 'ports need proto tcp or udp' });
@@ -140,7 +197,8 @@ const policyReferences: Rule = (spec) => {
       rule.ports.forEach((p, pi) => {
         if (typeof p === 'string') {
           const [lo, hi] = p.split('-').map(Number);
-          if (lo < 1 || hi > 65535 || lo >= hi) out.push({ path: `policy[${i}].ports[${pi}]`, message: `bad port range "${p}"` });
+          if (lo < 1 || hi > 65535 || lo >= hi)
+            out.push({ path: `policy[${i}].ports[${pi}]`, message: `bad port range "${p}"` });
         }
       });
     }
@@ -151,7 +209,12 @@ const policyReferences: Rule = (spec) => {
 const openvpnTimers: Rule = (spec) => {
   const { interval, timeout } = spec.openvpn.keepalive;
   return timeout < 2 * interval
-    ? [{ path: 'openvpn.keepalive.timeout', message: `must be at least twice the interval (${2 * interval})` }]
+    ? [
+        {
+          path: 'openvpn.keepalive.timeout',
+          message: `must be at least twice the interval (${2 * interval})`,
+        },
+      ]
     : [];
 };
 
@@ -168,7 +231,11 @@ const routingPeers: Rule = (spec) => {
         const a = parseAddress(n.address);
         return a !== undefined && prefixContains(link, a.family, a.value);
       });
-      if (peers.length === 0) out.push({ path: `${path}.backbone`, message: `no routing.bgp.neighbors address inside ${server.backbone}` });
+      if (peers.length === 0)
+        out.push({
+          path: `${path}.backbone`,
+          message: `no routing.bgp.neighbors address inside ${server.backbone}`,
+        });
     }
   }
   return out;
@@ -183,4 +250,12 @@ export function backboneNetwork(ifaceAddress: string): string {
   return formatPrefix({ family: 4, network: net, length: Number(len) });
 }
 
-export const rules: Rule[] = [uniqueNames, addressesOutsidePools, poolShapes, noOverlaps, policyReferences, openvpnTimers, routingPeers];
+export const rules: Rule[] = [
+  uniqueNames,
+  addressesOutsidePools,
+  poolShapes,
+  noOverlaps,
+  policyReferences,
+  openvpnTimers,
+  routingPeers,
+];

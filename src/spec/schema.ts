@@ -31,7 +31,10 @@ const prefixAny = prefixOf();
 const ifaceAddress4 = z.string().superRefine((s, ctx) => {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
   if (!m || parseIPv4(m[1]) === undefined || Number(m[2]) > 32 || Number(m[2]) < 8) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an IPv4 interface address like 10.0.1.2/30` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${s}" is not an IPv4 interface address like 10.0.1.2/30`,
+    });
   }
 });
 
@@ -64,7 +67,11 @@ const ospfSchema = z.strictObject({
   auth: z
     .strictObject({
       keyId: z.number().int().min(1).max(255).default(1),
-      key: z.string().min(8, 'OSPF key must be at least 8 characters').max(16, 'OSPF MD5 keys are at most 16 characters').regex(/^[!-~]+$/, 'OSPF key must be printable ASCII without spaces'),
+      key: z
+        .string()
+        .min(8, 'OSPF key must be at least 8 characters')
+        .max(16, 'OSPF MD5 keys are at most 16 characters')
+        .regex(/^[!-~]+$/, 'OSPF key must be printable ASCII without spaces'),
     })
     .describe('Message-digest (MD5) authentication for OSPFv2; HMAC-SHA-256 trailer for OSPFv3.'),
   helloInterval: z.number().int().min(1).max(65535).default(1),
@@ -74,7 +81,12 @@ const ospfSchema = z.strictObject({
 const bgpNeighborSchema = z.strictObject({
   address: ipv4,
   asn: z.number().int().min(1).max(4294967295),
-  password: z.string().min(8).max(80).regex(/^[!-~]+$/).optional(),
+  password: z
+    .string()
+    .min(8)
+    .max(80)
+    .regex(/^[!-~]+$/)
+    .optional(),
 });
 
 const bgpSchema = z.strictObject({
@@ -82,11 +94,21 @@ const bgpSchema = z.strictObject({
   neighbors: z
     .array(bgpNeighborSchema)
     .min(1)
-    .describe('Routers the servers peer with; a server peers with those inside its backbone prefix.'),
+    .describe(
+      'Routers the servers peer with; a server peers with those inside its backbone prefix.',
+    ),
 });
 
 const ripSchema = z.strictObject({
-  auth: z.strictObject({ key: z.string().min(8).max(16).regex(/^[!-~]+$/) }).optional(),
+  auth: z
+    .strictObject({
+      key: z
+        .string()
+        .min(8)
+        .max(16)
+        .regex(/^[!-~]+$/),
+    })
+    .optional(),
 });
 
 export const routingSchema = z.discriminatedUnion('protocol', [
@@ -98,7 +120,10 @@ export const routingSchema = z.discriminatedUnion('protocol', [
 export const ruleSchema = z.strictObject({
   from: nameField('group name').describe('Group whose members this rule lets through.'),
   to: nameField('network name').describe('Named network they may reach.'),
-  proto: z.array(z.enum(['tcp', 'udp', 'icmp'])).min(1).optional(),
+  proto: z
+    .array(z.enum(['tcp', 'udp', 'icmp']))
+    .min(1)
+    .optional(),
   ports: z.array(portSpec).min(1).optional().describe('Destination ports (tcp/udp only).'),
   comment: z.string().max(200).optional(),
 });
@@ -106,7 +131,7 @@ export const ruleSchema = z.strictObject({
 export const fleetSchema = z.strictObject({
   fleet: nameField('fleet name').describe('Name of the fleet; prefixes generated names.'),
   pools: z.strictObject({
-    ipv4: prefix4.describe('User pool; the first address is every server\'s tun address.'),
+    ipv4: prefix4.describe("User pool; the first address is every server's tun address."),
     ipv6: prefix6,
     quarantineDays: z
       .number()
@@ -114,7 +139,7 @@ export const fleetSchema = z.strictObject({
       .min(0)
       .max(3650)
       .default(30)
-      .describe('Days a deleted user\'s addresses stay unused.'),
+      .describe("Days a deleted user's addresses stay unused."),
   }),
   openvpn: z
     .strictObject({
@@ -153,7 +178,12 @@ export const fleetSchema = z.strictObject({
   sites: z.array(siteSchema).min(1, 'a fleet needs at least one site'),
   routing: routingSchema,
   groups: z
-    .array(z.strictObject({ name: nameField('group name'), description: z.string().max(200).optional() }))
+    .array(
+      z.strictObject({
+        name: nameField('group name'),
+        description: z.string().max(200).optional(),
+      }),
+    )
     .default([]),
   networks: z
     .array(

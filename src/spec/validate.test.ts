@@ -40,7 +40,9 @@ describe('validateSpec', () => {
     input.sites[0].colour = 'red';
     const v = validateSpec(input);
     const lines = v.errors.map((e) => `${e.path}: ${e.message}`);
-    expect(lines).toContain('pools.ipv4: "10.200.0.1/16" has host bits set (did you mean 10.200.0.0/16?)');
+    expect(lines).toContain(
+      'pools.ipv4: "10.200.0.1/16" has host bits set (did you mean 10.200.0.0/16?)',
+    );
     expect(lines).toContain('sites[0].servers[1].routerId: not an IPv4 address');
     expect(lines).toContain('sites[0]: unknown field "colour"');
   });
@@ -51,8 +53,12 @@ describe('validateSpec', () => {
     input.pools.ipv6 = 'fd00:1::/120';
     const v = validateSpec(input, { addressesHeld: 300 });
     const lines = v.errors.map((e) => `${e.path}: ${e.message}`);
-    expect(lines).toContain('networks[0].ipv4[0]: 10.200.128.0/17 overlaps 10.200.0.0/16 at pools.ipv4');
-    expect(lines).toContain('pools.ipv6: pool holds 254 users but 300 addresses are assigned or quarantined');
+    expect(lines).toContain(
+      'networks[0].ipv4[0]: 10.200.128.0/17 overlaps 10.200.0.0/16 at pools.ipv4',
+    );
+    expect(lines).toContain(
+      'pools.ipv6: pool holds 254 users but 300 addresses are assigned or quarantined',
+    );
   });
 
   it('reports YAML syntax errors with a line', () => {
@@ -62,7 +68,10 @@ describe('validateSpec', () => {
 
   it('requires a BGP neighbour on every server backbone', () => {
     const input = example();
-    input.routing = { protocol: 'bgp', bgp: { asn: 65100, neighbors: [{ address: '10.255.1.1', asn: 65000 }] } };
+    input.routing = {
+      protocol: 'bgp',
+      bgp: { asn: 65100, neighbors: [{ address: '10.255.1.1', asn: 65000 }] },
+    };
     const v = validateSpec(input);
     expect(v.errors.map((e) => e.path)).toEqual([
       'sites[0].servers[1].backbone',

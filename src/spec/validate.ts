@@ -27,8 +27,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
 function zodIssues(error: z.ZodError): SpecIssue[] {
   return error.issues.map((issue) => {
     let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (issue.code === 'invalid_union' && issue.path.at(-1) === 'routing') message = 'protocol must be ospf, bgp or rip';
+    if (issue.code === 'unrecognized_keys')
+      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'invalid_union' && issue.path.at(-1) === 'routing')
+      message = 'protocol must be ospf, bgp or rip';
     return { path: formatPath(issue.path), message };
   });
 }
@@ -39,8 +41,13 @@ export function validateSpec(input: unknown, ctx: RuleContext = {}): Validation 
   const spec = parsed.data;
   const errors = rules.flatMap((rule) => rule(spec, ctx));
   const warnings: SpecIssue[] = [];
-  if (spec.policy.length === 0) warnings.push({ path: 'policy', message: 'no rules: users reach nothing behind the servers' });
-  if (spec.openvpn.push.routes.length === 0) warnings.push({ path: 'openvpn.push.routes', message: 'no routes pushed: clients will not send company traffic into the tunnel' });
+  if (spec.policy.length === 0)
+    warnings.push({ path: 'policy', message: 'no rules: users reach nothing behind the servers' });
+  if (spec.openvpn.push.routes.length === 0)
+    warnings.push({
+      path: 'openvpn.push.routes',
+      message: 'no routes pushed: clients will not send company traffic into the tunnel',
+    });
   return errors.length ? { errors, warnings } : { spec, errors, warnings };
 }
 
@@ -66,7 +73,15 @@ export function loadSpec(file: string, ctx: RuleContext = {}): FleetSpec {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new SpecError([{ path: '(file)', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file);
+    throw new SpecError(
+      [
+        {
+          path: '(file)',
+          message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        },
+      ],
+      file,
+    );
   }
   const v = parseSpecText(text, ctx);
   if (!v.spec) throw new SpecError(v.errors, file);

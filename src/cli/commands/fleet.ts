@@ -1,0 +1,122 @@
+/** Commands over the whole fleet: validate, render, profile, groups, PKI status. */
+import type { Command } from 'commander';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InputError } from '../../errors.js';
+import { writeBundleFiles, writeFileAtomic } from '../../sys/files.js';
+import { readFileSync } from 'node:fs';
+import { Fleet } from '../../service/fleet.js';
+import { fleetDir, withFleet } from '../context.js';
+import { printJson, printTable } from '../output.js';
+import { parseSpecText } from '../../spec/validate.js';
+
+export function registerFleetCommands(program: Command): void {
+  program
+    .command('validate')
+    .description('check fleet.yaml (and that the pools hold every user); prints every problem')
+    .option('--json', 'print {errors, warnings} as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const dir = fleetDir(cmd);
+      const path = Fleet.specPath(dir);
+      let v;
+      if (existsSync(join(dir, 'fleet.db'))) {
+        v = await withFleet(cmd, (f) => f.validate());
+      } else {
+        let text: string;
+        try {
+          text = readFileSync(path, 'utf8');
+        } catch (err) {
+          throw new InputError(
+            path,
+            `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          );
+        }
+        v = parseSpecText(text);
+      }
+      if (opts.json) printJson({ errors: v.errors, warnings: v.warnings });
+      else {
+        for (const e of v.errors) process.stderr.write(`${path}: ${e.path}: ${e.message}\n`);
+        for (const w of v.warnings)
+          process.stderr.write(`${path}: warning: ${w.path}: ${w.message}\n`);
+        if (!v.errors.length) process.stdout.write(`${path}: ok\n`);
+      }
+      if (v.errors.length) process.exitCode = 2;
+    });
+
+  program
+    .command('render')
+    .description(
+      "write every server's files (OpenVPN, ccd, CRL, hooks, FRR, nftables, sysctl) to one folder each",
+    )
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--base <dir>', 'where the bundle will live on the servers', '/etc/ovpn-fleet')
+    .option('--server <name>', 'only this server')
+    .action(async (opts: { out: string; base: string; server?: string }, cmd: Command) => {
+      const out = resolve(opts.out);
+      const bundles = await withFleet(cmd, (f) => f.bundles({ baseDir: opts.base }));
+      const chosen = opts.server ? bundles.filter((b) => b.server === opts.server) : bundles;
+      if (opts.server && chosen.length === 0)
+        throw new InputError('--server', `no server named ${opts.server}`);
+      mkdirSync(out, { recursive: true });
+      for (const b of chosen) {
+        // Build the folder beside the old one, then swap: a reader sees old or new, never half.
+        const final = join(out, b.server);
+        const staging = join(out, `.${b.server}.new`);
+        const old = join(out, `.${b.server}.old`);
+        rmSync(staging, { recursive: true, force: true });
+        writeBundleFiles(staging, b.files);
+        writeFileAtomic(join(staging, 'VERSION'), `${b.digest}\n`);
+        rmSync(old, { recursive: true, force: true });
+        if (existsSync(final)) renameSync(final, old);
+        renameSync(staging, final);
+        rmSync(old, { recursive: true, force: true });
+        process.stdout.write(
+          `${b.server}: ${b.files.length} files, digest ${b.digest.slice(0, 12)}\n`,
+        );
+      }
+    });
+
+  program
+    .command('profile <user>')
+    .description(
+      "write the user's client profile (.ovpn) with inline CA, certificate, key and tls-crypt key",
+    )
+    .option('-o, --out <file>', 'write here (mode 0600) instead of standard output')
+    .action(async (user: string, opts: { out?: string }, cmd: Command) => {
+      const text = await withFleet(cmd, (f) => f.profile(user));
+      if (opts.out) writeFileAtomic(resolve(opts.out), text, 0o600);
+      else process.stdout.write(text);
+    });
+
+  const group = program
+    .command('group')
+    .description('groups (declared in fleet.yaml, used by the policy)');
+  group
+    .command('add <name>')
+    .description('add a group to fleet.yaml (comments are kept)')
+    .option('--description <text>', 'what the group is for')
+    .action(async (name: string, opts: { description?: string }, cmd: Command) => {
+      await withFleet(cmd, (f) => f.addGroup(name, opts.description));
+      process.stdout.write(`added group ${name}\n`);
+    });
+  group
+    .command('list')
+    .description('list groups with their member counts')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const groups = await withFleet(cmd, (f) => f.listGroups());
+      if (opts.json) printJson(groups);
+      else printTable(groups, ['name', 'members', 'description']);
+    });
+
+  const pki = program.command('pki').description('certificates and CRL');
+  pki
+    .command('status')
+    .description('expiry of the CA, server and user certificates and of the CRL')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const rows = await withFleet(cmd, (f) => f.pkiStatus());
+      if (opts.json) printJson(rows);
+      else printTable(rows, ['kind', 'subject', 'notAfter', 'daysLeft', 'state']);
+    });
+}

@@ -1,0 +1,143 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { InputError } from '../../errors.js';
+import type { User, UserStatus } from '../../store/types.js';
+import { withFleet } from '../context.js';
+import { printJson, printTable } from '../output.js';
+
+const collect = (v: string, prev: string[]) => [...prev, ...v.split(',').filter(Boolean)];
+const USER_COLUMNS = ['name', 'ipv4', 'ipv6', 'groups', 'status'] as const;
+
+export function publicUser(u: User) {
+  return {
+    name: u.name,
+    ipv4: u.ipv4,
+    ipv6: u.ipv6,
+    groups: u.groups,
+    status: u.status,
+    createdAt: u.createdAt,
+    certSerial: u.certSerial,
+    certNotAfter: u.certNotAfter,
+  };
+}
+
+export function registerUsers(program: Command): void {
+  const user = program.command('user').description('manage users');
+
+  user
+    .command('add <name>')
+    .description('add a user with stable IPv4/IPv6 addresses and a client certificate')
+    .option('-g, --group <group>', 'group membership (repeatable, or comma-separated)', collect, [])
+    .option('--ipv4 <address>', 'pin this IPv4 address (must be free and in the pool)')
+    .option('--ipv6 <address>', 'pin this IPv6 address (must be free and in the pool)')
+    .option('--json', 'print the user as JSON')
+    .action(
+      async (
+        name: string,
+        opts: { group: string[]; ipv4?: string; ipv6?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const [u] = await withFleet(cmd, (f) =>
+          f.addUsers([
+            {
+              name,
+              groups: opts.group,
+              ...(opts.ipv4 ? { ipv4: opts.ipv4 } : {}),
+              ...(opts.ipv6 ? { ipv6: opts.ipv6 } : {}),
+            },
+          ]),
+        );
+        if (opts.json) printJson(publicUser(u));
+        else
+          process.stdout.write(
+            `added ${u.name}: ${u.ipv4} ${u.ipv6}${u.groups.length ? ` groups ${u.groups.join(',')}` : ''}\n`,
+          );
+      },
+    );
+
+  user
+    .command('import <file>')
+    .description(
+      'add users from a CSV file "name,groups" (groups separated by ";"); all or nothing',
+    )
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new InputError(
+          file,
+          `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        );
+      }
+      const users = await withFleet(cmd, (f) => f.importCsv(text, file));
+      process.stdout.write(`imported ${users.length} users\n`);
+    });
+
+  user
+    .command('list')
+    .description('list users')
+    .option('--json', 'print JSON')
+    .option('--group <group>', 'only members of this group')
+    .action(async (opts: { json?: boolean; group?: string }, cmd: Command) => {
+      let users = await withFleet(cmd, (f) => f.listUsers());
+      if (opts.group) users = users.filter((u) => u.groups.includes(opts.group!));
+      if (opts.json) printJson(users.map(publicUser));
+      else printTable(users.map(publicUser), [...USER_COLUMNS]);
+    });
+
+  user
+    .command('show <name>')
+    .description('show one user')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
+      const u = await withFleet(cmd, (f) => f.getUser(name));
+      if (opts.json) printJson(publicUser(u));
+      else
+        for (const [k, v] of Object.entries(publicUser(u)))
+          process.stdout.write(
+            `${k.padEnd(13)} ${Array.isArray(v) ? v.join(',') || '-' : (v ?? '-')}\n`,
+          );
+    });
+
+  user
+    .command('groups <name>')
+    .description("replace a user's groups")
+    .option('-g, --group <group>', 'group (repeatable, or comma-separated)', collect, [])
+    .action(async (name: string, opts: { group: string[] }, cmd: Command) => {
+      const u = await withFleet(cmd, (f) => f.setGroups(name, opts.group));
+      process.stdout.write(`${u.name}: groups ${u.groups.join(',') || '-'}\n`);
+    });
+
+  const status: [string, UserStatus, string][] = [
+    [
+      'disable',
+      'disabled',
+      "refuse the user's connections until enabled again (no ccd file is rendered)",
+    ],
+    ['enable', 'enabled', 'allow a disabled user again'],
+    ['revoke', 'revoked', "revoke the user's certificate (CRL) for good"],
+  ];
+  for (const [verb, target, description] of status) {
+    user
+      .command(`${verb} <name>`)
+      .description(description)
+      .action(async (name: string, _opts: unknown, cmd: Command) => {
+        const u = await withFleet(cmd, (f) => f.setStatus(name, target));
+        process.stdout.write(`${u.name}: ${u.status}\n`);
+      });
+  }
+
+  user
+    .command('delete <name>')
+    .description('delete the user; the certificate is revoked and the addresses stay quarantined')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const u = await withFleet(cmd, async (f) => ({
+        user: await f.deleteUser(name),
+        days: f.spec.pools.quarantineDays,
+      }));
+      process.stdout.write(
+        `deleted ${u.user.name}; ${u.user.ipv4} and ${u.user.ipv6} are quarantined for ${u.days} days\n`,
+      );
+    });
+}

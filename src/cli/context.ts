@@ -1,0 +1,18 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Fleet } from '../service/fleet.js';
+
+/** The fleet directory: --dir, else $OVPN_FLEET_DIR, else the current directory. */
+export function fleetDir(cmd: Command): string {
+  const opts = cmd.optsWithGlobals<{ dir?: string }>();
+  return resolve(opts.dir ?? process.env.OVPN_FLEET_DIR ?? '.');
+}
+
+export async function withFleet<T>(cmd: Command, fn: (fleet: Fleet) => Promise<T> | T): Promise<T> {
+  const fleet = Fleet.open(fleetDir(cmd));
+  try {
+    return await fn(fleet);
+  } finally {
+    fleet.close();
+  }
+}

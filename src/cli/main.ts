@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/** ovpn-fleet command line. Commands are thin; errors become one line and an exit code. */
+import { Command, CommanderError } from 'commander';
+import { describeError } from '../errors.js';
+import { registerFleetCommands } from './commands/fleet.js';
+import { registerInit } from './commands/init.js';
+import { registerUsers } from './commands/users.js';
+
+export function buildProgram(): Command {
+  const program = new Command('ovpn-fleet')
+    .description('Routed multi-site OpenVPN cluster: users, addresses, PKI, configs, lab')
+    .option('--dir <dir>', 'fleet directory (default: $OVPN_FLEET_DIR or the current directory)')
+    .showHelpAfterError(false)
+    .exitOverride();
+  registerInit(program);
+  registerUsers(program);
+  registerFleetCommands(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its one line (or the help text).
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const { line, exitCode } = describeError(err);
+    process.stderr.write(`ovpn-fleet: ${line}\n`);
+    return exitCode;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ovpn-fleet: internal error: ${String(err)}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,75 @@
+/**
+ * Everything one server needs, as a list of files with a version digest. Pure: the same spec
+ * and snapshot give byte-identical output.
+ */
+import { createHash } from 'node:crypto';
+import { compilePolicy } from '../core/policy.js';
+import type { FleetSpec } from '../spec/schema.js';
+import { renderFrrConf } from './frr.js';
+import { renderClientDisconnect, renderLearnAddress } from './hooks.js';
+import { renderNftables } from './nftables.js';
+import { renderCcd, renderServerConf } from './openvpn.js';
+import { renderSysctl } from './sysctl.js';
+import type { RenderOptions, RenderSnapshot, RenderedFile, ServerContext } from './types.js';
+
+export interface Bundle {
+  server: string;
+  files: RenderedFile[];
+  /** sha256 over every path, mode and content: changes iff the bundle changes. */
+  digest: string;
+}
+
+export function bundleDigest(files: RenderedFile[]): string {
+  const h = createHash('sha256');
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    h.update(`${f.path}\0${f.mode.toString(8)}\0${f.content.length}\0`).update(f.content);
+  }
+  return h.digest('hex');
+}
+
+export function serverContexts(spec: FleetSpec, options: RenderOptions): ServerContext[] {
+  return spec.sites.flatMap((site) =>
+    site.servers.map((server) => ({ spec, site, server, options })),
+  );
+}
+
+export function renderBundle(
+  ctx: ServerContext,
+  snap: RenderSnapshot,
+  policy = compilePolicy(ctx.spec, snap.users),
+): Bundle {
+  const secrets = snap.servers.get(ctx.server.name);
+  if (!secrets) throw new Error(`no certificate for server ${ctx.server.name}`);
+  const file = (path: string, content: string, mode = 0o644): RenderedFile => ({
+    path,
+    content,
+    mode,
+  });
+  const files: RenderedFile[] = [
+    file('server.conf', renderServerConf(ctx)),
+    file('ca.crt', snap.caPem),
+    file('server.crt', secrets.certPem),
+    file('server.key', secrets.keyPem, 0o600),
+    file('tls-crypt.key', snap.tlsCryptKey, 0o600),
+    file('management.pw', `${secrets.managementPassword}\n`, 0o600),
+    file('crl.pem', snap.crlPem),
+    file('hooks/learn-address', renderLearnAddress(ctx.options), 0o755),
+    file('hooks/client-disconnect', renderClientDisconnect(ctx.options), 0o755),
+    file('frr.conf', renderFrrConf(ctx)),
+    file('nftables.nft', renderNftables(ctx, policy)),
+    file('sysctl.conf', renderSysctl()),
+  ];
+  // Only enabled users get a ccd file; with ccd-exclusive everyone else is refused.
+  for (const u of snap.users) if (u.enabled) files.push(file(`ccd/${u.name}`, renderCcd(ctx, u)));
+  return { server: ctx.server.name, files, digest: bundleDigest(files) };
+}
+
+/** All servers' bundles; the policy is compiled once for the whole fleet. */
+export function renderFleet(
+  spec: FleetSpec,
+  snap: RenderSnapshot,
+  options: RenderOptions,
+): Bundle[] {
+  const policy = compilePolicy(spec, snap.users);
+  return serverContexts(spec, options).map((ctx) => renderBundle(ctx, snap, policy));
+}

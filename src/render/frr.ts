@@ -1,0 +1,173 @@
+/**
+ * FRR configuration. zebra sees every kernel route that is not proto kernel/redirect as type K,
+ * so `redistribute kernel` goes through a route-map that admits only host routes inside the
+ * user pools (/32 and /128): never the pool itself, the tun's connected route, a default route
+ * or any static route an operator adds. `redistribute connected` is never used.
+ */
+import { mustParsePrefix } from '../core/ip.js';
+import { backboneNetwork } from '../spec/rules.js';
+import { GENERATED_HEADER, type ServerContext } from './types.js';
+
+export const USERS_V4 = 'OVPNF-USERS-V4';
+export const USERS_V6 = 'OVPNF-USERS-V6';
+
+function userRouteFilters(ctx: ServerContext): string[] {
+  const { spec } = ctx;
+  return [
+    "! Only users' host routes may leave this server.",
+    `ip prefix-list ${USERS_V4} seq 10 permit ${spec.pools.ipv4} ge 32`,
+    `ipv6 prefix-list ${USERS_V6} seq 10 permit ${spec.pools.ipv6} ge 128`,
+    `route-map ${USERS_V4} permit 10`,
+    ` match ip address prefix-list ${USERS_V4}`,
+    'exit',
+    `route-map ${USERS_V6} permit 10`,
+    ` match ipv6 address prefix-list ${USERS_V6}`,
+    'exit',
+    "! Anything else meets the route-maps' implicit deny.",
+    '!',
+  ];
+}
+
+function ospf(
+  ctx: ServerContext,
+  o: Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'],
+): string[] {
+  const { server } = ctx;
+  const iface = server.backboneInterface;
+  return [
+    `interface ${iface}`,
+    ' ip ospf network point-to-point',
+    ` ip ospf hello-interval ${o.helloInterval}`,
+    ` ip ospf dead-interval ${o.deadInterval}`,
+    ' ip ospf authentication message-digest',
+    ` ip ospf message-digest-key ${o.auth.keyId} md5 ${o.auth.key}`,
+    ` ipv6 ospf6 area ${o.area}`,
+    ' ipv6 ospf6 network point-to-point',
+    ` ipv6 ospf6 hello-interval ${o.helloInterval}`,
+    ` ipv6 ospf6 dead-interval ${o.deadInterval}`,
+    ` ipv6 ospf6 authentication key-id ${o.auth.keyId} hash-algo hmac-sha-256 key ${o.auth.key}`,
+    'exit',
+    '!',
+    'router ospf',
+    ` ospf router-id ${server.routerId}`,
+    ' passive-interface default',
+    ` no passive-interface ${iface}`,
+    ` network ${backboneNetwork(server.backbone)} area ${o.area}`,
+    ` area ${o.area} authentication message-digest`,
+    ` redistribute kernel route-map ${USERS_V4}`,
+    ' ! Announce a user within milliseconds of the hook adding the route.',
+    ' timers throttle spf 0 50 1000',
+    ' timers throttle lsa all 0',
+    ' timers lsa min-arrival 0',
+    'exit',
+    '!',
+    'router ospf6',
+    ` ospf6 router-id ${server.routerId}`,
+    ` redistribute kernel route-map ${USERS_V6}`,
+    ' timers throttle spf 0 50 1000',
+    ' timers lsa min-arrival 0',
+    'exit',
+    '!',
+  ];
+}
+
+function bgp(
+  ctx: ServerContext,
+  b: Extract<ServerContext['spec']['routing'], { protocol: 'bgp' }>['bgp'],
+): string[] {
+  const { server } = ctx;
+  const link = mustParsePrefix(backboneNetwork(server.backbone));
+  const peers = b.neighbors.filter((n) => {
+    const a = mustParsePrefix(`${n.address}/32`);
+    return a.network >= link.network && a.network < link.network + (1n << BigInt(32 - link.length));
+  });
+  const lines = [
+    `router bgp ${b.asn}`,
+    ` bgp router-id ${server.routerId}`,
+    ' no bgp default ipv4-unicast',
+    ' no bgp ebgp-requires-policy',
+  ];
+  for (const p of peers) {
+    lines.push(
+      ` neighbor ${p.address} remote-as ${p.asn}`,
+      ` neighbor ${p.address} timers 1 3`,
+      ` neighbor ${p.address} timers connect 1`,
+    );
+    if (p.password) lines.push(` neighbor ${p.address} password ${p.password}`);
+  }
+  lines.push(' address-family ipv4 unicast', `  redistribute kernel route-map ${USERS_V4}`);
+  for (const p of peers)
+    lines.push(
+      `  neighbor ${p.address} activate`,
+      `  neighbor ${p.address} route-map ${USERS_V4} out`,
+    );
+  lines.push(
+    ' exit-address-family',
+    ' address-family ipv6 unicast',
+    `  redistribute kernel route-map ${USERS_V6}`,
+  );
+  // IPv6 user routes ride the IPv4 session; the peer resolves the next hop through the link.
+  for (const p of peers)
+    lines.push(
+      `  neighbor ${p.address} activate`,
+      `  neighbor ${p.address} route-map ${USERS_V6} out`,
+    );
+  lines.push(' exit-address-family', 'exit', '!');
+  return lines;
+}
+
+function rip(
+  ctx: ServerContext,
+  r: Extract<ServerContext['spec']['routing'], { protocol: 'rip' }>['rip'],
+): string[] {
+  const iface = ctx.server.backboneInterface;
+  const lines: string[] = [];
+  if (r.auth) {
+    lines.push('key chain OVPNF-RIP', ' key 1', `  key-string ${r.auth.key}`, ' exit', 'exit', '!');
+    lines.push(
+      `interface ${iface}`,
+      ' ip rip authentication mode md5',
+      ' ip rip authentication key-chain OVPNF-RIP',
+      'exit',
+      '!',
+    );
+  }
+  lines.push(
+    'router rip',
+    ' version 2',
+    ` network ${iface}`,
+    ` redistribute kernel route-map ${USERS_V4}`,
+    ' timers basic 5 15 10',
+    'exit',
+    '!',
+    'router ripng',
+    ` network ${iface}`,
+    ` redistribute kernel route-map ${USERS_V6}`,
+    ' timers basic 5 15 10',
+    'exit',
+    '!',
+  );
+  return lines;
+}
+
+export function renderFrrConf(ctx: ServerContext): string {
+  const { server, spec } = ctx;
+  const r = spec.routing;
+  const body =
+    r.protocol === 'ospf'
+      ? ospf(ctx, r.ospf)
+      : r.protocol === 'bgp'
+        ? bgp(ctx, r.bgp)
+        : rip(ctx, r.rip);
+  return [
+    `! ${GENERATED_HEADER(`FRR, server ${server.name}, ${r.protocol}`)}`,
+    'frr version 8.4',
+    'frr defaults traditional',
+    `hostname ${server.name}`,
+    'service integrated-vtysh-config',
+    '!',
+    ...userRouteFilters(ctx),
+    ...body,
+    '',
+  ].join('\n');
+}

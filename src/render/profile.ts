@@ -1,0 +1,56 @@
+/** Client profile (.ovpn) with everything inline. Pure. */
+import type { FleetSpec } from '../spec/schema.js';
+import { GENERATED_HEADER, serverCommonName } from './types.js';
+
+export interface ProfileInput {
+  spec: FleetSpec;
+  user: string;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  tlsCryptKey: string;
+}
+
+/** Remotes clients try in order: every load balancer first, then every server. */
+export function profileRemotes(spec: FleetSpec): string[] {
+  return [
+    ...spec.sites.flatMap((s) => (s.loadBalancer ? [s.loadBalancer] : [])),
+    ...spec.sites.flatMap((s) => s.servers.map((v) => v.address)),
+  ];
+}
+
+export function renderProfile(p: ProfileInput): string {
+  const o = p.spec.openvpn;
+  const inline = (tag: string, body: string) => [`<${tag}>`, body.trim(), `</${tag}>`];
+  return [
+    `# ${GENERATED_HEADER(`profile of ${p.user}, fleet ${p.spec.fleet}`)}`,
+    'client',
+    'dev tun',
+    `proto ${o.proto}`,
+    ...profileRemotes(p.spec).map((r) => `remote ${r} ${o.port}`),
+    '# Keep trying forever, through every remote in turn.',
+    'resolv-retry infinite',
+    'nobind',
+    'persist-key',
+    'persist-tun',
+    `# Give up on a remote whose TLS handshake has not finished within ${o.handWindow} s.`,
+    `hand-window ${o.handWindow}`,
+    "# Only a certificate issued to one of this fleet's servers is accepted.",
+    'remote-cert-tls server',
+    `verify-x509-name ${serverCommonName(p.spec.fleet, '')} name-prefix`,
+    'tls-version-min 1.2',
+    `data-ciphers ${o.dataCiphers.join(':')}`,
+    ...(o.proto === 'udp'
+      ? [
+          '# Tell the server at once when we leave, so it withdraws our routes immediately.',
+          'explicit-exit-notify 1',
+        ]
+      : []),
+    'verb 3',
+    ...inline('ca', p.caPem),
+    ...inline('cert', p.certPem),
+    ...inline('key', p.keyPem),
+    ...inline('tls-crypt', p.tlsCryptKey),
+    '',
+  ].join('\n');
+}

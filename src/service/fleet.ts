@@ -1,0 +1,493 @@
+/**
+ * Application services: spec + store + PKI + renderers. The CLI commands (and later the
+ * controller's API) are thin callers of this class; it owns no process or network I/O.
+ */
+import { randomBytes, createHmac } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
+import { mustParsePrefix } from '../core/ip.js';
+import { userNameProblem } from '../core/names.js';
+import {
+  type IssuedCert,
+  createCa,
+  createCrl,
+  crlInfo,
+  generateTlsCryptKey,
+  issueCertificate,
+} from '../core/pki.js';
+import { type Bundle, renderFleet } from '../render/bundle.js';
+import { renderProfile } from '../render/profile.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  type RenderOptions,
+  type RenderSnapshot,
+  serverCommonName,
+} from '../render/types.js';
+import type { FleetSpec } from '../spec/schema.js';
+import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
+import { type Validation, loadSpec, parseSpecText } from '../spec/validate.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { FleetStore, Pools, User, UserStatus } from '../store/types.js';
+import { writeFileAtomic } from '../sys/files.js';
+
+export const SPEC_FILE = 'fleet.yaml';
+export const STORE_FILE = 'fleet.db';
+
+export const VALIDITY = {
+  caDays: 3650,
+  serverDays: 825,
+  userDays: 365,
+  /** A CRL is valid this long; an expired CRL makes OpenVPN refuse every client. */
+  crlDays: 30,
+  /** …and is re-issued once less than this remains, long before anyone is locked out. */
+  crlRenewDays: 15,
+};
+
+export interface AddUserRequest {
+  name: string;
+  groups?: string[];
+  ipv4?: string;
+  ipv6?: string;
+}
+
+export interface PkiStatusRow {
+  kind: 'ca' | 'server' | 'client' | 'crl';
+  subject: string;
+  serial: string;
+  notAfter: string;
+  daysLeft: number;
+  state: string;
+}
+
+export interface Clock {
+  now(): Date;
+}
+const systemClock: Clock = { now: () => new Date() };
+
+function actorName(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+export class Fleet {
+  private constructor(
+    readonly dir: string,
+    readonly spec: FleetSpec,
+    readonly store: FleetStore,
+    private readonly clock: Clock,
+    private readonly actor: string,
+  ) {}
+
+  static specPath(dir: string): string {
+    return join(dir, SPEC_FILE);
+  }
+
+  /** Creates fleet.yaml (when given), the store, the CA, the tls-crypt key and server certs. */
+  static async init(dir: string, opts: { yaml?: string; clock?: Clock } = {}): Promise<Fleet> {
+    const specPath = Fleet.specPath(dir);
+    const yaml = opts.yaml ?? EXAMPLE_FLEET_YAML;
+    if (existsSync(join(dir, STORE_FILE)))
+      throw new Conflict(
+        `${join(dir, STORE_FILE)} already exists: this directory already holds a fleet`,
+      );
+    if (!existsSync(specPath)) {
+      const v = parseSpecText(yaml);
+      if (!v.spec) throw new SpecError(v.errors, specPath);
+      writeFileAtomic(specPath, yaml, 0o644);
+    }
+    const fleet = Fleet.open(dir, { ...(opts.clock ? { clock: opts.clock } : {}), create: true });
+    await fleet.ensurePki();
+    return fleet;
+  }
+
+  static open(dir: string, opts: { clock?: Clock; actor?: string; create?: boolean } = {}): Fleet {
+    const specPath = Fleet.specPath(dir);
+    if (!existsSync(specPath))
+      throw new NotFound(`${specPath} not found: run "ovpn-fleet init --example" or pass --dir`);
+    const storePath = join(dir, STORE_FILE);
+    if (!opts.create && !existsSync(storePath))
+      throw new NotFound(`${storePath} not found: run "ovpn-fleet init" in ${dir}`);
+    const spec = loadSpec(specPath);
+    const store = new SqliteStore(storePath);
+    const clock = opts.clock ?? systemClock;
+    return new Fleet(dir, spec, store, clock, opts.actor ?? actorName());
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  pools(): Pools {
+    return {
+      ipv4: mustParsePrefix(this.spec.pools.ipv4),
+      ipv6: mustParsePrefix(this.spec.pools.ipv6),
+      quarantineDays: this.spec.pools.quarantineDays,
+    };
+  }
+
+  /** Validates fleet.yaml against the store's contents (the pool must hold every user). */
+  validate(): Validation {
+    const text = readFileSync(Fleet.specPath(this.dir), 'utf8');
+    return parseSpecText(text, {
+      addressesHeld: this.store.addressesHeld(this.pools(), this.clock.now()),
+    });
+  }
+
+  // ---- PKI ----
+
+  async ensurePki(): Promise<void> {
+    const now = this.clock.now();
+    if (!this.store.getCa()) {
+      const ca = await createCa({ fleet: this.spec.fleet, now, validDays: VALIDITY.caDays });
+      this.store.putCert({
+        serial: ca.serial,
+        kind: 'ca',
+        subject: `${this.spec.fleet} VPN CA`,
+        notAfter: ca.notAfter.toISOString(),
+        certPem: ca.certPem,
+        keyPem: ca.keyPem,
+      });
+    }
+    if (!this.store.getSetting('tls-crypt.key'))
+      this.store.setSetting(
+        'tls-crypt.key',
+        generateTlsCryptKey((n) => randomBytes(n)),
+      );
+    if (!this.store.getSetting('management.secret'))
+      this.store.setSetting('management.secret', randomBytes(32).toString('hex'));
+    for (const site of this.spec.sites) {
+      for (const server of site.servers) {
+        if (this.store.serverCert(server.name)) continue;
+        const cert = await issueCertificate(this.caPair(), {
+          kind: 'server',
+          commonName: serverCommonName(this.spec.fleet, server.name),
+          now,
+          validDays: VALIDITY.serverDays,
+        });
+        this.store.putCert({
+          serial: cert.serial,
+          kind: 'server',
+          subject: server.name,
+          notAfter: cert.notAfter.toISOString(),
+          certPem: cert.certPem,
+          keyPem: cert.keyPem,
+        });
+      }
+    }
+    await this.ensureCrl();
+  }
+
+  private caPair(): { certPem: string; keyPem: string } {
+    const ca = this.store.getCa();
+    if (!ca) throw new NotFound('no CA in the store: run "ovpn-fleet init"');
+    return { certPem: ca.certPem, keyPem: ca.keyPem };
+  }
+
+  /** Issues a new CRL when forced, when none exists, or when its nextUpdate is getting close. */
+  async ensureCrl(force = false): Promise<string> {
+    const now = this.clock.now();
+    const current = this.store.getSetting('crl.pem');
+    if (current && !force) {
+      const info = crlInfo(current);
+      const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
+      if (left > VALIDITY.crlRenewDays * 86_400_000) return current;
+    }
+    const number = Number(this.store.getSetting('crl.number') ?? '0') + 1;
+    const revoked = this.store
+      .revokedCerts()
+      .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) }));
+    const pem = await createCrl(this.caPair(), {
+      revoked,
+      now,
+      nextUpdateDays: VALIDITY.crlDays,
+      crlNumber: number,
+    });
+    this.store.transaction(() => {
+      this.store.setSetting('crl.pem', pem);
+      this.store.setSetting('crl.number', String(number));
+    });
+    return pem;
+  }
+
+  // ---- users ----
+
+  private checkGroups(groups: string[], field = 'group'): void {
+    const known = new Set(this.spec.groups.map((g) => g.name));
+    for (const g of groups) {
+      if (!known.has(g)) {
+        throw new InputError(
+          field,
+          `unknown group "${g}" (groups in ${SPEC_FILE}: ${[...known].join(', ') || 'none'})`,
+        );
+      }
+    }
+  }
+
+  async addUsers(reqs: AddUserRequest[]): Promise<User[]> {
+    const seen = new Set<string>();
+    for (const r of reqs) {
+      const problem = userNameProblem(r.name);
+      if (problem) throw new InputError('name', problem);
+      if (seen.has(r.name)) throw new InputError('name', `user ${r.name} appears twice`);
+      seen.add(r.name);
+      this.checkGroups(r.groups ?? []);
+      if (this.store.getUser(r.name)) throw new Conflict(`user ${r.name} already exists`);
+    }
+    const now = this.clock.now();
+    const ca = this.caPair();
+    // Certificates are made before the transaction (WebCrypto is async; SQLite's is not), a few
+    // at a time so both cores sign.
+    const certs: IssuedCert[] = new Array<IssuedCert>(reqs.length);
+    const BATCH = 64;
+    for (let i = 0; i < reqs.length; i += BATCH) {
+      const slice = reqs.slice(i, i + BATCH);
+      const issued = await Promise.all(
+        slice.map((r) =>
+          issueCertificate(ca, {
+            kind: 'client',
+            commonName: r.name,
+            now,
+            validDays: VALIDITY.userDays,
+          }),
+        ),
+      );
+      issued.forEach((c, j) => (certs[i + j] = c));
+    }
+    return this.store.createUsers(
+      reqs.map((r, i) => ({
+        name: r.name,
+        groups: r.groups ?? [],
+        ...(r.ipv4 !== undefined ? { ipv4: r.ipv4 } : {}),
+        ...(r.ipv6 !== undefined ? { ipv6: r.ipv6 } : {}),
+        cert: {
+          serial: certs[i].serial,
+          certPem: certs[i].certPem,
+          keyPem: certs[i].keyPem,
+          notAfter: certs[i].notAfter,
+        },
+      })),
+      this.pools(),
+      now,
+      this.actor,
+    );
+  }
+
+  /** CSV with a header `name,groups`; groups separated by ";". All rows or none. */
+  async importCsv(text: string, file = 'import.csv'): Promise<User[]> {
+    const lines = text.split(/\r?\n/);
+    const reqs: AddUserRequest[] = [];
+    let headerSeen = false;
+    lines.forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith('#')) return;
+      const cells = line.split(',').map((c) => c.trim());
+      if (!headerSeen && cells[0].toLowerCase() === 'name') {
+        headerSeen = true;
+        return;
+      }
+      headerSeen = true;
+      if (cells.length > 2)
+        throw new InputError(
+          `${file}:${i + 1}`,
+          `expected "name,groups", got ${cells.length} fields`,
+        );
+      const groups = (cells[1] ?? '')
+        .split(';')
+        .map((g) => g.trim())
+        .filter(Boolean);
+      const problem = userNameProblem(cells[0]);
+      if (problem) throw new InputError(`${file}:${i + 1}`, problem);
+      try {
+        this.checkGroups(groups);
+      } catch (err) {
+        if (err instanceof InputError)
+          throw new InputError(`${file}:${i + 1}`, err.message.replace(/^group: /, ''));
+        throw err;
+      }
+      reqs.push({ name: cells[0], groups });
+    });
+    if (reqs.length === 0) throw new InputError(file, 'no users in file');
+    return this.addUsers(reqs);
+  }
+
+  listUsers(): User[] {
+    return this.store.listUsers();
+  }
+
+  getUser(name: string): User {
+    const problem = userNameProblem(name);
+    if (problem) throw new InputError('name', problem);
+    const u = this.store.getUser(name);
+    if (!u) throw new NotFound(`no user named ${name}`);
+    return u;
+  }
+
+  async setStatus(name: string, status: UserStatus): Promise<User> {
+    const before = this.getUser(name);
+    const user = this.store.setStatus(name, status, this.clock.now(), this.actor);
+    if (status === 'revoked' && before.status !== 'revoked') {
+      if (before.certSerial) this.store.revokeCert(before.certSerial, this.clock.now());
+      await this.ensureCrl(true);
+    }
+    return user;
+  }
+
+  setGroups(name: string, groups: string[]): User {
+    this.getUser(name);
+    this.checkGroups(groups);
+    return this.store.setGroups(name, groups, this.clock.now(), this.actor);
+  }
+
+  /** Deletes the user, revokes the certificate and keeps the addresses in quarantine. */
+  async deleteUser(name: string): Promise<User> {
+    const before = this.getUser(name);
+    const user = this.store.deleteUser(name, this.clock.now(), this.actor);
+    if (before.certSerial && before.status !== 'revoked') {
+      this.store.revokeCert(before.certSerial, this.clock.now());
+      await this.ensureCrl(true);
+    }
+    return user;
+  }
+
+  // ---- groups (declared in fleet.yaml, where the policy refers to them) ----
+
+  addGroup(name: string, description?: string): void {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+      throw new InputError(
+        'group',
+        `"${name}" is not a valid group name: lower-case letters, digits and "-", starting with a letter`,
+      );
+    }
+    if (this.spec.groups.some((g) => g.name === name))
+      throw new Conflict(`group ${name} already exists`);
+    const path = Fleet.specPath(this.dir);
+    const doc = parseDocument(readFileSync(path, 'utf8'));
+    const entry = description ? { name, description } : { name };
+    if (doc.has('groups')) doc.addIn(['groups'], doc.createNode(entry, { flow: true }));
+    else doc.set('groups', [entry]);
+    const text = doc.toString();
+    const v = parseSpecText(text);
+    if (!v.spec) throw new SpecError(v.errors, path);
+    writeFileAtomic(path, text);
+    this.store.audit({
+      at: this.clock.now().toISOString(),
+      actor: this.actor,
+      action: 'group.add',
+      subject: name,
+    });
+  }
+
+  listGroups(): { name: string; description?: string; members: number }[] {
+    const counts = new Map<string, number>();
+    for (const u of this.store.listUsers())
+      for (const g of u.groups) counts.set(g, (counts.get(g) ?? 0) + 1);
+    return this.spec.groups.map((g) => ({ ...g, members: counts.get(g.name) ?? 0 }));
+  }
+
+  // ---- output ----
+
+  profile(name: string): string {
+    const user = this.getUser(name);
+    if (user.status !== 'enabled')
+      throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
+    const cert = user.certSerial ? this.store.getCert(user.certSerial) : undefined;
+    if (!cert) throw new NotFound(`user ${name} has no certificate`);
+    return renderProfile({
+      spec: this.spec,
+      user: name,
+      caPem: this.caPair().certPem,
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      tlsCryptKey: this.mustSetting('tls-crypt.key'),
+    });
+  }
+
+  private mustSetting(key: string): string {
+    const v = this.store.getSetting(key);
+    if (v === undefined) throw new NotFound(`store has no ${key}: run "ovpn-fleet init"`);
+    return v;
+  }
+
+  managementPassword(server: string): string {
+    return createHmac('sha256', this.mustSetting('management.secret'))
+      .update(`management:${server}`)
+      .digest('hex')
+      .slice(0, 32);
+  }
+
+  async snapshot(): Promise<RenderSnapshot> {
+    await this.ensurePki();
+    const servers = new Map<
+      string,
+      { certPem: string; keyPem: string; managementPassword: string }
+    >();
+    for (const site of this.spec.sites) {
+      for (const s of site.servers) {
+        const cert = this.store.serverCert(s.name)!;
+        servers.set(s.name, {
+          certPem: cert.certPem,
+          keyPem: cert.keyPem,
+          managementPassword: this.managementPassword(s.name),
+        });
+      }
+    }
+    return {
+      users: this.store
+        .listUsers()
+        .map((u) => ({
+          name: u.name,
+          ipv4: u.ipv4,
+          ipv6: u.ipv6,
+          groups: u.groups,
+          enabled: u.status === 'enabled',
+        })),
+      caPem: this.caPair().certPem,
+      crlPem: await this.ensureCrl(),
+      tlsCryptKey: this.mustSetting('tls-crypt.key'),
+      servers,
+    };
+  }
+
+  async bundles(options: Partial<RenderOptions> = {}): Promise<Bundle[]> {
+    return renderFleet(this.spec, await this.snapshot(), { ...DEFAULT_RENDER_OPTIONS, ...options });
+  }
+
+  pkiStatus(): PkiStatusRow[] {
+    const now = this.clock.now().getTime();
+    const days = (iso: string) => Math.floor((new Date(iso).getTime() - now) / 86_400_000);
+    const state = (d: number, warnDays: number, revoked?: string) =>
+      revoked ? 'revoked' : d < 0 ? 'EXPIRED' : d < warnDays ? 'renew soon' : 'ok';
+    const rows: PkiStatusRow[] = this.store.listCerts().map((c) => {
+      const d = days(c.notAfter);
+      return {
+        kind: c.kind,
+        subject: c.subject,
+        serial: c.serial,
+        notAfter: c.notAfter,
+        daysLeft: d,
+        state: state(d, 30, c.revokedAt),
+      };
+    });
+    const crl = this.store.getSetting('crl.pem');
+    if (crl) {
+      const info = crlInfo(crl);
+      const next = info.nextUpdate?.toISOString() ?? '';
+      const d = days(next);
+      rows.push({
+        kind: 'crl',
+        subject: `${info.revokedSerials.length} revoked`,
+        serial: String(info.crlNumber ?? ''),
+        notAfter: next,
+        daysLeft: d,
+        state: state(d, VALIDITY.crlRenewDays),
+      });
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,397 @@
+/**
+ * SQLite implementation of FleetStore: the only file with SQL in it.
+ * Writes run in BEGIN IMMEDIATE transactions so that concurrent `user add` processes are
+ * serialised by SQLite's write lock (busy_timeout waits) and never pick the same address;
+ * the UNIQUE constraints are the last line of defence.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync } from 'node:fs';
+import { Conflict, InputError, NotFound } from '../errors.js';
+import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
+import { MIGRATIONS } from './migrations.js';
+import type {
+  AuditEntry,
+  FleetStore,
+  NewUser,
+  Pools,
+  StoredCert,
+  User,
+  UserStatus,
+} from './types.js';
+
+interface UserRow {
+  id: number;
+  name: string;
+  ipv4: string;
+  ipv6: string;
+  status: UserStatus;
+  cert_serial: string | null;
+  created_at: string;
+  groups: string | null;
+  not_after: string | null;
+}
+
+interface CertRow {
+  serial: string;
+  kind: StoredCert['kind'];
+  subject: string;
+  not_after: string;
+  cert_pem: string;
+  key_pem: string;
+  revoked_at: string | null;
+}
+
+const USER_SELECT = `
+  SELECT u.id, u.name, u.ipv4, u.ipv6, u.status, u.cert_serial, u.created_at, c.not_after,
+         (SELECT group_concat(group_name, ',') FROM (SELECT group_name FROM user_groups g WHERE g.user_id = u.id ORDER BY group_name)) AS groups
+  FROM users u LEFT JOIN certs c ON c.serial = u.cert_serial`;
+
+function toUser(r: UserRow): User {
+  return {
+    name: r.name,
+    ipv4: r.ipv4,
+    ipv6: r.ipv6,
+    groups: r.groups ? r.groups.split(',') : [],
+    status: r.status,
+    createdAt: r.created_at,
+    ...(r.cert_serial ? { certSerial: r.cert_serial } : {}),
+    ...(r.not_after ? { certNotAfter: r.not_after } : {}),
+  };
+}
+
+function toCert(r: CertRow): StoredCert {
+  return {
+    serial: r.serial,
+    kind: r.kind,
+    subject: r.subject,
+    notAfter: r.not_after,
+    certPem: r.cert_pem,
+    keyPem: r.key_pem,
+    ...(r.revoked_at ? { revokedAt: r.revoked_at } : {}),
+  };
+}
+
+export class SqliteStore implements FleetStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    const fresh = file !== ':memory:' && !existsSync(file);
+    this.db = new Database(file);
+    // The store holds private keys: nobody but the owner may read it.
+    if (fresh) chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let i = version; i < MIGRATIONS.length; i++) {
+      this.db
+        .transaction(() => {
+          this.db.exec(MIGRATIONS[i]);
+          this.db.pragma(`user_version = ${i + 1}`);
+        })
+        .immediate();
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): User[] {
+    return this.transaction(() => {
+      const at = now.toISOString();
+      this.purgeQuarantine(pools, now);
+      const taken4 = new Set<bigint>();
+      const taken6 = new Set<bigint>();
+      const held = this.db
+        .prepare<[], { a: string }>(
+          'SELECT ipv4 AS a FROM users UNION ALL SELECT ipv6 FROM users UNION ALL SELECT address FROM released_addresses',
+        )
+        .all();
+      for (const { a } of held) {
+        const o4 = offsetOf(pools.ipv4, a);
+        if (o4 !== undefined) taken4.add(o4);
+        const o6 = offsetOf(pools.ipv6, a);
+        if (o6 !== undefined) taken6.add(o6);
+      }
+      const allocator = new OffsetAllocator(pools.ipv4, pools.ipv6, taken4, taken6);
+      const exists = this.db.prepare<[string], { id: number }>(
+        'SELECT id FROM users WHERE name = ?',
+      );
+      const insertCert = this.db.prepare(
+        `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem) VALUES (?, 'client', ?, ?, ?, ?)`,
+      );
+      const insertUser = this.db.prepare(
+        `INSERT INTO users (name, ipv4, ipv6, status, cert_serial, created_at, updated_at) VALUES (?, ?, ?, 'enabled', ?, ?, ?)`,
+      );
+      const insertGroup = this.db.prepare(
+        'INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)',
+      );
+      const insertAudit = this.db.prepare(
+        'INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)',
+      );
+      const created: User[] = [];
+      for (const u of users) {
+        if (exists.get(u.name)) throw new Conflict(`user ${u.name} already exists`);
+        const pinned: { ipv4?: string; ipv6?: string } = {};
+        for (const family of ['ipv4', 'ipv6'] as const) {
+          const want = u[family];
+          if (want === undefined) continue;
+          const check = checkPinnable(pools[family], want);
+          if (!check.ok) throw new InputError(family, check.reason);
+          const taken = family === 'ipv4' ? taken4 : taken6;
+          if (taken.has(offsetOf(pools[family], check.address)!)) {
+            throw new Conflict(`${family} ${check.address} is already assigned or quarantined`);
+          }
+          pinned[family] = check.address;
+        }
+        const addr = allocator.next(pinned);
+        if (!addr)
+          throw new Conflict(
+            `the user pools are full (${pools.ipv4.length}/${pools.ipv6.length}): cannot add ${u.name}`,
+          );
+        insertCert.run(
+          u.cert.serial,
+          u.name,
+          u.cert.notAfter.toISOString(),
+          u.cert.certPem,
+          u.cert.keyPem,
+        );
+        const { lastInsertRowid } = insertUser.run(
+          u.name,
+          addr.ipv4,
+          addr.ipv6,
+          u.cert.serial,
+          at,
+          at,
+        );
+        for (const g of [...new Set(u.groups)]) insertGroup.run(lastInsertRowid, g);
+        insertAudit.run(
+          at,
+          actor,
+          'user.add',
+          u.name,
+          JSON.stringify({ ...addr, groups: u.groups }),
+        );
+        created.push({
+          name: u.name,
+          ...addr,
+          groups: [...new Set(u.groups)].sort(),
+          status: 'enabled',
+          createdAt: at,
+          certSerial: u.cert.serial,
+          certNotAfter: u.cert.notAfter.toISOString(),
+        });
+      }
+      return created;
+    });
+  }
+
+  private purgeQuarantine(pools: Pools, now: Date): void {
+    const cutoff = new Date(now.getTime() - pools.quarantineDays * 86_400_000).toISOString();
+    this.db.prepare('DELETE FROM released_addresses WHERE released_at <= ?').run(cutoff);
+  }
+
+  getUser(name: string): User | undefined {
+    const row = this.db.prepare<[string], UserRow>(`${USER_SELECT} WHERE u.name = ?`).get(name);
+    return row && toUser(row);
+  }
+
+  private mustGetUser(name: string): User {
+    const u = this.getUser(name);
+    if (!u) throw new NotFound(`no user named ${name}`);
+    return u;
+  }
+
+  listUsers(): User[] {
+    return this.db.prepare<[], UserRow>(`${USER_SELECT} ORDER BY u.name`).all().map(toUser);
+  }
+
+  setStatus(name: string, status: UserStatus, now: Date, actor: string): User {
+    return this.transaction(() => {
+      const u = this.mustGetUser(name);
+      if (u.status === 'revoked' && status !== 'revoked') {
+        throw new Conflict(
+          `user ${name} is revoked: delete and add the user again to issue a new certificate`,
+        );
+      }
+      const at = now.toISOString();
+      this.db
+        .prepare('UPDATE users SET status = ?, updated_at = ? WHERE name = ?')
+        .run(status, at, name);
+      this.audit({
+        at,
+        actor,
+        action: `user.${status === 'enabled' ? 'enable' : status === 'disabled' ? 'disable' : 'revoke'}`,
+        subject: name,
+      });
+      return { ...u, status };
+    });
+  }
+
+  setGroups(name: string, groups: string[], now: Date, actor: string): User {
+    return this.transaction(() => {
+      const u = this.mustGetUser(name);
+      const id = this.db
+        .prepare<[string], { id: number }>('SELECT id FROM users WHERE name = ?')
+        .get(name)!.id;
+      this.db.prepare('DELETE FROM user_groups WHERE user_id = ?').run(id);
+      const ins = this.db.prepare('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)');
+      const unique = [...new Set(groups)].sort();
+      for (const g of unique) ins.run(id, g);
+      this.audit({
+        at: now.toISOString(),
+        actor,
+        action: 'user.groups',
+        subject: name,
+        detail: { groups: unique },
+      });
+      return { ...u, groups: unique };
+    });
+  }
+
+  deleteUser(name: string, now: Date, actor: string): User {
+    return this.transaction(() => {
+      const u = this.mustGetUser(name);
+      const at = now.toISOString();
+      const release = this.db.prepare(
+        'INSERT OR REPLACE INTO released_addresses (address, user_name, released_at) VALUES (?, ?, ?)',
+      );
+      release.run(u.ipv4, name, at);
+      release.run(u.ipv6, name, at);
+      this.db.prepare('DELETE FROM users WHERE name = ?').run(name);
+      this.audit({
+        at,
+        actor,
+        action: 'user.delete',
+        subject: name,
+        detail: { ipv4: u.ipv4, ipv6: u.ipv6 },
+      });
+      return u;
+    });
+  }
+
+  addressesHeld(pools: Pools, now: Date): number {
+    const cutoff = new Date(now.getTime() - pools.quarantineDays * 86_400_000).toISOString();
+    const users = this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM users').get()!.n;
+    // A user holds one address per family; quarantine rows are per address, so halve them.
+    const released = this.db
+      .prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM released_addresses WHERE released_at > ?',
+      )
+      .get(cutoff)!.n;
+    return users + Math.ceil(released / 2);
+  }
+
+  getCert(serial: string): StoredCert | undefined {
+    const r = this.db
+      .prepare<[string], CertRow>('SELECT * FROM certs WHERE serial = ?')
+      .get(serial);
+    return r && toCert(r);
+  }
+
+  getCa(): StoredCert | undefined {
+    const r = this.db
+      .prepare<[], CertRow>(`SELECT * FROM certs WHERE kind = 'ca' ORDER BY not_after DESC LIMIT 1`)
+      .get();
+    return r && toCert(r);
+  }
+
+  putCert(cert: StoredCert): void {
+    this.db
+      .prepare(
+        'INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        cert.serial,
+        cert.kind,
+        cert.subject,
+        cert.notAfter,
+        cert.certPem,
+        cert.keyPem,
+        cert.revokedAt ?? null,
+      );
+  }
+
+  listCerts(kind?: StoredCert['kind']): StoredCert[] {
+    const rows = kind
+      ? this.db
+          .prepare<[string], CertRow>('SELECT * FROM certs WHERE kind = ? ORDER BY subject')
+          .all(kind)
+      : this.db.prepare<[], CertRow>('SELECT * FROM certs ORDER BY kind, subject').all();
+    return rows.map(toCert);
+  }
+
+  serverCert(name: string): StoredCert | undefined {
+    const r = this.db
+      .prepare<[string], CertRow>(
+        `SELECT * FROM certs WHERE kind = 'server' AND subject = ? AND revoked_at IS NULL ORDER BY not_after DESC LIMIT 1`,
+      )
+      .get(name);
+    return r && toCert(r);
+  }
+
+  revokeCert(serial: string, at: Date): void {
+    this.db
+      .prepare('UPDATE certs SET revoked_at = coalesce(revoked_at, ?) WHERE serial = ?')
+      .run(at.toISOString(), serial);
+  }
+
+  revokedCerts(): { serial: string; revokedAt: string }[] {
+    return this.db
+      .prepare<[], { serial: string; revokedAt: string }>(
+        'SELECT serial, revoked_at AS revokedAt FROM certs WHERE revoked_at IS NOT NULL ORDER BY serial',
+      )
+      .all();
+  }
+
+  getSetting(key: string): string | undefined {
+    return this.db
+      .prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?')
+      .get(key)?.value;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, value);
+  }
+
+  audit(entry: AuditEntry): void {
+    this.db
+      .prepare('INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.subject,
+        entry.detail ? JSON.stringify(entry.detail) : null,
+      );
+  }
+
+  auditLog(limit: number): AuditEntry[] {
+    return this.db
+      .prepare<
+        [number],
+        { at: string; actor: string; action: string; subject: string; detail: string | null }
+      >('SELECT at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?')
+      .all(limit)
+      .map((r) => ({
+        at: r.at,
+        actor: r.actor,
+        action: r.action,
+        subject: r.subject,
+        ...(r.detail ? { detail: JSON.parse(r.detail) as Record<string, unknown> } : {}),
+      }));
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The repository interface. The core and the CLI see only this; SQLite is one implementation
+ * (sqlite.ts), and a PostgreSQL one can be added without touching either.
+ */
+import type { Prefix } from '../core/ip.js';
+
+export type UserStatus = 'enabled' | 'disabled' | 'revoked';
+
+export interface User {
+  name: string;
+  ipv4: string;
+  ipv6: string;
+  groups: string[];
+  status: UserStatus;
+  createdAt: string;
+  /** Serial of the current client certificate (lower-case hex). */
+  certSerial?: string;
+  certNotAfter?: string;
+}
+
+export interface NewUser {
+  name: string;
+  groups: string[];
+  ipv4?: string;
+  ipv6?: string;
+  cert: { serial: string; certPem: string; keyPem: string; notAfter: Date };
+}
+
+export interface StoredCert {
+  serial: string;
+  kind: 'ca' | 'server' | 'client';
+  subject: string;
+  notAfter: string;
+  certPem: string;
+  keyPem: string;
+  revokedAt?: string;
+}
+
+export interface AuditEntry {
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface Pools {
+  ipv4: Prefix;
+  ipv6: Prefix;
+  quarantineDays: number;
+}
+
+/** What renderers need from the store: a consistent view taken at one instant. */
+export interface Snapshot {
+  users: User[];
+  ca: StoredCert;
+  servers: Map<string, StoredCert>;
+  crlPem: string;
+  tlsCryptKey: string;
+}
+
+export interface FleetStore {
+  close(): void;
+  /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
+  createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): User[];
+  getUser(name: string): User | undefined;
+  listUsers(): User[];
+  setStatus(name: string, status: UserStatus, now: Date, actor: string): User;
+  setGroups(name: string, groups: string[], now: Date, actor: string): User;
+  /** Removes the user; their addresses stay quarantined. Returns the certificate serial to revoke. */
+  deleteUser(name: string, now: Date, actor: string): User;
+  /** Count of addresses held by users or in quarantine (for the pool-size rule). */
+  addressesHeld(pools: Pools, now: Date): number;
+
+  getCert(serial: string): StoredCert | undefined;
+  getCa(): StoredCert | undefined;
+  putCert(cert: StoredCert): void;
+  listCerts(kind?: StoredCert['kind']): StoredCert[];
+  serverCert(name: string): StoredCert | undefined;
+  revokeCert(serial: string, at: Date): void;
+  revokedCerts(): { serial: string; revokedAt: string }[];
+
+  getSetting(key: string): string | undefined;
+  setSetting(key: string, value: string): void;
+  /** Runs fn in one write transaction. */
+  transaction<T>(fn: () => T): T;
+
+  audit(entry: AuditEntry): void;
+  auditLog(limit: number): AuditEntry[];
+}

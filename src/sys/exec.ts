@@ -1,0 +1,76 @@
+/**
+ * The one place processes are run: argv arrays, never a shell string; LC_ALL=C so output
+ * parses the same everywhere; failures become CommandError with argv, exit code and stderr.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { CommandError } from '../errors.js';
+
+export interface RunOptions {
+  input?: string;
+  /** Run inside this network namespace (`ip netns exec NS …`). */
+  netns?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  /** Do not throw on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function fullArgv(argv: readonly string[], netns?: string): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
+}
+
+const baseEnv = (extra?: Record<string, string>) => ({
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  ...process.env,
+  LC_ALL: 'C',
+  ...extra,
+});
+
+export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const full = fullArgv(argv, opts.netns);
+  return new Promise((resolve, reject) => {
+    const child = spawn(full[0], full.slice(1), {
+      env: baseEnv(opts.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          stderr += `\n(timed out after ${opts.timeoutMs} ms)`;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs)
+      : undefined;
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new CommandError(full, null, err.message));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0 && !opts.allowFailure) reject(new CommandError(full, code, stderr));
+      else resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export function runSync(argv: readonly string[], opts: RunOptions = {}): RunResult {
+  const full = fullArgv(argv, opts.netns);
+  const r = spawnSync(full[0], full.slice(1), {
+    env: baseEnv(opts.env),
+    input: opts.input ?? '',
+    encoding: 'utf8',
+    timeout: opts.timeoutMs,
+  });
+  if (r.error) throw new CommandError(full, null, r.error.message);
+  if (r.status !== 0 && !opts.allowFailure) throw new CommandError(full, r.status, r.stderr);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
