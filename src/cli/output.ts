@@ -14,7 +14,8 @@ export function printTable<T extends object>(rows: T[], columns: (keyof T & stri
 function formatCell(v: unknown): string {
   if (v === undefined || v === null) return '-';
   if (Array.isArray(v)) return v.length ? v.join(',') : '-';
-  return String(v);
+  if (typeof v === 'object') return JSON.stringify(v);
+  return `${v as string | number | boolean}`;
 }
 
 export function printJson(value: unknown): void {
