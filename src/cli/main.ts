@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
+import { registerLab } from './commands/lab.js';
 import { registerUsers } from './commands/users.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerInit(program);
   registerUsers(program);
   registerFleetCommands(program);
+  registerLab(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

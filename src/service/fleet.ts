@@ -18,7 +18,7 @@ import {
   generateTlsCryptKey,
   issueCertificate,
 } from '../core/pki.js';
-import { type Bundle, renderFleet } from '../render/bundle.js';
+import { type Bundle, renderBundle, renderFleet, serverContexts } from '../render/bundle.js';
 import { renderProfile } from '../render/profile.js';
 import {
   DEFAULT_RENDER_OPTIONS,
@@ -438,15 +438,13 @@ export class Fleet {
       }
     }
     return {
-      users: this.store
-        .listUsers()
-        .map((u) => ({
-          name: u.name,
-          ipv4: u.ipv4,
-          ipv6: u.ipv6,
-          groups: u.groups,
-          enabled: u.status === 'enabled',
-        })),
+      users: this.store.listUsers().map((u) => ({
+        name: u.name,
+        ipv4: u.ipv4,
+        ipv6: u.ipv6,
+        groups: u.groups,
+        enabled: u.status === 'enabled',
+      })),
       caPem: this.caPair().certPem,
       crlPem: await this.ensureCrl(),
       tlsCryptKey: this.mustSetting('tls-crypt.key'),
@@ -456,6 +454,15 @@ export class Fleet {
 
   async bundles(options: Partial<RenderOptions> = {}): Promise<Bundle[]> {
     return renderFleet(this.spec, await this.snapshot(), { ...DEFAULT_RENDER_OPTIONS, ...options });
+  }
+
+  /** One server's bundle. */
+  async bundle(server: string, options: Partial<RenderOptions> = {}): Promise<Bundle> {
+    const ctx = serverContexts(this.spec, { ...DEFAULT_RENDER_OPTIONS, ...options }).find(
+      (c) => c.server.name === server,
+    );
+    if (!ctx) throw new NotFound(`no server named ${server} in ${SPEC_FILE}`);
+    return renderBundle(ctx, await this.snapshot());
   }
 
   pkiStatus(): PkiStatusRow[] {

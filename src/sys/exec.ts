@@ -58,7 +58,11 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       if (code !== 0 && !opts.allowFailure) reject(new CommandError(full, code, stderr));
       else resolve({ code, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A command that exits without reading its input is judged by its exit code, not EPIPE.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
 }
 

@@ -1,0 +1,134 @@
+/** `ovpn-fleet lab …`: the whole cluster in network namespaces on this machine. */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { InputError } from '../../errors.js';
+import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
+import { run } from '../../sys/exec.js';
+import { fleetDir, withFleet } from '../context.js';
+import { printJson, printTable } from '../output.js';
+
+interface LabOpts {
+  prefix: string;
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+export async function connectMany(lab: Lab, users: string[], parallel = 16): Promise<void> {
+  const queue = [...users];
+  const worker = async () => {
+    for (let u = queue.shift(); u !== undefined; u = queue.shift())
+      await lab.connect(u, { wait: false });
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, users.length) }, worker));
+  await Promise.all(users.map((u) => lab.waitTunnel(u, 120_000)));
+}
+
+export function registerLab(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('run the fleet for real in network namespaces on this machine (root)');
+  const prefixOption = (c: Command) =>
+    c.option('--prefix <prefix>', 'name prefix of this lab (2-8 letters/digits)', DEFAULT_PREFIX);
+
+  prefixOption(
+    lab
+      .command('up')
+      .description('build the network, start routers, servers, load balancers and service hosts')
+      .option('--clients <n>', 'then connect the first N enabled users (up to 150)', (v) =>
+        Number(v),
+      ),
+  ).action(async (opts: LabOpts & { clients?: number }, cmd: Command) => {
+    if (
+      opts.clients !== undefined &&
+      (!Number.isInteger(opts.clients) || opts.clients < 0 || opts.clients > 150)
+    ) {
+      throw new InputError('--clients', 'must be a whole number from 0 to 150');
+    }
+    await withFleet(cmd, async (fleet) => {
+      const started = Date.now();
+      const l = await Lab.up(fleet, { prefix: opts.prefix, log: say });
+      say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (opts.clients) {
+        const users = fleet
+          .listUsers()
+          .filter((u) => u.status === 'enabled')
+          .slice(0, opts.clients)
+          .map((u) => u.name);
+        if (users.length < opts.clients)
+          throw new InputError('--clients', `only ${users.length} enabled users in the store`);
+        const t0 = Date.now();
+        await connectMany(l, users);
+        say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
+    });
+  });
+
+  prefixOption(
+    lab
+      .command('down')
+      .description('stop every process and remove every namespace and file of the lab'),
+  ).action(async (opts: LabOpts, cmd: Command) => {
+    await Lab.down(fleetDir(cmd), opts.prefix, say);
+  });
+
+  prefixOption(
+    lab
+      .command('connect <user>')
+      .description("start the user's OpenVPN client with their profile")
+      .option('--server <name>', 'dial this server only'),
+  ).action(async (user: string, opts: LabOpts & { server?: string }, cmd: Command) => {
+    await withFleet(cmd, async (fleet) => {
+      const l = Lab.open(fleet, opts.prefix);
+      const t0 = Date.now();
+      await l.connect(user, opts.server ? { server: opts.server } : {});
+      const a = await l.tunnelAddresses(user);
+      say(`${user} connected in ${Date.now() - t0} ms: ${a.ipv4 ?? '?'} ${a.ipv6 ?? '?'}`);
+    });
+  });
+
+  prefixOption(
+    lab.command('disconnect <user>').description("stop the user's client (with exit notification)"),
+  ).action(async (user: string, opts: LabOpts, cmd: Command) => {
+    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).disconnect(user));
+    say(`${user} disconnected`);
+  });
+
+  prefixOption(
+    lab
+      .command('status')
+      .description("each user: server, addresses, and the core router's routes to them")
+      .option('--json', 'print JSON'),
+  ).action(async (opts: LabOpts & { json?: boolean }, cmd: Command) => {
+    const rows = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).status());
+    if (opts.json) printJson(rows);
+    else
+      printTable(
+        rows.map((r) => ({
+          ...r,
+          core: r.coreKnows
+            ? `yes via ${[...new Set([...r.coreVia4, ...r.coreVia6])].join('+')}`
+            : 'no',
+        })),
+        ['user', 'client', 'server', 'ipv4', 'ipv6', 'core'],
+      );
+  });
+
+  prefixOption(
+    lab
+      .command('exec <host> <command...>')
+      .description('run a command in a lab host (e.g. lab exec core -- ip route)'),
+  ).action(async (host: string, command: string[], opts: LabOpts, cmd: Command) => {
+    const ns = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).resolveHost(host));
+    const r = await run(command, { netns: ns, allowFailure: true });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code ?? 1;
+  });
+
+  prefixOption(
+    lab.command('logs <host>').description('print the logs of a lab host (OpenVPN, FRR, service)'),
+  ).action(async (host: string, opts: LabOpts, cmd: Command) => {
+    const files = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).logFiles(host));
+    for (const f of files) process.stdout.write(`==> ${f} <==\n${readFileSync(f, 'utf8')}\n`);
+  });
+}

@@ -1,0 +1,724 @@
+/**
+ * The lab: the whole fleet running for real in network namespaces on this machine — OpenVPN
+ * 2.6, FRR and nftables from the rendered bundles, site and core routers, load balancers,
+ * service hosts and clients. Nothing is added to the host's own namespace; every name starts
+ * with the lab's prefix; every process is tracked by pid in the state file.
+ */
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Conflict, InputError, NotFound } from '../errors.js';
+import type { Fleet } from '../service/fleet.js';
+import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
+import { run } from '../sys/exec.js';
+import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/proc.js';
+import { renderLbRuleset } from './lb.js';
+import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
+import { renderRouterConf, routingDaemons } from './routers.js';
+import {
+  type LabClient,
+  type LabProcess,
+  type LabState,
+  labDir,
+  loadState,
+  saveState,
+} from './state.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const DEFAULT_PREFIX = 'ovf';
+const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
+const FRR_BIN = '/usr/lib/frr';
+
+export function checkPrefix(prefix: string): void {
+  if (!PREFIX_PATTERN.test(prefix))
+    throw new InputError(
+      '--prefix',
+      `"${prefix}" must be 2-8 lower-case letters or digits, starting with a letter`,
+    );
+}
+
+/** One clear line when something the lab needs is missing. */
+export function checkLabPrerequisites(): void {
+  if (process.getuid?.() !== 0)
+    throw new InputError('lab', 'the lab needs root (network namespaces, tun devices)');
+  const needed: [string, string][] = [
+    ['/usr/sbin/openvpn', 'openvpn'],
+    [`${FRR_BIN}/zebra`, 'frr'],
+    ['/usr/sbin/nft', 'nftables'],
+    ['/usr/sbin/conntrack', 'conntrack'],
+    ['/dev/net/tun', 'a /dev/net/tun device'],
+  ];
+  const missing = needed.filter(([p]) => !existsSync(p)).map(([, what]) => what);
+  if (missing.length)
+    throw new InputError(
+      'lab',
+      `missing ${missing.join(', ')}: run "npm run setup" (apt-get install openvpn frr nftables conntrack …)`,
+    );
+}
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline)
+      throw new Conflict(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export class Lab {
+  private constructor(
+    private readonly fleet: Fleet,
+    readonly state: LabState,
+  ) {}
+
+  static open(fleet: Fleet, prefix = DEFAULT_PREFIX): Lab {
+    checkPrefix(prefix);
+    const state = loadState(labDir(fleet.dir, prefix));
+    if (!state) throw new NotFound(`no lab "${prefix}" in ${fleet.dir}: run "ovpn-fleet lab up"`);
+    return new Lab(fleet, state);
+  }
+
+  get plan(): LabPlan {
+    if (!this.state.plan)
+      throw new NotFound('lab state has no plan: run "ovpn-fleet lab down" and "lab up" again');
+    return this.state.plan;
+  }
+
+  private save(): void {
+    saveState(this.state);
+  }
+
+  // ---------------------------------------------------------------- up
+
+  static async up(
+    fleet: Fleet,
+    opts: { prefix?: string; log?: (line: string) => void } = {},
+  ): Promise<Lab> {
+    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    checkPrefix(prefix);
+    checkLabPrerequisites();
+    const dir = labDir(fleet.dir, prefix);
+    if (loadState(dir))
+      throw new Conflict(
+        `lab "${prefix}" is already up (state in ${dir}): run "ovpn-fleet lab down --prefix ${prefix}" first`,
+      );
+    const leftovers = (await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`));
+    if (leftovers.length)
+      throw new Conflict(
+        `namespaces ${leftovers.slice(0, 3).join(', ')}… of prefix "${prefix}" exist: run "ovpn-fleet lab down --prefix ${prefix}"`,
+      );
+    const plan = planLab(fleet.spec, prefix);
+    routingDaemons(fleet.spec);
+    mkdirSync(dir, { recursive: true });
+    const state: LabState = {
+      prefix,
+      fleetDir: fleet.dir,
+      dir,
+      createdAt: new Date().toISOString(),
+      port: fleet.spec.openvpn.port,
+      namespaces: [],
+      frrInstances: [],
+      processes: [],
+      clients: [],
+      plan,
+    };
+    saveState(state);
+    const lab = new Lab(fleet, state);
+    const log = opts.log ?? (() => undefined);
+    try {
+      await lab.buildNetwork(log);
+      await lab.startRouting(log);
+      await lab.startServers(log);
+      await lab.startEdges(log);
+      await lab.waitConverged(log);
+    } catch (err) {
+      log(
+        `lab up failed; the partial lab stays for inspection until "ovpn-fleet lab down --prefix ${prefix}"`,
+      );
+      throw err;
+    }
+    return lab;
+  }
+
+  private async addNamespace(ns: string, forwarding: boolean): Promise<void> {
+    this.state.namespaces.push(ns);
+    this.save();
+    await run(['ip', 'netns', 'add', ns]);
+    await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    // DAD would hold new IPv6 addresses "tentative" for a second or two: nothing to detect here.
+    await run(
+      [
+        'sysctl',
+        '-qw',
+        'net.ipv6.conf.all.accept_dad=0',
+        'net.ipv6.conf.default.accept_dad=0',
+        `net.ipv4.ip_forward=${forwarding ? 1 : 0}`,
+        `net.ipv6.conf.all.forwarding=${forwarding ? 1 : 0}`,
+      ],
+      { netns: ns },
+    );
+  }
+
+  private async addLink(a: LabIface, b: LabIface): Promise<void> {
+    await run([
+      'ip',
+      '-n',
+      a.ns,
+      'link',
+      'add',
+      a.name,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      b.name,
+      'netns',
+      b.ns,
+    ]);
+    for (const i of [a, b]) {
+      if (i.ns === this.plan.inet)
+        await run(['ip', '-n', i.ns, 'link', 'set', i.name, 'master', 'br0']);
+      if (i.v4) await run(['ip', '-n', i.ns, 'addr', 'add', i.v4, 'dev', i.name]);
+      if (i.v6) await run(['ip', '-n', i.ns, 'addr', 'add', i.v6, 'dev', i.name, 'nodad']);
+      await run(['ip', '-n', i.ns, 'link', 'set', i.name, 'up']);
+    }
+  }
+
+  private async addRoutes(ns: string, routes: LabPlan['nodes'][number]['routes']): Promise<void> {
+    for (const r of routes) {
+      const family = r.via?.includes(':') ? '-6' : '-4';
+      await run([
+        'ip',
+        family,
+        '-n',
+        ns,
+        'route',
+        'replace',
+        r.to,
+        ...(r.via ? ['via', r.via] : []),
+        ...(r.dev ? ['dev', r.dev] : []),
+      ]);
+    }
+  }
+
+  private async buildNetwork(log: (l: string) => void): Promise<void> {
+    const plan = this.plan;
+    for (const node of plan.nodes) await this.addNamespace(node.ns, node.forwarding);
+    await run(['ip', '-n', plan.inet, 'link', 'add', 'br0', 'type', 'bridge']);
+    await run(['ip', '-n', plan.inet, 'link', 'set', 'br0', 'up']);
+    for (const link of plan.links) await this.addLink(link.a, link.b);
+    for (const node of plan.nodes) await this.addRoutes(node.ns, node.routes);
+    log(`network: ${plan.nodes.length} namespaces, ${plan.links.length} links`);
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  private async startFrr(ns: string, config: string): Promise<void> {
+    const etc = `/etc/frr/${ns}`;
+    const runDir = `/var/run/frr/${ns}`;
+    this.state.frrInstances.push(ns);
+    this.save();
+    const { uid, gid } = frrIds();
+    for (const d of [etc, runDir]) {
+      mkdirSync(d, { recursive: true, mode: 0o755 });
+      chownSync(d, uid, gid);
+    }
+    writeFileSync(join(etc, 'frr.conf'), config, { mode: 0o640 });
+    writeFileSync(join(etc, 'vtysh.conf'), '', { mode: 0o640 });
+    chownSync(join(etc, 'frr.conf'), uid, gid);
+    chownSync(join(etc, 'vtysh.conf'), uid, gid);
+    for (const daemon of routingDaemons(this.fleet.spec)) {
+      const pidFile = join(runDir, `${daemon}.pid`);
+      rmSync(pidFile, { force: true });
+      // -d returns once the daemon is up and has written its pid file.
+      await run(
+        [
+          join(FRR_BIN, daemon),
+          '-N',
+          ns,
+          '-d',
+          '-f',
+          join(etc, 'frr.conf'),
+          '-P',
+          '0',
+          '-u',
+          'frr',
+          '-g',
+          'frr',
+        ],
+        { netns: ns, timeoutMs: 20_000 },
+      );
+      const pid = await waitFor(
+        `${daemon} pid file in ${ns}`,
+        () => readPidFile(pidFile),
+        5000,
+        20,
+      );
+      this.recordProcess({ id: `${ns}/${daemon}`, kind: 'frr', ns, pid, pidFile });
+    }
+  }
+
+  private recordProcess(p: Omit<LabProcess, 'startTime'>): LabProcess {
+    const t = track(p.pid);
+    const entry: LabProcess = { ...p, startTime: t?.startTime ?? '' };
+    this.state.processes = this.state.processes.filter((q) => q.id !== p.id);
+    this.state.processes.push(entry);
+    this.save();
+    return entry;
+  }
+
+  private async startRouting(log: (l: string) => void): Promise<void> {
+    const plan = this.plan;
+    for (const node of plan.nodes.filter((n) => n.role === 'core' || n.role === 'router')) {
+      await this.startFrr(node.ns, renderRouterConf(this.fleet.spec, plan, node.ns));
+    }
+    log(
+      `routers: core and ${plan.nodes.filter((n) => n.role === 'router').length} site routers running ${this.fleet.spec.routing.protocol}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- servers
+
+  serverDir(name: string): string {
+    return join(this.state.dir, 'servers', name);
+  }
+
+  private async startServers(log: (l: string) => void): Promise<void> {
+    for (const s of this.plan.servers) {
+      const dir = this.serverDir(s.name);
+      const bundle = await this.fleet.bundle(s.name, { baseDir: dir });
+      writeBundleFiles(dir, bundle.files);
+      await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
+      await run(['sysctl', '-q', '-p', join(dir, 'sysctl.conf')], { netns: s.ns });
+      const frr = readFileSync(join(dir, 'frr.conf'), 'utf8').replace(
+        'frr defaults traditional\n',
+        `frr defaults traditional\nlog file /var/run/frr/${s.ns}/frr.log informational\n`,
+      );
+      await this.startFrr(s.ns, frr);
+      await this.startOpenvpnServer(s.name);
+    }
+    log(`servers: ${this.plan.servers.length} running OpenVPN, FRR and nftables`);
+  }
+
+  async startOpenvpnServer(name: string): Promise<void> {
+    const s = this.plan.servers.find((x) => x.name === name);
+    if (!s) throw new NotFound(`no server named ${name} in the lab`);
+    const dir = this.serverDir(name);
+    const pidFile = join(dir, 'run', 'openvpn.pid');
+    rmSync(pidFile, { force: true });
+    await run(
+      [
+        'openvpn',
+        '--config',
+        join(dir, 'server.conf'),
+        '--daemon',
+        `${s.ns}-openvpn`,
+        '--writepid',
+        pidFile,
+        '--log-append',
+        join(dir, 'run', 'openvpn.log'),
+      ],
+      { netns: s.ns },
+    );
+    const pid = await waitFor(`OpenVPN on ${name}`, () => readPidFile(pidFile), 10_000, 20);
+    this.recordProcess({ id: `${s.ns}/openvpn`, kind: 'openvpn-server', ns: s.ns, pid, pidFile });
+  }
+
+  /** kill -9 (or a graceful SIGTERM) of one server's OpenVPN, for failure tests. */
+  async stopOpenvpnServer(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const s = this.plan.servers.find((x) => x.name === name);
+    if (!s) throw new NotFound(`no server named ${name} in the lab`);
+    const p = this.state.processes.find((q) => q.id === `${s.ns}/openvpn`);
+    if (!p) throw new NotFound(`OpenVPN of ${name} is not running`);
+    await stopProcess(p, 8000, signal);
+    this.state.processes = this.state.processes.filter((q) => q !== p);
+    this.save();
+  }
+
+  // ---------------------------------------------------------------- edges: LBs, service hosts
+
+  private nodeScript(name: string): string {
+    return fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  }
+
+  servicePorts(): number[] {
+    const ports = new Set<number>([80]);
+    for (const r of this.fleet.spec.policy)
+      for (const p of r.ports ?? []) ports.add(typeof p === 'number' ? p : Number(p.split('-')[0]));
+    return [...ports].sort((a, b) => a - b);
+  }
+
+  private async startEdges(log: (l: string) => void): Promise<void> {
+    const plan = this.plan;
+    for (const lb of plan.loadBalancers) {
+      const all = lb.members.map((m) => m.address);
+      await run(['nft', '-f', '-'], {
+        netns: lb.ns,
+        input: renderLbRuleset(lb, all, this.state.port, all),
+      });
+    }
+    if (plan.loadBalancers.length) {
+      const logFile = join(this.state.dir, 'lb-health.log');
+      const p = spawnDetached([process.execPath, this.nodeScript('lb-health'), this.state.dir], {
+        logFile,
+      });
+      this.recordProcess({ id: 'lb-health', kind: 'lb-health', ns: '', pid: p.pid });
+    }
+    for (const h of plan.hosts) {
+      const logFile = join(this.state.dir, `host-${h.network}.log`);
+      const p = spawnDetached(
+        [
+          process.execPath,
+          this.nodeScript('service-host'),
+          h.network,
+          ...this.servicePorts().map(String),
+        ],
+        { netns: h.ns, logFile },
+      );
+      this.recordProcess({ id: `${h.ns}/service`, kind: 'service', ns: h.ns, pid: p.pid });
+    }
+    log(
+      `edges: ${plan.loadBalancers.length} load balancers, ${plan.hosts.length} service hosts (tcp ${this.servicePorts().join(', ')})`,
+    );
+  }
+
+  /** Ready when every server has OSPF/RIP routes to every service network, v4 and v6. */
+  private async waitConverged(log: (l: string) => void): Promise<void> {
+    const started = Date.now();
+    const targets = this.plan.hosts.flatMap((h) =>
+      [h.ipv4, h.ipv6].filter((a): a is string => !!a),
+    );
+    for (const s of this.plan.servers) {
+      await waitFor(
+        `routes to the service networks on ${s.name}`,
+        async () => {
+          for (const t of targets) {
+            const r = await run(['ip', 'route', 'get', t], { netns: s.ns, allowFailure: true });
+            if (r.code !== 0 || !r.stdout.includes(s.backboneIface)) return undefined;
+          }
+          return true;
+        },
+        60_000,
+        200,
+      );
+    }
+    log(`routing converged in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  clientFor(user: string): LabClient | undefined {
+    return this.state.clients.find((c) => c.user === user);
+  }
+
+  private clientProcess(user: string): LabProcess | undefined {
+    const c = this.clientFor(user);
+    return c && this.state.processes.find((p) => p.id === `${c.ns}/openvpn`);
+  }
+
+  /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
+  async connect(user: string, opts: { server?: string; wait?: boolean } = {}): Promise<LabClient> {
+    const profile = this.fleet.profile(user);
+    let client = this.clientFor(user);
+    if (!client) {
+      const used = new Set(this.state.clients.map((c) => c.index));
+      let index = 0;
+      while (used.has(index)) index++;
+      if (index >= MAX_CLIENTS) throw new Conflict(`the lab holds at most ${MAX_CLIENTS} clients`);
+      const { node, link, address } = clientNode(this.state.prefix, user, index);
+      const dir = join(this.state.dir, 'clients', user);
+      mkdirSync(dir, { recursive: true });
+      client = { user, index, ns: node.ns, address, dir };
+      this.state.clients.push(client);
+      this.save();
+      await this.addNamespace(node.ns, false);
+      await this.addLink(link.a, link.b);
+      await this.addRoutes(node.ns, node.routes);
+    }
+    const existing = this.clientProcess(user);
+    if (existing && isAlive(existing)) await this.disconnect(user);
+    let text = profile;
+    if (opts.server) {
+      const s = this.plan.servers.find((x) => x.name === opts.server);
+      if (!s) throw new InputError('--server', `no server named ${opts.server}`);
+      text = profile
+        .replace(/^remote .*\n/gm, '')
+        .replace(/^client\n/m, `client\nremote ${s.address} ${this.state.port}\n`);
+    }
+    writeFileAtomic(join(client.dir, 'profile.ovpn'), text, 0o600);
+    const pidFile = join(client.dir, 'openvpn.pid');
+    rmSync(pidFile, { force: true });
+    await run(
+      [
+        'openvpn',
+        '--config',
+        join(client.dir, 'profile.ovpn'),
+        '--daemon',
+        `${client.ns}-openvpn`,
+        '--writepid',
+        pidFile,
+        '--log-append',
+        join(client.dir, 'openvpn.log'),
+        '--dev',
+        'tun0',
+      ],
+      { netns: client.ns },
+    );
+    const pid = await waitFor(`OpenVPN client of ${user}`, () => readPidFile(pidFile), 10_000, 20);
+    this.recordProcess({
+      id: `${client.ns}/openvpn`,
+      kind: 'openvpn-client',
+      ns: client.ns,
+      pid,
+      pidFile,
+    });
+    if (opts.wait !== false) await this.waitTunnel(user, 30_000);
+    return client;
+  }
+
+  /** The user's tunnel addresses once the client has them. */
+  async tunnelAddresses(user: string): Promise<{ ipv4?: string; ipv6?: string }> {
+    const c = this.clientFor(user);
+    if (!c) return {};
+    const r = await run(['ip', '-j', 'addr', 'show', 'dev', 'tun0'], {
+      netns: c.ns,
+      allowFailure: true,
+    });
+    if (r.code !== 0 || !r.stdout.trim()) return {};
+    const [dev] = JSON.parse(r.stdout) as {
+      addr_info: { family: string; local: string; scope: string }[];
+    }[];
+    const v4 = dev?.addr_info.find((a) => a.family === 'inet')?.local;
+    const v6 = dev?.addr_info.find((a) => a.family === 'inet6' && a.scope === 'global')?.local;
+    return { ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) };
+  }
+
+  async waitTunnel(user: string, timeoutMs: number): Promise<{ ipv4?: string; ipv6?: string }> {
+    return waitFor(
+      `${user}'s tunnel (see "ovpn-fleet lab logs ${user}")`,
+      async () => {
+        const a = await this.tunnelAddresses(user);
+        return a.ipv4 && a.ipv6 ? a : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  /** Graceful: SIGTERM, the client sends its exit notification to the server. */
+  async disconnect(user: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.clientProcess(user);
+    if (!p) throw new NotFound(`${user} is not connected in the lab`);
+    await stopProcess(p, 5000, signal);
+    this.state.processes = this.state.processes.filter((q) => q !== p);
+    this.save();
+  }
+
+  // ---------------------------------------------------------------- status
+
+  /** Which server each connected user is on (from the servers' status files). */
+  sessions(): Map<string, { server: string; ipv4: string; ipv6: string; real: string }> {
+    const out = new Map<string, { server: string; ipv4: string; ipv6: string; real: string }>();
+    for (const s of this.plan.servers) {
+      let text = '';
+      try {
+        text = readFileSync(join(this.serverDir(s.name), 'run', 'status.log'), 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        const f = line.split('\t');
+        if (f[0] === 'CLIENT_LIST')
+          out.set(f[1], { server: s.name, real: f[2], ipv4: f[3], ipv6: f[4] });
+      }
+    }
+    return out;
+  }
+
+  /** Servers through which the core router reaches a user's address (ECMP gives several). */
+  async coreRouteVia(address: string): Promise<string[]> {
+    const fam = address.includes(':') ? '-6' : '-4';
+    const plen = address.includes(':') ? 128 : 32;
+    const hops = async (ns: string) => {
+      const r = await run(['ip', fam, '-j', 'route', 'show', `${address}/${plen}`], {
+        netns: ns,
+        allowFailure: true,
+      });
+      if (r.code !== 0 || !r.stdout.trim()) return [] as string[];
+      const routes = JSON.parse(r.stdout) as {
+        dst: string;
+        dev?: string;
+        nexthops?: { dev: string }[];
+      }[];
+      return routes.flatMap((rt) =>
+        rt.nexthops ? rt.nexthops.map((n) => n.dev) : rt.dev ? [rt.dev] : [],
+      );
+    };
+    const servers: string[] = [];
+    for (const dev of await hops(this.plan.core)) {
+      const link = this.plan.links.find((l) => l.a.ns === this.plan.core && l.a.name === dev);
+      if (!link) continue;
+      const routerNs = link.b.ns;
+      for (const dev2 of await hops(routerNs)) {
+        const l2 = this.plan.links.find((l) => l.a.ns === routerNs && l.a.name === dev2);
+        const server = l2 && this.plan.servers.find((s) => s.ns === l2.b.ns);
+        if (server) servers.push(server.name);
+      }
+    }
+    return [...new Set(servers)].sort();
+  }
+
+  async status(): Promise<LabUserStatus[]> {
+    const sessions = this.sessions();
+    const rows: LabUserStatus[] = [];
+    for (const c of this.state.clients) {
+      const p = this.clientProcess(c.user);
+      const running = p !== undefined && isAlive(p);
+      const tun = running ? await this.tunnelAddresses(c.user) : {};
+      const session = sessions.get(c.user);
+      const ipv4 = tun.ipv4 ?? session?.ipv4;
+      const ipv6 = tun.ipv6 ?? session?.ipv6;
+      const via4 = ipv4 ? await this.coreRouteVia(ipv4) : [];
+      const via6 = ipv6 ? await this.coreRouteVia(ipv6) : [];
+      rows.push({
+        user: c.user,
+        client: running ? 'running' : 'stopped',
+        server: session?.server,
+        ipv4,
+        ipv6,
+        coreVia4: via4,
+        coreVia6: via6,
+        coreKnows: via4.length > 0 && via6.length > 0,
+      });
+    }
+    return rows;
+  }
+
+  // ---------------------------------------------------------------- exec, logs
+
+  /** Resolves a host name given on the command line to one of the lab's namespaces. */
+  resolveHost(host: string): string {
+    const p = this.state.prefix;
+    const known = new Set(this.state.namespaces);
+    const candidates = [
+      `${p}-${host}`,
+      `${p}-s-${host}`,
+      `${p}-h-${host}`,
+      `${p}-c-${host}`,
+      `${p}-r-${host}`,
+      `${p}-lb-${host}`,
+    ];
+    const ns = candidates.find((c) => known.has(c));
+    if (!ns)
+      throw new NotFound(
+        `no lab host "${host}": use core, inet, a server, site (router), lb-SITE, network (service host) or user name`,
+      );
+    return ns;
+  }
+
+  logFiles(host: string): string[] {
+    const ns = this.resolveHost(host);
+    const files: string[] = [];
+    const server = this.plan.servers.find((s) => s.ns === ns);
+    if (server) files.push(join(this.serverDir(server.name), 'run', 'openvpn.log'));
+    const client = this.state.clients.find((c) => c.ns === ns);
+    if (client) files.push(join(client.dir, 'openvpn.log'));
+    const host_ = this.plan.hosts.find((h) => h.ns === ns);
+    if (host_) files.push(join(this.state.dir, `host-${host_.network}.log`));
+    if (this.state.frrInstances.includes(ns)) files.push(`/var/run/frr/${ns}/frr.log`);
+    if (ns.startsWith(`${this.state.prefix}-lb-`))
+      files.push(join(this.state.dir, 'lb-health.log'));
+    return files.filter((f) => existsSync(f));
+  }
+
+  // ---------------------------------------------------------------- down
+
+  /** Removes everything the lab made, from its state file; safe after a crash and to repeat. */
+  static async down(
+    fleetDir: string,
+    prefix = DEFAULT_PREFIX,
+    log: (l: string) => void = () => undefined,
+  ): Promise<{ namespaces: number; processes: number }> {
+    checkPrefix(prefix);
+    const dir = labDir(fleetDir, prefix);
+    const state = loadState(dir);
+    let processes = 0;
+    if (state) {
+      // Clients first (their exit notification reaches live servers), then everything else.
+      const order = (p: LabProcess) =>
+        ['openvpn-client', 'lb-health', 'service', 'openvpn-server', 'frr'].indexOf(p.kind);
+      const procs = [...state.processes].sort((a, b) => order(a) - order(b));
+      await Promise.all(
+        procs
+          .filter((p) => p.kind === 'openvpn-client')
+          .map(async (p) => {
+            if (isAlive(p)) processes++;
+            await stopProcess(p, 3000);
+          }),
+      );
+      for (const p of procs.filter((q) => q.kind !== 'openvpn-client')) {
+        if (isAlive(p)) processes++;
+        await stopProcess(p, 5000);
+      }
+      // FRR daemons started by a crashed `lab up` may not be in the state yet: their pid files are.
+      for (const inst of state.frrInstances) {
+        for (const daemon of ['zebra', 'ospfd', 'ospf6d', 'ripd', 'ripngd', 'bgpd', 'staticd']) {
+          const pid = readPidFile(`/var/run/frr/${inst}/${daemon}.pid`);
+          const t = pid ? track(pid) : undefined;
+          if (t && isAlive(t) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(inst)) {
+            processes++;
+            await stopProcess(t, 5000);
+          }
+        }
+        rmSync(`/etc/frr/${inst}`, { recursive: true, force: true });
+        rmSync(`/var/run/frr/${inst}`, { recursive: true, force: true });
+      }
+    }
+    // Namespaces by our prefix: those in the state, and any a crash left before recording them.
+    const names = new Set([
+      ...(state?.namespaces ?? []),
+      ...(await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`)),
+    ]);
+    let namespaces = 0;
+    for (const ns of names) {
+      const r = await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+      if (r.code === 0) namespaces++;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    log(`lab "${prefix}" removed: ${namespaces} namespaces, ${processes} processes stopped`);
+    return { namespaces, processes };
+  }
+}
+
+export interface LabUserStatus {
+  user: string;
+  client: 'running' | 'stopped';
+  server?: string;
+  ipv4?: string;
+  ipv6?: string;
+  coreVia4: string[];
+  coreVia6: string[];
+  coreKnows: boolean;
+}
+
+export async function listNamespaces(): Promise<string[]> {
+  const r = await run(['ip', '-j', 'netns', 'list'], { allowFailure: true });
+  if (r.code !== 0 || !r.stdout.trim()) return [];
+  return (JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name);
+}
+
+function frrIds(): { uid: number; gid: number } {
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('frr:'));
+  if (!passwd) throw new InputError('lab', 'no "frr" user: install the frr package');
+  const f = passwd.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}

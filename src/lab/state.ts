@@ -1,0 +1,55 @@
+/** The lab's state on disk, written after every step so `lab down` can undo a crashed `lab up`. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../sys/files.js';
+import type { LabPlan } from './plan.js';
+
+export type ProcessKind = 'openvpn-server' | 'openvpn-client' | 'frr' | 'service' | 'lb-health';
+
+export interface LabProcess {
+  id: string;
+  kind: ProcessKind;
+  ns: string;
+  pid: number;
+  startTime: string;
+  pidFile?: string;
+}
+
+export interface LabClient {
+  user: string;
+  index: number;
+  ns: string;
+  address: string;
+  dir: string;
+}
+
+export interface LabState {
+  prefix: string;
+  fleetDir: string;
+  dir: string;
+  createdAt: string;
+  port: number;
+  namespaces: string[];
+  frrInstances: string[];
+  processes: LabProcess[];
+  clients: LabClient[];
+  plan?: LabPlan;
+}
+
+export function labDir(fleetDir: string, prefix: string): string {
+  return join(fleetDir, '.lab', prefix);
+}
+
+export function statePath(dir: string): string {
+  return join(dir, 'state.json');
+}
+
+export function loadState(dir: string): LabState | undefined {
+  const p = statePath(dir);
+  if (!existsSync(p)) return undefined;
+  return JSON.parse(readFileSync(p, 'utf8')) as LabState;
+}
+
+export function saveState(state: LabState): void {
+  writeFileAtomic(statePath(state.dir), `${JSON.stringify(state, null, 2)}\n`);
+}
