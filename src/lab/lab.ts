@@ -28,6 +28,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const DEFAULT_PREFIX = 'ovf';
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
 const FRR_BIN = '/usr/lib/frr';
+const SHARED_FRR_FILES = ['/var/run/frr/ospfd-gr.json', '/var/run/frr/ospf6d-gr.json', '/var/run/frr/ospf6d-at-seq-no.dat'];
 
 export function checkPrefix(prefix: string): void {
   if (!PREFIX_PATTERN.test(prefix))
@@ -127,6 +128,7 @@ export class Lab {
       frrInstances: [],
       processes: [],
       clients: [],
+      sharedFrrFiles: SHARED_FRR_FILES.filter((f) => existsSync(f)),
       plan,
     };
     saveState(state);
@@ -295,6 +297,7 @@ export class Lab {
       const dir = this.serverDir(s.name);
       const bundle = await this.fleet.bundle(s.name, { baseDir: dir });
       writeBundleFiles(dir, bundle.files);
+      writeFileAtomic(join(dir, 'VERSION'), `${bundle.digest}\n`);
       await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
       await run(['sysctl', '-q', '-p', join(dir, 'sysctl.conf')], { netns: s.ns });
       const frr = readFileSync(join(dir, 'frr.conf'), 'utf8').replace(
@@ -340,6 +343,30 @@ export class Lab {
     await stopProcess(p, 8000, signal);
     this.state.processes = this.state.processes.filter((q) => q !== p);
     this.save();
+  }
+
+  /**
+   * Re-renders every server's bundle into the lab and applies what can change under a running
+   * OpenVPN: ccd files, CRL (re-read on change) and the nftables ruleset. Until the agent
+   * exists, this is how user changes reach the lab's servers.
+   */
+  async sync(): Promise<{ server: string; changed: boolean }[]> {
+    const out: { server: string; changed: boolean }[] = [];
+    for (const s of this.plan.servers) {
+      const dir = this.serverDir(s.name);
+      const bundle = await this.fleet.bundle(s.name, { baseDir: dir });
+      const version = join(dir, 'VERSION');
+      const before = existsSync(version) ? readFileSync(version, 'utf8').trim() : '';
+      if (before === bundle.digest) {
+        out.push({ server: s.name, changed: false });
+        continue;
+      }
+      writeBundleFiles(dir, bundle.files);
+      writeFileAtomic(version, `${bundle.digest}\n`);
+      await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
+      out.push({ server: s.name, changed: true });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- edges: LBs, service hosts
@@ -425,7 +452,7 @@ export class Lab {
 
   /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
   async connect(user: string, opts: { server?: string; wait?: boolean } = {}): Promise<LabClient> {
-    const profile = this.fleet.profile(user);
+    const profile = this.fleet.profile(user, { anyStatus: true });
     let client = this.clientFor(user);
     if (!client) {
       const used = new Set(this.state.clients.map((c) => c.index));
@@ -501,9 +528,16 @@ export class Lab {
   }
 
   async waitTunnel(user: string, timeoutMs: number): Promise<{ ipv4?: string; ipv6?: string }> {
+    const c = this.clientFor(user);
     return waitFor(
       `${user}'s tunnel (see "ovpn-fleet lab logs ${user}")`,
       async () => {
+        const p = this.clientProcess(user);
+        if (!p || !isAlive(p)) {
+          const tail = c && existsSync(join(c.dir, 'openvpn.log')) ? readFileSync(join(c.dir, 'openvpn.log'), 'utf8') : '';
+          const reason = /AUTH_FAILED/.test(tail) ? 'the server refused it (AUTH_FAILED)' : 'the client exited';
+          throw new Conflict(`${user} could not connect: ${reason} (see "ovpn-fleet lab logs ${user}")`);
+        }
         const a = await this.tunnelAddresses(user);
         return a.ipv4 && a.ipv6 ? a : undefined;
       },
@@ -527,6 +561,9 @@ export class Lab {
   sessions(): Map<string, { server: string; ipv4: string; ipv6: string; real: string }> {
     const out = new Map<string, { server: string; ipv4: string; ipv6: string; real: string }>();
     for (const s of this.plan.servers) {
+      // A crashed server leaves its last status file behind: only live servers count.
+      const p = this.state.processes.find((q) => q.id === `${s.ns}/openvpn`);
+      if (!p || !isAlive(p)) continue;
       let text = '';
       try {
         text = readFileSync(join(this.serverDir(s.name), 'run', 'status.log'), 'utf8');
@@ -651,21 +688,17 @@ export class Lab {
     const state = loadState(dir);
     let processes = 0;
     if (state) {
-      // Clients first (their exit notification reaches live servers), then everything else.
-      const order = (p: LabProcess) =>
-        ['openvpn-client', 'lb-health', 'service', 'openvpn-server', 'frr'].indexOf(p.kind);
-      const procs = [...state.processes].sort((a, b) => order(a) - order(b));
-      await Promise.all(
-        procs
-          .filter((p) => p.kind === 'openvpn-client')
-          .map(async (p) => {
-            if (isAlive(p)) processes++;
-            await stopProcess(p, 3000);
-          }),
-      );
-      for (const p of procs.filter((q) => q.kind !== 'openvpn-client')) {
-        if (isAlive(p)) processes++;
-        await stopProcess(p, 5000);
+      // Clients first (their exit notification reaches live servers), then one kind at a time,
+      // each kind in parallel: a graceful OpenVPN server stop takes a few seconds.
+      for (const kind of ['openvpn-client', 'lb-health', 'service', 'openvpn-server', 'frr'] as const) {
+        await Promise.all(
+          state.processes
+            .filter((p) => p.kind === kind)
+            .map(async (p) => {
+              if (isAlive(p)) processes++;
+              await stopProcess(p, 5000);
+            }),
+        );
       }
       // FRR daemons started by a crashed `lab up` may not be in the state yet: their pid files are.
       for (const inst of state.frrInstances) {
@@ -691,6 +724,9 @@ export class Lab {
       const r = await run(['ip', 'netns', 'del', ns], { allowFailure: true });
       if (r.code === 0) namespaces++;
     }
+    // ospfd/ospf6d of any instance write these into the shared run directory when they exit;
+    // remove them only if they were not there before this lab started.
+    for (const f of SHARED_FRR_FILES) if (state && !state.sharedFrrFiles?.includes(f)) rmSync(f, { force: true });
     rmSync(dir, { recursive: true, force: true });
     log(`lab "${prefix}" removed: ${namespaces} namespaces, ${processes} processes stopped`);
     return { namespaces, processes };

@@ -166,13 +166,13 @@ export function planLab(spec: FleetSpec, prefix: string): LabPlan {
     nodes.push({ ns, role: 'host', name: net.name, routes, forwarding: false });
     links.push({
       a: { ns: core, name: `h${ni}`, ...opt('v4', at(v4net, 1n)), ...opt('v6', at(v6net, 1n)) },
-      b: { ns, name: 'eth0', ...opt('v4', at(v4net, 10n)), ...opt('v6', at(v6net, 10n)) },
+      b: { ns, name: 'eth0', ...opt('v4', at(v4net, 10n)), ...opt('v6', at(v6net, 0x10n)) },
     });
     hosts.push({
       network: net.name,
       ns,
       ...opt('ipv4', at(v4net, 10n)?.split('/')[0]),
-      ...opt('ipv6', at(v6net, 10n)?.split('/')[0]),
+      ...opt('ipv6', at(v6net, 0x10n)?.split('/')[0]),
     });
   });
 

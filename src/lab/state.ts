@@ -33,6 +33,8 @@ export interface LabState {
   frrInstances: string[];
   processes: LabProcess[];
   clients: LabClient[];
+  /** Files in FRR's shared run directory that existed before the lab (not ours to remove). */
+  sharedFrrFiles?: string[];
   plan?: LabPlan;
 }
 

@@ -6,7 +6,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
+import { type Document, isNode, isSeq, parseDocument } from 'yaml';
 import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { mustParsePrefix } from '../core/ip.js';
 import { userNameProblem } from '../core/names.js';
@@ -367,11 +367,20 @@ export class Fleet {
     if (this.spec.groups.some((g) => g.name === name))
       throw new Conflict(`group ${name} already exists`);
     const path = Fleet.specPath(this.dir);
-    const doc = parseDocument(readFileSync(path, 'utf8'));
+    const original = readFileSync(path, 'utf8');
+    const doc = parseDocument(original);
     const entry = description ? { name, description } : { name };
-    if (doc.has('groups')) doc.addIn(['groups'], doc.createNode(entry, { flow: true }));
-    else doc.set('groups', [entry]);
-    const text = doc.toString();
+    let text = appendToBlockSequence(
+      original,
+      doc,
+      'groups',
+      `{ name: ${name}${description ? `, description: ${JSON.stringify(description)}` : ''} }`,
+    );
+    if (text === undefined) {
+      if (doc.has('groups')) doc.addIn(['groups'], doc.createNode(entry, { flow: true }));
+      else doc.set('groups', [entry]);
+      text = doc.toString();
+    }
     const v = parseSpecText(text);
     if (!v.spec) throw new SpecError(v.errors, path);
     writeFileAtomic(path, text);
@@ -392,9 +401,13 @@ export class Fleet {
 
   // ---- output ----
 
-  profile(name: string): string {
+  /**
+   * `anyStatus` is for the lab, which must show that a revoked or disabled user's existing
+   * profile is refused by the servers.
+   */
+  profile(name: string, opts: { anyStatus?: boolean } = {}): string {
     const user = this.getUser(name);
-    if (user.status !== 'enabled')
+    if (user.status !== 'enabled' && !opts.anyStatus)
       throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
     const cert = user.certSerial ? this.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
@@ -497,4 +510,28 @@ export class Fleet {
     }
     return rows;
   }
+}
+
+/**
+ * Appends `item` to the top-level block sequence `key` as a text edit, so the rest of the file
+ * keeps its layout (re-serialising the document would re-space every flow map and comment).
+ * Undefined when the sequence is missing, empty or written in flow style.
+ */
+function appendToBlockSequence(
+  text: string,
+  doc: Document,
+  key: string,
+  item: string,
+): string | undefined {
+  const seq = doc.get(key, true);
+  if (!isSeq(seq) || seq.flow || seq.items.length === 0) return undefined;
+  const first = seq.items[0];
+  const last = seq.items[seq.items.length - 1];
+  if (!isNode(first) || !isNode(last) || !first.range || !last.range) return undefined;
+  const lineStart = text.lastIndexOf('\n', first.range[0] - 1) + 1;
+  const dash = text.slice(lineStart, first.range[0]);
+  if (!/^ *- +$/.test(dash)) return undefined;
+  const eol = text.indexOf('\n', last.range[1]);
+  const at = eol === -1 ? text.length : eol;
+  return `${text.slice(0, at)}\n${dash}${item}${text.slice(at)}`;
 }
