@@ -28,7 +28,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const DEFAULT_PREFIX = 'ovf';
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
 const FRR_BIN = '/usr/lib/frr';
-const SHARED_FRR_FILES = ['/var/run/frr/ospfd-gr.json', '/var/run/frr/ospf6d-gr.json', '/var/run/frr/ospf6d-at-seq-no.dat'];
+const SHARED_FRR_FILES = [
+  '/var/run/frr/ospfd-gr.json',
+  '/var/run/frr/ospf6d-gr.json',
+  '/var/run/frr/ospf6d-at-seq-no.dat',
+];
 
 export function checkPrefix(prefix: string): void {
   if (!PREFIX_PATTERN.test(prefix))
@@ -452,7 +456,7 @@ export class Lab {
 
   /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
   async connect(user: string, opts: { server?: string; wait?: boolean } = {}): Promise<LabClient> {
-    const profile = this.fleet.profile(user, { anyStatus: true });
+    const profile = await this.fleet.profile(user, { anyStatus: true });
     let client = this.clientFor(user);
     if (!client) {
       const used = new Set(this.state.clients.map((c) => c.index));
@@ -491,7 +495,7 @@ export class Lab {
         `${client.ns}-openvpn`,
         '--writepid',
         pidFile,
-        '--log-append',
+        '--log',
         join(client.dir, 'openvpn.log'),
         '--dev',
         'tun0',
@@ -533,10 +537,23 @@ export class Lab {
       `${user}'s tunnel (see "ovpn-fleet lab logs ${user}")`,
       async () => {
         const p = this.clientProcess(user);
-        if (!p || !isAlive(p)) {
-          const tail = c && existsSync(join(c.dir, 'openvpn.log')) ? readFileSync(join(c.dir, 'openvpn.log'), 'utf8') : '';
-          const reason = /AUTH_FAILED/.test(tail) ? 'the server refused it (AUTH_FAILED)' : 'the client exited';
-          throw new Conflict(`${user} could not connect: ${reason} (see "ovpn-fleet lab logs ${user}")`);
+        const log =
+          c && existsSync(join(c.dir, 'openvpn.log'))
+            ? readFileSync(join(c.dir, 'openvpn.log'), 'utf8')
+            : '';
+        // A revoked certificate never gets an AUTH_FAILED: the server ends the TLS handshake
+        // with a "certificate revoked" alert and the client would retry forever.
+        const revoked = /alert certificate revoked/i.test(log);
+        if (revoked || !p || !isAlive(p)) {
+          if (revoked && p) await stopProcess(p, 2000);
+          const reason = revoked
+            ? 'the server refused its certificate (revoked)'
+            : /AUTH_FAILED/.test(log)
+              ? 'the server refused it (AUTH_FAILED)'
+              : 'the client exited';
+          throw new Conflict(
+            `${user} could not connect: ${reason} (see "ovpn-fleet lab logs ${user}")`,
+          );
         }
         const a = await this.tunnelAddresses(user);
         return a.ipv4 && a.ipv6 ? a : undefined;
@@ -690,7 +707,13 @@ export class Lab {
     if (state) {
       // Clients first (their exit notification reaches live servers), then one kind at a time,
       // each kind in parallel: a graceful OpenVPN server stop takes a few seconds.
-      for (const kind of ['openvpn-client', 'lb-health', 'service', 'openvpn-server', 'frr'] as const) {
+      for (const kind of [
+        'openvpn-client',
+        'lb-health',
+        'service',
+        'openvpn-server',
+        'frr',
+      ] as const) {
         await Promise.all(
           state.processes
             .filter((p) => p.kind === kind)
@@ -726,7 +749,8 @@ export class Lab {
     }
     // ospfd/ospf6d of any instance write these into the shared run directory when they exit;
     // remove them only if they were not there before this lab started.
-    for (const f of SHARED_FRR_FILES) if (state && !state.sharedFrrFiles?.includes(f)) rmSync(f, { force: true });
+    for (const f of SHARED_FRR_FILES)
+      if (state && !state.sharedFrrFiles?.includes(f)) rmSync(f, { force: true });
     rmSync(dir, { recursive: true, force: true });
     log(`lab "${prefix}" removed: ${namespaces} namespaces, ${processes} processes stopped`);
     return { namespaces, processes };

@@ -33,10 +33,21 @@ export function serverContexts(spec: FleetSpec, options: RenderOptions): ServerC
   );
 }
 
+/**
+ * Only enabled users get a ccd file; with ccd-exclusive everyone else is refused. The files
+ * are the same on every server, so a fleet render makes them once.
+ */
+export function ccdFiles(ctx: ServerContext, snap: RenderSnapshot): RenderedFile[] {
+  return snap.users
+    .filter((u) => u.enabled)
+    .map((u) => ({ path: `ccd/${u.name}`, content: renderCcd(ctx, u), mode: 0o644 }));
+}
+
 export function renderBundle(
   ctx: ServerContext,
   snap: RenderSnapshot,
   policy = compilePolicy(ctx.spec, snap.users),
+  ccd = ccdFiles(ctx, snap),
 ): Bundle {
   const secrets = snap.servers.get(ctx.server.name);
   if (!secrets) throw new Error(`no certificate for server ${ctx.server.name}`);
@@ -59,8 +70,7 @@ export function renderBundle(
     file('nftables.nft', renderNftables(ctx, policy)),
     file('sysctl.conf', renderSysctl()),
   ];
-  // Only enabled users get a ccd file; with ccd-exclusive everyone else is refused.
-  for (const u of snap.users) if (u.enabled) files.push(file(`ccd/${u.name}`, renderCcd(ctx, u)));
+  files.push(...ccd);
   return { server: ctx.server.name, files, digest: bundleDigest(files) };
 }
 
@@ -71,5 +81,7 @@ export function renderFleet(
   options: RenderOptions,
 ): Bundle[] {
   const policy = compilePolicy(spec, snap.users);
-  return serverContexts(spec, options).map((ctx) => renderBundle(ctx, snap, policy));
+  const contexts = serverContexts(spec, options);
+  const ccd = contexts.length ? ccdFiles(contexts[0], snap) : [];
+  return contexts.map((ctx) => renderBundle(ctx, snap, policy, ccd));
 }

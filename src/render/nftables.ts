@@ -33,7 +33,14 @@ function ruleLine(r: CompiledRule): string {
     parts.push(
       r.ports.length === 1 ? `th dport ${r.ports[0]}` : `th dport { ${r.ports.join(', ')} }`,
     );
-  return `\t\t${parts.join(' ')} counter accept comment "${r.comment.replace(/"/g, "'")}"`;
+  return `\t\t${parts.join(' ')} counter accept comment "${nftComment(r.comment)}"`;
+}
+
+/** nft has no escapes in quoted strings and refuses a comment over 128 bytes (whole file). */
+function nftComment(text: string): string {
+  const chars = Array.from(text.replace(/"/g, "'").replace(/[\0-\x1f\x7f]/g, ' '));
+  while (Buffer.byteLength(chars.join('')) > 128) chars.pop();
+  return chars.join('');
 }
 
 export function renderNftables(ctx: ServerContext, policy: CompiledPolicy): string {

@@ -229,7 +229,13 @@ export class Fleet {
     }
   }
 
-  async addUsers(reqs: AddUserRequest[]): Promise<User[]> {
+  /**
+   * Adds users in one transaction. With `issueCerts` (the default for `user add`) each gets a
+   * client certificate now; a bulk import defers them to the user's first profile (or
+   * `pki issue`), because signing costs milliseconds per user and most of an import never
+   * needs a profile the same day.
+   */
+  async addUsers(reqs: AddUserRequest[], opts: { issueCerts?: boolean } = {}): Promise<User[]> {
     const seen = new Set<string>();
     for (const r of reqs) {
       const problem = userNameProblem(r.name);
@@ -240,42 +246,57 @@ export class Fleet {
       if (this.store.getUser(r.name)) throw new Conflict(`user ${r.name} already exists`);
     }
     const now = this.clock.now();
-    const ca = this.caPair();
-    // Certificates are made before the transaction (WebCrypto is async; SQLite's is not), a few
-    // at a time so both cores sign.
-    const certs: IssuedCert[] = new Array<IssuedCert>(reqs.length);
-    const BATCH = 64;
-    for (let i = 0; i < reqs.length; i += BATCH) {
-      const slice = reqs.slice(i, i + BATCH);
-      const issued = await Promise.all(
-        slice.map((r) =>
-          issueCertificate(ca, {
-            kind: 'client',
-            commonName: r.name,
+    // Certificates are made before the transaction: WebCrypto is async, SQLite's is not.
+    const certs =
+      opts.issueCerts === false
+        ? []
+        : await this.issueClientCerts(
+            reqs.map((r) => r.name),
             now,
-            validDays: VALIDITY.userDays,
-          }),
-        ),
-      );
-      issued.forEach((c, j) => (certs[i + j] = c));
-    }
+          );
     return this.store.createUsers(
       reqs.map((r, i) => ({
         name: r.name,
         groups: r.groups ?? [],
         ...(r.ipv4 !== undefined ? { ipv4: r.ipv4 } : {}),
         ...(r.ipv6 !== undefined ? { ipv6: r.ipv6 } : {}),
-        cert: {
-          serial: certs[i].serial,
-          certPem: certs[i].certPem,
-          keyPem: certs[i].keyPem,
-          notAfter: certs[i].notAfter,
-        },
+        ...(certs[i] ? { cert: certs[i] } : {}),
       })),
       this.pools(),
       now,
       this.actor,
     );
+  }
+
+  /** Signs a few at a time so both cores work. */
+  private async issueClientCerts(names: string[], now: Date): Promise<IssuedCert[]> {
+    const ca = this.caPair();
+    const out: IssuedCert[] = [];
+    const BATCH = 64;
+    for (let i = 0; i < names.length; i += BATCH) {
+      const issued = await Promise.all(
+        names
+          .slice(i, i + BATCH)
+          .map((commonName) =>
+            issueCertificate(ca, { kind: 'client', commonName, now, validDays: VALIDITY.userDays }),
+          ),
+      );
+      out.push(...issued);
+    }
+    return out;
+  }
+
+  /** Issues certificates for the given users (default: every enabled user without one). */
+  async issueMissingCerts(names?: string[]): Promise<number> {
+    const targets = names ?? this.store.usersWithoutCert();
+    for (const n of targets) this.getUser(n);
+    const todo = targets.filter((n) => !this.getUser(n).certSerial);
+    const now = this.clock.now();
+    const certs = await this.issueClientCerts(todo, now);
+    this.store.transaction(() =>
+      todo.forEach((n, i) => this.store.attachCert(n, certs[i], now, this.actor)),
+    );
+    return todo.length;
   }
 
   /** CSV with a header `name,groups`; groups separated by ";". All rows or none. */
@@ -313,7 +334,7 @@ export class Fleet {
       reqs.push({ name: cells[0], groups });
     });
     if (reqs.length === 0) throw new InputError(file, 'no users in file');
-    return this.addUsers(reqs);
+    return this.addUsers(reqs, { issueCerts: false });
   }
 
   listUsers(): User[] {
@@ -405,10 +426,14 @@ export class Fleet {
    * `anyStatus` is for the lab, which must show that a revoked or disabled user's existing
    * profile is refused by the servers.
    */
-  profile(name: string, opts: { anyStatus?: boolean } = {}): string {
-    const user = this.getUser(name);
+  async profile(name: string, opts: { anyStatus?: boolean } = {}): Promise<string> {
+    let user = this.getUser(name);
     if (user.status !== 'enabled' && !opts.anyStatus)
       throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
+    if (!user.certSerial && user.status === 'enabled') {
+      await this.issueMissingCerts([name]);
+      user = this.getUser(name);
+    }
     const cert = user.certSerial ? this.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
     return renderProfile({

@@ -193,6 +193,12 @@ const policyReferences: Rule = (spec) => {
     if (rule.ports) {
       if (rule.proto && !rule.proto.some((p) => p === 'tcp' || p === 'udp')) {
         out.push({ path: `policy[${i}].ports`, message: 'ports need proto tcp or udp' });
+      } else if (rule.proto?.includes('icmp')) {
+        // One nft rule carries one port match, and `th dport` on ICMP would compare its checksum.
+        out.push({
+          path: `policy[${i}].proto`,
+          message: 'icmp has no ports: put icmp in a rule of its own',
+        });
       }
       rule.ports.forEach((p, pi) => {
         if (typeof p === 'string') {

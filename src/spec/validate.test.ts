@@ -81,4 +81,13 @@ describe('validateSpec', () => {
       'sites[2].servers[1].backbone',
     ]);
   });
+
+  it('refuses ports on a rule that also allows icmp (th dport would match the ICMP checksum)', () => {
+    const input = example();
+    input.policy[0].proto = ['tcp', 'icmp'];
+    const v = validateSpec(input);
+    expect(v.errors).toEqual([
+      { path: 'policy[0].proto', message: 'icmp has no ports: put icmp in a rule of its own' },
+    ]);
+  });
 });

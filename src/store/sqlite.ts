@@ -12,6 +12,7 @@ import { MIGRATIONS } from './migrations.js';
 import type {
   AuditEntry,
   FleetStore,
+  NewCert,
   NewUser,
   Pools,
   StoredCert,
@@ -158,18 +159,20 @@ export class SqliteStore implements FleetStore {
           throw new Conflict(
             `the user pools are full (${pools.ipv4.length}/${pools.ipv6.length}): cannot add ${u.name}`,
           );
-        insertCert.run(
-          u.cert.serial,
-          u.name,
-          u.cert.notAfter.toISOString(),
-          u.cert.certPem,
-          u.cert.keyPem,
-        );
+        if (u.cert) {
+          insertCert.run(
+            u.cert.serial,
+            u.name,
+            u.cert.notAfter.toISOString(),
+            u.cert.certPem,
+            u.cert.keyPem,
+          );
+        }
         const { lastInsertRowid } = insertUser.run(
           u.name,
           addr.ipv4,
           addr.ipv6,
-          u.cert.serial,
+          u.cert?.serial ?? null,
           at,
           at,
         );
@@ -187,12 +190,45 @@ export class SqliteStore implements FleetStore {
           groups: [...new Set(u.groups)].sort(),
           status: 'enabled',
           createdAt: at,
-          certSerial: u.cert.serial,
-          certNotAfter: u.cert.notAfter.toISOString(),
+          ...(u.cert
+            ? { certSerial: u.cert.serial, certNotAfter: u.cert.notAfter.toISOString() }
+            : {}),
         });
       }
       return created;
     });
+  }
+
+  attachCert(name: string, cert: NewCert, now: Date, actor: string): User {
+    return this.transaction(() => {
+      const u = this.mustGetUser(name);
+      const at = now.toISOString();
+      this.db
+        .prepare(
+          `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem) VALUES (?, 'client', ?, ?, ?, ?)`,
+        )
+        .run(cert.serial, name, cert.notAfter.toISOString(), cert.certPem, cert.keyPem);
+      this.db
+        .prepare('UPDATE users SET cert_serial = ?, updated_at = ? WHERE name = ?')
+        .run(cert.serial, at, name);
+      this.audit({
+        at,
+        actor,
+        action: 'user.cert',
+        subject: name,
+        detail: { serial: cert.serial },
+      });
+      return { ...u, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() };
+    });
+  }
+
+  usersWithoutCert(): string[] {
+    return this.db
+      .prepare<[], { name: string }>(
+        `SELECT name FROM users WHERE cert_serial IS NULL AND status = 'enabled' ORDER BY name`,
+      )
+      .all()
+      .map((r) => r.name);
   }
 
   private purgeQuarantine(pools: Pools, now: Date): void {

@@ -23,7 +23,15 @@ export interface NewUser {
   groups: string[];
   ipv4?: string;
   ipv6?: string;
-  cert: { serial: string; certPem: string; keyPem: string; notAfter: Date };
+  /** Absent for bulk imports: the certificate is issued with the user's first profile. */
+  cert?: NewCert;
+}
+
+export interface NewCert {
+  serial: string;
+  certPem: string;
+  keyPem: string;
+  notAfter: Date;
 }
 
 export interface StoredCert {
@@ -67,6 +75,10 @@ export interface FleetStore {
   listUsers(): User[];
   setStatus(name: string, status: UserStatus, now: Date, actor: string): User;
   setGroups(name: string, groups: string[], now: Date, actor: string): User;
+  /** Records a (first or new) client certificate as the user's current one. */
+  attachCert(name: string, cert: NewCert, now: Date, actor: string): User;
+  /** Users without a certificate yet. */
+  usersWithoutCert(): string[];
   /** Removes the user; their addresses stay quarantined. Returns the certificate serial to revoke. */
   deleteUser(name: string, now: Date, actor: string): User;
   /** Count of addresses held by users or in quarantine (for the pool-size rule). */

@@ -1,9 +1,9 @@
 /** Commands over the whole fleet: validate, render, profile, groups, PKI status. */
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '../../errors.js';
-import { writeBundleFiles, writeFileAtomic } from '../../sys/files.js';
+import { publishBundle, writeFileAtomic } from '../../sys/files.js';
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../../service/fleet.js';
 import { fleetDir, withFleet } from '../context.js';
@@ -59,17 +59,7 @@ export function registerFleetCommands(program: Command): void {
         throw new InputError('--server', `no server named ${opts.server}`);
       mkdirSync(out, { recursive: true });
       for (const b of chosen) {
-        // Build the folder beside the old one, then swap: a reader sees old or new, never half.
-        const final = join(out, b.server);
-        const staging = join(out, `.${b.server}.new`);
-        const old = join(out, `.${b.server}.old`);
-        rmSync(staging, { recursive: true, force: true });
-        writeBundleFiles(staging, b.files);
-        writeFileAtomic(join(staging, 'VERSION'), `${b.digest}\n`);
-        rmSync(old, { recursive: true, force: true });
-        if (existsSync(final)) renameSync(final, old);
-        renameSync(staging, final);
-        rmSync(old, { recursive: true, force: true });
+        publishBundle(out, b);
         process.stdout.write(
           `${b.server}: ${b.files.length} files, digest ${b.digest.slice(0, 12)}\n`,
         );
@@ -110,6 +100,13 @@ export function registerFleetCommands(program: Command): void {
     });
 
   const pki = program.command('pki').description('certificates and CRL');
+  pki
+    .command('issue [users...]')
+    .description('issue client certificates now (default: every enabled user without one)')
+    .action(async (users: string[], _opts: unknown, cmd: Command) => {
+      const n = await withFleet(cmd, (f) => f.issueMissingCerts(users.length ? users : undefined));
+      process.stdout.write(`issued ${n} certificates\n`);
+    });
   pki
     .command('status')
     .description('expiry of the CA, server and user certificates and of the CRL')

@@ -86,23 +86,36 @@ export function registerLab(program: Command): void {
     });
   });
 
-  const openvpn = lab.command('openvpn').description("stop or start one server's OpenVPN (failure drills)");
+  const openvpn = lab
+    .command('openvpn')
+    .description("stop or start one server's OpenVPN (failure drills)");
   prefixOption(
     openvpn
       .command('stop <server>')
-      .option('--signal <signal>', 'SIGTERM (graceful: clients told to move) or SIGKILL (crash)', 'SIGTERM'),
+      .option(
+        '--signal <signal>',
+        'SIGTERM (graceful: clients told to move) or SIGKILL (crash)',
+        'SIGTERM',
+      ),
   ).action(async (server: string, opts: LabOpts & { signal: string }, cmd: Command) => {
-    if (opts.signal !== 'SIGTERM' && opts.signal !== 'SIGKILL') throw new InputError('--signal', 'must be SIGTERM or SIGKILL');
-    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).stopOpenvpnServer(server, opts.signal as NodeJS.Signals));
+    if (opts.signal !== 'SIGTERM' && opts.signal !== 'SIGKILL')
+      throw new InputError('--signal', 'must be SIGTERM or SIGKILL');
+    await withFleet(cmd, (fleet) =>
+      Lab.open(fleet, opts.prefix).stopOpenvpnServer(server, opts.signal as NodeJS.Signals),
+    );
     say(`OpenVPN on ${server} stopped (${opts.signal})`);
   });
-  prefixOption(openvpn.command('start <server>')).action(async (server: string, opts: LabOpts, cmd: Command) => {
-    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).startOpenvpnServer(server));
-    say(`OpenVPN on ${server} started`);
-  });
+  prefixOption(openvpn.command('start <server>')).action(
+    async (server: string, opts: LabOpts, cmd: Command) => {
+      await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).startOpenvpnServer(server));
+      say(`OpenVPN on ${server} started`);
+    },
+  );
 
   prefixOption(
-    lab.command('sync').description("re-render the servers' files (ccd, CRL, nftables) after user changes"),
+    lab
+      .command('sync')
+      .description("re-render the servers' files (ccd, CRL, nftables) after user changes"),
   ).action(async (opts: LabOpts, cmd: Command) => {
     const rows = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).sync());
     const changed = rows.filter((r) => r.changed).map((r) => r.server);

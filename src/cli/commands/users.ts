@@ -71,7 +71,9 @@ export function registerUsers(program: Command): void {
         );
       }
       const users = await withFleet(cmd, (f) => f.importCsv(text, file));
-      process.stdout.write(`imported ${users.length} users\n`);
+      process.stdout.write(
+        `imported ${users.length} users (certificates are issued with each first profile, or now with "ovpn-fleet pki issue")\n`,
+      );
     });
 
   user

@@ -1,0 +1,230 @@
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mustParsePrefix } from '../core/ip.js';
+import { Conflict, InputError } from '../errors.js';
+import { FIXED_NOW } from '../testing.js';
+import { MIGRATIONS } from './migrations.js';
+import { SqliteStore } from './sqlite.js';
+import type { NewUser, Pools } from './types.js';
+
+const DAY_MS = 86_400_000;
+const POOLS: Pools = {
+  ipv4: mustParsePrefix('10.200.0.0/24'),
+  ipv6: mustParsePrefix('fd00:200::/120'),
+  quarantineDays: 30,
+};
+
+let serialCounter = 0;
+function newUser(name: string, extra: Partial<NewUser> = {}): NewUser {
+  serialCounter++;
+  return {
+    name,
+    groups: ['staff'],
+    cert: {
+      serial: `${serialCounter.toString(16)}ab`,
+      certPem: `cert of ${name}`,
+      keyPem: `key of ${name}`,
+      notAfter: new Date(FIXED_NOW.getTime() + 365 * DAY_MS),
+    },
+    ...extra,
+  };
+}
+
+const days = (n: number) => new Date(FIXED_NOW.getTime() + n * DAY_MS);
+
+describe('SqliteStore on a real file', () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteStore;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ovf-store-'));
+    file = join(dir, 'fleet.db');
+    store = new SqliteStore(file);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const add = (users: NewUser[], now = FIXED_NOW) => store.createUsers(users, POOLS, now, 'test');
+
+  it('applies every migration to a fresh file, once', () => {
+    store.createUsers([newUser('alice')], POOLS, FIXED_NOW, 'test');
+    store.close();
+    const raw = new Database(file, { readonly: true });
+    try {
+      expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+      const tables = raw
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .all()
+        .map((r) => r.name)
+        .sort();
+      expect(tables).toEqual([
+        'audit',
+        'certs',
+        'released_addresses',
+        'settings',
+        'user_groups',
+        'users',
+      ]);
+    } finally {
+      raw.close();
+    }
+    // Re-opening an up-to-date file runs nothing again and keeps the data.
+    store = new SqliteStore(file);
+    expect(store.listUsers().map((u) => u.name)).toEqual(['alice']);
+  });
+
+  it('keeps the store readable by its owner only (0600), its WAL too', () => {
+    add([newUser('alice')]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    // The WAL holds recent writes (private keys among them) until a checkpoint.
+    expect(existsSync(`${file}-wal`)).toBe(true);
+    expect(statSync(`${file}-wal`).mode & 0o777).toBe(0o600);
+  });
+
+  it('gives every user distinct addresses, the same offset in both pools, stable over time', () => {
+    const created = add(Array.from({ length: 40 }, (_, i) => newUser(`u${i}`)));
+    expect(new Set(created.map((u) => u.ipv4)).size).toBe(40);
+    expect(new Set(created.map((u) => u.ipv6)).size).toBe(40);
+    expect(created[0]).toMatchObject({ ipv4: '10.200.0.2', ipv6: 'fd00:200::2' });
+    for (const u of created)
+      expect(u.ipv6.split(':').pop()).toBe(Number(u.ipv4.split('.')[3]).toString(16));
+
+    store.deleteUser('u5', days(1), 'test');
+    add([newUser('late')], days(2));
+    store.close();
+    store = new SqliteStore(file);
+    for (const u of created.filter((c) => c.name !== 'u5'))
+      expect(store.getUser(u.name)).toMatchObject({ ipv4: u.ipv4, ipv6: u.ipv6 });
+    expect(store.getUser('late')?.ipv4).toBe('10.200.0.42');
+  });
+
+  it('pins a free address inside the pool; the other family follows the same offset', () => {
+    const [u] = add([newUser('pinned', { ipv4: '10.200.0.77' })]);
+    expect(u).toMatchObject({ ipv4: '10.200.0.77', ipv6: 'fd00:200::4d' });
+    const [v] = add([newUser('pinned6', { ipv6: 'fd00:200::0:99' })]);
+    expect(v).toMatchObject({ ipv6: 'fd00:200::99', ipv4: '10.200.0.153' });
+    expect(() => add([newUser('again', { ipv4: '10.200.0.77' })])).toThrow(Conflict);
+  });
+
+  it.each([
+    ['ipv4', '10.201.0.5', /outside the pool 10\.200\.0\.0\/24/],
+    ['ipv4', 'fd00:200::5', /not an IPv4 address/],
+    ['ipv6', 'fd00:201::5', /outside the pool fd00:200::\/120/],
+    ['ipv4', '10.200.0.0', /reserved \(network, gateway or broadcast\)/],
+    ['ipv4', '10.200.0.1', /reserved/],
+    ['ipv4', '10.200.0.255', /reserved/],
+    ['ipv6', 'fd00:200::', /reserved/],
+    ['ipv6', 'fd00:200::1', /reserved/],
+  ] as const)('refuses to pin %s %s', (family, address, message) => {
+    const attempt = () => add([newUser('pinned', { [family]: address })]);
+    expect(attempt).toThrow(InputError);
+    expect(attempt).toThrow(message);
+    expect(store.listUsers()).toEqual([]);
+  });
+
+  it("quarantines a deleted user's addresses until quarantineDays have passed", () => {
+    add([newUser('a'), newUser('b'), newUser('c')]);
+    expect(store.getUser('a')?.ipv4).toBe('10.200.0.2');
+    store.deleteUser('a', FIXED_NOW, 'test');
+    expect(store.addressesHeld(POOLS, days(1))).toBe(3);
+
+    const [d] = add([newUser('d')], days(1));
+    expect(d).toMatchObject({ ipv4: '10.200.0.5', ipv6: 'fd00:200::5' });
+    expect(() => add([newUser('pin4', { ipv4: '10.200.0.2' })], days(29))).toThrow(Conflict);
+    expect(() => add([newUser('pin6', { ipv6: 'fd00:200::2' })], days(29))).toThrow(Conflict);
+
+    expect(store.addressesHeld(POOLS, days(30))).toBe(3);
+    const [e] = add([newUser('e')], days(30));
+    expect(e).toMatchObject({ ipv4: '10.200.0.2', ipv6: 'fd00:200::2' });
+  });
+
+  it('adds a batch all or nothing: one conflicting name inserts no user and no certificate', () => {
+    add([newUser('taken')]);
+    const batch = [newUser('n1'), newUser('n2'), newUser('taken'), newUser('n3')];
+    expect(() => add(batch)).toThrow(Conflict);
+    expect(store.listUsers().map((u) => u.name)).toEqual(['taken']);
+    expect(store.getCert(batch[0].cert!.serial)).toBeUndefined();
+    expect(store.auditLog(10).filter((e) => e.action === 'user.add')).toHaveLength(1);
+    // The addresses n1 and n2 would have had are still free.
+    expect(add([newUser('next')])[0].ipv4).toBe('10.200.0.3');
+  });
+
+  it('refuses a name twice in one batch, inserting nothing', () => {
+    expect(() => add([newUser('twin'), newUser('twin')])).toThrow(Conflict);
+    expect(store.listUsers()).toEqual([]);
+  });
+});
+
+describe('SqliteStore under concurrent writers', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('four processes adding 25 users each get 100 distinct addresses, no failures', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ovf-store-conc-'));
+    const file = join(dir, 'fleet.db');
+    new SqliteStore(file).close();
+    const storeUrl = pathToFileURL(resolve(import.meta.dirname, 'sqlite.ts')).href;
+    const ipUrl = pathToFileURL(resolve(import.meta.dirname, '../core/ip.ts')).href;
+    const writer = join(dir, 'writer.mts');
+    writeFileSync(
+      writer,
+      `
+const { SqliteStore } = await import(${JSON.stringify(storeUrl)});
+const { mustParsePrefix } = await import(${JSON.stringify(ipUrl)});
+const [file, id, startAt] = process.argv.slice(2);
+const pools = {
+  ipv4: mustParsePrefix('10.200.0.0/24'),
+  ipv6: mustParsePrefix('fd00:200::/120'),
+  quarantineDays: 30,
+};
+const store = new SqliteStore(file);
+// Start together, so the writers really contend for SQLite's write lock.
+while (Date.now() < Number(startAt)) await new Promise((r) => setTimeout(r, 1));
+for (let i = 0; i < 25; i++) {
+  const name = 'w' + id + '-' + i;
+  store.createUsers(
+    [{ name, groups: [], cert: { serial: id + 'f' + i.toString(16), certPem: 'c', keyPem: 'k', notAfter: new Date() } }],
+    pools,
+    new Date(),
+    'writer-' + id,
+  );
+}
+store.close();
+`,
+    );
+    const startAt = Date.now() + 1500;
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(
+        (id) =>
+          new Promise<{ code: number | null; stderr: string }>((done) => {
+            const child = spawn(
+              process.execPath,
+              ['--import', 'tsx', writer, file, String(id), String(startAt)],
+              { stdio: ['ignore', 'ignore', 'pipe'], cwd: resolve(import.meta.dirname, '../..') },
+            );
+            let stderr = '';
+            child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+            child.on('close', (code) => done({ code, stderr }));
+          }),
+      ),
+    );
+    expect(results).toEqual(Array.from({ length: 4 }, () => ({ code: 0, stderr: '' })));
+    const store = new SqliteStore(file);
+    try {
+      const users = store.listUsers();
+      expect(users).toHaveLength(100);
+      expect(new Set(users.map((u) => u.ipv4)).size).toBe(100);
+      expect(new Set(users.map((u) => u.ipv6)).size).toBe(100);
+    } finally {
+      store.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,180 @@
+/**
+ * End-to-end helpers: the tests drive the built CLI exactly as a user would, against real
+ * OpenVPN, FRR and nftables in network namespaces.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin', 'ovpn-fleet.js');
+
+/** Why the lab cannot run here, or undefined when it can. */
+export function labUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root';
+  for (const p of [
+    '/usr/sbin/openvpn',
+    '/usr/lib/frr/zebra',
+    '/usr/sbin/nft',
+    '/usr/sbin/conntrack',
+    '/dev/net/tun',
+  ]) {
+    if (!existsSync(p)) return `${p} missing (run npm run setup)`;
+  }
+  return undefined;
+}
+
+/** Under CI the end-to-end tests must run: a missing prerequisite is a failure, not a skip. */
+export function requireLab(): boolean {
+  const why = labUnavailable();
+  if (why && process.env.CI === 'true')
+    throw new Error(`end-to-end tests cannot run under CI: ${why}`);
+  if (why) console.warn(`skipping end-to-end tests: ${why}`);
+  return why === undefined;
+}
+
+export function buildOnce(): void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI without blocking this process: the test worker must keep answering its runner
+ * while a command waits for a tunnel.
+ */
+export function cli(dir: string, args: string[], timeoutMs = 300_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--dir', dir, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+export async function cliOk(dir: string, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await cli(dir, args, timeoutMs);
+  if (r.code !== 0)
+    throw new Error(`ovpn-fleet ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export async function newFleetDir(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ovpn-fleet-e2e-'));
+  await cliOk(dir, ['init', '--example']);
+  return dir;
+}
+
+export interface UserStatus {
+  user: string;
+  client: string;
+  server?: string;
+  ipv4?: string;
+  ipv6?: string;
+  coreVia4: string[];
+  coreVia6: string[];
+  coreKnows: boolean;
+}
+
+export async function labStatus(dir: string, prefix: string): Promise<UserStatus[]> {
+  return JSON.parse(
+    await cliOk(dir, ['lab', 'status', '--json', '--prefix', prefix]),
+  ) as UserStatus[];
+}
+
+export async function statusOf(dir: string, prefix: string, user: string): Promise<UserStatus> {
+  const s = (await labStatus(dir, prefix)).find((r) => r.user === user);
+  if (!s) throw new Error(`${user} not in lab status`);
+  return s;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until fn returns true; returns the elapsed milliseconds, throws with `what` on timeout. */
+export async function waitUntil(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** One ping from a lab host (service host, user, core…). */
+export async function ping(
+  dir: string,
+  prefix: string,
+  host: string,
+  address: string,
+  source?: string,
+): Promise<boolean> {
+  const args = [
+    'lab',
+    'exec',
+    '--prefix',
+    prefix,
+    host,
+    '--',
+    'ping',
+    '-c1',
+    '-W1',
+    ...(source ? ['-I', source] : []),
+    address,
+  ];
+  return (await cli(dir, args, 10_000)).code === 0;
+}
+
+/** A TCP connection from a lab host; true when the service answered. */
+export async function tcp(
+  dir: string,
+  prefix: string,
+  host: string,
+  address: string,
+  port: number,
+): Promise<boolean> {
+  const r = await cli(
+    dir,
+    [
+      'lab',
+      'exec',
+      '--prefix',
+      prefix,
+      host,
+      '--',
+      'timeout',
+      '3',
+      'bash',
+      '-c',
+      `cat </dev/tcp/${address}/${port}`,
+    ],
+    10_000,
+  );
+  return r.code === 0 && r.stdout.includes(`port ${port} hello`);
+}
+
+export function netnsNames(): string[] {
+  const out = execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim();
+  return out ? (JSON.parse(out) as { name: string }[]).map((n) => n.name) : [];
+}
+
+export function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
