@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fleet } from '../src/service/fleet.js';
-import { publishBundle } from '../src/sys/files.js';
+import { publishBundles } from '../src/sys/files.js';
 import { type PhaseResult, measure, seededRandom } from './measure.js';
 
 const USERS = Number(process.argv[2] ?? 10_000);
@@ -62,10 +62,8 @@ async function main(): Promise<void> {
       const start = performance.now();
       const bundles = await f.bundles();
       renderMs = performance.now() - start;
-      for (const b of bundles) {
-        publishBundle(out, b);
-        files += b.files.length + 1;
-      }
+      await publishBundles(out, bundles);
+      for (const b of bundles) files += b.files.length + 1;
     });
     report(rendered);
     process.stdout.write(

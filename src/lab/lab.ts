@@ -541,13 +541,15 @@ export class Lab {
           c && existsSync(join(c.dir, 'openvpn.log'))
             ? readFileSync(join(c.dir, 'openvpn.log'), 'utf8')
             : '';
-        // A revoked certificate never gets an AUTH_FAILED: the server ends the TLS handshake
-        // with a "certificate revoked" alert and the client would retry forever.
-        const revoked = /alert certificate revoked/i.test(log);
-        if (revoked || !p || !isAlive(p)) {
-          if (revoked && p) await stopProcess(p, 2000);
-          const reason = revoked
-            ? 'the server refused its certificate (revoked)'
+        // A revoked certificate gets no AUTH_FAILED: the server aborts the TLS handshake and the
+        // client only sees it time out after hand-window, then would retry forever.
+        const tlsFailed = /TLS handshake failed/.test(log);
+        if (tlsFailed || !p || !isAlive(p)) {
+          if (tlsFailed && p) await stopProcess(p, 2000);
+          const reason = tlsFailed
+            ? this.serverLogsMention(`certificate revoked: CN=${user}`)
+              ? 'the server refused its certificate (revoked)'
+              : 'the TLS handshake failed'
             : /AUTH_FAILED/.test(log)
               ? 'the server refused it (AUTH_FAILED)'
               : 'the client exited';
@@ -561,6 +563,13 @@ export class Lab {
       timeoutMs,
       100,
     );
+  }
+
+  private serverLogsMention(text: string): boolean {
+    return this.plan.servers.some((s) => {
+      const f = join(this.serverDir(s.name), 'run', 'openvpn.log');
+      return existsSync(f) && readFileSync(f, 'utf8').includes(text);
+    });
   }
 
   /** Graceful: SIGTERM, the client sends its exit notification to the server. */

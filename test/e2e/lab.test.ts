@@ -280,6 +280,7 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
         60_000,
       );
       expect(r.code, `mallory on ${server}`).not.toBe(0);
+      expect(r.stderr).toContain('the server refused its certificate (revoked)');
       const log = await cliOk(dir, ['lab', 'logs', '--prefix', PREFIX, server]);
       expect(log).toMatch(/certificate revoked: CN=mallory/);
       await cli(dir, ['lab', 'disconnect', 'mallory', '--prefix', PREFIX]);

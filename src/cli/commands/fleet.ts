@@ -1,9 +1,9 @@
 /** Commands over the whole fleet: validate, render, profile, groups, PKI status. */
 import type { Command } from 'commander';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '../../errors.js';
-import { publishBundle, writeFileAtomic } from '../../sys/files.js';
+import { publishBundles, writeFileAtomic } from '../../sys/files.js';
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../../service/fleet.js';
 import { fleetDir, withFleet } from '../context.js';
@@ -57,9 +57,8 @@ export function registerFleetCommands(program: Command): void {
       const chosen = opts.server ? bundles.filter((b) => b.server === opts.server) : bundles;
       if (opts.server && chosen.length === 0)
         throw new InputError('--server', `no server named ${opts.server}`);
-      mkdirSync(out, { recursive: true });
+      await publishBundles(out, chosen);
       for (const b of chosen) {
-        publishBundle(out, b);
         process.stdout.write(
           `${b.server}: ${b.files.length} files, digest ${b.digest.slice(0, 12)}\n`,
         );
