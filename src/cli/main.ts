@@ -2,6 +2,8 @@
 /** ovpn-fleet command line. Commands are thin; errors become one line and an exit code. */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors.js';
+import { registerAgent } from './commands/agent.js';
+import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
 import { registerLab } from './commands/lab.js';
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerUsers(program);
   registerFleetCommands(program);
   registerLab(program);
+  registerControllerCommands(program);
+  registerAgent(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -11,6 +11,7 @@ import { Conflict, InputError, NotFound } from '../errors.js';
 import type { Fleet } from '../service/fleet.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { run } from '../sys/exec.js';
+import { ControllerClient } from '../controller/client.js';
 import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/proc.js';
 import { renderLbRuleset } from './lb.js';
 import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
@@ -104,7 +105,7 @@ export class Lab {
 
   static async up(
     fleet: Fleet,
-    opts: { prefix?: string; log?: (line: string) => void } = {},
+    opts: { prefix?: string; log?: (line: string) => void; controlPlane?: boolean } = {},
   ): Promise<Lab> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
     checkPrefix(prefix);
@@ -133,6 +134,7 @@ export class Lab {
       processes: [],
       clients: [],
       sharedFrrFiles: SHARED_FRR_FILES.filter((f) => existsSync(f)),
+      controlPlane: opts.controlPlane !== false,
       plan,
     };
     saveState(state);
@@ -142,6 +144,7 @@ export class Lab {
       await lab.buildNetwork(log);
       await lab.startRouting(log);
       await lab.startServers(log);
+      if (state.controlPlane) await lab.startControlPlane(log);
       await lab.startEdges(log);
       await lab.waitConverged(log);
     } catch (err) {
@@ -338,17 +341,6 @@ export class Lab {
     this.recordProcess({ id: `${s.ns}/openvpn`, kind: 'openvpn-server', ns: s.ns, pid, pidFile });
   }
 
-  /** kill -9 (or a graceful SIGTERM) of one server's OpenVPN, for failure tests. */
-  async stopOpenvpnServer(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const s = this.plan.servers.find((x) => x.name === name);
-    if (!s) throw new NotFound(`no server named ${name} in the lab`);
-    const p = this.state.processes.find((q) => q.id === `${s.ns}/openvpn`);
-    if (!p) throw new NotFound(`OpenVPN of ${name} is not running`);
-    await stopProcess(p, 8000, signal);
-    this.state.processes = this.state.processes.filter((q) => q !== p);
-    this.save();
-  }
-
   /**
    * Re-renders every server's bundle into the lab and applies what can change under a running
    * OpenVPN: ccd files, CRL (re-read on change) and the nftables ruleset. Until the agent
@@ -371,6 +363,140 @@ export class Lab {
       out.push({ server: s.name, changed: true });
     }
     return out;
+  }
+
+  // ---------------------------------------------------------------- control plane
+
+  get controllerSocket(): string {
+    return join(this.state.dir, 'controller.sock');
+  }
+
+  private cliScript(): string {
+    return fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  }
+
+  private async startControlPlane(log: (l: string) => void): Promise<void> {
+    await this.startController();
+    for (const s of this.plan.servers) this.startAgent(s.name);
+    log(
+      `control plane: controller on ${this.controllerSocket}, ${this.plan.servers.length} agents`,
+    );
+  }
+
+  async startController(): Promise<void> {
+    rmSync(this.controllerSocket, { force: true });
+    const p = spawnDetached(
+      [
+        process.execPath,
+        this.cliScript(),
+        '--dir',
+        this.state.fleetDir,
+        'controller',
+        '--listen',
+        `unix:${this.controllerSocket}`,
+        '--base',
+        join(this.state.dir, 'servers', '{server}'),
+      ],
+      { logFile: join(this.state.dir, 'controller.log') },
+    );
+    this.recordProcess({ id: 'controller', kind: 'controller', ns: '', pid: p.pid });
+    await waitFor(
+      'the controller (see controller.log in the lab directory)',
+      async () => {
+        try {
+          const r = await new ControllerClient(
+            { kind: 'unix', path: this.controllerSocket },
+            '',
+            1000,
+          ).raw('GET', '/v1/health');
+          return r.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      20_000,
+      100,
+    );
+  }
+
+  startAgent(server: string): void {
+    const s = this.plan.servers.find((x) => x.name === server);
+    if (!s) throw new NotFound(`no server named ${server} in the lab`);
+    const dir = this.serverDir(server);
+    const tokenFile = join(dir, 'agent.token');
+    writeFileAtomic(tokenFile, `${this.fleet.agentToken(server)}\n`, 0o600);
+    const p = spawnDetached(
+      [
+        process.execPath,
+        this.cliScript(),
+        'agent',
+        '--server',
+        server,
+        '--controller',
+        `unix:${this.controllerSocket}`,
+        '--token-file',
+        tokenFile,
+        '--bundle-dir',
+        dir,
+        '--frr-instance',
+        s.ns,
+      ],
+      { netns: s.ns, logFile: join(dir, 'run', 'agent.log') },
+    );
+    this.recordProcess({ id: `${s.ns}/agent`, kind: 'agent', ns: s.ns, pid: p.pid });
+  }
+
+  /** Stops one component (failure drills): openvpn, frr or agent of a server, or the controller. */
+  async stopComponent(
+    component: string,
+    server: string | undefined,
+    signal: NodeJS.Signals,
+  ): Promise<void> {
+    const ids = this.componentIds(component, server);
+    const procs = this.state.processes.filter((p) => ids.includes(p.id));
+    if (!procs.length)
+      throw new NotFound(`${component}${server ? ` of ${server}` : ''} is not running`);
+    await Promise.all(procs.map((p) => stopProcess(p, 8000, signal)));
+    this.state.processes = this.state.processes.filter((p) => !procs.includes(p));
+    this.save();
+  }
+
+  async startComponent(component: string, server: string | undefined): Promise<void> {
+    if (component === 'controller') return this.startController();
+    const s = this.plan.servers.find((x) => x.name === server);
+    if (!s)
+      throw new InputError(
+        'server',
+        `${component} needs a server name (one of ${this.plan.servers.map((x) => x.name).join(', ')})`,
+      );
+    if (component === 'openvpn') return this.startOpenvpnServer(s.name);
+    if (component === 'agent') return this.startAgent(s.name);
+    if (component === 'frr') {
+      const conf = readFileSync(`/etc/frr/${s.ns}/frr.conf`, 'utf8');
+      this.state.frrInstances = this.state.frrInstances.filter((n) => n !== s.ns);
+      return this.startFrr(s.ns, conf);
+    }
+    throw new InputError(
+      'component',
+      `"${component}" is not one of openvpn, frr, agent, controller`,
+    );
+  }
+
+  private componentIds(component: string, server: string | undefined): string[] {
+    if (component === 'controller') return ['controller'];
+    const s = this.plan.servers.find((x) => x.name === server);
+    if (!s)
+      throw new InputError(
+        'server',
+        `${component} needs a server name (one of ${this.plan.servers.map((x) => x.name).join(', ')})`,
+      );
+    if (component === 'openvpn') return [`${s.ns}/openvpn`];
+    if (component === 'agent') return [`${s.ns}/agent`];
+    if (component === 'frr') return routingDaemons(this.fleet.spec).map((d) => `${s.ns}/${d}`);
+    throw new InputError(
+      'component',
+      `"${component}" is not one of openvpn, frr, agent, controller`,
+    );
   }
 
   // ---------------------------------------------------------------- edges: LBs, service hosts
@@ -720,6 +846,8 @@ export class Lab {
         'openvpn-client',
         'lb-health',
         'service',
+        'agent',
+        'controller',
         'openvpn-server',
         'frr',
       ] as const) {

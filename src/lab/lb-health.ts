@@ -7,7 +7,9 @@
 import { run } from '../sys/exec.js';
 import { isAlive } from '../sys/proc.js';
 import { renderLbRuleset } from './lb.js';
-import { loadState } from './state.js';
+import { type LabState, loadState } from './state.js';
+import { ControllerClient } from '../controller/client.js';
+import { join } from 'node:path';
 
 const dir = process.argv[2];
 const current = new Map<string, string>();
@@ -16,15 +18,39 @@ process.on('SIGTERM', () => {
   stopping = true;
 });
 
+/**
+ * A member takes new clients when its agent says so (OpenVPN, routing and ruleset up, not
+ * draining). Without an answer from the agent (none runs, or it is down) the check falls back
+ * to "is OpenVPN running": an agent restart must not move anybody.
+ */
+async function memberState(
+  state: LabState,
+  server: string,
+): Promise<{ takesNew: boolean; dead: boolean }> {
+  const s = state.plan!.servers.find((x) => x.name === server)!;
+  const p = state.processes.find((q) => q.id === `${s.ns}/openvpn`);
+  const dead = p === undefined || !isAlive(p);
+  if (state.controlPlane) {
+    try {
+      const sock = join(state.dir, 'servers', server, 'run', 'agent.sock');
+      const r = await new ControllerClient({ kind: 'unix', path: sock }, '', 500).raw(
+        'GET',
+        '/health',
+      );
+      return { takesNew: r.status === 200 && !dead, dead };
+    } catch {
+      // fall through to the process check
+    }
+  }
+  return { takesNew: !dead, dead };
+}
+
 async function tick(): Promise<void> {
   const state = loadState(dir);
   if (!state?.plan) return;
   for (const lb of state.plan.loadBalancers) {
-    const healthy = lb.members.filter((m) => {
-      const server = state.plan!.servers.find((s) => s.name === m.server)!;
-      const p = state.processes.find((q) => q.id === `${server.ns}/openvpn`);
-      return p !== undefined && isAlive(p);
-    });
+    const states = await Promise.all(lb.members.map((m) => memberState(state, m.server)));
+    const healthy = lb.members.filter((_, i) => states[i].takesNew);
     const key = healthy.map((m) => m.address).join(',');
     if (current.get(lb.ns) === key) continue;
     const all = lb.members.map((m) => m.address);
@@ -37,7 +63,10 @@ async function tick(): Promise<void> {
         all,
       ),
     });
-    for (const m of lb.members.filter((x) => !healthy.includes(x))) {
+    // Flows to a dead server are forgotten so their next packet is hashed onto a live one; a
+    // draining server keeps its flows until its agent has moved the clients.
+    for (const [i, m] of lb.members.entries()) {
+      if (!states[i].dead) continue;
       await run(['conntrack', '-D', '--reply-src', m.address], {
         netns: lb.ns,
         allowFailure: true,

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/files.js';
 import type { LabPlan } from './plan.js';
 
-export type ProcessKind = 'openvpn-server' | 'openvpn-client' | 'frr' | 'service' | 'lb-health';
+export type ProcessKind =
+  'openvpn-server' | 'openvpn-client' | 'frr' | 'service' | 'lb-health' | 'controller' | 'agent';
 
 export interface LabProcess {
   id: string;
@@ -33,6 +34,8 @@ export interface LabState {
   frrInstances: string[];
   processes: LabProcess[];
   clients: LabClient[];
+  /** Controller and one agent per server run (off: servers run alone, as in the seed). */
+  controlPlane?: boolean;
   /** Files in FRR's shared run directory that existed before the lab (not ours to remove). */
   sharedFrrFiles?: string[];
   plan?: LabPlan;

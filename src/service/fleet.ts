@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type Document, isNode, isSeq, parseDocument } from 'yaml';
 import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { mustParsePrefix } from '../core/ip.js';
+import { compilePolicy } from '../core/policy.js';
 import { userNameProblem } from '../core/names.js';
 import {
   type IssuedCert,
@@ -457,6 +458,53 @@ export class Fleet {
       .update(`management:${server}`)
       .digest('hex')
       .slice(0, 32);
+  }
+
+  /**
+   * The bearer token of one server's agent: HMAC of a fleet secret (created on first use) and
+   * the server name, so the controller can check it without storing one token per server.
+   */
+  agentToken(server: string): string {
+    if (!this.serverNames().includes(server))
+      throw new NotFound(`no server named ${server} in ${SPEC_FILE}`);
+    let secret = this.store.getSetting('agent.secret');
+    if (secret === undefined) {
+      secret = this.store.transaction(() => {
+        const existing = this.store.getSetting('agent.secret');
+        if (existing !== undefined) return existing;
+        const fresh = randomBytes(32).toString('hex');
+        this.store.setSetting('agent.secret', fresh);
+        return fresh;
+      });
+    }
+    return createHmac('sha256', secret).update(`agent:${server}`).digest('hex');
+  }
+
+  /** Every server of fleet.yaml, in file order. */
+  serverNames(): string[] {
+    return this.spec.sites.flatMap((site) => site.servers.map((s) => s.name));
+  }
+
+  /** The same store, clock and actor with another (already validated) spec: a reloaded fleet.yaml. */
+  withSpec(spec: FleetSpec): Fleet {
+    return new Fleet(this.dir, spec, this.store, this.clock, this.actor);
+  }
+
+  /** Every server's bundle from one snapshot, each with its own base directory. */
+  async bundlesFor(
+    baseDir: (server: string) => string,
+    options: Partial<Omit<RenderOptions, 'baseDir'>> = {},
+  ): Promise<Bundle[]> {
+    const snap = await this.snapshot();
+    const base = { ...DEFAULT_RENDER_OPTIONS, ...options };
+    const policy = compilePolicy(this.spec, snap.users);
+    return serverContexts(this.spec, base).map((ctx) =>
+      renderBundle(
+        { ...ctx, options: { ...base, baseDir: baseDir(ctx.server.name) } },
+        snap,
+        policy,
+      ),
+    );
   }
 
   async snapshot(): Promise<RenderSnapshot> {

@@ -46,4 +46,29 @@ export const MIGRATIONS: string[] = [
     detail  TEXT
   );
   `,
+  // 2: the controller's view of the servers: live sessions as last reported by each agent, and
+  // per-server state (drain flag, last health, applied bundle digest).
+  `
+  CREATE TABLE sessions (
+    server       TEXT NOT NULL,
+    user         TEXT NOT NULL,
+    real_address TEXT NOT NULL,
+    ipv4         TEXT,
+    ipv6         TEXT,
+    since        TEXT NOT NULL,
+    bytes_in     INTEGER NOT NULL,
+    bytes_out    INTEGER NOT NULL,
+    client_id    INTEGER NOT NULL,
+    reported_at  TEXT NOT NULL,
+    PRIMARY KEY (server, user, since)
+  );
+  CREATE INDEX sessions_user ON sessions(user);
+  CREATE TABLE servers (
+    name          TEXT PRIMARY KEY,
+    draining      INTEGER NOT NULL DEFAULT 0,
+    health        TEXT,
+    bundle_digest TEXT,
+    reported_at   TEXT
+  );
+  `,
 ];

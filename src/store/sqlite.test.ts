@@ -69,6 +69,8 @@ describe('SqliteStore on a real file', () => {
         'audit',
         'certs',
         'released_addresses',
+        'servers',
+        'sessions',
         'settings',
         'user_groups',
         'users',

@@ -15,7 +15,10 @@ import type {
   NewCert,
   NewUser,
   Pools,
+  ServerReport,
+  ServerState,
   StoredCert,
+  StoredSession,
   User,
   UserStatus,
 } from './types.js';
@@ -46,6 +49,52 @@ const USER_SELECT = `
   SELECT u.id, u.name, u.ipv4, u.ipv6, u.status, u.cert_serial, u.created_at, c.not_after,
          (SELECT group_concat(group_name, ',') FROM (SELECT group_name FROM user_groups g WHERE g.user_id = u.id ORDER BY group_name)) AS groups
   FROM users u LEFT JOIN certs c ON c.serial = u.cert_serial`;
+
+interface SessionRow {
+  server: string;
+  user: string;
+  real_address: string;
+  ipv4: string | null;
+  ipv6: string | null;
+  since: string;
+  bytes_in: number;
+  bytes_out: number;
+  client_id: number;
+  reported_at: string;
+}
+
+interface ServerRow {
+  name: string;
+  draining: number;
+  health: string | null;
+  bundle_digest: string | null;
+  reported_at: string | null;
+}
+
+function toSession(r: SessionRow): StoredSession {
+  return {
+    server: r.server,
+    user: r.user,
+    realAddress: r.real_address,
+    ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
+    ...(r.ipv6 ? { ipv6: r.ipv6 } : {}),
+    since: r.since,
+    bytesIn: r.bytes_in,
+    bytesOut: r.bytes_out,
+    clientId: r.client_id,
+    reportedAt: r.reported_at,
+  };
+}
+
+function toServerState(r: ServerRow): ServerState {
+  return {
+    name: r.name,
+    draining: r.draining !== 0,
+    ...(r.health ? { health: JSON.parse(r.health) as Record<string, unknown> } : {}),
+    ...(r.bundle_digest ? { bundleDigest: r.bundle_digest } : {}),
+    ...(r.reported_at ? { reportedAt: r.reported_at } : {}),
+  };
+}
 
 function toUser(r: UserRow): User {
   return {
@@ -429,5 +478,76 @@ export class SqliteStore implements FleetStore {
         subject: r.subject,
         ...(r.detail ? { detail: JSON.parse(r.detail) as Record<string, unknown> } : {}),
       }));
+  }
+
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  recordReport(server: string, report: ServerReport): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM sessions WHERE server = ?').run(server);
+      const insert = this.db.prepare(
+        `INSERT OR REPLACE INTO sessions (server, user, real_address, ipv4, ipv6, since, bytes_in, bytes_out, client_id, reported_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const s of report.sessions) {
+        insert.run(
+          server,
+          s.user,
+          s.realAddress,
+          s.ipv4 ?? null,
+          s.ipv6 ?? null,
+          s.since,
+          s.bytesIn,
+          s.bytesOut,
+          s.clientId,
+          report.at,
+        );
+      }
+      this.db
+        .prepare(
+          `INSERT INTO servers (name, draining, health, bundle_digest, reported_at) VALUES (?, 0, ?, ?, ?)
+           ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest, reported_at = excluded.reported_at`,
+        )
+        .run(server, JSON.stringify(report.health), report.bundleDigest ?? null, report.at);
+    });
+  }
+
+  listSessions(server?: string): StoredSession[] {
+    const order = 'ORDER BY server, user, since';
+    const rows = server
+      ? this.db
+          .prepare<[string], SessionRow>(`SELECT * FROM sessions WHERE server = ? ${order}`)
+          .all(server)
+      : this.db.prepare<[], SessionRow>(`SELECT * FROM sessions ${order}`).all();
+    return rows.map(toSession);
+  }
+
+  listServerStates(): ServerState[] {
+    return this.db
+      .prepare<[], ServerRow>('SELECT * FROM servers ORDER BY name')
+      .all()
+      .map(toServerState);
+  }
+
+  setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState {
+    return this.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO servers (name, draining) VALUES (?, ?)
+           ON CONFLICT(name) DO UPDATE SET draining = excluded.draining`,
+        )
+        .run(name, draining ? 1 : 0);
+      this.audit({
+        at: now.toISOString(),
+        actor,
+        action: draining ? 'server.drain' : 'server.undrain',
+        subject: name,
+      });
+      return toServerState(
+        this.db.prepare<[string], ServerRow>('SELECT * FROM servers WHERE name = ?').get(name)!,
+      );
+    });
   }
 }

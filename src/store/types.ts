@@ -67,6 +67,39 @@ export interface Snapshot {
   tlsCryptKey: string;
 }
 
+/** One live VPN session as last reported by the server's agent. */
+export interface StoredSession {
+  server: string;
+  user: string;
+  realAddress: string;
+  ipv4?: string;
+  ipv6?: string;
+  since: string;
+  bytesIn: number;
+  bytesOut: number;
+  clientId: number;
+  reportedAt: string;
+}
+
+/** What the controller knows about one VPN server. */
+export interface ServerState {
+  name: string;
+  draining: boolean;
+  /** The health object of the last report (JSON). */
+  health?: Record<string, unknown>;
+  /** Digest of the bundle the agent says it has applied. */
+  bundleDigest?: string;
+  reportedAt?: string;
+}
+
+/** One agent report: the server's whole session list replaces the previous one. */
+export interface ServerReport {
+  at: string;
+  health: Record<string, unknown>;
+  bundleDigest?: string;
+  sessions: Omit<StoredSession, 'server' | 'reportedAt'>[];
+}
+
 export interface FleetStore {
   close(): void;
   /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
@@ -99,4 +132,16 @@ export interface FleetStore {
 
   audit(entry: AuditEntry): void;
   auditLog(limit: number): AuditEntry[];
+
+  /**
+   * SQLite's PRAGMA data_version: changes whenever another connection (a CLI process) commits
+   * to the file; this connection's own commits do not move it.
+   */
+  dataVersion(): number;
+  /** Replaces every session of `server` and records its report, in one transaction. */
+  recordReport(server: string, report: ServerReport): void;
+  /** Sessions of every server (or one), ordered by server, user, since. */
+  listSessions(server?: string): StoredSession[];
+  listServerStates(): ServerState[];
+  setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState;
 }

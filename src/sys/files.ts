@@ -52,18 +52,25 @@ function listFiles(dir: string): string[] {
 /**
  * Updates a live bundle folder in place: each changed file is replaced atomically, unchanged
  * files are left alone (so the CRL's mtime, which OpenVPN watches, moves only on real changes),
- * and ccd files of users no longer in the bundle are removed.
+ * and ccd files of users no longer in the bundle are removed. Returns the paths that changed.
  */
-export function writeBundleFiles(dir: string, files: RenderedFile[]): void {
+export function writeBundleFiles(dir: string, files: RenderedFile[]): string[] {
   const wanted = new Set(files.map((f) => f.path));
+  const changed: string[] = [];
   for (const f of files) {
     const path = join(dir, f.path);
-    if (!sameFile(path, f.content, f.mode)) writeFileAtomic(path, f.content, f.mode);
+    if (sameFile(path, f.content, f.mode)) continue;
+    writeFileAtomic(path, f.content, f.mode);
+    changed.push(f.path);
   }
   mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
   for (const path of listFiles(join(dir, 'ccd'))) {
-    if (!wanted.has(relative(dir, path))) rmSync(path);
+    const rel = relative(dir, path);
+    if (wanted.has(rel)) continue;
+    rmSync(path);
+    changed.push(rel);
   }
+  return changed;
 }
 
 function sameFile(path: string, content: string, mode: number): boolean {

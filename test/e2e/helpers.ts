@@ -106,7 +106,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Polls until fn returns true; returns the elapsed milliseconds, throws with `what` on timeout. */
 export async function waitUntil(
   what: string,
-  fn: () => Promise<boolean>,
+  fn: () => boolean | Promise<boolean>,
   timeoutMs: number,
   everyMs = 100,
 ): Promise<number> {

@@ -315,8 +315,8 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
     const t0 = Date.now();
     await cliOk(dir, [
       'lab',
-      'openvpn',
       'stop',
+      'openvpn',
       'vpn11',
       '--signal',
       'SIGKILL',
@@ -343,7 +343,7 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
     console.log(
       `kill -9 of vpn11's OpenVPN: ${victims.length} users back via ${[...new Set((await labStatus(dir, PREFIX)).filter((s) => victims.includes(s.user)).map((s) => s.server))].join(',')} in ${secs(back)}`,
     );
-    await cliOk(dir, ['lab', 'openvpn', 'start', 'vpn11', '--prefix', PREFIX]);
+    await cliOk(dir, ['lab', 'start', 'openvpn', 'vpn11', '--prefix', PREFIX]);
   });
 
   it('keeps a broken fleet.yaml from reaching the lab: one clear line, nothing half-written', async () => {

@@ -34,10 +34,14 @@ export function registerLab(program: Command): void {
     lab
       .command('up')
       .description('build the network, start routers, servers, load balancers and service hosts')
+      .option(
+        '--no-control-plane',
+        'servers run alone, without controller and agents (as in the seed)',
+      )
       .option('--clients <n>', 'then connect the first N enabled users (up to 150)', (v) =>
         Number(v),
       ),
-  ).action(async (opts: LabOpts & { clients?: number }, cmd: Command) => {
+  ).action(async (opts: LabOpts & { clients?: number; controlPlane: boolean }, cmd: Command) => {
     if (
       opts.clients !== undefined &&
       (!Number.isInteger(opts.clients) || opts.clients < 0 || opts.clients > 150)
@@ -46,7 +50,11 @@ export function registerLab(program: Command): void {
     }
     await withFleet(cmd, async (fleet) => {
       const started = Date.now();
-      const l = await Lab.up(fleet, { prefix: opts.prefix, log: say });
+      const l = await Lab.up(fleet, {
+        prefix: opts.prefix,
+        log: say,
+        controlPlane: opts.controlPlane,
+      });
       say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (opts.clients) {
         const users = fleet
@@ -86,31 +94,39 @@ export function registerLab(program: Command): void {
     });
   });
 
-  const openvpn = lab
-    .command('openvpn')
-    .description("stop or start one server's OpenVPN (failure drills)");
   prefixOption(
-    openvpn
-      .command('stop <server>')
-      .option(
-        '--signal <signal>',
-        'SIGTERM (graceful: clients told to move) or SIGKILL (crash)',
-        'SIGTERM',
-      ),
-  ).action(async (server: string, opts: LabOpts & { signal: string }, cmd: Command) => {
-    if (opts.signal !== 'SIGTERM' && opts.signal !== 'SIGKILL')
-      throw new InputError('--signal', 'must be SIGTERM or SIGKILL');
-    await withFleet(cmd, (fleet) =>
-      Lab.open(fleet, opts.prefix).stopOpenvpnServer(server, opts.signal as NodeJS.Signals),
-    );
-    say(`OpenVPN on ${server} stopped (${opts.signal})`);
-  });
-  prefixOption(openvpn.command('start <server>')).action(
-    async (server: string, opts: LabOpts, cmd: Command) => {
-      await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).startOpenvpnServer(server));
-      say(`OpenVPN on ${server} started`);
+    lab
+      .command('stop <component> [server]')
+      .description("failure drills: stop a server's openvpn, frr or agent, or the controller")
+      .option('--signal <signal>', 'SIGTERM (graceful) or SIGKILL (crash)', 'SIGTERM'),
+  ).action(
+    async (
+      component: string,
+      server: string | undefined,
+      opts: LabOpts & { signal: string },
+      cmd: Command,
+    ) => {
+      if (opts.signal !== 'SIGTERM' && opts.signal !== 'SIGKILL') {
+        throw new InputError('--signal', 'must be SIGTERM or SIGKILL');
+      }
+      await withFleet(cmd, (fleet) =>
+        Lab.open(fleet, opts.prefix).stopComponent(
+          component,
+          server,
+          opts.signal as NodeJS.Signals,
+        ),
+      );
+      say(`${component}${server ? ` on ${server}` : ''} stopped (${opts.signal})`);
     },
   );
+  prefixOption(
+    lab
+      .command('start <component> [server]')
+      .description('start a stopped openvpn, frr, agent or the controller'),
+  ).action(async (component: string, server: string | undefined, opts: LabOpts, cmd: Command) => {
+    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).startComponent(component, server));
+    say(`${component}${server ? ` on ${server}` : ''} started`);
+  });
 
   prefixOption(
     lab
@@ -123,10 +139,18 @@ export function registerLab(program: Command): void {
   });
 
   prefixOption(
-    lab.command('disconnect <user>').description("stop the user's client (with exit notification)"),
-  ).action(async (user: string, opts: LabOpts, cmd: Command) => {
-    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).disconnect(user));
-    say(`${user} disconnected`);
+    lab
+      .command('disconnect <user>')
+      .description("stop the user's client (with exit notification)")
+      .option(
+        '--kill',
+        'kill -9 the client instead: its session dies silently, as when a laptop sleeps',
+      ),
+  ).action(async (user: string, opts: LabOpts & { kill?: boolean }, cmd: Command) => {
+    await withFleet(cmd, (fleet) =>
+      Lab.open(fleet, opts.prefix).disconnect(user, opts.kill ? 'SIGKILL' : 'SIGTERM'),
+    );
+    say(`${user} ${opts.kill ? 'killed' : 'disconnected'}`);
   });
 
   prefixOption(

@@ -1,0 +1,435 @@
+/**
+ * The agent on one VPN server. It applies the controller's bundle (files, nftables with a
+ * confirm window, FRR, OpenVPN), is the only client of OpenVPN's management socket, reports
+ * sessions, keeps host routes equal to live sessions, ends sessions that must end (user no
+ * longer allowed, a newer session elsewhere, drain) and answers health checks.
+ *
+ * The data plane never depends on the agent or the controller being up: OpenVPN's hooks add
+ * and remove routes by themselves, and the last good bundle stays on disk.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { run } from '../sys/exec.js';
+import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
+import { ControllerClient, parseEndpoint } from '../controller/client.js';
+import { readPidFile } from '../sys/proc.js';
+import { ManagementClient } from './management.js';
+import {
+  type AgentReport,
+  type Directive,
+  POLL_WAIT_MS,
+  type ServerHealth,
+  type SessionReport,
+} from './protocol.js';
+import { NFT_TABLE } from '../render/nftables.js';
+import { planRoutes } from './reconcile.js';
+
+export interface AgentOptions {
+  server: string;
+  /** Where the bundle lives (server.conf's `cd`); holds run/management.sock and VERSION. */
+  bundleDir: string;
+  /** `unix:/path` or `https://host:port`. */
+  controller: string;
+  token: string;
+  tunDevice: string;
+  routeProtocol: number;
+  /** FRR instance to reload (`vtysh -N`), if FRR runs as a named instance. */
+  frrInstance?: string;
+  /** Seconds the agent waits for routing to stay up after a new ruleset before it keeps it. */
+  confirmSeconds?: number;
+  log?: (line: string) => void;
+}
+
+const DRAIN_TABLE = 'ovpn_fleet_drain';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
+
+function sessionKey(s: SessionReport): string {
+  return `${s.user}|${s.since}|${s.clientId}|${s.ipv4 ?? ''}|${s.ipv6 ?? ''}`;
+}
+
+export class Agent {
+  private readonly mgmt: ManagementClient;
+  private readonly log: (line: string) => void;
+  private running = false;
+  private sessions: SessionReport[] = [];
+  private statusAt = 0;
+  private lastReportKey = '';
+  private lastReportAt = 0;
+  private known = '';
+  private applied?: string;
+  private draining = false;
+  private rulesetOk = false;
+  /** Routes without a session at the previous pass: removed if still orphaned now. */
+  private orphanCandidates = new Set<string>();
+  private health?: Server;
+  private confirming?: Promise<void>;
+  /**
+   * Sessions we killed: OpenVPN keeps a killed client in `status` for its ~5 s delayed exit;
+   * they are gone as far as everyone else is concerned.
+   */
+  private readonly killed = new Map<number, number>();
+  private readonly loops: Promise<void>[] = [];
+
+  /** Long-polls: its timeout outlasts the controller's wait. */
+  private readonly poller: ControllerClient;
+  private readonly reporter: ControllerClient;
+
+  constructor(private readonly o: AgentOptions) {
+    const endpoint = parseEndpoint(o.controller);
+    this.poller = new ControllerClient(endpoint, o.token, POLL_WAIT_MS + 5000);
+    this.reporter = new ControllerClient(endpoint, o.token, 5000);
+    this.log = o.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
+    this.mgmt = new ManagementClient({
+      socketPath: join(o.bundleDir, 'run', 'management.sock'),
+      passwordFile: join(o.bundleDir, 'management.pw'),
+      log: (l) => this.log(`management: ${l}`),
+    });
+    this.mgmt.on('client-established', () => void this.refreshSessions(true));
+    const version = join(o.bundleDir, 'VERSION');
+    if (existsSync(version)) this.applied = readFileSync(version, 'utf8').trim();
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.rulesetOk = await this.tableExists(NFT_TABLE);
+    this.draining = await this.tableExists(DRAIN_TABLE);
+    await this.startHealthServer();
+    this.log(
+      `agent for ${this.o.server} started; last good bundle ${this.applied?.slice(0, 12) ?? 'none'}`,
+    );
+    this.loops.push(this.pollLoop(), this.sessionLoop(), this.reconcileLoop());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.mgmt.close();
+    await new Promise<void>((r) => (this.health ? this.health.close(() => r()) : r()));
+    await Promise.race([Promise.all([...this.loops, this.confirming]), sleep(2000)]);
+  }
+
+  // ------------------------------------------------------------ controller
+
+  private async pollLoop(): Promise<void> {
+    let backoff = 250;
+    while (this.running) {
+      try {
+        const r = await this.poller.raw(
+          'GET',
+          `/v1/agent/poll?known=${encodeURIComponent(this.known)}`,
+        );
+        if (r.status === 200) {
+          const directive = JSON.parse(r.text) as Directive;
+          await this.handle(directive);
+          this.known = directive.token;
+          backoff = 250;
+        } else if (r.status !== 204) {
+          this.log(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        }
+      } catch (err) {
+        // Controller gone: keep serving with the last good bundle, try again.
+        if (backoff === 250) this.log(`controller unreachable: ${(err as Error).message}`);
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  private async report(force = false): Promise<void> {
+    const body: AgentReport = {
+      ...(this.applied ? { bundleDigest: this.applied } : {}),
+      sessions: this.sessions,
+      health: await this.healthNow(),
+    };
+    const key = `${this.sessions.map(sessionKey).sort().join(',')}|${JSON.stringify(body.health)}|${this.applied}`;
+    if (!force && key === this.lastReportKey && Date.now() - this.lastReportAt < 5000) return;
+    try {
+      const r = await this.reporter.raw('POST', '/v1/agent/report', body);
+      if (r.status >= 300) this.log(`report refused: ${r.status} ${r.text.slice(0, 200)}`);
+      else {
+        this.lastReportKey = key;
+        this.lastReportAt = Date.now();
+      }
+    } catch {
+      // The next pass retries; the controller being away is not the data plane's problem.
+    }
+  }
+
+  /** Everything a directive asks, safe to repeat. */
+  async handle(d: Directive): Promise<void> {
+    for (const e of d.evict) {
+      for (const s of this.sessions.filter((x) => x.user === e.user && x.since <= e.since)) {
+        await this.endSession(s, `newer session of ${s.user} on another server`);
+      }
+    }
+    if (d.bundle.digest !== this.applied) await this.apply(d.bundle);
+    if (d.drain !== this.draining) await this.setDraining(d.drain);
+    await this.report(true);
+  }
+
+  // ------------------------------------------------------------ apply
+
+  async apply(bundle: Directive['bundle']): Promise<void> {
+    const dir = this.o.bundleDir;
+    const changed = writeBundleFiles(dir, bundle.files);
+    // Who may be connected changes first: a revoked or disabled user is cut off before anything
+    // slower (the ruleset's confirm window) runs.
+    await this.refreshSessions(false);
+    await this.endDisallowedSessions();
+    if (changed.includes('nftables.nft')) await this.applyRuleset(join(dir, 'nftables.nft'));
+    if (changed.includes('frr.conf') && this.o.frrInstance) {
+      // vtysh applies the file as commands: additions and changes take effect without
+      // restarting the daemons, so adjacencies stay up.
+      const r = await run(['vtysh', '-N', this.o.frrInstance, '-f', join(dir, 'frr.conf')], {
+        allowFailure: true,
+      });
+      this.log(
+        `FRR reloaded (${r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`})`,
+      );
+    }
+    if (changed.includes('server.conf')) {
+      // Only OpenVPN's own config needs a restart; SIGHUP with explicit-exit-notify 2 sends
+      // every client to its next remote first.
+      const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
+      if (pid) process.kill(pid, 'SIGHUP');
+      this.log('server.conf changed: OpenVPN restarted (clients told to move)');
+    }
+    writeFileAtomic(join(dir, 'VERSION'), `${bundle.digest}\n`);
+    this.applied = bundle.digest;
+    this.log(`applied bundle ${bundle.digest.slice(0, 12)} (${changed.length} files changed)`);
+  }
+
+  private async tableExists(table: string): Promise<boolean> {
+    return (await run(['nft', 'list', 'table', 'inet', table], { allowFailure: true })).code === 0;
+  }
+
+  /**
+   * One `nft -f` transaction, then a confirm window: if routing does not stay up (a ruleset
+   * that cuts the server off its routers), the previous ruleset comes back by itself.
+   */
+  private async applyRuleset(file: string): Promise<void> {
+    const before = await run(['nft', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true });
+    const routingBefore = await this.routingUp();
+    const applied = await run(['nft', '-f', file], { allowFailure: true });
+    if (applied.code !== 0) {
+      this.log(
+        `ruleset refused by nft, previous one kept: ${applied.stderr.trim().split('\n')[0]}`,
+      );
+      return;
+    }
+    this.rulesetOk = true;
+    // The confirm window runs beside the agent's other work: if routing goes down within it (a
+    // ruleset that cuts the server off its routers), the previous ruleset comes back by itself.
+    if (routingBefore && before.code === 0) {
+      this.confirming = this.confirmRuleset(before.stdout, (this.o.confirmSeconds ?? 6) * 1000);
+    }
+  }
+
+  private async confirmRuleset(previous: string, windowMs: number): Promise<void> {
+    const deadline = Date.now() + windowMs;
+    while (Date.now() < deadline && this.running) {
+      await sleep(500);
+      if (await this.routingUp()) continue;
+      const restore = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${previous}`;
+      await run(['nft', '-f', '-'], { input: restore });
+      this.log('new ruleset cut routing off: rolled back to the previous ruleset');
+      return;
+    }
+  }
+
+  // ------------------------------------------------------------ sessions
+
+  private async sessionLoop(): Promise<void> {
+    while (this.running) {
+      await this.refreshSessions(false);
+      await this.report();
+      await sleep(1000);
+    }
+  }
+
+  private async refreshSessions(reportNow: boolean): Promise<void> {
+    try {
+      if (!this.mgmt.connected) await this.mgmt.connect();
+      const now = Date.now();
+      for (const [cid, at] of this.killed) if (now - at > 15_000) this.killed.delete(cid);
+      this.sessions = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
+      this.statusAt = now;
+    } catch {
+      // OpenVPN down or restarting: nothing to report until it is back.
+      this.sessions = [];
+      return;
+    }
+    if (reportNow) await this.report();
+  }
+
+  private async endSession(s: SessionReport, why: string, restartToNext = false): Promise<void> {
+    this.killed.set(s.clientId, Date.now());
+    try {
+      await this.mgmt.kill(s.clientId, { restartToNext });
+    } catch (err) {
+      this.log(`client-kill ${s.user} failed: ${(err as Error).message}`);
+    }
+    // client-disconnect would remove the routes only seconds later: do it now, so this server
+    // stops announcing the user at once.
+    await this.deleteRoutes([s.ipv4, s.ipv6]);
+    this.sessions = this.sessions.filter((x) => x !== s);
+    this.log(`ended ${s.user}'s session (${why})`);
+  }
+
+  /** Sessions of users the bundle no longer admits (disabled, revoked, deleted). */
+  private async endDisallowedSessions(): Promise<void> {
+    for (const s of [...this.sessions]) {
+      if (!existsSync(join(this.o.bundleDir, 'ccd', s.user)))
+        await this.endSession(s, 'no longer allowed');
+    }
+  }
+
+  private async setDraining(drain: boolean): Promise<void> {
+    if (drain) {
+      // New clients are refused at once; connected ones are sent to their next remote.
+      const rules = `table inet ${DRAIN_TABLE} {\n\tchain input {\n\t\ttype filter hook input priority -10; policy accept;\n\t\tiifname != "${this.o.tunDevice}" meta l4proto { udp, tcp } th dport ${this.openvpnPort()} ct state new reject\n\t}\n}\n`;
+      await run(['nft', '-f', '-'], {
+        input: `table inet ${DRAIN_TABLE}\ndelete table inet ${DRAIN_TABLE}\n${rules}`,
+      });
+      this.draining = true;
+      await this.refreshSessions(false);
+      await Promise.all([...this.sessions].map((s) => this.endSession(s, 'drain', true)));
+      this.log(`draining: ${this.sessions.length} sessions left`);
+    } else {
+      await run(['nft', 'delete', 'table', 'inet', DRAIN_TABLE], { allowFailure: true });
+      this.draining = false;
+      this.log('undrained: taking new users again');
+    }
+  }
+
+  private openvpnPort(): number {
+    const conf = readFileSync(join(this.o.bundleDir, 'server.conf'), 'utf8');
+    return Number(/^port (\d+)$/m.exec(conf)?.[1] ?? 1194);
+  }
+
+  // ------------------------------------------------------------ routes
+
+  private async routes(): Promise<string[]> {
+    const out: string[] = [];
+    for (const fam of ['-4', '-6']) {
+      const r = await run(
+        [
+          'ip',
+          fam,
+          '-j',
+          'route',
+          'show',
+          'dev',
+          this.o.tunDevice,
+          'proto',
+          String(this.o.routeProtocol),
+        ],
+        { allowFailure: true },
+      );
+      if (r.code === 0 && r.stdout.trim())
+        out.push(...(JSON.parse(r.stdout) as { dst: string }[]).map((x) => x.dst));
+    }
+    return out;
+  }
+
+  private async deleteRoutes(addresses: (string | undefined)[]): Promise<void> {
+    for (const a of addresses) {
+      if (!a) continue;
+      await run(
+        ['ip', 'route', 'del', a, 'dev', this.o.tunDevice, 'proto', String(this.o.routeProtocol)],
+        { allowFailure: true },
+      );
+    }
+  }
+
+  /** No route for a user who is not connected, no connected user without a route. */
+  async reconcile(): Promise<{ added: string[]; removed: string[] }> {
+    const have = await this.routes();
+    await this.refreshSessions(false);
+    if (!this.mgmt.connected || Date.now() - this.statusAt > 3000)
+      return { added: [], removed: [] };
+    const want = new Set(
+      this.sessions.flatMap((s) => [s.ipv4, s.ipv6].filter((a): a is string => !!a)),
+    );
+    const plan = planRoutes(have, want, this.orphanCandidates);
+    this.orphanCandidates = plan.orphans;
+    await this.deleteRoutes(plan.remove);
+    for (const a of plan.add) {
+      await run(
+        [
+          'ip',
+          'route',
+          'replace',
+          a,
+          'dev',
+          this.o.tunDevice,
+          'proto',
+          String(this.o.routeProtocol),
+        ],
+        {
+          allowFailure: true,
+        },
+      );
+    }
+    const { add: added, remove: removed } = plan;
+    if (added.length || removed.length)
+      this.log(`routes reconciled: +${added.join(',') || '-'} -${removed.join(',') || '-'}`);
+    return { added, removed };
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.reconcile();
+      } catch (err) {
+        this.log(`reconcile failed: ${(err as Error).message}`);
+      }
+      await sleep(2000);
+    }
+  }
+
+  // ------------------------------------------------------------ health
+
+  private async routingUp(): Promise<boolean> {
+    const r = await run(['ip', '-j', 'route', 'show'], { allowFailure: true });
+    if (r.code !== 0) return false;
+    return (JSON.parse(r.stdout) as { protocol?: string }[]).some((x) =>
+      ROUTING_PROTOS.has(String(x.protocol)),
+    );
+  }
+
+  async healthNow(): Promise<ServerHealth> {
+    const openvpn = this.mgmt.connected && Date.now() - this.statusAt < 5000;
+    const routing = await this.routingUp();
+    const ruleset = this.rulesetOk;
+    return {
+      openvpn,
+      routing,
+      ruleset,
+      draining: this.draining,
+      ok: openvpn && routing && ruleset && !this.draining,
+    };
+  }
+
+  /** GET /health on run/agent.sock: 200 when the server should get new users, else 503. */
+  private async startHealthServer(): Promise<void> {
+    const sock = join(this.o.bundleDir, 'run', 'agent.sock');
+    rmSync(sock, { force: true });
+    this.health = createServer((req, res) => {
+      void this.healthNow().then((h) => {
+        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(
+          `${JSON.stringify({ server: this.o.server, sessions: this.sessions.length, ...h })}\n`,
+        );
+      });
+      void req;
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.health!.once('error', reject);
+      this.health!.listen(sock, () => resolve());
+    });
+  }
+}

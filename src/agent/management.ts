@@ -1,0 +1,448 @@
+/**
+ * Client of OpenVPN 2.6's management interface over its unix socket. The agent is the socket's
+ * only client: OpenVPN serves one management connection at a time (a second one is accepted by
+ * the kernel but gets no prompt until the first leaves), so this class holds one connection,
+ * sends one command at a time and reconnects with backoff when the socket goes away (OpenVPN
+ * restarted by an apply, or crashed).
+ *
+ * Wire facts, checked against OpenVPN 2.6.14:
+ * - on connect with a password file the server writes `ENTER PASSWORD:` with no line end; a
+ *   right password gets `SUCCESS: password is correct`, a wrong one only the prompt again;
+ * - lines end in CRLF; every line starting with `>` is a real-time notification, which may
+ *   arrive between the lines of a command's answer, never inside a line;
+ * - `status 3`: tab-separated TITLE, TIME, HEADER, CLIENT_LIST, ROUTING_TABLE, GLOBAL_STATS
+ *   lines, then `END`;
+ * - `client-kill CID [MSG]` answers `SUCCESS: client-kill command succeeded` or
+ *   `ERROR: client-kill command failed` (`ERROR: cannot parse CID` for a bad id); the server
+ *   keeps the killed instance ~5 s (`delayed-exit`) before it leaves `status`;
+ * - `>CLIENT:ESTABLISHED,CID` followed by `>CLIENT:ENV,name=value` lines and `>CLIENT:ENV,END`
+ *   arrives without `management-client-auth`; `>CLIENT:DISCONNECT` does not (a client's exit
+ *   notification only gives `>NOTIFY:info,remote-exit,EXIT`), so sessions that end are found
+ *   by polling `status`, not by waiting for an event.
+ */
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
+import { FleetError } from '../errors.js';
+import type { SessionReport } from './protocol.js';
+
+export class ManagementError extends FleetError {
+  override readonly exitCode = 6;
+  override readonly httpStatus = 502;
+  constructor(
+    message: string,
+    /** The command that failed, when there was one. */
+    readonly command?: string,
+  ) {
+    super(command ? `management ${command}: ${message}` : `management: ${message}`);
+  }
+}
+
+export interface ManagementOptions {
+  socketPath: string;
+  /** OpenVPN's management password file; its first line is the password (re-read per connect). */
+  passwordFile: string;
+  log?: (line: string) => void;
+  /** How long to wait for the prompt and the password check (default 5 s). */
+  connectTimeoutMs?: number;
+  /** How long one command may take before the connection is judged out of step (default 10 s). */
+  commandTimeoutMs?: number;
+  /** First reconnect delay (default 200 ms); doubles up to reconnectMaxMs (default 5 s). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export interface ManagementEvents {
+  /** A client finished its handshake and got its addresses (`>CLIENT:ESTABLISHED`). */
+  'client-established': [clientId: number, commonName: string, env: Record<string, string>];
+  /** `>CLIENT:DISCONNECT`: OpenVPN sends it only with `management-client-auth`. */
+  'client-disconnect': [clientId: number, commonName: string, env: Record<string, string>];
+  /** Connected and authenticated, the first time and after every reconnect. */
+  ready: [];
+  /** The connection dropped; `reconnecting` is false after close(). */
+  close: [reconnecting: boolean];
+  /** Any other real-time line (`>INFO:…`, `>NOTIFY:…`, `>LOG:…`), without the `>`. */
+  notification: [line: string];
+}
+
+interface PendingCommand {
+  command: string;
+  /** `END`-terminated answer (status, version…) rather than one SUCCESS/ERROR line. */
+  multiline: boolean;
+  lines: string[];
+  resolve: (lines: string[]) => void;
+  reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+interface ClientBlock {
+  kind: string;
+  clientId: number;
+  env: Record<string, string>;
+}
+
+interface Handshake {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  passwordSent: boolean;
+  password: string;
+}
+
+/** `status 3` CLIENT_LIST columns (after the record type), used when no HEADER line came. */
+const V3_CLIENT_COLUMNS = [
+  'Common Name',
+  'Real Address',
+  'Virtual Address',
+  'Virtual IPv6 Address',
+  'Bytes Received',
+  'Bytes Sent',
+  'Connected Since',
+  'Connected Since (time_t)',
+  'Username',
+  'Client ID',
+  'Peer ID',
+  'Data Channel Cipher',
+];
+
+/** Parses the lines of a `status 3` answer (without END) into sessions. */
+export function parseStatus3(lines: readonly string[]): SessionReport[] {
+  let columns = V3_CLIENT_COLUMNS;
+  const sessions: SessionReport[] = [];
+  for (const line of lines) {
+    const fields = line.split('\t');
+    if (fields[0] === 'HEADER' && fields[1] === 'CLIENT_LIST') {
+      columns = fields.slice(2);
+      continue;
+    }
+    if (fields[0] !== 'CLIENT_LIST') continue;
+    const row = new Map(columns.map((name, i) => [name, fields[i + 1] ?? '']));
+    const get = (name: string) => row.get(name) ?? '';
+    const clientId = Number(get('Client ID'));
+    const sinceUnix = Number(get('Connected Since (time_t)'));
+    if (!Number.isInteger(clientId) || get('Client ID') === '') continue;
+    const ipv4 = get('Virtual Address');
+    const ipv6 = get('Virtual IPv6 Address');
+    sessions.push({
+      user: get('Common Name'),
+      realAddress: get('Real Address'),
+      ...(ipv4 ? { ipv4 } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
+      since: new Date((Number.isFinite(sinceUnix) ? sinceUnix : 0) * 1000).toISOString(),
+      bytesIn: Number(get('Bytes Received')) || 0,
+      bytesOut: Number(get('Bytes Sent')) || 0,
+      clientId,
+    });
+  }
+  return sessions;
+}
+
+const PROMPT = 'ENTER PASSWORD:';
+
+export class ManagementClient extends EventEmitter<ManagementEvents> {
+  private socket?: Socket;
+  private ready = false;
+  private closed = true;
+  private buffer = '';
+  private handshake?: Handshake;
+  private readonly queue: PendingCommand[] = [];
+  private block?: ClientBlock;
+  private reconnectTimer?: NodeJS.Timeout;
+  private connecting?: Promise<void>;
+  private reconnectDelay: number;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: ManagementOptions) {
+    super();
+    this.log = opts.log ?? (() => undefined);
+    this.reconnectDelay = opts.reconnectMinMs ?? 200;
+  }
+
+  /** True once authenticated, until the connection drops. */
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  /**
+   * Connects and authenticates; resolves once commands can be sent. A failed first attempt
+   * rejects (ManagementError); once connected, a lost connection is retried with backoff until
+   * close().
+   */
+  async connect(): Promise<void> {
+    if (this.ready) return;
+    this.closed = false;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.connecting ??= this.attempt().finally(() => (this.connecting = undefined));
+    await this.connecting;
+  }
+
+  /** Drops the connection for good: no reconnect; pending commands are rejected. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.teardown('client closed');
+  }
+
+  /** The live sessions (`status 3`). */
+  async status(): Promise<SessionReport[]> {
+    return parseStatus3(await this.send('status 3', true));
+  }
+
+  /**
+   * Ends one session (`client-kill`). With restartToNext the client is told `RESTART,[N]`: it
+   * moves on to its next remote instead of retrying this server (plain `RESTART`, OpenVPN's
+   * default, brings it straight back here).
+   */
+  async kill(clientId: number, opts: { restartToNext?: boolean } = {}): Promise<void> {
+    if (!Number.isSafeInteger(clientId) || clientId < 0)
+      throw new ManagementError(`not a client id: ${clientId}`, 'client-kill');
+    await this.send(`client-kill ${clientId}${opts.restartToNext ? ' RESTART,[N]' : ''}`, false);
+  }
+
+  /**
+   * Sends one command; resolves with the answer's lines (the SUCCESS line, or the lines before
+   * END), rejects with ManagementError on an ERROR answer, a timeout or a lost connection.
+   */
+  send(command: string, multiline: boolean): Promise<string[]> {
+    if (/[\r\n]/.test(command))
+      return Promise.reject(new ManagementError('command contains a line break', command));
+    if (!this.ready || !this.socket)
+      return Promise.reject(new ManagementError('not connected', command));
+    return new Promise<string[]>((resolve, reject) => {
+      this.queue.push({ command, multiline, lines: [], resolve, reject });
+      if (this.queue.length === 1) this.writeHead();
+    });
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  private async attempt(): Promise<void> {
+    let password: string;
+    try {
+      password = (await readFile(this.opts.passwordFile, 'utf8')).split(/\r?\n/)[0] ?? '';
+    } catch (err) {
+      throw new ManagementError(`cannot read ${this.opts.passwordFile}: ${(err as Error).message}`);
+    }
+    if (this.closed) throw new ManagementError('client closed');
+    await new Promise<void>((resolve, reject) => {
+      const socket = createConnection(this.opts.socketPath);
+      socket.setEncoding('utf8');
+      this.socket = socket;
+      this.buffer = '';
+      this.block = undefined;
+      const timer = setTimeout(
+        () => fail(new ManagementError('no answer from OpenVPN (does another client hold it?)')),
+        this.opts.connectTimeoutMs ?? 5000,
+      );
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        if (!this.handshake) return;
+        this.handshake = undefined;
+        socket.destroy();
+        reject(err);
+      };
+      this.handshake = {
+        password,
+        passwordSent: false,
+        resolve: () => {
+          clearTimeout(timer);
+          this.handshake = undefined;
+          this.ready = true;
+          this.reconnectDelay = this.opts.reconnectMinMs ?? 200;
+          this.log(`connected to ${this.opts.socketPath}`);
+          resolve();
+          this.emit('ready');
+        },
+        reject: fail,
+      };
+      socket.on('data', (chunk: string) => this.onData(socket, chunk));
+      socket.on('error', (err) => {
+        if (this.handshake && this.socket === socket)
+          fail(new ManagementError(`cannot connect to ${this.opts.socketPath}: ${err.message}`));
+        else this.log(err.message);
+      });
+      socket.on('close', () => {
+        if (this.socket !== socket) return;
+        if (this.handshake) fail(new ManagementError('connection closed during login'));
+        this.onClose(socket);
+      });
+    });
+  }
+
+  private onClose(socket: Socket): void {
+    if (this.socket !== socket) return;
+    const wasReady = this.ready;
+    this.socket = undefined;
+    this.ready = false;
+    this.block = undefined;
+    this.rejectAll(this.closed ? 'client closed' : 'connection lost');
+    if (wasReady) {
+      if (!this.closed) this.log(`connection to ${this.opts.socketPath} lost`);
+      this.emit('close', !this.closed);
+    }
+    if (!this.closed && wasReady) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = this.reconnectDelay;
+    this.reconnectDelay = Math.min(delay * 2, this.opts.reconnectMaxMs ?? 5000);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connecting ??= this.attempt().finally(() => (this.connecting = undefined));
+      this.connecting.catch((err: Error) => {
+        if (this.closed) return;
+        this.log(
+          `${err.message.replace(/^management: /, '')}; retrying in ${this.reconnectDelay} ms`,
+        );
+        this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  private teardown(reason: string): void {
+    const socket = this.socket;
+    if (this.handshake) this.handshake.reject(new ManagementError(reason));
+    this.rejectAll(reason);
+    if (socket) {
+      socket.destroy();
+      this.onClose(socket);
+    }
+  }
+
+  // ------------------------------------------------------------------ parsing
+
+  private onData(socket: Socket, chunk: string): void {
+    if (this.socket !== socket) return;
+    this.buffer += chunk;
+    for (;;) {
+      const nl = this.buffer.indexOf('\n');
+      if (nl < 0) break;
+      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(nl + 1);
+      this.onLine(line);
+      if (this.socket !== socket) return;
+    }
+    // The password prompt has no line end.
+    if (this.buffer === PROMPT) {
+      this.buffer = '';
+      this.onPrompt();
+    }
+  }
+
+  private onPrompt(): void {
+    const h = this.handshake;
+    if (!h) return;
+    if (h.passwordSent) {
+      h.reject(new ManagementError(`wrong password (${this.opts.passwordFile})`));
+      return;
+    }
+    h.passwordSent = true;
+    this.socket?.write(`${h.password}\n`);
+  }
+
+  private onLine(line: string): void {
+    if (line.startsWith(PROMPT)) {
+      // A prompt that shares its line with what follows (never seen, but cheap to accept).
+      this.onPrompt();
+      line = line.slice(PROMPT.length);
+      if (!line) return;
+    }
+    if (line.startsWith('>')) {
+      this.onNotification(line.slice(1));
+      return;
+    }
+    const h = this.handshake;
+    if (h) {
+      if (line.startsWith('SUCCESS: password is correct')) h.resolve();
+      else if (line.startsWith('ERROR')) h.reject(new ManagementError(line));
+      return;
+    }
+    const head = this.queue[0];
+    if (!head) {
+      this.log(`unexpected line: ${line}`);
+      return;
+    }
+    if (!head.multiline) {
+      if (line.startsWith('SUCCESS:')) this.finish(head, [line]);
+      else if (line.startsWith('ERROR:')) this.fail(head, line);
+      else this.log(`unexpected line for ${head.command}: ${line}`);
+      return;
+    }
+    if (head.lines.length === 0 && line.startsWith('ERROR:')) this.fail(head, line);
+    else if (line === 'END') this.finish(head, head.lines);
+    else head.lines.push(line);
+  }
+
+  private onNotification(line: string): void {
+    if (!line.startsWith('CLIENT:')) {
+      // Without a password the greeting is the first thing the server says.
+      if (this.handshake && line.startsWith('INFO:') && !this.handshake.passwordSent)
+        this.handshake.resolve();
+      this.emit('notification', line);
+      return;
+    }
+    const body = line.slice('CLIENT:'.length);
+    if (body.startsWith('ENV,')) {
+      const kv = body.slice('ENV,'.length);
+      const b = this.block;
+      if (!b) return;
+      if (kv === 'END') {
+        this.block = undefined;
+        const cn = b.env.common_name ?? '';
+        if (b.kind === 'ESTABLISHED') this.emit('client-established', b.clientId, cn, b.env);
+        else if (b.kind === 'DISCONNECT') this.emit('client-disconnect', b.clientId, cn, b.env);
+        return;
+      }
+      const eq = kv.indexOf('=');
+      if (eq > 0) b.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+      return;
+    }
+    // CONNECT, REAUTH, ESTABLISHED, DISCONNECT, CR_RESPONSE open an ENV block; ADDRESS does not.
+    const [kind, cid] = body.split(',');
+    if (kind === 'ADDRESS') {
+      this.emit('notification', line);
+      return;
+    }
+    this.block = { kind, clientId: Number(cid), env: {} };
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  private writeHead(): void {
+    const head = this.queue[0];
+    if (!head || !this.socket) return;
+    head.timer = setTimeout(() => {
+      // The answer may still come and would be read as the next command's: start afresh.
+      this.log(`${head.command} timed out; reconnecting`);
+      this.fail(head, 'timed out');
+      this.socket?.destroy();
+    }, this.opts.commandTimeoutMs ?? 10_000);
+    this.socket.write(`${head.command}\n`);
+  }
+
+  private finish(cmd: PendingCommand, lines: string[]): void {
+    this.dequeue(cmd);
+    cmd.resolve(lines);
+  }
+
+  private fail(cmd: PendingCommand, message: string): void {
+    this.dequeue(cmd);
+    cmd.reject(new ManagementError(message, cmd.command));
+  }
+
+  private dequeue(cmd: PendingCommand): void {
+    clearTimeout(cmd.timer);
+    const i = this.queue.indexOf(cmd);
+    if (i >= 0) this.queue.splice(i, 1);
+    if (i === 0) this.writeHead();
+  }
+
+  private rejectAll(reason: string): void {
+    for (const cmd of this.queue.splice(0)) {
+      clearTimeout(cmd.timer);
+      cmd.reject(new ManagementError(reason, cmd.command));
+    }
+  }
+}

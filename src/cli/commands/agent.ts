@@ -1,0 +1,68 @@
+/** `ovpn-fleet agent`: runs on each VPN server, next to OpenVPN and FRR. */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InputError } from '../../errors.js';
+import { DEFAULT_RENDER_OPTIONS } from '../../render/types.js';
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      "apply this server's bundle from the controller, report sessions, keep routes right",
+    )
+    .requiredOption('--server <name>', 'this server, as named in fleet.yaml')
+    .requiredOption('--controller <url>', 'unix:/path/to/controller.sock or https://host:port')
+    .requiredOption(
+      '--token-file <file>',
+      "file holding this server's agent token (ovpn-fleet agent-token)",
+    )
+    .option('--bundle-dir <dir>', 'where the bundle lives', DEFAULT_RENDER_OPTIONS.baseDir)
+    .option('--tun <device>', 'tun device', DEFAULT_RENDER_OPTIONS.tunDevice)
+    .option(
+      '--route-proto <n>',
+      'route protocol number of the hooks',
+      String(DEFAULT_RENDER_OPTIONS.routeProtocol),
+    )
+    .option('--frr-instance <name>', 'FRR instance (vtysh -N) to reload, when FRR runs as one')
+    .action(
+      async (opts: {
+        server: string;
+        controller: string;
+        tokenFile: string;
+        bundleDir: string;
+        tun: string;
+        routeProto: string;
+        frrInstance?: string;
+      }) => {
+        let token: string;
+        try {
+          token = readFileSync(opts.tokenFile, 'utf8').trim();
+        } catch (err) {
+          throw new InputError(
+            '--token-file',
+            `cannot read ${opts.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          );
+        }
+        const proto = Number(opts.routeProto);
+        if (!Number.isInteger(proto) || proto < 1 || proto > 255)
+          throw new InputError('--route-proto', 'must be 1-255');
+        const { Agent } = await import('../../agent/agent.js');
+        const agent = new Agent({
+          server: opts.server,
+          bundleDir: resolve(opts.bundleDir),
+          controller: opts.controller,
+          token,
+          tunDevice: opts.tun,
+          routeProtocol: proto,
+          ...(opts.frrInstance ? { frrInstance: opts.frrInstance } : {}),
+        });
+        await agent.start();
+        await new Promise<void>((done) => {
+          const stop = () => void agent.stop().then(done);
+          process.once('SIGTERM', stop);
+          process.once('SIGINT', stop);
+        });
+      },
+    );
+}

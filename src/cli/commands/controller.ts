@@ -1,0 +1,180 @@
+/**
+ * The controller and its clients: `controller` runs the API; `status`, `drain` and `undrain`
+ * talk to it; `agent-token` prints the token a server's agent authenticates with.
+ */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { InputError } from '../../errors.js';
+import { Fleet } from '../../service/fleet.js';
+import type { SessionView } from '../../controller/app.js';
+import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
+import {
+  ControllerClient,
+  ControllerUnreachable,
+  formatEndpoint,
+  parseEndpoint,
+} from '../../controller/client.js';
+import { STALE_AFTER_MS, isStale } from '../../controller/directives.js';
+import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
+import { fleetDir, withFleet } from '../context.js';
+import { printJson, printTable } from '../output.js';
+
+function readFileOrFail(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new InputError(field, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+}
+
+/** A client of the controller named by --controller (default: this fleet's socket). */
+function clientFor(dir: string, controller?: string): ControllerClient {
+  const endpoint = parseEndpoint(controller ?? `unix:${defaultSocketPath(dir)}`);
+  const tokenFile = adminTokenPath(dir);
+  let token: string;
+  try {
+    token = readFileSync(tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new ControllerUnreachable(
+      formatEndpoint(endpoint),
+      `cannot read the admin token ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
+  return new ControllerClient(endpoint, token);
+}
+
+const SESSION_COLUMNS = ['user', 'server', 'ipv4', 'ipv6', 'realAddress', 'since'] as const;
+
+export function registerControllerCommands(program: Command): void {
+  program
+    .command('controller')
+    .description('run the controller: admin API, agent long-poll and reports (until SIGTERM)')
+    .option(
+      '--listen <where>',
+      'unix:PATH or HOST:PORT (default: unix:<dir>/run/controller.sock; TCP beyond loopback needs TLS)',
+    )
+    .option(
+      '--base <template>',
+      'bundle directory on the servers; {server} is replaced by the server name',
+      '/etc/ovpn-fleet',
+    )
+    .option('--tls-cert <file>', 'PEM certificate chain for HTTPS')
+    .option('--tls-key <file>', 'PEM private key for HTTPS')
+    .action(
+      async (
+        opts: { listen?: string; base: string; tlsCert?: string; tlsKey?: string },
+        cmd: Command,
+      ) => {
+        const dir = fleetDir(cmd);
+        if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
+          throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
+        const https =
+          opts.tlsCert && opts.tlsKey
+            ? {
+                cert: readFileOrFail(opts.tlsCert, '--tls-cert'),
+                key: readFileOrFail(opts.tlsKey, '--tls-key'),
+              }
+            : undefined;
+        const endpoint = parseListen(opts.listen ?? `unix:${defaultSocketPath(dir)}`, !!https);
+        const admin = ensureAdminToken(dir);
+        // fastify loads only here, so the other commands start as fast as before.
+        const { buildController } = await import('../../controller/app.js');
+        const ctl = await buildController({
+          fleetDir: dir,
+          baseDir: (server) => opts.base.replaceAll('{server}', server),
+          adminToken: admin.token,
+          ...(https ? { https } : {}),
+        });
+        let where: string;
+        try {
+          where = await listenOn(ctl.app, endpoint);
+        } catch (err) {
+          await ctl.close();
+          throw err;
+        }
+        process.stdout.write(
+          `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}\n`,
+        );
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        await ctl.close();
+        process.stdout.write(`controller stopped (${signal})\n`);
+      },
+    );
+
+  program
+    .command('agent-token <server>')
+    .description("print the bearer token of a server's agent")
+    .action(async (server: string, _opts: unknown, cmd: Command) => {
+      const token = await withFleet(cmd, (f) => f.agentToken(server));
+      process.stdout.write(`${token}\n`);
+    });
+
+  program
+    .command('status')
+    .description('who is online where (from the controller, else from the store)')
+    .option('--json', 'print {source, sessions} as JSON')
+    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
+    .action(async (opts: { json?: boolean; controller?: string }, cmd: Command) => {
+      const dir = fleetDir(cmd);
+      let source: 'controller' | 'store' = 'controller';
+      let sessions: SessionView[];
+      try {
+        sessions = await clientFor(dir, opts.controller).sessions();
+      } catch (err) {
+        if (!(err instanceof ControllerUnreachable)) throw err;
+        source = 'store';
+        sessions = readSessionsFromStore(dir);
+        process.stderr.write(`${err.message}; showing the last reports kept in the store\n`);
+      }
+      if (opts.json) {
+        printJson({ source, sessions });
+        return;
+      }
+      printTable(
+        sessions.map((s) => ({ ...s, server: s.stale ? `${s.server} (stale)` : s.server })),
+        [...SESSION_COLUMNS],
+      );
+    });
+
+  for (const [verb, what] of [
+    ['drain', 'move its users to their next remote and take no new ones'],
+    ['undrain', 'take users again'],
+  ] as const) {
+    program
+      .command(`${verb} <server>`)
+      .description(`${what} (through the controller)`)
+      .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
+      .action(async (server: string, opts: { controller?: string }, cmd: Command) => {
+        const client = clientFor(fleetDir(cmd), opts.controller);
+        const view = verb === 'drain' ? await client.drain(server) : await client.undrain(server);
+        process.stdout.write(
+          `${view.name}: ${view.draining ? 'draining' : 'taking users'} (${view.sessions} sessions)\n`,
+        );
+      });
+  }
+}
+
+function readSessionsFromStore(dir: string): SessionView[] {
+  const fleet = Fleet.open(dir);
+  try {
+    const now = new Date();
+    const reported = new Map(fleet.store.listServerStates().map((s) => [s.name, s.reportedAt]));
+    return fleet.store.listSessions().map((s) => ({
+      user: s.user,
+      server: s.server,
+      ipv4: s.ipv4 ?? null,
+      ipv6: s.ipv6 ?? null,
+      realAddress: s.realAddress,
+      since: s.since,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      reportedAt: s.reportedAt,
+      stale: isStale(reported.get(s.server), now, STALE_AFTER_MS),
+    }));
+  } finally {
+    fleet.close();
+  }
+}

@@ -1,0 +1,45 @@
+/** Bearer tokens: the admin token file, and constant-time comparison of presented tokens. */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../sys/files.js';
+
+export const ADMIN_TOKEN_FILE = 'controller.token';
+
+export function adminTokenPath(fleetDir: string): string {
+  return join(fleetDir, ADMIN_TOKEN_FILE);
+}
+
+/** Reads `<fleetDir>/controller.token`, creating it (mode 0600) on first start. */
+export function ensureAdminToken(fleetDir: string): {
+  token: string;
+  path: string;
+  created: boolean;
+} {
+  const path = adminTokenPath(fleetDir);
+  if (existsSync(path)) {
+    const token = readFileSync(path, 'utf8').trim();
+    if (token) return { token, path, created: false };
+  }
+  const token = randomBytes(32).toString('hex');
+  writeFileAtomic(path, `${token}\n`, 0o600);
+  return { token, path, created: true };
+}
+
+/** The token of an `Authorization: Bearer TOKEN` header, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+/**
+ * A token prepared for comparison: hashing both sides gives equal lengths, so timingSafeEqual
+ * never throws and the time taken says nothing about how much of a token matched.
+ */
+export function tokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+export function sameToken(presented: Buffer, expected: Buffer): boolean {
+  return timingSafeEqual(presented, expected);
+}

@@ -1,0 +1,139 @@
+/**
+ * A small typed client of the controller's admin API (node:http, unix socket or TCP/TLS), used
+ * by the CLI. API errors come back as ApiError carrying the server's one-line message.
+ */
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { FleetError, InputError } from '../errors.js';
+import type { User } from '../store/types.js';
+import type { ServerView, SessionView } from './app.js';
+
+export type Endpoint =
+  | { kind: 'unix'; path: string }
+  | { kind: 'tcp'; host: string; port: number; tls: boolean; ca?: string | Buffer };
+
+/** `unix:/path/ctl.sock`, `HOST:PORT`, `[::1]:PORT`, or `https://HOST:PORT`. */
+export function parseEndpoint(text: string, field = '--controller'): Endpoint {
+  if (text.startsWith('unix:')) {
+    const path = text.slice('unix:'.length);
+    if (!path) throw new InputError(field, 'unix: needs a socket path');
+    return { kind: 'unix', path };
+  }
+  let rest = text;
+  let tls = false;
+  if (rest.startsWith('https://')) {
+    tls = true;
+    rest = rest.slice('https://'.length);
+  } else if (rest.startsWith('http://')) rest = rest.slice('http://'.length);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/]+)):(\d{1,5})\/?$/.exec(rest);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535)
+    throw new InputError(field, `"${text}" is not unix:PATH or HOST:PORT`);
+  return { kind: 'tcp', host: m[1] ?? m[2], port, tls };
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  if (e.kind === 'unix') return `unix:${e.path}`;
+  const host = e.host.includes(':') ? `[${e.host}]` : e.host;
+  return `${e.tls ? 'https://' : ''}${host}:${e.port}`;
+}
+
+/** An answer of the controller other than 2xx. */
+export class ApiError extends FleetError {
+  override readonly httpStatus: number;
+  override readonly exitCode: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.httpStatus = status;
+    this.exitCode = status === 400 ? 2 : status === 404 ? 3 : status === 409 ? 4 : 1;
+  }
+}
+
+/** The controller could not be reached at all (no socket, refused, timed out). */
+export class ControllerUnreachable extends FleetError {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
+    super(`controller at ${endpoint} is not reachable: ${reason}`);
+  }
+}
+
+export class ControllerClient {
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly token: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const { status, text } = await this.raw(method, path, body);
+    if (status >= 400) {
+      let message = text.trim();
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? message;
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new ApiError(status, message || `HTTP ${status}`);
+    }
+    if (status === 204 || !text) return undefined as T;
+    return JSON.parse(text) as T;
+  }
+
+  raw(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const e = this.endpoint;
+    const options: RequestOptions & { ca?: string | Buffer } = {
+      method,
+      path,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        accept: 'application/json',
+        ...(payload !== undefined
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+          : {}),
+      },
+      timeout: this.timeoutMs,
+      ...(e.kind === 'unix'
+        ? { socketPath: e.path }
+        : { host: e.host, port: e.port, ...(e.ca ? { ca: e.ca } : {}) }),
+    };
+    const send = e.kind === 'tcp' && e.tls ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(options, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(new ControllerUnreachable(formatEndpoint(e), err.code ?? err.message)),
+      );
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  sessions(): Promise<SessionView[]> {
+    return this.call('GET', '/v1/sessions');
+  }
+
+  servers(): Promise<ServerView[]> {
+    return this.call('GET', '/v1/servers');
+  }
+
+  drain(server: string): Promise<ServerView> {
+    return this.call('POST', `/v1/servers/${encodeURIComponent(server)}/drain`);
+  }
+
+  undrain(server: string): Promise<ServerView> {
+    return this.call('POST', `/v1/servers/${encodeURIComponent(server)}/undrain`);
+  }
+
+  users(): Promise<User[]> {
+    return this.call('GET', '/v1/users');
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Pure decisions of the controller: who must be evicted where, the directive token, and what
+ * changed between two session lists of one server. No I/O, no clock: callers pass `now`.
+ */
+import { createHash } from 'node:crypto';
+import type { Directive, SessionReport } from '../agent/protocol.js';
+import type { StoredSession } from '../store/types.js';
+
+/** A server whose agent has not reported for this long is stale. */
+export const STALE_AFTER_MS = 10_000;
+
+export type Eviction = Directive['evict'][number];
+
+export function isStale(reportedAt: string | undefined, now: Date, staleAfterMs: number): boolean {
+  if (!reportedAt) return true;
+  return now.getTime() - new Date(reportedAt).getTime() > staleAfterMs;
+}
+
+/**
+ * For every user with sessions on several servers, every server except the one holding the
+ * newest session must end that user's session(s) there. Sessions of stale servers are left out:
+ * a server that stopped reporting may have lost them already, and its agent would not hear the
+ * directive anyway. Ties on `since` go to the server whose name sorts first, so the answer is
+ * the same on every run.
+ */
+export function evictions(
+  sessions: readonly Pick<StoredSession, 'server' | 'user' | 'since'>[],
+  staleServers: ReadonlySet<string>,
+): Map<string, Eviction[]> {
+  // user → server → newest `since` of that user on that server
+  const newest = new Map<string, Map<string, string>>();
+  for (const s of sessions) {
+    if (staleServers.has(s.server)) continue;
+    let perServer = newest.get(s.user);
+    if (!perServer) newest.set(s.user, (perServer = new Map<string, string>()));
+    const prev = perServer.get(s.server);
+    if (prev === undefined || sinceMs(s.since) > sinceMs(prev)) perServer.set(s.server, s.since);
+  }
+  const out = new Map<string, Eviction[]>();
+  for (const [user, perServer] of newest) {
+    if (perServer.size < 2) continue;
+    const ranked = [...perServer].sort(
+      ([aServer, aSince], [bServer, bSince]) =>
+        sinceMs(bSince) - sinceMs(aSince) || (aServer < bServer ? -1 : 1),
+    );
+    for (const [server, since] of ranked.slice(1)) {
+      let list = out.get(server);
+      if (!list) out.set(server, (list = []));
+      list.push({ user, since });
+    }
+  }
+  for (const list of out.values()) list.sort((a, b) => (a.user < b.user ? -1 : 1));
+  return out;
+}
+
+function sinceMs(since: string): number {
+  const t = Date.parse(since);
+  return Number.isNaN(t) ? 0 : t;
+}
+
+/** Changes iff the bundle, the evictions or the drain flag change. */
+export function directiveToken(digest: string, evict: readonly Eviction[], drain: boolean): string {
+  return createHash('sha256')
+    .update(JSON.stringify([digest, evict, drain]))
+    .digest('hex');
+}
+
+const sessionKey = (s: { user: string; since: string }) => `${s.user}\0${s.since}`;
+
+/** Sessions that appeared and disappeared between two reports of one server. */
+export function sessionChanges(
+  before: readonly StoredSession[],
+  after: readonly SessionReport[],
+): { connected: SessionReport[]; disconnected: StoredSession[] } {
+  const old = new Set(before.map(sessionKey));
+  const now = new Set(after.map(sessionKey));
+  return {
+    connected: after.filter((s) => !old.has(sessionKey(s))),
+    disconnected: before.filter((s) => !now.has(sessionKey(s))),
+  };
+}
