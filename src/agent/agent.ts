@@ -34,7 +34,7 @@ export interface AgentOptions {
   token: string;
   tunDevice: string;
   routeProtocol: number;
-  /** FRR instance to reload (`vtysh -N`), if FRR runs as a named instance. */
+  /** FRR instance to reload (`vtysh -N`), when FRR runs as a named instance; else the system FRR. */
   frrInstance?: string;
   /** Seconds the agent waits for routing to stay up after a new ruleset before it keeps it. */
   confirmSeconds?: number;
@@ -180,10 +180,11 @@ export class Agent {
     await this.refreshSessions(false);
     await this.endDisallowedSessions();
     if (changed.includes('nftables.nft')) await this.applyRuleset(join(dir, 'nftables.nft'));
-    if (changed.includes('frr.conf') && this.o.frrInstance) {
+    if (changed.includes('frr.conf')) {
       // vtysh applies the file as commands: additions and changes take effect without
       // restarting the daemons, so adjacencies stay up.
-      const r = await run(['vtysh', '-N', this.o.frrInstance, '-f', join(dir, 'frr.conf')], {
+      const instance = this.o.frrInstance ? ['-N', this.o.frrInstance] : [];
+      const r = await run(['vtysh', ...instance, '-f', join(dir, 'frr.conf')], {
         allowFailure: true,
       });
       this.log(

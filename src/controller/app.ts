@@ -27,10 +27,12 @@ import { FleetError, NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
 import { type Clock, Fleet } from '../service/fleet.js';
 import { loadSpec } from '../spec/validate.js';
-import type { AuditEntry, StoredSession, UserStatus } from '../store/types.js';
+import type { AuditEntry, UserStatus } from '../store/types.js';
 import { bearerToken, sameToken, tokenDigest } from './auth.js';
 import {
+  type SessionView,
   STALE_AFTER_MS,
+  sessionView,
   directiveToken,
   evictions,
   isStale,
@@ -81,18 +83,7 @@ export interface Controller {
   close(): Promise<void>;
 }
 
-export interface SessionView {
-  user: string;
-  server: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  realAddress: string;
-  since: string;
-  bytesIn: number;
-  bytesOut: number;
-  reportedAt: string;
-  stale: boolean;
-}
+export type { SessionView } from './directives.js';
 
 export interface ServerView {
   name: string;
@@ -129,6 +120,7 @@ class ControllerCore {
   private readonly lastServer = new Map<string, string>();
   private staleKey = '';
   private dataVersion: number;
+  private lastRefreshAt = Date.now();
   private specStamp: string;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
@@ -199,8 +191,11 @@ class ControllerCore {
     try {
       this.checkSpec();
       const version = this.store.dataVersion();
-      if (version !== this.dataVersion) {
+      // Also re-render every hour without any change: the snapshot re-issues the CRL well
+      // before its nextUpdate, and an expired CRL would lock every user out.
+      if (version !== this.dataVersion || Date.now() - this.lastRefreshAt > 3_600_000) {
         this.dataVersion = version;
+        this.lastRefreshAt = Date.now();
         void this.refresh();
       } else if (this.staleSetKey() !== this.staleKey) {
         this.recomputeDirectives();
@@ -413,18 +408,7 @@ class ControllerCore {
 
   sessions(): SessionView[] {
     const stale = this.staleServers(this.clock.now());
-    return this.store.listSessions().map((s: StoredSession) => ({
-      user: s.user,
-      server: s.server,
-      ipv4: s.ipv4 ?? null,
-      ipv6: s.ipv6 ?? null,
-      realAddress: s.realAddress,
-      since: s.since,
-      bytesIn: s.bytesIn,
-      bytesOut: s.bytesOut,
-      reportedAt: s.reportedAt,
-      stale: stale.has(s.server),
-    }));
+    return this.store.listSessions().map((s) => sessionView(s, stale.has(s.server)));
   }
 
   servers(): ServerView[] {

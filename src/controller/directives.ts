@@ -79,3 +79,32 @@ export function sessionChanges(
     disconnected: before.filter((s) => !now.has(sessionKey(s))),
   };
 }
+
+/** A stored session as the API and `ovpn-fleet status` show it. */
+export interface SessionView {
+  user: string;
+  server: string;
+  ipv4: string | null;
+  ipv6: string | null;
+  realAddress: string;
+  since: string;
+  bytesIn: number;
+  bytesOut: number;
+  reportedAt: string;
+  stale: boolean;
+}
+
+export function sessionView(s: StoredSession, stale: boolean): SessionView {
+  return {
+    user: s.user,
+    server: s.server,
+    ipv4: s.ipv4 ?? null,
+    ipv6: s.ipv6 ?? null,
+    realAddress: s.realAddress,
+    since: s.since,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
+    reportedAt: s.reportedAt,
+    stale,
+  };
+}

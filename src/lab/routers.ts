@@ -4,6 +4,7 @@
  */
 import type { FleetSpec } from '../spec/schema.js';
 import type { LabPlan } from './plan.js';
+import { ospfInterface } from '../render/frr.js';
 
 export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): string {
   const r = spec.routing;
@@ -18,24 +19,7 @@ export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): st
   ];
   if (r.protocol === 'ospf') {
     const o = r.ospf;
-    for (const i of ifaces) {
-      lines.push(
-        `interface ${i.name}`,
-        ` ip ospf area ${o.area}`,
-        ' ip ospf network point-to-point',
-        ` ip ospf hello-interval ${o.helloInterval}`,
-        ` ip ospf dead-interval ${o.deadInterval}`,
-        ' ip ospf authentication message-digest',
-        ` ip ospf message-digest-key ${o.auth.keyId} md5 ${o.auth.key}`,
-        ` ipv6 ospf6 area ${o.area}`,
-        ' ipv6 ospf6 network point-to-point',
-        ` ipv6 ospf6 hello-interval ${o.helloInterval}`,
-        ` ipv6 ospf6 dead-interval ${o.deadInterval}`,
-        ` ipv6 ospf6 authentication key-id ${o.auth.keyId} hash-algo hmac-sha-256 key ${o.auth.key}`,
-        'exit',
-        '!',
-      );
-    }
+    for (const i of ifaces) lines.push(...ospfInterface(i.name, o, true));
     const rid = ifaces[0]?.v4?.split('/')[0] ?? '10.254.255.1';
     lines.push(
       'router ospf',

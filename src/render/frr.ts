@@ -28,14 +28,17 @@ function userRouteFilters(ctx: ServerContext): string[] {
   ];
 }
 
-function ospf(
-  ctx: ServerContext,
-  o: Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'],
-): string[] {
-  const { server } = ctx;
-  const iface = server.backboneInterface;
+type OspfSpec = Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'];
+
+/**
+ * One backbone interface for OSPFv2 (MD5) and OSPFv3 (HMAC-SHA-256 trailer), point-to-point
+ * with the spec's timers: no DR election wait, adjacency in a few seconds. Shared with the lab's
+ * own routers, which must speak exactly what the servers speak.
+ */
+export function ospfInterface(iface: string, o: OspfSpec, withArea = false): string[] {
   return [
     `interface ${iface}`,
+    ...(withArea ? [` ip ospf area ${o.area}`] : []),
     ' ip ospf network point-to-point',
     ` ip ospf hello-interval ${o.helloInterval}`,
     ` ip ospf dead-interval ${o.deadInterval}`,
@@ -48,6 +51,17 @@ function ospf(
     ` ipv6 ospf6 authentication key-id ${o.auth.keyId} hash-algo hmac-sha-256 key ${o.auth.key}`,
     'exit',
     '!',
+  ];
+}
+
+function ospf(
+  ctx: ServerContext,
+  o: Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'],
+): string[] {
+  const { server } = ctx;
+  const iface = server.backboneInterface;
+  return [
+    ...ospfInterface(iface, o),
     'router ospf',
     ` ospf router-id ${server.routerId}`,
     ' passive-interface default',

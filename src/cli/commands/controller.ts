@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../../errors.js';
 import { Fleet } from '../../service/fleet.js';
-import type { SessionView } from '../../controller/app.js';
+import type { SessionView } from '../../controller/directives.js';
 import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
 import {
   ControllerClient,
@@ -14,7 +14,7 @@ import {
   formatEndpoint,
   parseEndpoint,
 } from '../../controller/client.js';
-import { STALE_AFTER_MS, isStale } from '../../controller/directives.js';
+import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/directives.js';
 import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
 import { printJson, printTable } from '../output.js';
@@ -162,18 +162,9 @@ function readSessionsFromStore(dir: string): SessionView[] {
   try {
     const now = new Date();
     const reported = new Map(fleet.store.listServerStates().map((s) => [s.name, s.reportedAt]));
-    return fleet.store.listSessions().map((s) => ({
-      user: s.user,
-      server: s.server,
-      ipv4: s.ipv4 ?? null,
-      ipv6: s.ipv6 ?? null,
-      realAddress: s.realAddress,
-      since: s.since,
-      bytesIn: s.bytesIn,
-      bytesOut: s.bytesOut,
-      reportedAt: s.reportedAt,
-      stale: isStale(reported.get(s.server), now, STALE_AFTER_MS),
-    }));
+    return fleet.store
+      .listSessions()
+      .map((s) => sessionView(s, isStale(reported.get(s.server), now, STALE_AFTER_MS)));
   } finally {
     fleet.close();
   }
