@@ -56,6 +56,16 @@ export function specWith(mutate: (input: FleetInput) => void): FleetSpec {
 }
 
 /** BGP version of the example: each server peers with its site router at .1 / .5 of its /30. */
+/** The example with the servers' own input protected, SSH allowed from admin networks. */
+export function protectedSpec(): FleetSpec {
+  return specWith((input) => {
+    input.firewall = {
+      protectServers: true,
+      allowInput: [{ proto: 'tcp', ports: [22], from: ['10.99.0.0/24', 'fd00:99::/64'] }],
+    };
+  });
+}
+
 export function bgpSpec(): FleetSpec {
   return specWith((input) => {
     input.routing = {

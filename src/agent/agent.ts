@@ -236,6 +236,8 @@ export class Agent {
       if (await this.routingUp()) continue;
       const restore = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${previous}`;
       await run(['nft', '-f', '-'], { input: restore });
+      // Health says so until a bundle with a good ruleset arrives.
+      this.rulesetOk = false;
       this.log('new ruleset cut routing off: rolled back to the previous ruleset');
       return;
     }

@@ -57,6 +57,7 @@ export function renderNftables(ctx: ServerContext, policy: CompiledPolicy): stri
   for (const s of policy.groupSets) lines.push(...setBlock(s.name, s.family, s.elements, false));
   lines.push('\t# Company networks named in fleet.yaml.');
   for (const s of policy.networkSets) lines.push(...setBlock(s.name, s.family, s.elements, true));
+  if (ctx.spec.firewall.protectServers) lines.push(...inputChain(ctx));
   lines.push(
     '',
     '\tchain forward {',
@@ -76,4 +77,48 @@ export function renderNftables(ctx: ServerContext, policy: CompiledPolicy): stri
     '',
   );
   return lines.join('\n');
+}
+
+/** What the routing protocol needs to get in on the backbone interface. */
+function routingInput(ctx: ServerContext): string {
+  const iface = `iifname "${ctx.server.backboneInterface}"`;
+  switch (ctx.spec.routing.protocol) {
+    case 'ospf':
+      return `${iface} meta l4proto ospf accept`; // protocol 89 for OSPFv2 and OSPFv3
+    case 'bgp':
+      return `${iface} tcp dport 179 accept`;
+    case 'rip':
+      return `${iface} udp dport { 520, 521 } accept`;
+  }
+}
+
+/**
+ * The servers' own input, when fleet.yaml asks for it. A mistake here (a wrong backbone
+ * interface) would cut the server off its routers: the agent's confirm window rolls it back.
+ */
+function inputChain(ctx: ServerContext): string[] {
+  const o = ctx.spec.openvpn;
+  const extra = ctx.spec.firewall.allowInput.flatMap((r) => {
+    const v4 = r.from.filter((p) => !p.includes(':'));
+    const v6 = r.from.filter((p) => p.includes(':'));
+    const ports = r.ports.length === 1 ? String(r.ports[0]) : `{ ${r.ports.join(', ')} }`;
+    return [
+      ...(v4.length ? [`\t\tip saddr { ${v4.join(', ')} } ${r.proto} dport ${ports} accept`] : []),
+      ...(v6.length ? [`\t\tip6 saddr { ${v6.join(', ')} } ${r.proto} dport ${ports} accept`] : []),
+    ];
+  });
+  return [
+    '',
+    '\tchain input {',
+    '\t\ttype filter hook input priority filter; policy drop;',
+    '\t\tiif lo accept',
+    '\t\tct state established,related accept',
+    '\t\tct state invalid drop',
+    '\t\tmeta l4proto { icmp, ipv6-icmp } accept',
+    `\t\t${o.proto} dport ${o.port} accept`,
+    `\t\t${routingInput(ctx)}`,
+    ...extra,
+    '\t\tcounter',
+    '\t}',
+  ];
 }

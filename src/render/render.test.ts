@@ -12,6 +12,7 @@ import {
   ripSpec,
   snapshotWith,
   specWith,
+  protectedSpec,
 } from '../testing.js';
 import { type Bundle, renderFleet, serverContexts } from './bundle.js';
 import { renderFrrConf } from './frr.js';
@@ -76,6 +77,13 @@ describe('golden files', () => {
   it('nftables.nft', async () => {
     await expect(renderNftables(ctx, compilePolicy(spec, snap.users))).toMatchFileSnapshot(
       golden('nftables.nft'),
+    );
+  });
+
+  it('nftables.nft with the servers protected', async () => {
+    const p = protectedSpec();
+    await expect(renderNftables(firstServer(p), compilePolicy(p, []))).toMatchFileSnapshot(
+      golden('nftables-protected.nft'),
     );
   });
 
@@ -283,6 +291,12 @@ describe('real tools accept the generated configs', () => {
       const long = longCommentSpec();
       const longComment = join(dir, 'nftables-long-comment.nft');
       writeFileSync(longComment, renderNftables(firstServer(long), compilePolicy(long, [])));
+      const prot = protectedSpec();
+      const protectedFile = join(dir, 'nftables-protected.nft');
+      writeFileSync(
+        protectedFile,
+        renderNftables(firstServer(prot), compilePolicy(prot, snap.users)),
+      );
       const broken = join(dir, 'nftables-broken.nft');
       writeFileSync(
         broken,
@@ -300,6 +314,11 @@ describe('real tools accept the generated configs', () => {
         expect({ status: ok.status, stderr: ok.stderr }).toEqual({ status: 0, stderr: '' });
         const okLong = check(longComment);
         expect({ status: okLong.status, stderr: okLong.stderr }).toEqual({ status: 0, stderr: '' });
+        const okProtected = check(protectedFile);
+        expect({ status: okProtected.status, stderr: okProtected.stderr }).toEqual({
+          status: 0,
+          stderr: '',
+        });
         expect(check(broken).status).not.toBe(0);
       } finally {
         execFileSync('ip', ['netns', 'del', ns]);

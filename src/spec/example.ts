@@ -64,4 +64,12 @@ policy:
   - { from: engineering, to: databases, proto: [icmp] }
   - { from: dba, to: databases, proto: [tcp], ports: [5432] }
   - { from: dba, to: databases, proto: [icmp] }
+
+# The servers' own input: off by default. When on, only OpenVPN, the routing protocol on the
+# backbone interface, ICMP and these rules get in (a ruleset that cuts routing off is rolled
+# back by the agent).
+# firewall:
+#   protectServers: true
+#   allowInput:
+#     - { proto: tcp, ports: [22], from: [10.0.0.0/8] }
 `;

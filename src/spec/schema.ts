@@ -195,6 +195,28 @@ export const fleetSchema = z.strictObject({
     )
     .default([]),
   policy: z.array(ruleSchema).default([]),
+  firewall: z
+    .strictObject({
+      protectServers: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Default-deny input on the servers themselves: only OpenVPN, the routing protocol on the backbone interface, ICMP and allowInput get in.',
+        ),
+      allowInput: z
+        .array(
+          z.strictObject({
+            proto: z.enum(['tcp', 'udp']),
+            ports: z.array(portSpec).min(1),
+            from: z.array(prefixAny).min(1).describe('Source prefixes allowed in.'),
+          }),
+        )
+        .default([])
+        .describe(
+          'More input the servers accept when protectServers is on (e.g. SSH from an admin network).',
+        ),
+    })
+    .default({ protectServers: false, allowInput: [] }),
 });
 
 export type FleetSpec = z.output<typeof fleetSchema>;

@@ -2,7 +2,7 @@
  * The running control plane in the lab: controller + one agent per server, against real
  * OpenVPN, FRR and nftables. Each test prints the measured time of the transition it checks.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,8 @@ describe.runIf(runs)('control plane: controller and agents keep the cluster righ
   beforeAll(async () => {
     buildOnce();
     dir = await newFleetDir();
+    // The servers' own input is default-deny here, so a bad ruleset can cut routing off.
+    appendFileSync(join(dir, 'fleet.yaml'), 'firewall:\n  protectServers: true\n');
     for (const u of ['ann', 'ben', 'cid', 'dot', 'eli', 'fay', 'gus']) await addUser(u);
     console.log((await lab('up')).trim());
     // Agents report; wait until every server has applied the controller's bundle.
@@ -325,5 +327,40 @@ describe.runIf(runs)('control plane: controller and agents keep the cluster righ
     // The agent does not resurrect OpenVPN behind the operator's back.
     expect(await lab('exec', victim, '--', 'ss', '-Hlun', 'sport', '=', ':1194')).toBe('');
     await lab('start', 'openvpn', victim);
+  });
+
+  it('rolls back a ruleset that cuts the server off its routers', async () => {
+    await lab('connect', 'eli', '--server', 'vpn21');
+    await waitUntil('eli via vpn21', () => coreVia('eli', 'vpn21'), 20_000);
+    const spec = join(dir, 'fleet.yaml');
+    const good = readFileSync(spec, 'utf8');
+    // A typo in the backbone interface: the new input chain admits OSPF only on eth9.
+    writeFileSync(
+      spec,
+      good.replace(
+        '{ name: vpn21, address: 203.0.113.11,',
+        '{ name: vpn21, backboneInterface: eth9, address: 203.0.113.11,',
+      ),
+    );
+    const t0 = Date.now();
+    const agentLog = join(serverDir('vpn21'), 'run', 'agent.log');
+    await waitUntil(
+      'the agent rolled the ruleset back',
+      () => readFileSync(agentLog, 'utf8').includes('rolled back'),
+      30_000,
+      200,
+    );
+    console.log(`bad ruleset on vpn21 rolled back after ${secs(Date.now() - t0)}`);
+    expect(
+      await lab('exec', 'vpn21', '--', 'nft', 'list', 'chain', 'inet', 'ovpn_fleet', 'input'),
+    ).toContain('iifname "eth1" meta l4proto ospf accept');
+    await waitUntil(
+      'eli announced through vpn21 again',
+      () => coreVia('eli', 'vpn21'),
+      30_000,
+      200,
+    );
+    console.log(`routing through vpn21 back ${secs(Date.now() - t0)} after the bad bundle`);
+    writeFileSync(spec, good);
   });
 });
