@@ -4,7 +4,7 @@
  */
 import type { FleetSpec } from '../spec/schema.js';
 import type { LabPlan } from './plan.js';
-import { ospfInterface } from '../render/frr.js';
+import { ospfInterface, ripAuth } from '../render/frr.js';
 
 export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): string {
   const r = spec.routing;
@@ -40,24 +40,13 @@ export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): st
     if (isCore) lines.push(' redistribute connected');
     lines.push('exit', '!');
   } else if (r.protocol === 'rip') {
-    if (r.rip.auth) {
+    if (r.rip.auth)
       lines.push(
-        'key chain OVPNF-RIP',
-        ' key 1',
-        `  key-string ${r.rip.auth.key}`,
-        ' exit',
-        'exit',
-        '!',
+        ...ripAuth(
+          r.rip.auth.key,
+          ifaces.map((i) => i.name),
+        ),
       );
-      for (const i of ifaces)
-        lines.push(
-          `interface ${i.name}`,
-          ' ip rip authentication mode md5',
-          ' ip rip authentication key-chain OVPNF-RIP',
-          'exit',
-          '!',
-        );
-    }
     lines.push(
       'router rip',
       ' version 2',

@@ -130,22 +130,32 @@ function bgp(
   return lines;
 }
 
+/** RIPv2 MD5 authentication on the given interfaces (RIPng has none). Shared with the lab. */
+export function ripAuth(key: string, ifaces: string[]): string[] {
+  return [
+    'key chain OVPNF-RIP',
+    ' key 1',
+    `  key-string ${key}`,
+    ' exit',
+    'exit',
+    '!',
+    ...ifaces.flatMap((i) => [
+      `interface ${i}`,
+      ' ip rip authentication mode md5',
+      ' ip rip authentication key-chain OVPNF-RIP',
+      'exit',
+      '!',
+    ]),
+  ];
+}
+
 function rip(
   ctx: ServerContext,
   r: Extract<ServerContext['spec']['routing'], { protocol: 'rip' }>['rip'],
 ): string[] {
   const iface = ctx.server.backboneInterface;
   const lines: string[] = [];
-  if (r.auth) {
-    lines.push('key chain OVPNF-RIP', ' key 1', `  key-string ${r.auth.key}`, ' exit', 'exit', '!');
-    lines.push(
-      `interface ${iface}`,
-      ' ip rip authentication mode md5',
-      ' ip rip authentication key-chain OVPNF-RIP',
-      'exit',
-      '!',
-    );
-  }
+  if (r.auth) lines.push(...ripAuth(r.auth.key, [iface]));
   lines.push(
     'router rip',
     ' version 2',
