@@ -50,6 +50,8 @@ export interface LabPlan {
     address: string;
     backboneIface: string;
     backbonePeer: string;
+    /** The server's own backbone address. */
+    backboneAddress: string;
     routerNs: string;
   }[];
   loadBalancers: {
@@ -110,16 +112,40 @@ export function planLab(spec: FleetSpec, prefix: string): LabPlan {
     const router = nsName(prefix, 'r', site.name);
     nodes.push({ ns: router, role: 'router', name: site.name, routes: [], forwarding: true });
     links.push({
-      a: { ns: core, name: `r${si}`, v4: `10.254.${si}.1/30`, routing: true },
-      b: { ns: router, name: 'core0', v4: `10.254.${si}.2/30`, routing: true },
+      // IPv6 (ULA) on router links too: BGP carries users' /128s with global next hops.
+      a: {
+        ns: core,
+        name: `r${si}`,
+        v4: `10.254.${si}.1/30`,
+        v6: `fd00:254:${si}::1/64`,
+        routing: true,
+      },
+      b: {
+        ns: router,
+        name: 'core0',
+        v4: `10.254.${si}.2/30`,
+        v6: `fd00:254:${si}::2/64`,
+        routing: true,
+      },
     });
     site.servers.forEach((server, vi) => {
       const ns = nsName(prefix, 's', server.name);
       nodes.push({ ns, role: 'server', name: server.name, routes: onLink, forwarding: true });
       const peer = peerOf(server.backbone);
       links.push({
-        a: { ns: router, name: `s${vi}`, v4: peer, routing: true },
-        b: { ns, name: server.backboneInterface, v4: server.backbone },
+        a: {
+          ns: router,
+          name: `s${vi}`,
+          v4: peer,
+          v6: `fd00:255:${si}:${vi}::1/64`,
+          routing: true,
+        },
+        b: {
+          ns,
+          name: server.backboneInterface,
+          v4: server.backbone,
+          v6: `fd00:255:${si}:${vi}::2/64`,
+        },
       });
       publicNetOf(server.address);
       links.push({
@@ -133,6 +159,7 @@ export function planLab(spec: FleetSpec, prefix: string): LabPlan {
         address: server.address,
         backboneIface: server.backboneInterface,
         backbonePeer: peer.split('/')[0],
+        backboneAddress: server.backbone.split('/')[0],
         routerNs: router,
       });
     });

@@ -64,9 +64,7 @@ export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): st
     if (isCore) lines.push(' redistribute connected');
     lines.push('exit', '!');
   } else {
-    throw new Error(
-      "lab: routing protocol bgp is rendered for servers but the lab's routers speak only ospf and rip for now",
-    );
+    lines.push(...bgpRouter(plan, ns, r.bgp));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -81,4 +79,64 @@ export function routingDaemons(spec: FleetSpec): string[] {
     case 'bgp':
       return ['zebra', 'bgpd'];
   }
+}
+
+/** The core's own ASN in the lab; site routers take theirs from fleet.yaml's neighbours. */
+export const LAB_CORE_ASN = 64999;
+
+type BgpSpec = Extract<FleetSpec['routing'], { protocol: 'bgp' }>['bgp'];
+
+/**
+ * Site routers peer with their servers (the fleet's neighbours) and with the core; the core
+ * announces the service networks. eBGP everywhere: next hops are rewritten hop by hop.
+ */
+function bgpRouter(plan: LabPlan, ns: string, b: BgpSpec): string[] {
+  // A site router's ASN is that of the fleet's neighbour entry naming one of its addresses.
+  const neighborOf = (routerNs: string) => {
+    const mine = plan.servers.filter((s) => s.routerNs === routerNs).map((s) => s.backbonePeer);
+    const n = b.neighbors.find((x) => mine.includes(x.address));
+    if (!n) throw new Error(`lab: no routing.bgp.neighbors entry for the router of ${routerNs}`);
+    return n;
+  };
+  const sessions: { address: string; asn: number; password?: string }[] = [];
+  let asn = LAB_CORE_ASN;
+  if (ns === plan.core) {
+    for (const l of plan.links.filter((x) => x.a.ns === plan.core && x.b.name === 'core0')) {
+      sessions.push({ address: l.b.v4!.split('/')[0], asn: neighborOf(l.b.ns).asn });
+    }
+  } else {
+    asn = neighborOf(ns).asn;
+    for (const s of plan.servers.filter((x) => x.routerNs === ns)) {
+      const n = b.neighbors.find((x) => x.address === s.backbonePeer);
+      sessions.push({
+        address: s.backboneAddress,
+        asn: b.asn,
+        ...(n?.password ? { password: n.password } : {}),
+      });
+    }
+    const core = plan.links.find((x) => x.b.ns === ns && x.b.name === 'core0')!;
+    sessions.push({ address: core.a.v4!.split('/')[0], asn: LAB_CORE_ASN });
+  }
+  const lines = [
+    `router bgp ${asn}`,
+    ` bgp router-id ${ns === plan.core ? '10.254.255.1' : plan.links.find((x) => x.b.ns === ns && x.b.name === 'core0')!.b.v4!.split('/')[0]}`,
+    ' no bgp default ipv4-unicast',
+    ' no bgp ebgp-requires-policy',
+  ];
+  for (const p of sessions) {
+    lines.push(
+      ` neighbor ${p.address} remote-as ${p.asn}`,
+      ` neighbor ${p.address} timers 1 3`,
+      ` neighbor ${p.address} timers connect 1`,
+    );
+    if (p.password) lines.push(` neighbor ${p.address} password ${p.password}`);
+  }
+  for (const af of ['ipv4', 'ipv6']) {
+    lines.push(` address-family ${af} unicast`);
+    if (ns === plan.core) lines.push('  redistribute connected');
+    for (const p of sessions) lines.push(`  neighbor ${p.address} activate`);
+    lines.push(' exit-address-family');
+  }
+  lines.push('exit', '!');
+  return lines;
 }

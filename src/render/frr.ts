@@ -120,7 +120,9 @@ function bgp(
     ' address-family ipv6 unicast',
     `  redistribute kernel route-map ${USERS_V6}`,
   );
-  // IPv6 user routes ride the IPv4 session; the peer resolves the next hop through the link.
+  // IPv6 user routes ride the IPv4 session: bgpd takes the backbone interface's global IPv6
+  // address as their next hop (seen in the lab), so that interface needs one (a ULA will do);
+  // without it the next hop would be an unusable IPv4-mapped address.
   for (const p of peers)
     lines.push(
       `  neighbor ${p.address} activate`,
