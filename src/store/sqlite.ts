@@ -5,7 +5,7 @@
  * the UNIQUE constraints are the last line of defence.
  */
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { Conflict, InputError, NotFound } from '../errors.js';
 import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
 import { MIGRATIONS } from './migrations.js';
@@ -126,9 +126,10 @@ export class SqliteStore implements FleetStore {
 
   constructor(file: string) {
     const fresh = file !== ':memory:' && !existsSync(file);
+    // The store holds private keys: create it 0600 before SQLite opens it, so it is never
+    // readable by others, not even for a moment.
+    if (fresh) closeSync(openSync(file, 'wx', 0o600));
     this.db = new Database(file);
-    // The store holds private keys: nobody but the owner may read it.
-    if (fresh) chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
