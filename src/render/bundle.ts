@@ -74,14 +74,21 @@ export function renderBundle(
   return { server: ctx.server.name, files, digest: bundleDigest(files) };
 }
 
-/** All servers' bundles; the policy is compiled once for the whole fleet. */
+/**
+ * All servers' bundles; the policy and the ccd files are made once for the whole fleet.
+ * `baseDirFor` places each server's bundle somewhere of its own (the lab, a controller with a
+ * per-server layout); by default every server uses `options.baseDir`.
+ */
 export function renderFleet(
   spec: FleetSpec,
   snap: RenderSnapshot,
   options: RenderOptions,
+  baseDirFor?: (server: string) => string,
 ): Bundle[] {
   const policy = compilePolicy(spec, snap.users);
-  const contexts = serverContexts(spec, options);
+  const contexts = serverContexts(spec, options).map((ctx) =>
+    baseDirFor ? { ...ctx, options: { ...options, baseDir: baseDirFor(ctx.server.name) } } : ctx,
+  );
   const ccd = contexts.length ? ccdFiles(contexts[0], snap) : [];
   return contexts.map((ctx) => renderBundle(ctx, snap, policy, ccd));
 }

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { type Document, isNode, isSeq, parseDocument } from 'yaml';
 import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { mustParsePrefix } from '../core/ip.js';
-import { compilePolicy } from '../core/policy.js';
 import { userNameProblem } from '../core/names.js';
 import {
   type IssuedCert,
@@ -495,15 +494,11 @@ export class Fleet {
     baseDir: (server: string) => string,
     options: Partial<Omit<RenderOptions, 'baseDir'>> = {},
   ): Promise<Bundle[]> {
-    const snap = await this.snapshot();
-    const base = { ...DEFAULT_RENDER_OPTIONS, ...options };
-    const policy = compilePolicy(this.spec, snap.users);
-    return serverContexts(this.spec, base).map((ctx) =>
-      renderBundle(
-        { ...ctx, options: { ...base, baseDir: baseDir(ctx.server.name) } },
-        snap,
-        policy,
-      ),
+    return renderFleet(
+      this.spec,
+      await this.snapshot(),
+      { ...DEFAULT_RENDER_OPTIONS, ...options },
+      baseDir,
     );
   }
 
