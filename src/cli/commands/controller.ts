@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { InputError } from '../../errors.js';
+import { Conflict, InputError } from '../../errors.js';
 import { Fleet } from '../../service/fleet.js';
 import type { SessionView } from '../../controller/directives.js';
 import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
@@ -139,22 +139,61 @@ export function registerControllerCommands(program: Command): void {
       );
     });
 
-  for (const [verb, what] of [
-    ['drain', 'move its users to their next remote and take no new ones'],
-    ['undrain', 'take users again'],
-  ] as const) {
-    program
-      .command(`${verb} <server>`)
-      .description(`${what} (through the controller)`)
-      .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
-      .action(async (server: string, opts: { controller?: string }, cmd: Command) => {
+  program
+    .command('drain <server>')
+    .description(
+      'move its users to their next remote and take no new ones; waits until it is empty',
+    )
+    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
+    .option('--timeout <seconds>', 'give up waiting after this long', '30')
+    .option('--no-wait', 'return as soon as the controller has the order')
+    .action(
+      async (
+        server: string,
+        opts: { controller?: string; timeout: string; wait: boolean },
+        cmd: Command,
+      ) => {
+        const timeout = Number(opts.timeout);
+        if (!Number.isFinite(timeout) || timeout <= 0)
+          throw new InputError('--timeout', 'must be a positive number of seconds');
         const client = clientFor(fleetDir(cmd), opts.controller);
-        const view = verb === 'drain' ? await client.drain(server) : await client.undrain(server);
-        process.stdout.write(
-          `${view.name}: ${view.draining ? 'draining' : 'taking users'} (${view.sessions} sessions)\n`,
-        );
-      });
-  }
+        const started = Date.now();
+        const view = await client.drain(server);
+        if (!opts.wait) {
+          process.stdout.write(`${view.name}: draining (${view.sessions} sessions)\n`);
+          return;
+        }
+        // Empty once the agent has reported, after the order, that no session is left.
+        for (;;) {
+          const now = (await client.servers()).find((s) => s.name === server);
+          const reportedSince =
+            now?.reportedAt !== undefined &&
+            now.reportedAt !== null &&
+            Date.parse(now.reportedAt) >= started;
+          if (now && reportedSince && now.sessions === 0) {
+            process.stdout.write(
+              `${server}: drained, no sessions left after ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+            );
+            return;
+          }
+          if (Date.now() - started > timeout * 1000) {
+            throw new Conflict(
+              `${server} still has ${now?.sessions ?? '?'} sessions after ${timeout} s of draining`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      },
+    );
+
+  program
+    .command('undrain <server>')
+    .description('take users again (through the controller)')
+    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
+    .action(async (server: string, opts: { controller?: string }, cmd: Command) => {
+      const view = await clientFor(fleetDir(cmd), opts.controller).undrain(server);
+      process.stdout.write(`${view.name}: taking users (${view.sessions} sessions)\n`);
+    });
 }
 
 function readSessionsFromStore(dir: string): SessionView[] {
