@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Conflict, InputError, NotFound } from '../errors.js';
 import type { Fleet } from '../service/fleet.js';
+import type { RenderedFile } from '../render/types.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { run } from '../sys/exec.js';
 import { ControllerClient } from '../controller/client.js';
@@ -16,6 +17,7 @@ import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/
 import { renderLbRuleset } from './lb.js';
 import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
 import { renderRouterConf, routingDaemons } from './routers.js';
+import { seedBundle, seedProfile } from './seed.js';
 import {
   type LabClient,
   type LabProcess,
@@ -105,7 +107,13 @@ export class Lab {
 
   static async up(
     fleet: Fleet,
-    opts: { prefix?: string; log?: (line: string) => void; controlPlane?: boolean } = {},
+    opts: {
+      prefix?: string;
+      log?: (line: string) => void;
+      controlPlane?: boolean;
+      /** Run the servers as the seed article did (implies no control plane). */
+      seed?: boolean;
+    } = {},
   ): Promise<Lab> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
     checkPrefix(prefix);
@@ -134,7 +142,8 @@ export class Lab {
       processes: [],
       clients: [],
       sharedFrrFiles: SHARED_FRR_FILES.filter((f) => existsSync(f)),
-      controlPlane: opts.controlPlane !== false,
+      controlPlane: opts.controlPlane !== false && opts.seed !== true,
+      seed: opts.seed === true,
       plan,
     };
     saveState(state);
@@ -303,7 +312,7 @@ export class Lab {
     for (const s of this.plan.servers) {
       const dir = this.serverDir(s.name);
       const bundle = await this.fleet.bundle(s.name, { baseDir: dir });
-      writeBundleFiles(dir, bundle.files);
+      writeBundleFiles(dir, this.serverFiles(bundle.files));
       writeFileAtomic(join(dir, 'VERSION'), `${bundle.digest}\n`);
       await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
       await run(['sysctl', '-q', '-p', join(dir, 'sysctl.conf')], { netns: s.ns });
@@ -315,6 +324,11 @@ export class Lab {
       await this.startOpenvpnServer(s.name);
     }
     log(`servers: ${this.plan.servers.length} running OpenVPN, FRR and nftables`);
+  }
+
+  /** A server's files as the lab installs them: ours, or rewritten to the seed's design. */
+  private serverFiles(files: RenderedFile[]): RenderedFile[] {
+    return this.state.seed ? seedBundle(files) : files;
   }
 
   async startOpenvpnServer(name: string): Promise<void> {
@@ -357,7 +371,7 @@ export class Lab {
         out.push({ server: s.name, changed: false });
         continue;
       }
-      writeBundleFiles(dir, bundle.files);
+      writeBundleFiles(dir, this.serverFiles(bundle.files));
       writeFileAtomic(version, `${bundle.digest}\n`);
       await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
       out.push({ server: s.name, changed: true });
@@ -371,8 +385,8 @@ export class Lab {
     return join(this.state.dir, 'controller.sock');
   }
 
-  private cliScript(): string {
-    return fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  private cliScript(): string[] {
+    return nodeEntry(new URL('../cli/main.js', import.meta.url));
   }
 
   private async startControlPlane(log: (l: string) => void): Promise<void> {
@@ -387,8 +401,7 @@ export class Lab {
     rmSync(this.controllerSocket, { force: true });
     const p = spawnDetached(
       [
-        process.execPath,
-        this.cliScript(),
+        ...this.cliScript(),
         '--dir',
         this.state.fleetDir,
         'controller',
@@ -427,8 +440,7 @@ export class Lab {
     writeFileAtomic(tokenFile, `${this.fleet.agentToken(server)}\n`, 0o600);
     const p = spawnDetached(
       [
-        process.execPath,
-        this.cliScript(),
+        ...this.cliScript(),
         'agent',
         '--server',
         server,
@@ -501,8 +513,8 @@ export class Lab {
 
   // ---------------------------------------------------------------- edges: LBs, service hosts
 
-  private nodeScript(name: string): string {
-    return fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  private nodeScript(name: string): string[] {
+    return nodeEntry(new URL(`./${name}.js`, import.meta.url));
   }
 
   servicePorts(): number[] {
@@ -523,7 +535,7 @@ export class Lab {
     }
     if (plan.loadBalancers.length) {
       const logFile = join(this.state.dir, 'lb-health.log');
-      const p = spawnDetached([process.execPath, this.nodeScript('lb-health'), this.state.dir], {
+      const p = spawnDetached([...this.nodeScript('lb-health'), this.state.dir], {
         logFile,
       });
       this.recordProcess({ id: 'lb-health', kind: 'lb-health', ns: '', pid: p.pid });
@@ -531,12 +543,7 @@ export class Lab {
     for (const h of plan.hosts) {
       const logFile = join(this.state.dir, `host-${h.network}.log`);
       const p = spawnDetached(
-        [
-          process.execPath,
-          this.nodeScript('service-host'),
-          h.network,
-          ...this.servicePorts().map(String),
-        ],
+        [...this.nodeScript('service-host'), h.network, ...this.servicePorts().map(String)],
         { netns: h.ns, logFile },
       );
       this.recordProcess({ id: `${h.ns}/service`, kind: 'service', ns: h.ns, pid: p.pid });
@@ -601,11 +608,11 @@ export class Lab {
     }
     const existing = this.clientProcess(user);
     if (existing && isAlive(existing)) await this.disconnect(user);
-    let text = profile;
+    let text = this.state.seed ? seedProfile(profile) : profile;
     if (opts.server) {
       const s = this.plan.servers.find((x) => x.name === opts.server);
       if (!s) throw new InputError('--server', `no server named ${opts.server}`);
-      text = profile
+      text = text
         .replace(/^remote .*\n/gm, '')
         .replace(/^client\n/m, `client\nremote ${s.address} ${this.state.port}\n`);
     }
@@ -903,6 +910,16 @@ export interface LabUserStatus {
   coreVia4: string[];
   coreVia6: string[];
   coreKnows: boolean;
+}
+
+/**
+ * argv that runs one of our Node entry points: the built .js, or — when the lab itself runs from
+ * source under tsx (the lab benchmark) — the .ts next to it, through tsx's loader.
+ */
+function nodeEntry(url: URL): string[] {
+  const js = fileURLToPath(url);
+  if (existsSync(js)) return [process.execPath, js];
+  return [process.execPath, '--import', import.meta.resolve('tsx'), js.replace(/\.js$/, '.ts')];
 }
 
 export async function listNamespaces(): Promise<string[]> {

@@ -36,6 +36,12 @@ export interface LabState {
   clients: LabClient[];
   /** Controller and one agent per server run (off: servers run alone, as in the seed). */
   controlPlane?: boolean;
+  /**
+   * The servers run as the seed article ran them (benchmark baseline): its hooks, FRR
+   * redistributing kernel and connected routes unfiltered, no control plane, and client
+   * profiles without explicit-exit-notify. See seed.ts.
+   */
+  seed?: boolean;
   /** Files in FRR's shared run directory that existed before the lab (not ours to remove). */
   sharedFrrFiles?: string[];
   plan?: LabPlan;

@@ -64,6 +64,8 @@ export function writeBundleFiles(dir: string, files: RenderedFile[]): string[] {
     changed.push(f.path);
   }
   mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
+  // OpenVPN refuses to start without its client-config-dir, even with no user in it yet.
+  mkdirSync(join(dir, 'ccd'), { recursive: true });
   for (const path of listFiles(join(dir, 'ccd'))) {
     const rel = relative(dir, path);
     if (wanted.has(rel)) continue;
@@ -116,6 +118,7 @@ export async function publishBundles(
     const dir = staging(b.server);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'ccd'), { recursive: true });
     const version: RenderedFile = { path: 'VERSION', content: `${b.digest}\n`, mode: 0o644 };
     for (const f of [...b.files, version]) {
       const path = join(dir, f.path);

@@ -38,38 +38,48 @@ export function registerLab(program: Command): void {
         '--no-control-plane',
         'servers run alone, without controller and agents (as in the seed)',
       )
+      .option(
+        '--seed',
+        'run the servers as the seed article did: its hooks, unfiltered FRR redistribution, no control plane (benchmark baseline)',
+      )
       .option('--clients <n>', 'then connect the first N enabled users (up to 150)', (v) =>
         Number(v),
       ),
-  ).action(async (opts: LabOpts & { clients?: number; controlPlane: boolean }, cmd: Command) => {
-    if (
-      opts.clients !== undefined &&
-      (!Number.isInteger(opts.clients) || opts.clients < 0 || opts.clients > 150)
-    ) {
-      throw new InputError('--clients', 'must be a whole number from 0 to 150');
-    }
-    await withFleet(cmd, async (fleet) => {
-      const started = Date.now();
-      const l = await Lab.up(fleet, {
-        prefix: opts.prefix,
-        log: say,
-        controlPlane: opts.controlPlane,
-      });
-      say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      if (opts.clients) {
-        const users = fleet
-          .listUsers()
-          .filter((u) => u.status === 'enabled')
-          .slice(0, opts.clients)
-          .map((u) => u.name);
-        if (users.length < opts.clients)
-          throw new InputError('--clients', `only ${users.length} enabled users in the store`);
-        const t0 = Date.now();
-        await connectMany(l, users);
-        say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  ).action(
+    async (
+      opts: LabOpts & { clients?: number; controlPlane: boolean; seed?: boolean },
+      cmd: Command,
+    ) => {
+      if (
+        opts.clients !== undefined &&
+        (!Number.isInteger(opts.clients) || opts.clients < 0 || opts.clients > 150)
+      ) {
+        throw new InputError('--clients', 'must be a whole number from 0 to 150');
       }
-    });
-  });
+      await withFleet(cmd, async (fleet) => {
+        const started = Date.now();
+        const l = await Lab.up(fleet, {
+          prefix: opts.prefix,
+          log: say,
+          controlPlane: opts.controlPlane,
+          seed: opts.seed === true,
+        });
+        say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        if (opts.clients) {
+          const users = fleet
+            .listUsers()
+            .filter((u) => u.status === 'enabled')
+            .slice(0, opts.clients)
+            .map((u) => u.name);
+          if (users.length < opts.clients)
+            throw new InputError('--clients', `only ${users.length} enabled users in the store`);
+          const t0 = Date.now();
+          await connectMany(l, users);
+          say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        }
+      });
+    },
+  );
 
   prefixOption(
     lab
