@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import {
   buildOnce,
+  coreRoutes,
   cliOk,
   netnsNames,
   newFleetDir,
@@ -64,26 +65,7 @@ describe.runIf(runs)('lab: BGP', () => {
     console.log(`BGP: tunnel up -> core has alice's /32 and /128 in ${secs(ms)}`);
     expect(await ping(dir, PREFIX, 'intranet', alice.ipv4)).toBe(true);
     expect(await ping(dir, PREFIX, 'intranet', alice.ipv6)).toBe(true);
-    const routes = async (fam: string) =>
-      (
-        JSON.parse(
-          await cliOk(dir, [
-            'lab',
-            'exec',
-            '--prefix',
-            PREFIX,
-            'core',
-            '--',
-            'ip',
-            fam,
-            '-j',
-            'route',
-            'show',
-            'proto',
-            'bgp',
-          ]),
-        ) as { dst: string }[]
-      ).map((r) => r.dst);
+    const routes = (fam: '-4' | '-6') => coreRoutes(dir, PREFIX, fam, 'bgp');
     expect((await routes('-4')).filter((d) => d.startsWith('10.200.'))).toEqual([alice.ipv4]);
     expect((await routes('-6')).filter((d) => d.startsWith('fd7a:'))).toEqual([alice.ipv6]);
   });

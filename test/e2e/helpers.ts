@@ -178,3 +178,28 @@ export function netnsNames(): string[] {
 export function secs(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
+
+/** Destinations the core router learned by a routing protocol (`ip route show proto P`). */
+export async function coreRoutes(
+  dir: string,
+  prefix: string,
+  family: '-4' | '-6',
+  proto: 'ospf' | 'bgp' | 'rip',
+): Promise<string[]> {
+  const args = [
+    'lab',
+    'exec',
+    '--prefix',
+    prefix,
+    'core',
+    '--',
+    'ip',
+    family,
+    '-j',
+    'route',
+    'show',
+    'proto',
+    proto,
+  ];
+  return (JSON.parse(await cliOk(dir, args)) as { dst: string }[]).map((r) => r.dst);
+}

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildOnce,
+  coreRoutes,
   cli,
   cliOk,
   labStatus,
@@ -202,26 +203,7 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
     const connected = (await labStatus(dir, PREFIX)).filter((s) => s.client === 'running');
     const hosts4 = new Set(connected.map((s) => s.ipv4));
     const hosts6 = new Set(connected.map((s) => s.ipv6));
-    const routes = async (fam: string) =>
-      (
-        JSON.parse(
-          await cliOk(dir, [
-            'lab',
-            'exec',
-            '--prefix',
-            PREFIX,
-            'core',
-            '--',
-            'ip',
-            fam,
-            '-j',
-            'route',
-            'show',
-            'proto',
-            'ospf',
-          ]),
-        ) as { dst: string }[]
-      ).map((r) => r.dst);
+    const routes = (fam: '-4' | '-6') => coreRoutes(dir, PREFIX, fam, 'ospf');
     const v4 = await routes('-4');
     const v6 = await routes('-6');
     const fromPool4 = v4.filter((d) => d.startsWith('10.200.'));
