@@ -10,14 +10,7 @@ import { type Document, isNode, isSeq, parseDocument } from 'yaml';
 import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { mustParsePrefix } from '../core/ip.js';
 import { userNameProblem } from '../core/names.js';
-import {
-  type IssuedCert,
-  createCa,
-  createCrl,
-  crlInfo,
-  generateTlsCryptKey,
-  issueCertificate,
-} from '../core/pki.js';
+import type { IssuedCert } from '../core/pki.js';
 import { type Bundle, renderBundle, renderFleet, serverContexts } from '../render/bundle.js';
 import { renderProfile } from '../render/profile.js';
 import {
@@ -32,6 +25,12 @@ import { type Validation, loadSpec, parseSpecText } from '../spec/validate.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { FleetStore, Pools, User, UserStatus } from '../store/types.js';
 import { writeFileAtomic } from '../sys/files.js';
+
+/**
+ * The PKI pulls in @peculiar/x509, which takes ~0.2 s to load: only commands that sign or read
+ * certificates pay for it (`user list`, `lab status` and friends stay quick).
+ */
+const loadPki = () => import('../core/pki.js');
 
 export const SPEC_FILE = 'fleet.yaml';
 export const STORE_FILE = 'fleet.db';
@@ -144,6 +143,7 @@ export class Fleet {
   async ensurePki(): Promise<void> {
     const now = this.clock.now();
     if (!this.store.getCa()) {
+      const { createCa } = await loadPki();
       const ca = await createCa({ fleet: this.spec.fleet, now, validDays: VALIDITY.caDays });
       this.store.putCert({
         serial: ca.serial,
@@ -157,14 +157,16 @@ export class Fleet {
     if (!this.store.getSetting('tls-crypt.key'))
       this.store.setSetting(
         'tls-crypt.key',
-        generateTlsCryptKey((n) => randomBytes(n)),
+        (await loadPki()).generateTlsCryptKey((n) => randomBytes(n)),
       );
     if (!this.store.getSetting('management.secret'))
       this.store.setSetting('management.secret', randomBytes(32).toString('hex'));
     for (const site of this.spec.sites) {
       for (const server of site.servers) {
         if (this.store.serverCert(server.name)) continue;
-        const cert = await issueCertificate(this.caPair(), {
+        const cert = await (
+          await loadPki()
+        ).issueCertificate(this.caPair(), {
           kind: 'server',
           commonName: serverCommonName(this.spec.fleet, server.name),
           now,
@@ -194,7 +196,7 @@ export class Fleet {
     const now = this.clock.now();
     const current = this.store.getSetting('crl.pem');
     if (current && !force) {
-      const info = crlInfo(current);
+      const info = (await loadPki()).crlInfo(current);
       const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
       if (left > VALIDITY.crlRenewDays * 86_400_000) return current;
     }
@@ -202,7 +204,9 @@ export class Fleet {
     const revoked = this.store
       .revokedCerts()
       .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) }));
-    const pem = await createCrl(this.caPair(), {
+    const pem = await (
+      await loadPki()
+    ).createCrl(this.caPair(), {
       revoked,
       now,
       nextUpdateDays: VALIDITY.crlDays,
@@ -270,6 +274,7 @@ export class Fleet {
 
   /** Signs a few at a time so both cores work. */
   private async issueClientCerts(names: string[], now: Date): Promise<IssuedCert[]> {
+    const { issueCertificate } = await loadPki();
     const ca = this.caPair();
     const out: IssuedCert[] = [];
     const BATCH = 64;
@@ -546,7 +551,8 @@ export class Fleet {
     return renderBundle(ctx, await this.snapshot());
   }
 
-  pkiStatus(): PkiStatusRow[] {
+  async pkiStatus(): Promise<PkiStatusRow[]> {
+    const { crlInfo } = await loadPki();
     const now = this.clock.now().getTime();
     const days = (iso: string) => Math.floor((new Date(iso).getTime() - now) / 86_400_000);
     const state = (d: number, warnDays: number, revoked?: string) =>
