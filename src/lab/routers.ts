@@ -4,7 +4,7 @@
  */
 import type { FleetSpec } from '../spec/schema.js';
 import type { LabPlan } from './plan.js';
-import { ospfInterface, ripAuth } from '../render/frr.js';
+import { bgpRouterHead, ospfInterface, ripAuth } from '../render/frr.js';
 
 export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): string {
   const r = spec.routing;
@@ -117,20 +117,11 @@ function bgpRouter(plan: LabPlan, ns: string, b: BgpSpec): string[] {
     const core = plan.links.find((x) => x.b.ns === ns && x.b.name === 'core0')!;
     sessions.push({ address: core.a.v4!.split('/')[0], asn: LAB_CORE_ASN });
   }
-  const lines = [
-    `router bgp ${asn}`,
-    ` bgp router-id ${ns === plan.core ? '10.254.255.1' : plan.links.find((x) => x.b.ns === ns && x.b.name === 'core0')!.b.v4!.split('/')[0]}`,
-    ' no bgp default ipv4-unicast',
-    ' no bgp ebgp-requires-policy',
-  ];
-  for (const p of sessions) {
-    lines.push(
-      ` neighbor ${p.address} remote-as ${p.asn}`,
-      ` neighbor ${p.address} timers 1 3`,
-      ` neighbor ${p.address} timers connect 1`,
-    );
-    if (p.password) lines.push(` neighbor ${p.address} password ${p.password}`);
-  }
+  const routerId =
+    ns === plan.core
+      ? '10.254.255.1'
+      : plan.links.find((x) => x.b.ns === ns && x.b.name === 'core0')!.b.v4!.split('/')[0];
+  const lines = bgpRouterHead(asn, routerId, sessions);
   for (const af of ['ipv4', 'ipv6']) {
     lines.push(` address-family ${af} unicast`);
     if (ns === plan.core) lines.push('  redistribute connected');

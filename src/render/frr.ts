@@ -85,19 +85,18 @@ function ospf(
   ];
 }
 
-function bgp(
-  ctx: ServerContext,
-  b: Extract<ServerContext['spec']['routing'], { protocol: 'bgp' }>['bgp'],
+/**
+ * `router bgp` with its sessions: fast timers (keepalive 1, hold 3, connect retry 1) and the
+ * optional TCP-MD5 password. Shared with the lab's routers, which must match the servers.
+ */
+export function bgpRouterHead(
+  asn: number,
+  routerId: string,
+  peers: { address: string; asn: number; password?: string }[],
 ): string[] {
-  const { server } = ctx;
-  const link = mustParsePrefix(backboneNetwork(server.backbone));
-  const peers = b.neighbors.filter((n) => {
-    const a = mustParsePrefix(`${n.address}/32`);
-    return a.network >= link.network && a.network < link.network + (1n << BigInt(32 - link.length));
-  });
   const lines = [
-    `router bgp ${b.asn}`,
-    ` bgp router-id ${server.routerId}`,
+    `router bgp ${asn}`,
+    ` bgp router-id ${routerId}`,
     ' no bgp default ipv4-unicast',
     ' no bgp ebgp-requires-policy',
   ];
@@ -109,6 +108,20 @@ function bgp(
     );
     if (p.password) lines.push(` neighbor ${p.address} password ${p.password}`);
   }
+  return lines;
+}
+
+function bgp(
+  ctx: ServerContext,
+  b: Extract<ServerContext['spec']['routing'], { protocol: 'bgp' }>['bgp'],
+): string[] {
+  const { server } = ctx;
+  const link = mustParsePrefix(backboneNetwork(server.backbone));
+  const peers = b.neighbors.filter((n) => {
+    const a = mustParsePrefix(`${n.address}/32`);
+    return a.network >= link.network && a.network < link.network + (1n << BigInt(32 - link.length));
+  });
+  const lines = bgpRouterHead(b.asn, server.routerId, peers);
   lines.push(' address-family ipv4 unicast', `  redistribute kernel route-map ${USERS_V4}`);
   for (const p of peers)
     lines.push(
