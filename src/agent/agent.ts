@@ -87,6 +87,7 @@ export class Agent {
       log: (l) => this.log(`management: ${l}`),
     });
     this.mgmt.on('client-established', () => void this.refreshSessions(true));
+    this.mgmt.on('remote-exit', () => void this.onRemoteExit());
     const version = join(o.bundleDir, 'VERSION');
     if (existsSync(version)) this.applied = readFileSync(version, 'utf8').trim();
   }
@@ -275,11 +276,66 @@ export class Agent {
     } catch (err) {
       this.log(`client-kill ${s.user} failed: ${(err as Error).message}`);
     }
-    // client-disconnect would remove the routes only seconds later: do it now, so this server
-    // stops announcing the user at once.
-    await this.deleteRoutes([s.ipv4, s.ipv6]);
-    this.sessions = this.sessions.filter((x) => x !== s);
+    await this.withdraw(s);
     this.log(`ended ${s.user}'s session (${why})`);
+  }
+
+  /**
+   * A session that is over as far as the network is concerned: OpenVPN keeps it ~5 s for its
+   * delayed exit (and only then runs client-disconnect), so remove its host routes now and stop
+   * reporting it. Addresses a newer session on this server holds are left alone.
+   */
+  private async withdraw(s: SessionReport): Promise<void> {
+    this.killed.set(s.clientId, Date.now());
+    this.sessions = this.sessions.filter((x) => x.clientId !== s.clientId);
+    const held = new Set(this.sessions.flatMap((x) => [x.ipv4, x.ipv6]));
+    await this.deleteRoutes([s.ipv4, s.ipv6].filter((a) => !held.has(a)));
+  }
+
+  /**
+   * A client said goodbye (explicit-exit-notify): withdraw its routes now instead of after
+   * OpenVPN's 5 s delayed exit. This is what makes a graceful disconnect leave the core in
+   * milliseconds. The notification names no client: the log history does.
+   */
+  private async onRemoteExit(): Promise<void> {
+    let leaving: { commonName: string; realAddress: string }[];
+    try {
+      leaving = await this.mgmt.exitingClients();
+    } catch (err) {
+      this.log(`cannot read who left: ${(err as Error).message}`);
+      return;
+    }
+    const find = (l: { commonName: string; realAddress: string }) =>
+      this.sessions.find(
+        (x) =>
+          x.user === l.commonName &&
+          x.realAddress === l.realAddress &&
+          !this.killed.has(x.clientId),
+      );
+    // A session younger than the last status poll is not in the list yet.
+    if (leaving.some((l) => !find(l))) await this.refreshSessions(false);
+    let withdrawn = 0;
+    for (const l of leaving) {
+      const s = find(l);
+      if (!s) continue;
+      await this.withdraw(s);
+      withdrawn++;
+      this.log(`${s.user} left (exit notification): routes withdrawn`);
+    }
+    if (!withdrawn) return;
+    await this.report(true);
+    // When OpenVPN finally ends the session its client-disconnect hook deletes the user's
+    // routes, even if the user is back on this server in a newer session: put them back.
+    this.reconcileSoon(5500);
+  }
+
+  private reconcileTimer?: NodeJS.Timeout;
+  private reconcileSoon(delayMs: number): void {
+    if (this.reconcileTimer || !this.running) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = undefined;
+      this.reconcile().catch((err: Error) => this.log(`reconcile failed: ${err.message}`));
+    }, delayMs);
   }
 
   /** Sessions of users the bundle no longer admits (disabled, revoked, deleted). */
@@ -348,8 +404,19 @@ export class Agent {
     }
   }
 
-  /** No route for a user who is not connected, no connected user without a route. */
-  async reconcile(): Promise<{ added: string[]; removed: string[] }> {
+  private reconciling: Promise<unknown> = Promise.resolve();
+
+  /**
+   * No route for a user who is not connected, no connected user without a route. Passes run one
+   * at a time: an orphan must be seen by two passes that are really apart.
+   */
+  reconcile(): Promise<{ added: string[]; removed: string[] }> {
+    const next = this.reconciling.catch(() => undefined).then(() => this.reconcileOnce());
+    this.reconciling = next;
+    return next;
+  }
+
+  private async reconcileOnce(): Promise<{ added: string[]; removed: string[] }> {
     const have = await this.routes();
     await this.refreshSessions(false);
     if (!this.mgmt.connected || Date.now() - this.statusAt > 3000)

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManagementClient, ManagementError } from './management.js';
+import { ManagementClient, ManagementError, parseLogLine } from './management.js';
 
 /** What OpenVPN 2.6.14 writes for `status 3` (captured from the lab), with our two clients. */
 const STATUS_HEAD = [
@@ -157,6 +157,25 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+describe('parseLogLine', () => {
+  it('splits off the client a line is about', () => {
+    expect(
+      parseLogLine('LOG:1795685241,,bob/[AF_INET6]2001:db8::7:1194 Delayed exit in 5 seconds'),
+    ).toEqual({
+      text: 'Delayed exit in 5 seconds',
+      commonName: 'bob',
+      realAddress: '[AF_INET6]2001:db8::7:1194',
+    });
+    expect(parseLogLine('LOG:1795685244,N,read UDPv4 [ECONNREFUSED]: refused')).toEqual({
+      text: 'read UDPv4 [ECONNREFUSED]: refused',
+    });
+    expect(parseLogLine('LOG:1795685244,,TCP/UDP: Closing socket')).toEqual({
+      text: 'TCP/UDP: Closing socket',
+    });
+    expect(parseLogLine('INFO:hello')).toBeUndefined();
+  });
+});
+
 describe('ManagementClient', () => {
   it('logs in with the first line of the password file', async () => {
     newClient();
@@ -236,6 +255,36 @@ describe('ManagementClient', () => {
     await until('client-disconnect', () => gone.length === 1);
     expect(gone).toEqual([[4, 'dave']]);
     expect(notes).toEqual(['NOTIFY:info,remote-exit,EXIT']);
+  });
+
+  it('tells a remote exit and reads who is leaving from the log history', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    // What OpenVPN 2.6.14 logged when alice's client exited with explicit-exit-notify; bob left
+    // a minute ago and is long gone.
+    const history = [
+      `${t - 60},N,bob/198.51.100.101:60859 CC-EEN exit message received by peer`,
+      `${t - 1},,alice/198.51.100.100:44510 Protocol options: explicit-exit-notify 2, protocol-flags cc-exit`,
+      `${t},N,alice/198.51.100.100:44510 CC-EEN exit message received by peer`,
+      `${t},,alice/198.51.100.100:44510 Delayed exit in 5 seconds`,
+      `${t},N,read UDPv4 [ECONNREFUSED]: Connection refused (fd=6,code=111)`,
+    ];
+    fake.handler = (cmd, sock) => {
+      if (cmd === 'log 100') sock.write(crlf([...history, 'END']));
+      else sock.write("ERROR: unknown command, enter 'help' for more options\r\n");
+    };
+    newClient();
+    await client.connect();
+    let exits = 0;
+    client.on('remote-exit', () => exits++);
+    fake.sockets[0].write(crlf(['>NOTIFY:info,remote-exit,EXIT']));
+    await until('remote-exit', () => exits === 1);
+    expect(await client.exitingClients()).toEqual([
+      { commonName: 'alice', realAddress: '198.51.100.100:44510' },
+    ]);
+    expect(await client.exitingClients(120)).toEqual([
+      { commonName: 'alice', realAddress: '198.51.100.100:44510' },
+      { commonName: 'bob', realAddress: '198.51.100.101:60859' },
+    ]);
   });
 
   it('kills a session, telling it to move on to its next remote', async () => {

@@ -119,6 +119,27 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
     expect(await ping(dir, PREFIX, 'intranet', users.dave.ipv6)).toBe(true);
     const t0 = Date.now();
     await cliOk(dir, ['lab', 'disconnect', 'dave', '--prefix', PREFIX]);
+    // The client has exited; OpenVPN keeps its session 5 s more (delayed exit) and runs
+    // client-disconnect only then. The agent acted on the exit notification: vpn21 still lists
+    // dave, but no longer has his routes.
+    const statusFile = join(dir, '.lab', PREFIX, 'servers', 'vpn21', 'run', 'status.log');
+    expect(readFileSync(statusFile, 'utf8')).toMatch(/^CLIENT_LIST\tdave\t/m);
+    const kernel = await cliOk(dir, [
+      'lab',
+      'exec',
+      'vpn21',
+      '--prefix',
+      PREFIX,
+      '--',
+      'ip',
+      'route',
+      'show',
+      'dev',
+      'vpn0',
+      'proto',
+      '201',
+    ]);
+    expect(kernel).not.toContain(users.dave.ipv4);
     const gone = await waitUntil(
       "both of dave's routes gone from the core",
       async () => {
