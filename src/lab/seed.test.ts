@@ -52,7 +52,7 @@ describe('seedBundle', () => {
 });
 
 describe('seedProfile', () => {
-  it('removes explicit-exit-notify and nothing else', () => {
+  it('removes our failover settings (exit notification, retry and poll timeouts) and nothing else', () => {
     const profile = renderProfile({
       spec: exampleSpec(),
       user: 'alice',
@@ -63,7 +63,9 @@ describe('seedProfile', () => {
     });
     expect(profile).toMatch(/^explicit-exit-notify/m);
     const seed = seedProfile(profile);
-    expect(seed).not.toMatch(/explicit-exit-notify/);
-    expect(profile.split('\n').length - seed.split('\n').length).toBe(2);
+    expect(seed).not.toMatch(/explicit-exit-notify|connect-retry|server-poll-timeout/);
+    const settings = (text: string) => text.split('\n').filter((l) => !l.startsWith('#'));
+    expect(settings(profile).length - settings(seed).length).toBe(3);
+    expect(seed).toMatch(/^hand-window 10$/m);
   });
 });

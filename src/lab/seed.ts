@@ -58,9 +58,13 @@ export function seedBundle(files: RenderedFile[]): RenderedFile[] {
   });
 }
 
-/** The seed's client profile has no `explicit-exit-notify` (nor our comment about it). */
+/** The seed's client profile: none of our failover settings (and none of our comments). */
 export function seedProfile(profile: string): string {
   return profile
-    .replace(/^# Tell the server at once when we leave.*\n/gm, '')
-    .replace(/^explicit-exit-notify.*\n/gm, '');
+    .split('\n')
+    .filter((l) => !l.startsWith('#') && !SEED_LACKS.test(l))
+    .join('\n');
 }
+
+/** Profile settings of ours the seed's profiles do not have. */
+const SEED_LACKS = /^(explicit-exit-notify|connect-retry|server-poll-timeout)\b/;

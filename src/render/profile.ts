@@ -33,6 +33,14 @@ export function renderProfile(p: ProfileInput): string {
     'nobind',
     'persist-key',
     'persist-tun',
+    '# Failover: the server pushes keepalive (ping every',
+    `# ${o.keepalive.interval} s, restart after ${o.keepalive.timeout} s of silence). After a restart the client goes on to its next`,
+    '# remote, so a crashed server costs at most ping-restart + 1 s timer tick + handshake.',
+    '# Reconnect without a pause; only after 5 failed rounds through all remotes back off, to at',
+    '# most 5 s between attempts.',
+    'connect-retry 0 5',
+    `# A remote that has not answered within ${o.serverPollTimeout} s (dead server, dead site) is skipped.`,
+    `server-poll-timeout ${o.serverPollTimeout}`,
     `# Give up on a remote whose TLS handshake has not finished within ${o.handWindow} s.`,
     `hand-window ${o.handWindow}`,
     "# Only a certificate issued to one of this fleet's servers is accepted.",
@@ -42,7 +50,8 @@ export function renderProfile(p: ProfileInput): string {
     `data-ciphers ${o.dataCiphers.join(':')}`,
     ...(o.proto === 'udp'
       ? [
-          '# Tell the server at once when we leave, so it withdraws our routes immediately.',
+          '# Tell the server when we leave: its agent withdraws our routes at once instead of',
+          "# after OpenVPN's 5 s delayed exit.",
           'explicit-exit-notify 1',
         ]
       : []),

@@ -152,6 +152,13 @@ export const fleetSchema = z.strictObject({
         })
         .default({ interval: 3, timeout: 10 }),
       handWindow: z.number().int().min(3).max(600).default(10),
+      serverPollTimeout: z
+        .number()
+        .int()
+        .min(1)
+        .max(120)
+        .default(2)
+        .describe('Seconds a client waits for a remote to answer before it tries the next one.'),
       dataCiphers: z
         .array(z.enum(['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305']))
         .min(1)
@@ -172,6 +179,7 @@ export const fleetSchema = z.strictObject({
       proto: 'udp',
       keepalive: { interval: 3, timeout: 10 },
       handWindow: 10,
+      serverPollTimeout: 2,
       dataCiphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
       push: { dns: [], routes: [] },
     }),
