@@ -588,6 +588,29 @@ export class Lab {
   }
 
   /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
+  /** Starts many clients (full profiles), `parallel` at a time, and waits for every tunnel. */
+  async connectMany(users: string[], parallel = 16): Promise<void> {
+    const queue = [...users];
+    const worker = async () => {
+      for (let u = queue.shift(); u !== undefined; u = queue.shift())
+        await this.connect(u, { wait: false });
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, users.length) }, worker));
+    await Promise.all(users.map((u) => this.waitTunnel(u, 120_000)));
+  }
+
+  /** Stops the user's client if it runs and gives its namespace and address slot back. */
+  async forget(user: string): Promise<void> {
+    const client = this.clientFor(user);
+    if (!client) return;
+    const p = this.clientProcess(user);
+    if (p && isAlive(p)) await this.disconnect(user, 'SIGKILL');
+    await run(['ip', 'netns', 'del', client.ns], { allowFailure: true });
+    this.state.clients = this.state.clients.filter((c) => c !== client);
+    this.state.processes = this.state.processes.filter((q) => q.id !== `${client.ns}/openvpn`);
+    this.save();
+  }
+
   async connect(user: string, opts: { server?: string; wait?: boolean } = {}): Promise<LabClient> {
     const profile = await this.fleet.profile(user, { anyStatus: true });
     let client = this.clientFor(user);

@@ -52,6 +52,22 @@ describe.runIf(runs)('lab: BGP', () => {
   }, 120_000);
 
   it("announces a connected user's host routes through BGP, and only those", async () => {
+    // Routes a careless `redistribute kernel/static` would leak, on the user's server.
+    for (const route of ['192.0.2.128/25', '10.200.77.0/24'])
+      await cliOk(dir, [
+        'lab',
+        'exec',
+        '--prefix',
+        PREFIX,
+        'vpn22',
+        '--',
+        'ip',
+        'route',
+        'add',
+        route,
+        'dev',
+        'pub0',
+      ]);
     await cliOk(dir, ['lab', 'connect', 'alice', '--server', 'vpn22', '--prefix', PREFIX]);
     const ms = await waitUntil(
       'the core has alice via vpn22, both families',
@@ -68,5 +84,12 @@ describe.runIf(runs)('lab: BGP', () => {
     const routes = (fam: '-4' | '-6') => coreRoutes(dir, PREFIX, fam, 'bgp');
     expect((await routes('-4')).filter((d) => d.startsWith('10.200.'))).toEqual([alice.ipv4]);
     expect((await routes('-6')).filter((d) => d.startsWith('fd7a:'))).toEqual([alice.ipv6]);
+    // Besides alice, only the backbone's own links.
+    const others = [...(await routes('-4')), ...(await routes('-6'))].filter(
+      (d) => d !== alice.ipv4 && d !== alice.ipv6,
+    );
+    expect(others.filter((d) => !d.startsWith('10.255.') && !d.startsWith('fd00:255:'))).toEqual(
+      [],
+    );
   });
 });

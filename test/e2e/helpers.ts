@@ -184,7 +184,7 @@ export async function coreRoutes(
   dir: string,
   prefix: string,
   family: '-4' | '-6',
-  proto: 'ospf' | 'bgp' | 'rip',
+  proto: 'ospf' | 'ospf6' | 'bgp' | 'rip' | 'ripng',
 ): Promise<string[]> {
   const args = [
     'lab',

@@ -1,6 +1,9 @@
 /** `ovpn-fleet lab …`: the whole cluster in network namespaces on this machine. */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InputError } from '../../errors.js';
 import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
 import { run } from '../../sys/exec.js';
@@ -12,16 +15,6 @@ interface LabOpts {
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-export async function connectMany(lab: Lab, users: string[], parallel = 16): Promise<void> {
-  const queue = [...users];
-  const worker = async () => {
-    for (let u = queue.shift(); u !== undefined; u = queue.shift())
-      await lab.connect(u, { wait: false });
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, users.length) }, worker));
-  await Promise.all(users.map((u) => lab.waitTunnel(u, 120_000)));
-}
 
 export function registerLab(program: Command): void {
   const lab = program
@@ -74,12 +67,40 @@ export function registerLab(program: Command): void {
           if (users.length < opts.clients)
             throw new InputError('--clients', `only ${users.length} enabled users in the store`);
           const t0 = Date.now();
-          await connectMany(l, users);
+          await l.connectMany(users);
           say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         }
       });
     },
   );
+
+  lab
+    .command('bench')
+    .description(
+      "ovpn-fleet against the seed's design, both built in the lab from one fleet and driven through the same events → bench/results/ (root, source checkout)",
+    )
+    .option('--full', 'more samples (under 30 min) instead of the quick run (under 5 min)')
+    .action(async (opts: { full?: boolean }) => {
+      const root = fileURLToPath(new URL('../../../', import.meta.url));
+      const script = join(root, 'bench', 'lab.ts');
+      if (!existsSync(script))
+        throw new InputError('lab bench', `needs the source checkout: ${script} not found`);
+      let tsx: string;
+      try {
+        tsx = import.meta.resolve('tsx');
+      } catch {
+        throw new InputError('lab bench', 'needs the dev dependencies (npm ci): tsx not found');
+      }
+      const child = spawn(
+        process.execPath,
+        ['--import', tsx, script, opts.full ? '--full' : '--quick'],
+        { stdio: 'inherit', cwd: root },
+      );
+      const code = await new Promise<number>((resolve) =>
+        child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))),
+      );
+      if (code !== 0) process.exitCode = code;
+    });
 
   prefixOption(
     lab
