@@ -145,14 +145,21 @@ function bgp(
   return lines;
 }
 
-/** RIPv2 MD5 authentication on the given interfaces (RIPng has none). Shared with the lab. */
+/**
+ * RIPv2 MD5 authentication on the given interfaces (RIPng has none). Shared with the lab.
+ *
+ * The key chain has no `exit` lines, only `!`. A daemon that reads the integrated config itself
+ * (`ripngd -f frr.conf`, as the lab starts FRR) does not know `key chain`, stays at the top
+ * level, and the chain's `exit` then took it out of configuration mode: found in the lab,
+ * ripngd rejected every later line and never ran RIPng. Without `exit`, ripd leaves the chain
+ * the way FRR always reads such files: a command its current node does not know is retried in
+ * the parent nodes (so `interface …` below lands at the top level).
+ */
 export function ripAuth(key: string, ifaces: string[]): string[] {
   return [
     'key chain OVPNF-RIP',
     ' key 1',
     `  key-string ${key}`,
-    ' exit',
-    'exit',
     '!',
     ...ifaces.flatMap((i) => [
       `interface ${i}`,
