@@ -4,7 +4,7 @@
  * Each run is timed alone: process.hrtime around spawnSync('/bin/sh', [script, …]).
  * Target: our hook ≤ 1.2 × the seed's.
  *
- *   npm run bench:hooks [-- ITERATIONS]
+ *   npm run bench:hooks [-- ITERATIONS] [--json FILE]   (FILE gets the raw samples, ms)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,9 @@ import { renderLearnAddress } from '../src/render/hooks.js';
 import { DEFAULT_RENDER_OPTIONS } from '../src/render/types.js';
 import { percentile } from './measure.js';
 
-const ITERATIONS = Number(process.argv[2] ?? 1000);
+const ITERATIONS = Number(/^\d+$/.test(process.argv[2] ?? '') ? process.argv[2] : 1000);
+const jsonAt = process.argv.indexOf('--json');
+const JSON_OUT = jsonAt > 0 ? process.argv[jsonAt + 1] : undefined;
 const WARMUP = 20;
 const TARGET_RATIO = 1.2;
 const DEV = DEFAULT_RENDER_OPTIONS.tunDevice;
@@ -108,6 +110,11 @@ function inside(dir: string): void {
     }
   }
   const perUser = ourAdd4.map((a, i) => a + ourAdd6[i]);
+  if (JSON_OUT)
+    writeFileSync(
+      JSON_OUT,
+      `${JSON.stringify({ ours: ourAdd4, seed: seedAdd, oursPerUser: perUser })}\n`,
+    );
   const oursS = stats(ourAdd4);
   const seedS = stats(seedAdd);
   const userS = stats(perUser);
@@ -154,6 +161,7 @@ function outside(): void {
         String(ITERATIONS),
         '--inside',
         dir,
+        ...(JSON_OUT ? ['--json', JSON_OUT] : []),
       ],
       { stdio: 'inherit' },
     );

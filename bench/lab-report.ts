@@ -36,7 +36,9 @@ export function summarize(samples: number[]): Summary {
 }
 
 export function seconds(ms: number): string {
-  return Number.isFinite(ms) ? `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s` : '–';
+  if (!Number.isFinite(ms)) return '–';
+  if (ms < 1000) return `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
 export interface Machine {
@@ -47,6 +49,13 @@ export interface Machine {
   node: string;
   openvpn: string;
   frr: string;
+}
+
+export interface ThroughputRow {
+  /** Users in the policy; 0 for the run without any ruleset. */
+  users: number;
+  ruleset: 'none' | 'ours (sets)' | 'linear';
+  gbps: number;
 }
 
 export interface FirewallRow {
@@ -70,15 +79,6 @@ export function targetLine(t: Target): string {
   return `${t.what}: ${t.met ? 'met' : 'not met'} (${t.detail})`;
 }
 
-const NOT_MEASURED = [
-  '5. drain of a server',
-  '6. revoke → session gone everywhere',
-  '7. hook run time in the lab (see `npm run bench:hooks` for the micro-benchmark)',
-  '8. 150 clients connecting at once',
-  '9. forwarding throughput (iperf3) through set-based vs linear rules',
-  '10. control plane: change → all agents, user creation rate, `status` latency',
-];
-
 export function renderMarkdown(r: {
   mode: string;
   startedAt: string;
@@ -86,6 +86,9 @@ export function renderMarkdown(r: {
   machine: Machine;
   figures: Figure[];
   firewall: FirewallRow[];
+  throughput: ThroughputRow[];
+  /** Single numbers that are not latency distributions (CPU, rates), one Markdown line each. */
+  facts: string[];
   targets: Target[];
   notes: string[];
 }): string {
@@ -96,8 +99,8 @@ export function renderMarkdown(r: {
     `Run ${r.startedAt}, mode \`${r.mode}\`, ${r.durationS.toFixed(0)} s in all. Both labs are built from the`,
     'same fleet (same spec, PKI, users, ccd and nftables), one after the other, and driven through',
     'the same events. "seed" = the seed article\'s hooks, FRR redistributing kernel and connected',
-    'routes without filters, no controller or agents, client profiles without',
-    '`explicit-exit-notify`.',
+    'routes without filters, no controller or agents, client profiles without our failover',
+    'settings (`explicit-exit-notify`, `connect-retry`, `server-poll-timeout`).',
     '',
     `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB.toFixed(1)} GiB memory, Linux ${m.kernel}, Node ${m.node}.  `,
     `OpenVPN: ${m.openvpn}.  `,
@@ -134,13 +137,26 @@ export function renderMarkdown(r: {
     'Linear = one nftables rule per user per allowed network, protocol set and family (the same',
     'policy, no sets), applied with the same `nft -f`.',
     '',
+    '### Forwarding throughput (iperf3, one TCP stream, user ns → forwarder with the ruleset → service ns)',
+    '',
+    '| ruleset | users in the policy | Gbit/s |',
+    '|---|---:|---:|',
+    ...r.throughput.map(
+      (t) =>
+        `| ${t.ruleset} | ${t.users ? t.users.toLocaleString('en') : '–'} | ${Number.isFinite(t.gbps) ? t.gbps.toFixed(2) : 'failed'} |`,
+    ),
+    '',
+    "The sending user is the last of the list (the linear ruleset's worst case). Both rulesets",
+    'accept established traffic first, so a flow pays the per-user walk only on its first packet:',
+    "the throughput is set by the veth path and this VM's 2 CPUs, not by the rule count.",
+    '',
+    '## Other results',
+    '',
+    ...r.facts.map((f) => `- ${f}`),
+    '',
     '## ovpn-fleet targets',
     '',
     ...r.targets.map((t) => `- ${targetLine(t)}`),
-    '',
-    '## Not measured yet',
-    '',
-    ...NOT_MEASURED.map((n) => `- ${n}`),
     '',
   );
   if (r.notes.length) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');

@@ -1,51 +1,57 @@
 /**
- * Lab benchmark (issue 5, first version): the same fleet brought up twice in network
- * namespaces — as ovpn-fleet runs it (controller + agents) and as the seed article ran it
- * (`Lab.up({ seed: true })`) — one after the other, driven through the same events, measured
- * on the core router's routing table. Writes bench/results/{report.md,report.json,latency.svg}.
+ * Lab benchmark (issue 5): the same fleet brought up twice in network namespaces — as
+ * ovpn-fleet runs it (controller + agents) and as the seed article ran it
+ * (`Lab.up({ seed: true })`) — one after the other, driven through the same events (figures
+ * 1–6, 8, 10), plus the hook (7, bench/hooks.ts) and firewall (9, bench/firewall.ts) figures.
+ * Writes bench/results/{report.md,report.json,latency.svg}.
  *
- *   npm run bench:lab [-- --quick | --full]      (root; --quick is the default, < 5 min)
+ *   npm run bench:lab [-- --quick | --full]   or   ovpn-fleet lab bench [--full]
+ *   (root; --quick is the default, < 5 min; --full < 30 min)
  *
  * Route times come from polling the core's (and site routers') tables with `ip -n NS -j route
- * show` every 20 ms (figures 1–2) or 50 ms (3–4): resolution is one poll interval.
+ * show` every 20 ms (figures 1–2, 6) or 50 ms (3–5): resolution is one poll interval.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { compilePolicy, type PolicyMember } from '../src/core/policy.js';
+import { ControllerClient } from '../src/controller/client.js';
+import { adminTokenPath } from '../src/controller/auth.js';
 import { Lab, listNamespaces } from '../src/lab/lab.js';
-import { renderNftables } from '../src/render/nftables.js';
-import { serverContexts } from '../src/render/bundle.js';
-import { DEFAULT_RENDER_OPTIONS } from '../src/render/types.js';
 import { Fleet } from '../src/service/fleet.js';
 import { run } from '../src/sys/exec.js';
-import { exampleSpec } from '../src/testing.js';
-import { existsSync } from 'node:fs';
+import { firewall, throughput } from './firewall.js';
 import {
   type Design,
   type Figure,
   type FirewallRow,
   type Machine,
   type Target,
+  type ThroughputRow,
   renderMarkdown,
   renderSvg,
   summarize,
   seconds,
   targetLine,
 } from './lab-report.js';
-import { seededRandom } from './measure.js';
 
 const FULL = process.argv.includes('--full');
 const MODE = FULL ? 'full' : 'quick';
 /** Figures 1–2 and 3 run in batches of BATCH users; figure 4 in CRASH_ROUNDS server crashes. */
 const BATCH = 10;
 const BATCHES = FULL ? 3 : 1;
-const CRASH_ROUNDS = FULL ? 5 : 3;
+const CRASH_ROUNDS = FULL ? 5 : 2;
 const CRASH_USERS = 6; // connected through the load balancer; the busier server is killed
-const FIREWALL_USERS = [800, 10_000, 100_000];
-/** The linear ruleset at 100,000 users is ~500,000 rules: applied only with --full. */
-const LINEAR_APPLY_MAX_USERS = FULL ? 100_000 : 10_000;
+const DRAIN_ROUNDS = FULL ? 5 : 1;
+const REVOKE_USERS = FULL ? 10 : 3;
+/** How long the benchmark waits for a revoked session to end before it gives up. */
+const REVOKE_GIVE_UP_MS = FULL ? 20_000 : 10_000;
+const STORM_CLIENTS = 150;
+const CHANGES = FULL ? 30 : 10;
+const API_USERS = FULL ? 500 : 30;
+const STATUS_CALLS = FULL ? 100 : 30;
+const HOOK_RUNS = 1000;
+const IPERF_SECONDS = FULL ? 10 : 3;
 const RESULTS = join(import.meta.dirname, 'results');
 const PREFIXES: Record<Design, string> = { 'ovpn-fleet': 'obf', seed: 'obs' };
 
@@ -224,6 +230,7 @@ async function connectDisconnect(
       }),
     );
     say(`  ${design}: SIGTERM → /32 gone, batch ${b + 1}: ${fmt(samples.disconnect4)}`);
+    await Promise.all(batch.map((u) => lab.forget(u.name)));
   }
 }
 
@@ -277,7 +284,7 @@ async function silentMove(lab: Lab, design: Design, users: Users, samples: Sampl
     say(
       `  ${design}: silent move → only the new server, batch ${b + 1}: ${fmt(samples.silentMove)}`,
     );
-    await Promise.all(batch.map(({ u }) => lab.disconnect(u.name, 'SIGKILL')));
+    await Promise.all(batch.map(({ u }) => lab.forget(u.name)));
   }
 }
 
@@ -332,10 +339,260 @@ async function serverCrash(
       `  ${design}: kill -9 of ${victim}'s OpenVPN (${victims.length} users) → via another, round ${round + 1}: ${fmt(samples.serverCrash)}`,
     );
     await lab.startComponent('openvpn', victim);
-    await Promise.all(group.map((u) => lab.disconnect(u.name, 'SIGKILL')));
+    await Promise.all(group.map((u) => lab.forget(u.name)));
     // The load balancer's health loop takes the restarted server back within a tick or two.
     await sleep(1500);
   }
+}
+
+/** Core and every site router, IPv4: enough to tell through which server the core routes. */
+function routerWatch(lab: Lab): RouteWatch {
+  return new RouteWatch(
+    [lab.plan.core, ...lab.plan.servers.map((s) => s.routerNs)]
+      .filter((ns, i, a) => a.indexOf(ns) === i)
+      .map((ns) => ({ ns, family: '-4' as const })),
+    50,
+  );
+}
+
+/** Connects a group with full profiles and returns who ended up on which server. */
+async function spreadOver(lab: Lab, watch: RouteWatch, group: UserAddr[]) {
+  for (const u of group) await lab.connect(u.name, { wait: false });
+  await Promise.all(
+    group.map((u) =>
+      watch.until(`${u.name} on the core`, (s) => viaServers(lab, s, u.ipv4).length === 1, 60_000),
+    ),
+  );
+  const snap = await watch.snapshot();
+  const on = new Map<string, UserAddr[]>();
+  for (const u of group) {
+    const [server] = viaServers(lab, snap, u.ipv4);
+    on.set(server, [...(on.get(server) ?? []), u]);
+  }
+  return [...on.entries()].sort((a, b) => b[1].length - a[1].length)[0];
+}
+
+/**
+ * 5. Drain. Ours: the controller's drain (the agent refuses new clients and sends its users to
+ * their next remote). The seed has no drain: the operator stops OpenVPN, whose
+ * explicit-exit-notify 2 tells every client to go to its next remote.
+ */
+async function drain(
+  lab: Lab,
+  design: Design,
+  users: Users,
+  samples: Samples,
+  admin?: ControllerClient,
+): Promise<void> {
+  const watch = routerWatch(lab);
+  for (let round = 0; round < DRAIN_ROUNDS; round++) {
+    const group = users.take(CRASH_USERS);
+    const [victim, victims] = await spreadOver(lab, watch, group);
+    const t0 = now();
+    const stopping = admin ? admin.drain(victim) : lab.stopComponent('openvpn', victim, 'SIGTERM');
+    await Promise.all(
+      victims.map(async (u) => {
+        const at = await watch.until(
+          `${u.name} via a server other than ${victim}`,
+          (s) => {
+            const via = viaServers(lab, s, u.ipv4);
+            return via.length > 0 && !via.includes(victim);
+          },
+          120_000,
+        );
+        (samples.drain ??= []).push(at - t0);
+      }),
+    );
+    await stopping;
+    say(
+      `  ${design}: drain of ${victim} (${victims.length} users) → all via others, round ${round + 1}: ${fmt(samples.drain)}`,
+    );
+    if (admin) await admin.undrain(victim);
+    else await lab.startComponent('openvpn', victim);
+    await Promise.all(group.map((u) => lab.forget(u.name)));
+    await sleep(1500);
+  }
+}
+
+/**
+ * 6. Revoke. Ours: through the API; the sample ends when the core has neither route. The seed
+ * gets the new CRL on its servers (`lab sync`), which OpenVPN checks only at the next TLS
+ * handshake: its sessions stay, and its samples are the give-up time.
+ */
+async function revoke(
+  lab: Lab,
+  design: Design,
+  group: UserAddr[],
+  samples: Samples,
+  fleet: Fleet,
+  admin?: ControllerClient,
+): Promise<void> {
+  const watch = new RouteWatch(
+    [
+      { ns: lab.plan.core, family: '-4' },
+      { ns: lab.plan.core, family: '-6' },
+    ],
+    20,
+  );
+  const servers = lab.plan.servers.map((x) => x.name);
+  for (const [i, u] of group.entries())
+    await lab.connect(u.name, { server: servers[i % servers.length], wait: false });
+  await Promise.all(
+    group.map((u) => watch.until(`${u.name} on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000)),
+  );
+  const gone = (u: UserAddr) => (s: Snapshot) =>
+    !coreHas(lab, s, u.ipv4) && (design === 'seed' || !coreHas(lab, s, u.ipv6));
+  if (admin) {
+    for (const u of group) {
+      const t0 = now();
+      await admin.call('POST', `/v1/users/${u.name}/revoke`);
+      (samples.revoke ??= []).push((await watch.until(`${u.name} gone`, gone(u), 60_000)) - t0);
+    }
+  } else {
+    const t0 = now();
+    for (const u of group) await fleet.setStatus(u.name, 'revoked');
+    await lab.sync();
+    await Promise.all(
+      group.map(async (u) => {
+        const at = await watch
+          .until(`${u.name} gone`, gone(u), REVOKE_GIVE_UP_MS)
+          .catch(() => t0 + REVOKE_GIVE_UP_MS);
+        (samples.revoke ??= []).push(at - t0);
+      }),
+    );
+  }
+  say(`  ${design}: revoke → session gone from the core: ${fmt(samples.revoke)}`);
+  await Promise.all(group.map((u) => lab.forget(u.name)));
+}
+
+/** CPU seconds (user + system) used so far by the lab's processes of one kind. */
+function cpuSeconds(lab: Lab, kind: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of lab.state.processes.filter((x) => x.kind === kind)) {
+    try {
+      const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(p.id, (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function cpuDelta(before: Map<string, number>, after: Map<string, number>): number[] {
+  return [...after.entries()].map(([id, v]) => v - (before.get(id) ?? 0));
+}
+
+/** Pings every address from a service host until all answer; resolves when they have. */
+async function allReachable(ns: string, addrs: string[], timeoutMs: number): Promise<void> {
+  let left = [...addrs];
+  const deadline = Date.now() + timeoutMs;
+  while (left.length) {
+    if (Date.now() > deadline) throw new Error(`${left.length} users still unreachable`);
+    const failed: string[] = [];
+    const queue = [...left];
+    const worker = async () => {
+      for (let a = queue.shift(); a !== undefined; a = queue.shift()) {
+        const r = await run(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', a], {
+          allowFailure: true,
+        });
+        if (r.code !== 0) failed.push(a);
+      }
+    };
+    await Promise.all(Array.from({ length: 24 }, worker));
+    left = failed;
+  }
+}
+
+/**
+ * 8. 150 clients start at once (16 in flight, full profiles): until a service host reaches
+ * every one of them, and the CPU the servers' OpenVPN (and our agents) used meanwhile. With the
+ * sessions up, 10c: how long `status` (servers + sessions from the controller) takes.
+ */
+async function storm(
+  lab: Lab,
+  design: Design,
+  users: Users,
+  samples: Samples,
+  admin?: ControllerClient,
+): Promise<void> {
+  const group = users.take(STORM_CLIENTS);
+  const host = lab.plan.hosts[0].ns;
+  const cpu0 = cpuSeconds(lab, 'openvpn-server');
+  const agents0 = cpuSeconds(lab, 'agent');
+  const t0 = now();
+  await lab.connectMany(group.map((u) => u.name));
+  await allReachable(
+    host,
+    group.map((u) => u.ipv4),
+    120_000,
+  );
+  const ms = now() - t0;
+  (samples.storm ??= []).push(ms);
+  const servers = cpuDelta(cpu0, cpuSeconds(lab, 'openvpn-server'));
+  const agents = cpuDelta(agents0, cpuSeconds(lab, 'agent'));
+  samples.stormCpuServers = [servers.reduce((a, b) => a + b, 0)];
+  samples.stormCpuBusiest = [Math.max(...servers)];
+  if (agents.length) samples.stormCpuAgents = [agents.reduce((a, b) => a + b, 0)];
+  say(
+    `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${samples.stormCpuServers[0].toFixed(1)} s in all (busiest server ${samples.stormCpuBusiest[0].toFixed(1)} s)${agents.length ? `, agents ${samples.stormCpuAgents[0].toFixed(1)} s` : ''}`,
+  );
+  if (admin) {
+    const deadline = Date.now() + 30_000;
+    while ((await admin.sessions()).length < STORM_CLIENTS) {
+      if (Date.now() > deadline) throw new Error('the controller never saw all 150 sessions');
+      await sleep(200);
+    }
+    for (let i = 0; i < STATUS_CALLS; i++) {
+      const t = now();
+      await Promise.all([admin.servers(), admin.sessions()]);
+      (samples.statusMs ??= []).push(now() - t);
+    }
+    say(`  ${design}: status with ${STORM_CLIENTS} sessions: ${fmt(samples.statusMs)}`);
+  }
+  await Promise.all(group.map((u) => lab.forget(u.name)));
+}
+
+/**
+ * 10a/10b, ours only: a user added through the API → every server's agent has written the
+ * user's ccd file (the bundle applied); then how many users per second the API creates.
+ */
+async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient): Promise<void> {
+  const dirs = lab.plan.servers.map((x) => join(lab.serverDir(x.name), 'ccd'));
+  for (let i = 0; i < CHANGES; i++) {
+    const name = `chg${String(i).padStart(3, '0')}`;
+    const t0 = now();
+    await admin.call('POST', '/v1/users', { name, groups: ['staff'] });
+    while (!dirs.every((d) => existsSync(join(d, name)))) {
+      if (now() - t0 > 30_000) throw new Error(`${name} never reached every server`);
+      await sleep(5);
+    }
+    (samples.change ??= []).push(now() - t0);
+    await sleep(100);
+  }
+  say(`  ovpn-fleet: change → every agent applied: ${fmt(samples.change)}`);
+  const t0 = now();
+  for (let i = 0; i < API_USERS; i++) {
+    const t = now();
+    await admin.call('POST', '/v1/users', { name: `api${String(i).padStart(4, '0')}` });
+    (samples.apiUserMs ??= []).push(now() - t);
+  }
+  samples.apiRate = [API_USERS / ((now() - t0) / 1000)];
+  // Eight clients at once: the controller re-renders once for all requests that arrive
+  // during a render.
+  const t1 = now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < API_USERS; i = next++)
+        await admin.call('POST', '/v1/users', { name: `apc${String(i).padStart(4, '0')}` });
+    }),
+  );
+  samples.apiRateParallel = [API_USERS / ((now() - t1) / 1000)];
+  say(
+    `  ovpn-fleet: ${API_USERS} users through the API: ${samples.apiRate[0].toFixed(0)} users/s one after another, ${samples.apiRateParallel[0].toFixed(0)} users/s with 8 clients`,
+  );
 }
 
 async function waitAgents(lab: Lab): Promise<void> {
@@ -349,7 +606,12 @@ async function waitAgents(lab: Lab): Promise<void> {
   }
 }
 
-async function runDesign(fleet: Fleet, design: Design, users: Users): Promise<Samples> {
+async function runDesign(
+  fleet: Fleet,
+  design: Design,
+  users: Users,
+  revokeUsers: UserAddr[],
+): Promise<Samples> {
   const prefix = PREFIXES[design];
   const samples: Samples = {};
   await Lab.down(fleet.dir, prefix);
@@ -362,9 +624,21 @@ async function runDesign(fleet: Fleet, design: Design, users: Users): Promise<Sa
     });
     if (lab.state.controlPlane) await waitAgents(lab);
     say(`  ${design}: lab "${prefix}" up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const admin = lab.state.controlPlane
+      ? new ControllerClient(
+          { kind: 'unix', path: lab.controllerSocket },
+          readFileSync(adminTokenPath(fleet.dir), 'utf8').trim(),
+          30_000,
+        )
+      : undefined;
     await connectDisconnect(lab, design, users, samples);
     await silentMove(lab, design, users, samples);
     await serverCrash(lab, design, users, samples);
+    await drain(lab, design, users, samples, admin);
+    await storm(lab, design, users, samples, admin);
+    if (admin) await controlPlane(lab, samples, admin);
+    // Last: the seed's revoke rewrites its servers' files (lab sync).
+    await revoke(lab, design, revokeUsers, samples, fleet, admin);
   } finally {
     await Lab.down(fleet.dir, prefix, (l) => say(`  ${design}: ${l}`));
     const left = (await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`));
@@ -373,127 +647,18 @@ async function runDesign(fleet: Fleet, design: Design, users: Users): Promise<Sa
   return samples;
 }
 
-// ---------------------------------------------------------------- 9. firewall
-
-function syntheticUsers(count: number): PolicyMember[] {
-  const random = seededRandom(20261126);
-  const groups = ['staff', 'engineering', 'dba'];
-  return Array.from({ length: count }, (_, i) => {
-    const n = i + 2;
-    return {
-      // 10.200.0.0/14 holds 100,000 users; the rendering does not check the pool.
-      ipv4: `10.${200 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`,
-      ipv6: `fd7a:6ca6:e640:8000::${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}`,
-      groups: groups.filter(() => random() < 0.4),
-      enabled: true,
-    };
-  });
-}
-
-/** The same policy with one rule per user per allowed network: what set-less rulesets do. */
-function linearRuleset(users: PolicyMember[]): { text: string; rules: number } {
-  const spec = exampleSpec();
-  const lines = [
-    'table inet ovpnf_linear',
-    'delete table inet ovpnf_linear',
-    'table inet ovpnf_linear {',
-    '\tchain forward {',
-    '\t\ttype filter hook forward priority filter; policy accept;',
-    '\t\tiifname "vpn0" ct state established,related accept',
-  ];
-  let rules = 1;
-  for (const u of users)
-    for (const rule of spec.policy) {
-      if (!u.groups.includes(rule.from)) continue;
-      const net = spec.networks.find((n) => n.name === rule.to)!;
-      for (const [fam, ip, addr, nets] of [
-        [4, 'ip', u.ipv4, net.ipv4],
-        [6, 'ip6', u.ipv6, net.ipv6],
-      ] as const) {
-        if (!nets.length) continue;
-        const protos = (rule.proto ?? []).map((p) => (p === 'icmp' && fam === 6 ? 'ipv6-icmp' : p));
-        const l4 = protos.length ? ` meta l4proto { ${protos.join(', ')} }` : '';
-        const ports = rule.ports ? ` th dport { ${rule.ports.join(', ')} }` : '';
-        lines.push(
-          `\t\tiifname "vpn0" ${ip} saddr ${addr} ${ip} daddr { ${nets.join(', ')} }${l4}${ports} accept`,
-        );
-        rules++;
-      }
-    }
-  lines.push('\t\tiifname "vpn0" reject with icmpx type admin-prohibited', '\t}', '}', '');
-  return { text: lines.join('\n'), rules: rules + 1 };
-}
-
-/** Rules (not set elements) in a rendered ruleset: statement lines inside chain blocks. */
-function countRules(text: string): number {
-  let inChain = false;
-  let n = 0;
-  for (const raw of text.split('\n')) {
-    const l = raw.trim();
-    if (/^chain \S+ \{$/.test(l)) inChain = true;
-    else if (l === '}') inChain = false;
-    else if (inChain && l && !l.startsWith('#') && !l.startsWith('type ')) n++;
-  }
-  return n;
-}
-
-async function nftApplyMs(
-  ns: string,
-  file: string,
-  timeoutMs: number,
-): Promise<number | undefined> {
-  const t0 = now();
-  const r = await run(['ip', 'netns', 'exec', ns, 'nft', '-f', file], {
-    allowFailure: true,
-    timeoutMs,
-  });
-  if (r.code !== 0) {
-    say(`  nft -f ${file}: exit ${r.code}: ${r.stderr.trim().split('\n')[0]}`);
-    return undefined;
-  }
-  return now() - t0;
-}
-
-async function firewall(tmp: string): Promise<FirewallRow[]> {
-  const spec = exampleSpec();
-  const ctx = serverContexts(spec, DEFAULT_RENDER_OPTIONS)[0];
-  const ns = `obn-nft-${process.pid}`;
-  const rows: FirewallRow[] = [];
-  await run(['ip', 'netns', 'add', ns]);
-  try {
-    for (const count of FIREWALL_USERS) {
-      const users = syntheticUsers(count);
-      const policy = compilePolicy(spec, users);
-      const sets = renderNftables(ctx, policy);
-      const setFile = join(tmp, `sets-${count}.nft`);
-      writeFileSync(setFile, sets);
-      const linear = linearRuleset(users);
-      const linearFile = join(tmp, `linear-${count}.nft`);
-      writeFileSync(linearFile, linear.text);
-      const setApplyMs = await nftApplyMs(ns, setFile, 300_000);
-      const row: FirewallRow = {
-        users: count,
-        setRules: countRules(sets),
-        setElements: policy.groupSets.reduce((a, s) => a + s.elements.length, 0),
-        ...(setApplyMs !== undefined ? { setApplyMs } : {}),
-        linearRules: linear.rules,
-      };
-      if (count <= LINEAR_APPLY_MAX_USERS) {
-        const ms = await nftApplyMs(ns, linearFile, 300_000);
-        if (ms === undefined) row.linearNote = 'failed or > 300 s';
-        else row.linearApplyMs = ms;
-      } else row.linearNote = 'not applied in --quick';
-      rows.push(row);
-      say(
-        `  firewall ${count} users: ours ${row.setRules} rules (${row.setElements} set elements), apply ${seconds(setApplyMs ?? NaN)}; linear ${row.linearRules} rules, apply ${row.linearApplyMs === undefined ? row.linearNote : seconds(row.linearApplyMs)}`,
-      );
-      rmSync(setFile);
-      rmSync(linearFile);
-    }
-  } finally {
-    await run(['ip', 'netns', 'del', ns], { allowFailure: true });
-  }
-  return rows;
+/** 7. learn-address run time, ours vs the seed's script: bench/hooks.ts, raw samples. */
+function hookSamples(tmp: string): { ours: number[]; seed: number[] } {
+  const out = join(tmp, 'hooks.json');
+  const r = spawnSync(
+    process.execPath,
+    [...process.execArgv, join(import.meta.dirname, 'hooks.ts'), String(HOOK_RUNS), '--json', out],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`bench/hooks.ts failed: ${r.stderr.trim()}`);
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { ours: number[]; seed: number[] };
+  say(`  learn-address, ${HOOK_RUNS} runs each: ours ${fmt(j.ours)}; seed ${fmt(j.seed)}`);
+  return j;
 }
 
 // ---------------------------------------------------------------- report
@@ -529,7 +694,10 @@ function fmt(s: number[] | undefined): string {
   return `n=${x.n} p50 ${seconds(x.p50)} p95 ${seconds(x.p95)} max ${seconds(x.max)}`;
 }
 
-function figures(results: Record<Design, Samples>): Figure[] {
+function figures(
+  results: Record<Design, Samples>,
+  hooks: { ours: number[]; seed: number[] },
+): Figure[] {
   const both = (key: string) => ({
     'ovpn-fleet': results['ovpn-fleet'][key] ?? [],
     seed: results.seed[key] ?? [],
@@ -552,6 +720,7 @@ function figures(results: Record<Design, Samples>): Figure[] {
       id: 'disconnect4',
       title: '2. graceful disconnect (SIGTERM) → /32 gone',
       samples: both('disconnect4'),
+      targetP95Ms: 1000,
       note: "the batch's clients are stopped at once. ovpn-fleet's profile has `explicit-exit-notify 1`, the seed's none: the seed's server notices only at its ping-restart.",
     },
     {
@@ -565,8 +734,67 @@ function figures(results: Record<Design, Samples>): Figure[] {
       id: 'serverCrash',
       title: "4. kill -9 of a server's OpenVPN → users via another server",
       samples: both('serverCrash'),
+      targetP95Ms: 12_000,
       note: `${CRASH_USERS} users connect with their full profile (dc1's load balancer first); the server holding most of them is killed; one sample per user of that server, until the core routes its /32 via another server.`,
     },
+    {
+      id: 'drain',
+      title: '5. drain of a server → its users via others',
+      samples: both('drain'),
+      targetP95Ms: 3000,
+      note: `${CRASH_USERS} users on full profiles; the busier server is drained. Ours: \`POST /v1/servers/NAME/drain\` (the agent refuses new clients and sends its users to their next remote). The seed has no drain: its OpenVPN is stopped (SIGTERM; \`explicit-exit-notify 2\` sends the clients to their next remote). One sample per user of that server.`,
+    },
+    {
+      id: 'revoke',
+      title: '6. revoke → session gone from the core',
+      samples: both('revoke'),
+      targetP95Ms: 2000,
+      note: `ours through the API (\`POST /v1/users/NAME/revoke\`), until the core has neither the /32 nor the /128. The seed's servers get the new CRL (\`lab sync\`), which OpenVPN checks only at the next TLS handshake (reneg-sec, 1 h): its samples are the give-up time, ${seconds(REVOKE_GIVE_UP_MS)}, i.e. the session was still up.`,
+    },
+    {
+      id: 'hook',
+      title: '7. learn-address hook run time (one call)',
+      samples: { 'ovpn-fleet': hooks.ours, seed: hooks.seed },
+      note: `${HOOK_RUNS} runs each (bench/hooks.ts: /bin/sh spawned as OpenVPN does, in a throwaway netns). OpenVPN runs learn-address once per address; ours adds one route per call, the seed's script two routes (its /32 and ::A.B.C.D) per call.`,
+    },
+    {
+      id: 'storm',
+      title: `8. ${STORM_CLIENTS} clients at once → all reachable`,
+      samples: both('storm'),
+      targetP95Ms: 60_000,
+      note: 'full profiles, 16 clients starting at any time, from the first start until a service host has pinged every user (one sample per design and run; CPU under Other results).',
+    },
+    {
+      id: 'change',
+      title: '10a. user added (API) → every agent applied it',
+      samples: { 'ovpn-fleet': results['ovpn-fleet'].change ?? [] },
+      targetP95Ms: 1000,
+      note: "from the API call until all six servers have the user's ccd file (written by each agent from the bundle the controller pushed).",
+    },
+    {
+      id: 'statusMs',
+      title: `10c. status (servers + sessions) with ${STORM_CLIENTS} sessions`,
+      samples: { 'ovpn-fleet': results['ovpn-fleet'].statusMs ?? [] },
+      note: 'GET /v1/servers and GET /v1/sessions in parallel over the unix socket.',
+    },
+  ];
+}
+
+function facts(results: Record<Design, Samples>): string[] {
+  const one = (d: Design, k: string) => results[d][k]?.[0];
+  const cpu = (d: Design) => {
+    const all = one(d, 'stormCpuServers');
+    if (all === undefined) return `${d}: not measured`;
+    const storm = one(d, 'storm') ?? NaN;
+    const agents = one(d, 'stormCpuAgents');
+    return `${d}: ${all.toFixed(1)} CPU-s in all six OpenVPN servers over ${seconds(storm)} (busiest server ${one(d, 'stormCpuBusiest').toFixed(1)} CPU-s)${agents === undefined ? '' : `; agents ${agents.toFixed(1)} CPU-s`}`;
+  };
+  const rate = one('ovpn-fleet', 'apiRate');
+  const parallel = one('ovpn-fleet', 'apiRateParallel');
+  const per = results['ovpn-fleet'].apiUserMs;
+  return [
+    `8. server CPU while ${STORM_CLIENTS} clients connect — ${cpu('ovpn-fleet')}; ${cpu('seed')}.`,
+    `10b. user creation through the API: ${rate === undefined ? 'not measured' : `${rate.toFixed(0)} users/s one request after another`}${per?.length ? ` (per request ${fmt(per)}: each issues a certificate and waits for the controller to re-render every server's bundle)` : ''}${parallel === undefined ? '' : `; ${parallel.toFixed(0)} users/s with 8 clients at once (requests that arrive during a render share the next one)`}. For bulk loads \`user import\` takes 10,000 users in < 1 s.`,
   ];
 }
 
@@ -581,6 +809,20 @@ function targets(figs: Figure[], fw: FirewallRow[]): Target[] {
       detail: `p95 ${seconds(p95)}`,
     });
   }
+  const ratio = (id: string, pick: (x: ReturnType<typeof summarize>) => number, max: number) => {
+    const f = figs.find((x) => x.id === id);
+    const ours = f?.samples['ovpn-fleet'];
+    const seed = f?.samples.seed;
+    if (!f || !ours?.length || !seed?.length) return;
+    const r = pick(summarize(ours)) / pick(summarize(seed));
+    out.push({
+      what: `${f.title}: ≤ ${max}× the seed's`,
+      met: r <= max,
+      detail: `${r.toFixed(2)}×`,
+    });
+  };
+  ratio('connect4', (x) => x.p95, 1.2);
+  ratio('hook', (x) => x.p50, 1.2);
   const counts = [...new Set(fw.map((r) => r.setRules))];
   out.push({
     what: 'firewall rule count independent of the user count',
@@ -596,7 +838,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   say(`ovpn-fleet lab benchmark (${MODE}): ours vs the seed's design, node ${process.version}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'ovf-labbench-'));
-  const needed = BATCHES * BATCH * 2 + CRASH_ROUNDS * CRASH_USERS;
+  const needed = BATCHES * BATCH * 2 + (CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS + STORM_CLIENTS;
   let fleet: Fleet | undefined;
   try {
     fleet = await Fleet.init(dir);
@@ -607,20 +849,40 @@ async function main(): Promise<void> {
       })),
     );
     const all = created.map((u) => ({ name: u.name, ipv4: u.ipv4, ipv6: u.ipv6 }));
+    // Revoked users stay revoked: each design gets its own.
+    const revokeUsers = {} as Record<Design, UserAddr[]>;
+    for (const design of ['ovpn-fleet', 'seed'] as const)
+      revokeUsers[design] = (
+        await fleet.addUsers(
+          Array.from({ length: REVOKE_USERS }, (_, i) => ({
+            name: `r${design === 'seed' ? 's' : 'o'}${String(i).padStart(2, '0')}`,
+            groups: ['staff'],
+          })),
+        )
+      ).map((u) => ({ name: u.name, ipv4: u.ipv4, ipv6: u.ipv6 }));
     const results = {} as Record<Design, Samples>;
     for (const design of ['ovpn-fleet', 'seed'] as const) {
       say(`${design}:`);
       // Each design gets the same users in the same order.
-      results[design] = await runDesign(fleet, design, new Users(all));
+      results[design] = await runDesign(fleet, design, new Users(all), revokeUsers[design]);
     }
+    say('7. learn-address hook:');
+    const hooks = hookSamples(dir);
     say('9. firewall (rendering only):');
-    const fw = await firewall(dir);
-    const figs = figures(results);
+    const fw = await firewall(dir, FULL, say);
+    say('9. forwarding throughput:');
+    const tput: ThroughputRow[] = await throughput(
+      dir,
+      FULL ? [800, 10_000] : [800],
+      IPERF_SECONDS,
+      say,
+    );
+    const figs = figures(results, hooks);
     const tg = targets(figs, fw);
     const notes = [
-      `Route times are polled (\`ip -n NS -j route show\`): every 20 ms for figures 1–2 (core only), every 50 ms for 3–4 (core and site routers); each sample is late by up to one interval.`,
-      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figure 4 ${CRASH_ROUNDS} server crashes.`,
-      'Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs.',
+      `Route times are polled (\`ip -n NS -j route show\`): every 20 ms for figures 1–2 and 6 (core only), every 50 ms for 3–5 (core and site routers); each sample is late by up to one interval.`,
+      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figure 4 ${CRASH_ROUNDS} server crashes, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 10a ${CHANGES} changes.`,
+      "Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs; our profiles add `explicit-exit-notify 1`, `connect-retry 0 5` and `server-poll-timeout 2`, the seed's have none of them.",
     ];
     mkdirSync(RESULTS, { recursive: true });
     const durationS = (Date.now() - t0) / 1000;
@@ -634,13 +896,15 @@ async function main(): Promise<void> {
         machine: m,
         figures: figs,
         firewall: fw,
+        throughput: tput,
+        facts: facts(results),
         targets: tg,
         notes,
       }),
     );
     writeFileSync(
       join(RESULTS, 'report.json'),
-      `${JSON.stringify({ mode: MODE, startedAt, durationS, machine: m, figures: figs, firewall: fw, targets: tg }, null, 2)}\n`,
+      `${JSON.stringify({ mode: MODE, startedAt, durationS, machine: m, figures: figs, firewall: fw, throughput: tput, raw: results, targets: tg }, null, 2)}\n`,
     );
     writeFileSync(join(RESULTS, 'latency.svg'), renderSvg(figs));
     say('');
