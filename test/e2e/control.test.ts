@@ -154,7 +154,14 @@ describe.runIf(runs)('control plane: controller and agents keep the cluster righ
     await lab('connect', 'cid', '--server', 'vpn22');
     await waitUntil('cid via vpn22', () => coreVia('cid', 'vpn22'), 20_000);
     const before = await routesOn('vpn22');
-    const since = readFileSync(join(serverDir('vpn22'), 'run', 'status.log'), 'utf8');
+    // OpenVPN rewrites its status file once a second: wait until it lists the session.
+    const statusFile = join(serverDir('vpn22'), 'run', 'status.log');
+    await waitUntil(
+      'vpn22 status file lists cid',
+      () => readFileSync(statusFile, 'utf8').includes('CLIENT_LIST\tcid\t'),
+      5_000,
+    );
+    const since = readFileSync(statusFile, 'utf8');
     await lab('stop', 'agent', 'vpn22', '--signal', 'SIGKILL');
     expect(await ping(dir, PREFIX, 'intranet', users.cid.ipv4)).toBe(true);
     await lab('start', 'agent', 'vpn22');

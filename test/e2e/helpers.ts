@@ -3,9 +3,10 @@
  * OpenVPN, FRR and nftables in network namespaces.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin', 'ovpn-fleet.js');
@@ -202,4 +203,52 @@ export async function coreRoutes(
     proto,
   ];
   return (JSON.parse(await cliOk(dir, args)) as { dst: string }[]).map((r) => r.dst);
+}
+
+/**
+ * A fleet whose fleet.yaml routes with `routing`, one user alice (staff), and its lab up under
+ * `prefix`. For the per-protocol tests.
+ */
+export async function labWithRouting(
+  prefix: string,
+  routing: Record<string, unknown>,
+): Promise<{ dir: string; alice: { ipv4: string; ipv6: string } }> {
+  const dir = await newFleetDir();
+  const file = join(dir, 'fleet.yaml');
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  doc.set('routing', doc.createNode(routing));
+  writeFileSync(file, doc.toString());
+  await cliOk(dir, ['validate']);
+  const alice = JSON.parse(await cliOk(dir, ['user', 'add', 'alice', '-g', 'staff', '--json'])) as {
+    ipv4: string;
+    ipv6: string;
+  };
+  console.log((await cliOk(dir, ['lab', 'up', '--prefix', prefix])).trim());
+  return { dir, alice };
+}
+
+/** Routes a careless `redistribute kernel/static` would leak: a static one and a pool subnet. */
+export async function addLeakBait(dir: string, prefix: string, server: string): Promise<void> {
+  for (const route of ['192.0.2.128/25', '10.200.77.0/24'])
+    await cliOk(dir, [
+      'lab',
+      'exec',
+      '--prefix',
+      prefix,
+      server,
+      '--',
+      'ip',
+      'route',
+      'add',
+      route,
+      'dev',
+      'pub0',
+    ]);
+}
+
+/** What the core learned besides the given host routes and the backbone's own links. */
+export function leaked(routes: string[], hosts: string[]): string[] {
+  return routes.filter(
+    (d) => !hosts.includes(d) && !d.startsWith('10.255.') && !d.startsWith('fd00:255:'),
+  );
 }
