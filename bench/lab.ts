@@ -294,47 +294,14 @@ async function serverCrash(
   users: Users,
   samples: Samples,
 ): Promise<void> {
-  const watch = new RouteWatch(
-    [lab.plan.core, ...lab.plan.servers.map((s) => s.routerNs)]
-      .filter((ns, i, a) => a.indexOf(ns) === i)
-      .map((ns) => ({ ns, family: '-4' as const })),
-    50,
-  );
+  const watch = routerWatch(lab);
   for (let round = 0; round < CRASH_ROUNDS; round++) {
     const group = users.take(CRASH_USERS);
     // Full profiles: the first remote is dc1's load balancer, which hashes over its servers.
-    for (const u of group) await lab.connect(u.name, { wait: false });
-    await Promise.all(
-      group.map((u) =>
-        watch.until(
-          `${u.name} on the core`,
-          (s) => viaServers(lab, s, u.ipv4).length === 1,
-          60_000,
-        ),
-      ),
-    );
-    const snap = await watch.snapshot();
-    const on = new Map<string, UserAddr[]>();
-    for (const u of group) {
-      const [server] = viaServers(lab, snap, u.ipv4);
-      on.set(server, [...(on.get(server) ?? []), u]);
-    }
-    const [victim, victims] = [...on.entries()].sort((a, b) => b[1].length - a[1].length)[0];
+    const [victim, victims] = await spreadOver(lab, watch, group);
     const t0 = now();
     await lab.stopComponent('openvpn', victim, 'SIGKILL');
-    await Promise.all(
-      victims.map(async (u) => {
-        const at = await watch.until(
-          `${u.name} via a server other than ${victim}`,
-          (s) => {
-            const via = viaServers(lab, s, u.ipv4);
-            return via.length > 0 && !via.includes(victim);
-          },
-          150_000,
-        );
-        (samples.serverCrash ??= []).push(at - t0);
-      }),
-    );
+    await movedOff(lab, watch, victims, victim, t0, (samples.serverCrash ??= []), 150_000);
     say(
       `  ${design}: kill -9 of ${victim}'s OpenVPN (${victims.length} users) → via another, round ${round + 1}: ${fmt(samples.serverCrash)}`,
     );
@@ -372,6 +339,31 @@ async function spreadOver(lab: Lab, watch: RouteWatch, group: UserAddr[]) {
   return [...on.entries()].sort((a, b) => b[1].length - a[1].length)[0];
 }
 
+/** Waits until the core routes each user via a server other than `victim`; one sample each. */
+async function movedOff(
+  lab: Lab,
+  watch: RouteWatch,
+  victims: UserAddr[],
+  victim: string,
+  t0: number,
+  out: number[],
+  timeoutMs: number,
+): Promise<void> {
+  await Promise.all(
+    victims.map(async (u) => {
+      const at = await watch.until(
+        `${u.name} via a server other than ${victim}`,
+        (s) => {
+          const via = viaServers(lab, s, u.ipv4);
+          return via.length > 0 && !via.includes(victim);
+        },
+        timeoutMs,
+      );
+      out.push(at - t0);
+    }),
+  );
+}
+
 /**
  * 5. Drain. Ours: the controller's drain (the agent refuses new clients and sends its users to
  * their next remote). The seed has no drain: the operator stops OpenVPN, whose
@@ -390,19 +382,7 @@ async function drain(
     const [victim, victims] = await spreadOver(lab, watch, group);
     const t0 = now();
     const stopping = admin ? admin.drain(victim) : lab.stopComponent('openvpn', victim, 'SIGTERM');
-    await Promise.all(
-      victims.map(async (u) => {
-        const at = await watch.until(
-          `${u.name} via a server other than ${victim}`,
-          (s) => {
-            const via = viaServers(lab, s, u.ipv4);
-            return via.length > 0 && !via.includes(victim);
-          },
-          120_000,
-        );
-        (samples.drain ??= []).push(at - t0);
-      }),
-    );
+    await movedOff(lab, watch, victims, victim, t0, (samples.drain ??= []), 120_000);
     await stopping;
     say(
       `  ${design}: drain of ${victim} (${victims.length} users) → all via others, round ${round + 1}: ${fmt(samples.drain)}`,
