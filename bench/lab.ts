@@ -188,14 +188,7 @@ async function connectDisconnect(
   users: Users,
   samples: Samples,
 ): Promise<void> {
-  const core = lab.plan.core;
-  const watch = new RouteWatch(
-    [
-      { ns: core, family: '-4' },
-      { ns: core, family: '-6' },
-    ],
-    20,
-  );
+  const watch = coreWatch(lab);
   const servers = lab.plan.servers.map((s) => s.name);
   for (let b = 0; b < BATCHES; b++) {
     const batch = users.take(BATCH);
@@ -247,12 +240,7 @@ function movePairs(lab: Lab): [string, string][] {
 }
 
 async function silentMove(lab: Lab, design: Design, users: Users, samples: Samples): Promise<void> {
-  const watch = new RouteWatch(
-    [lab.plan.core, ...lab.plan.servers.map((s) => s.routerNs)]
-      .filter((ns, i, a) => a.indexOf(ns) === i)
-      .map((ns) => ({ ns, family: '-4' as const })),
-    50,
-  );
+  const watch = routerWatch(lab);
   const pairs = movePairs(lab);
   for (let b = 0; b < BATCHES; b++) {
     const batch = users
@@ -288,30 +276,6 @@ async function silentMove(lab: Lab, design: Design, users: Users, samples: Sampl
   }
 }
 
-async function serverCrash(
-  lab: Lab,
-  design: Design,
-  users: Users,
-  samples: Samples,
-): Promise<void> {
-  const watch = routerWatch(lab);
-  for (let round = 0; round < CRASH_ROUNDS; round++) {
-    const group = users.take(CRASH_USERS);
-    // Full profiles: the first remote is dc1's load balancer, which hashes over its servers.
-    const [victim, victims] = await spreadOver(lab, watch, group);
-    const t0 = now();
-    await lab.stopComponent('openvpn', victim, 'SIGKILL');
-    await movedOff(lab, watch, victims, victim, t0, (samples.serverCrash ??= []), 150_000);
-    say(
-      `  ${design}: kill -9 of ${victim}'s OpenVPN (${victims.length} users) → via another, round ${round + 1}: ${fmt(samples.serverCrash)}`,
-    );
-    await lab.startComponent('openvpn', victim);
-    await Promise.all(group.map((u) => lab.forget(u.name)));
-    // The load balancer's health loop takes the restarted server back within a tick or two.
-    await sleep(1500);
-  }
-}
-
 /** Core and every site router, IPv4: enough to tell through which server the core routes. */
 function routerWatch(lab: Lab): RouteWatch {
   return new RouteWatch(
@@ -319,6 +283,17 @@ function routerWatch(lab: Lab): RouteWatch {
       .filter((ns, i, a) => a.indexOf(ns) === i)
       .map((ns) => ({ ns, family: '-4' as const })),
     50,
+  );
+}
+
+/** The core's IPv4 and IPv6 tables, polled every 20 ms. */
+function coreWatch(lab: Lab): RouteWatch {
+  return new RouteWatch(
+    [
+      { ns: lab.plan.core, family: '-4' },
+      { ns: lab.plan.core, family: '-6' },
+    ],
+    20,
   );
 }
 
@@ -339,28 +314,64 @@ async function spreadOver(lab: Lab, watch: RouteWatch, group: UserAddr[]) {
   return [...on.entries()].sort((a, b) => b[1].length - a[1].length)[0];
 }
 
-/** Waits until the core routes each user via a server other than `victim`; one sample each. */
-async function movedOff(
+/**
+ * Rounds of: CRASH_USERS users connect with full profiles (dc1's load balancer first, which
+ * hashes over its servers), the busier server is `hit`, and each of its users gives one sample:
+ * until the core routes it via another server. `heal` brings the server back.
+ */
+async function offServer(
   lab: Lab,
-  watch: RouteWatch,
-  victims: UserAddr[],
-  victim: string,
-  t0: number,
+  users: Users,
+  rounds: number,
   out: number[],
   timeoutMs: number,
+  hit: (victim: string) => Promise<unknown>,
+  heal: (victim: string) => Promise<unknown>,
+  report: (victim: string, count: number, round: number) => void,
 ): Promise<void> {
-  await Promise.all(
-    victims.map(async (u) => {
-      const at = await watch.until(
-        `${u.name} via a server other than ${victim}`,
-        (s) => {
-          const via = viaServers(lab, s, u.ipv4);
-          return via.length > 0 && !via.includes(victim);
-        },
-        timeoutMs,
-      );
-      out.push(at - t0);
-    }),
+  const watch = routerWatch(lab);
+  for (let round = 0; round < rounds; round++) {
+    const group = users.take(CRASH_USERS);
+    const [victim, victims] = await spreadOver(lab, watch, group);
+    const t0 = now();
+    const hitting = hit(victim);
+    await Promise.all(
+      victims.map(async (u) => {
+        const at = await watch.until(
+          `${u.name} via a server other than ${victim}`,
+          (s) => {
+            const via = viaServers(lab, s, u.ipv4);
+            return via.length > 0 && !via.includes(victim);
+          },
+          timeoutMs,
+        );
+        out.push(at - t0);
+      }),
+    );
+    await hitting;
+    report(victim, victims.length, round + 1);
+    await heal(victim);
+    await Promise.all(group.map((u) => lab.forget(u.name)));
+    // The load balancer's health loop takes the server back within a tick or two.
+    await sleep(1500);
+  }
+}
+
+/** 4. kill -9 of a server's OpenVPN. */
+function serverCrash(lab: Lab, design: Design, users: Users, samples: Samples): Promise<void> {
+  const out = (samples.serverCrash ??= []);
+  return offServer(
+    lab,
+    users,
+    CRASH_ROUNDS,
+    out,
+    150_000,
+    (v) => lab.stopComponent('openvpn', v, 'SIGKILL'),
+    (v) => lab.startComponent('openvpn', v),
+    (v, n, round) =>
+      say(
+        `  ${design}: kill -9 of ${v}'s OpenVPN (${n} users) → via another, round ${round}: ${fmt(out)}`,
+      ),
   );
 }
 
@@ -369,29 +380,25 @@ async function movedOff(
  * their next remote). The seed has no drain: the operator stops OpenVPN, whose
  * explicit-exit-notify 2 tells every client to go to its next remote.
  */
-async function drain(
+function drain(
   lab: Lab,
   design: Design,
   users: Users,
   samples: Samples,
   admin?: ControllerClient,
 ): Promise<void> {
-  const watch = routerWatch(lab);
-  for (let round = 0; round < DRAIN_ROUNDS; round++) {
-    const group = users.take(CRASH_USERS);
-    const [victim, victims] = await spreadOver(lab, watch, group);
-    const t0 = now();
-    const stopping = admin ? admin.drain(victim) : lab.stopComponent('openvpn', victim, 'SIGTERM');
-    await movedOff(lab, watch, victims, victim, t0, (samples.drain ??= []), 120_000);
-    await stopping;
-    say(
-      `  ${design}: drain of ${victim} (${victims.length} users) → all via others, round ${round + 1}: ${fmt(samples.drain)}`,
-    );
-    if (admin) await admin.undrain(victim);
-    else await lab.startComponent('openvpn', victim);
-    await Promise.all(group.map((u) => lab.forget(u.name)));
-    await sleep(1500);
-  }
+  const out = (samples.drain ??= []);
+  return offServer(
+    lab,
+    users,
+    DRAIN_ROUNDS,
+    out,
+    120_000,
+    (v) => (admin ? admin.drain(v) : lab.stopComponent('openvpn', v, 'SIGTERM')),
+    (v) => (admin ? admin.undrain(v) : lab.startComponent('openvpn', v)),
+    (v, n, round) =>
+      say(`  ${design}: drain of ${v} (${n} users) → all via others, round ${round}: ${fmt(out)}`),
+  );
 }
 
 /**
@@ -407,13 +414,7 @@ async function revoke(
   fleet: Fleet,
   admin?: ControllerClient,
 ): Promise<void> {
-  const watch = new RouteWatch(
-    [
-      { ns: lab.plan.core, family: '-4' },
-      { ns: lab.plan.core, family: '-6' },
-    ],
-    20,
-  );
+  const watch = coreWatch(lab);
   const servers = lab.plan.servers.map((x) => x.name);
   for (const [i, u] of group.entries())
     await lab.connect(u.name, { server: servers[i % servers.length], wait: false });

@@ -71,6 +71,12 @@ export class Agent {
    */
   private readonly killed = new Map<number, number>();
   private readonly loops: Promise<void>[] = [];
+  /** A reconcile pass asked for sooner than the 2 s loop (after a delayed exit). */
+  private reconcileTimer?: NodeJS.Timeout;
+  /** The pass in progress: passes run one at a time. */
+  private reconciling: Promise<unknown> = Promise.resolve();
+  /** The last routing check, reused for a second by health answers. */
+  private routingCache = { at: 0, up: false };
 
   /** Long-polls: its timeout outlasts the controller's wait. */
   private readonly poller: ControllerClient;
@@ -330,7 +336,6 @@ export class Agent {
     this.reconcileSoon(5500);
   }
 
-  private reconcileTimer?: NodeJS.Timeout;
   private reconcileSoon(delayMs: number): void {
     if (this.reconcileTimer || !this.running) return;
     this.reconcileTimer = setTimeout(() => {
@@ -405,8 +410,6 @@ export class Agent {
     }
   }
 
-  private reconciling: Promise<unknown> = Promise.resolve();
-
   /**
    * No route for a user who is not connected, no connected user without a route. Passes run one
    * at a time: an orphan must be seen by two passes that are really apart.
@@ -471,8 +474,6 @@ export class Agent {
       ROUTING_PROTOS.has(String(x.protocol)),
     );
   }
-
-  private routingCache = { at: 0, up: false };
 
   /**
    * Health is asked for every second (report, load balancers): reuse a routing check younger

@@ -160,16 +160,16 @@ afterEach(async () => {
 describe('parseLogLine', () => {
   it('splits off the client a line is about', () => {
     expect(
-      parseLogLine('LOG:1795685241,,bob/[AF_INET6]2001:db8::7:1194 Delayed exit in 5 seconds'),
+      parseLogLine('1795685241,,bob/[AF_INET6]2001:db8::7:1194 Delayed exit in 5 seconds'),
     ).toEqual({
       text: 'Delayed exit in 5 seconds',
       commonName: 'bob',
       realAddress: '[AF_INET6]2001:db8::7:1194',
     });
-    expect(parseLogLine('LOG:1795685244,N,read UDPv4 [ECONNREFUSED]: refused')).toEqual({
+    expect(parseLogLine('1795685244,N,read UDPv4 [ECONNREFUSED]: refused')).toEqual({
       text: 'read UDPv4 [ECONNREFUSED]: refused',
     });
-    expect(parseLogLine('LOG:1795685244,,TCP/UDP: Closing socket')).toEqual({
+    expect(parseLogLine('1795685244,,TCP/UDP: Closing socket')).toEqual({
       text: 'TCP/UDP: Closing socket',
     });
     expect(parseLogLine('INFO:hello')).toBeUndefined();

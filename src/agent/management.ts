@@ -68,13 +68,13 @@ export interface ManagementOptions {
 const EXITING = /^(CC-EEN exit message received by peer|Delayed exit in \d+ seconds)$/;
 
 /**
- * Splits a `>LOG:` notification into its text and, for a line about one client, the client's
- * common name and real address (`alice/198.51.100.100:44510 text`).
+ * Splits a line of `log N`'s answer (`unix-time,FLAGS,TEXT`) into its text and, for a line
+ * about one client, the client's common name and real address (`alice/198.51.100.100:44510 text`).
  */
 export function parseLogLine(
   line: string,
 ): { text: string; commonName?: string; realAddress?: string } | undefined {
-  const m = /^LOG:\d+,[A-Z]*,(.*)$/.exec(line);
+  const m = /^\d+,[A-Z]*,(.*)$/.exec(line);
   if (!m) return undefined;
   const full = m[1];
   const space = full.indexOf(' ');
@@ -240,7 +240,7 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
     const out = new Map<string, { commonName: string; realAddress: string }>();
     for (const raw of (await this.send(`log ${lines}`, true)).reverse()) {
       if (Number(raw.slice(0, raw.indexOf(','))) < since) continue;
-      const l = parseLogLine(`LOG:${raw}`);
+      const l = parseLogLine(raw);
       if (l?.commonName && l.realAddress && EXITING.test(l.text))
         out.set(`${l.commonName}/${l.realAddress}`, {
           commonName: l.commonName,

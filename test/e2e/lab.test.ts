@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  addLeakBait,
   buildOnce,
   coreRoutes,
   cli,
@@ -192,35 +193,7 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
   });
 
   it("announces nothing but connected users' host routes to the core", async () => {
-    // Routes a careless redistribution would leak: a static route and a non-host route in the pool.
-    await cliOk(dir, [
-      'lab',
-      'exec',
-      '--prefix',
-      PREFIX,
-      'vpn31',
-      '--',
-      'ip',
-      'route',
-      'add',
-      '192.0.2.128/25',
-      'dev',
-      'pub0',
-    ]);
-    await cliOk(dir, [
-      'lab',
-      'exec',
-      '--prefix',
-      PREFIX,
-      'vpn31',
-      '--',
-      'ip',
-      'route',
-      'add',
-      '10.200.77.0/24',
-      'dev',
-      'pub0',
-    ]);
+    await addLeakBait(dir, PREFIX, 'vpn31');
     const connected = (await labStatus(dir, PREFIX)).filter((s) => s.client === 'running');
     const hosts4 = new Set(connected.map((s) => s.ipv4));
     const hosts6 = new Set(connected.map((s) => s.ipv6));
