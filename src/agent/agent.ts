@@ -24,6 +24,7 @@ import {
 } from './protocol.js';
 import { NFT_TABLE } from '../render/nftables.js';
 import { planRoutes } from './reconcile.js';
+import { RouteView } from './route-view.js';
 
 export interface AgentOptions {
   server: string;
@@ -75,8 +76,8 @@ export class Agent {
   private reconcileTimer?: NodeJS.Timeout;
   /** The pass in progress: passes run one at a time. */
   private reconciling: Promise<unknown> = Promise.resolve();
-  /** The last routing check, reused for a second by health answers. */
-  private routingCache = { at: 0, up: false };
+  /** The main routing table, kept current by `ip monitor`: no spawn per question. */
+  private readonly routeView: RouteView;
 
   /** Long-polls: its timeout outlasts the controller's wait. */
   private readonly poller: ControllerClient;
@@ -92,6 +93,7 @@ export class Agent {
       passwordFile: join(o.bundleDir, 'management.pw'),
       log: (l) => this.log(`management: ${l}`),
     });
+    this.routeView = new RouteView({ log: this.log });
     this.mgmt.on('client-established', () => void this.refreshSessions(true));
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
     const version = join(o.bundleDir, 'VERSION');
@@ -100,6 +102,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.running = true;
+    await this.routeView.start();
     this.rulesetOk = await this.tableExists(NFT_TABLE);
     this.draining = await this.tableExists(DRAIN_TABLE);
     await this.startHealthServer();
@@ -112,6 +115,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.reconcileTimer);
+    this.routeView.stop();
     this.mgmt.close();
     await new Promise<void>((r) => (this.health ? this.health.close(() => r()) : r()));
     await Promise.race([Promise.all([...this.loops, this.confirming]), sleep(2000)]);
@@ -150,7 +154,7 @@ export class Agent {
     const body: AgentReport = {
       ...(this.applied ? { bundleDigest: this.applied } : {}),
       sessions: this.sessions,
-      health: await this.healthNow(),
+      health: this.healthNow(),
     };
     const key = `${this.sessions.map(sessionKey).sort().join(',')}|${JSON.stringify(body.health)}|${this.applied}`;
     if (!force && key === this.lastReportKey && Date.now() - this.lastReportAt < 5000) return;
@@ -221,7 +225,7 @@ export class Agent {
    */
   private async applyRuleset(file: string): Promise<void> {
     const before = await run(['nft', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true });
-    const routingBefore = await this.routingUp();
+    const routingBefore = this.routingUp();
     const applied = await run(['nft', '-f', file], { allowFailure: true });
     if (applied.code !== 0) {
       this.log(
@@ -241,7 +245,7 @@ export class Agent {
     const deadline = Date.now() + windowMs;
     while (Date.now() < deadline && this.running) {
       await sleep(500);
-      if (await this.routingUp()) continue;
+      if (this.routingUp()) continue;
       const restore = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${previous}`;
       await run(['nft', '-f', '-'], { input: restore });
       // Health says so until a bundle with a good ruleset arrives.
@@ -377,37 +381,23 @@ export class Agent {
 
   // ------------------------------------------------------------ routes
 
-  private async routes(): Promise<string[]> {
-    const out: string[] = [];
-    for (const fam of ['-4', '-6']) {
-      const r = await run(
-        [
-          'ip',
-          fam,
-          '-j',
-          'route',
-          'show',
-          'dev',
-          this.o.tunDevice,
-          'proto',
-          String(this.o.routeProtocol),
-        ],
-        { allowFailure: true },
-      );
-      if (r.code === 0 && r.stdout.trim())
-        out.push(...(JSON.parse(r.stdout) as { dst: string }[]).map((x) => x.dst));
-    }
-    return out;
+  /** The users' host routes: on the tun device, with the hooks' protocol number. */
+  private routes(): string[] {
+    return this.routeView.on(this.o.tunDevice, String(this.o.routeProtocol));
   }
 
   private async deleteRoutes(addresses: (string | undefined)[]): Promise<void> {
+    let failed = false;
     for (const a of addresses) {
       if (!a) continue;
-      await run(
+      const r = await run(
         ['ip', 'route', 'del', a, 'dev', this.o.tunDevice, 'proto', String(this.o.routeProtocol)],
         { allowFailure: true },
       );
+      failed ||= r.code !== 0;
     }
+    // Already gone without the kernel saying so (its interface went away): re-read the table.
+    if (failed) await this.routeView.resync();
   }
 
   /**
@@ -421,7 +411,7 @@ export class Agent {
   }
 
   private async reconcileOnce(): Promise<{ added: string[]; removed: string[] }> {
-    const have = await this.routes();
+    const have = this.routes();
     await this.refreshSessions(false);
     if (!this.mgmt.connected || Date.now() - this.statusAt > 3000)
       return { added: [], removed: [] };
@@ -467,24 +457,14 @@ export class Agent {
 
   // ------------------------------------------------------------ health
 
-  private async routingUp(): Promise<boolean> {
-    const r = await run(['ip', '-j', 'route', 'show'], { allowFailure: true });
-    if (r.code !== 0) return false;
-    return (JSON.parse(r.stdout) as { protocol?: string }[]).some((x) =>
-      ROUTING_PROTOS.has(String(x.protocol)),
-    );
+  /** Routing is up when the kernel has any route learnt through a routing protocol. */
+  private routingUp(): boolean {
+    return this.routeView.hasProto(ROUTING_PROTOS);
   }
 
-  /**
-   * Health is asked for every second (report, load balancers): reuse a routing check younger
-   * than a second instead of spawning `ip` each time. On a 2-core lab six agents share the
-   * CPUs with OpenVPN and FRR, and every spawn shows in the clients' connect times.
-   */
-  async healthNow(): Promise<ServerHealth> {
+  healthNow(): ServerHealth {
     const openvpn = this.mgmt.connected && Date.now() - this.statusAt < 5000;
-    if (Date.now() - this.routingCache.at > 1000)
-      this.routingCache = { at: Date.now(), up: await this.routingUp() };
-    const routing = this.routingCache.up;
+    const routing = this.routingUp();
     const ruleset = this.rulesetOk;
     return {
       openvpn,
@@ -500,12 +480,11 @@ export class Agent {
     const sock = join(this.o.bundleDir, 'run', 'agent.sock');
     rmSync(sock, { force: true });
     this.health = createServer((req, res) => {
-      void this.healthNow().then((h) => {
-        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(
-          `${JSON.stringify({ server: this.o.server, sessions: this.sessions.length, ...h })}\n`,
-        );
-      });
+      const h = this.healthNow();
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(
+        `${JSON.stringify({ server: this.o.server, sessions: this.sessions.length, ...h })}\n`,
+      );
       void req;
     });
     await new Promise<void>((resolve, reject) => {

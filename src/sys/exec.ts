@@ -78,3 +78,47 @@ export function runSync(argv: readonly string[], opts: RunOptions = {}): RunResu
   if (r.status !== 0 && !opts.allowFailure) throw new CommandError(full, r.status, r.stderr);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+export interface LineStream {
+  stop(): void;
+}
+
+/**
+ * A long-running command whose stdout is consumed line by line (`ip monitor`). `onExit` runs
+ * once when the process ends by itself (not after stop()), with its exit code and stderr.
+ */
+export function streamLines(
+  argv: readonly string[],
+  onLine: (line: string) => void,
+  onExit: (code: number | null, stderr: string) => void,
+  opts: { netns?: string } = {},
+): LineStream {
+  const full = fullArgv(argv, opts.netns);
+  const child = spawn(full[0], full.slice(1), {
+    env: baseEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stopped = false;
+  let rest = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (rest + d).split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  let exited = false;
+  const exit = (code: number | null, why: string) => {
+    if (exited || stopped) return;
+    exited = true;
+    onExit(code, why);
+  };
+  child.on('error', (err) => exit(null, err.message));
+  child.on('close', (code) => exit(code, stderr));
+  return {
+    stop() {
+      stopped = true;
+      child.kill('SIGTERM');
+    },
+  };
+}
