@@ -611,7 +611,14 @@ export class Lab {
     this.save();
   }
 
-  async connect(user: string, opts: { server?: string; wait?: boolean } = {}): Promise<LabClient> {
+  /**
+   * `onStart` is called right before the OpenVPN client process is started (after the client's
+   * namespace and profile are ready): the benchmark's "client start".
+   */
+  async connect(
+    user: string,
+    opts: { server?: string; wait?: boolean; onStart?: () => void } = {},
+  ): Promise<LabClient> {
     const profile = await this.fleet.profile(user, { anyStatus: true });
     let client = this.clientFor(user);
     if (!client) {
@@ -642,6 +649,7 @@ export class Lab {
     writeFileAtomic(join(client.dir, 'profile.ovpn'), text, 0o600);
     const pidFile = join(client.dir, 'openvpn.pid');
     rmSync(pidFile, { force: true });
+    opts.onStart?.();
     await run(
       [
         'openvpn',
