@@ -10,6 +10,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { coalesced } from '../sys/coalesce.js';
 import { run } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { ControllerClient, parseEndpoint } from '../controller/client.js';
@@ -94,7 +95,13 @@ export class Agent {
       log: (l) => this.log(`management: ${l}`),
     });
     this.routeView = new RouteView({ log: this.log });
-    this.mgmt.on('client-established', () => void this.refreshSessions(true));
+    // A burst of connects (a server restart brings all its users back at once) costs one
+    // status + report after another, not one per client.
+    this.mgmt.on('client-established', () => {
+      this.sessionsChanged().catch((err: Error) =>
+        this.log(`session refresh failed: ${err.message}`),
+      );
+    });
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
     const version = join(o.bundleDir, 'VERSION');
     if (existsSync(version)) this.applied = readFileSync(version, 'utf8').trim();
@@ -264,6 +271,8 @@ export class Agent {
       await sleep(1000);
     }
   }
+
+  private readonly sessionsChanged = coalesced(() => this.refreshSessions(true));
 
   private async refreshSessions(reportNow: boolean): Promise<void> {
     try {

@@ -9,6 +9,7 @@
  * interface are flushed without an RTM_DELROUTE, so any link event (and a timer) triggers a
  * re-read, as does a failed delete.
  */
+import { coalesced } from '../sys/coalesce.js';
 import { type LineStream, run, streamLines } from '../sys/exec.js';
 
 export interface RouteEntry {
@@ -136,8 +137,6 @@ export class RouteView {
   private stopped = false;
   /** Events seen while a dump runs, replayed on top of it (the dump may predate them). */
   private pending?: Extract<MonitorEvent, { kind: 'route' }>[];
-  private dumping?: Promise<void>;
-  private again = false;
 
   constructor(
     private readonly o: {
@@ -177,19 +176,7 @@ export class RouteView {
   }
 
   /** Re-reads both tables; calls made while one runs share a single next read. */
-  resync(): Promise<void> {
-    if (this.dumping) {
-      this.again = true;
-      return this.dumping;
-    }
-    this.dumping = (async () => {
-      do {
-        this.again = false;
-        await this.dumpOnce();
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.dumping = undefined));
-    return this.dumping;
-  }
+  readonly resync = coalesced(() => this.dumpOnce());
 
   private async dumpOnce(): Promise<void> {
     this.pending = [];
