@@ -551,7 +551,17 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
     },
   });
 
+  /**
+   * Changes that take something away (revoke, disable, delete, groups) answer only once every
+   * server's new bundle is built and the agents are woken: when the call returns, the change is
+   * on its way.
+   */
   const afterWrite = () => core.refresh();
+  /**
+   * A new user takes nothing away from anyone: answer once stored and build in the background
+   * (requests meanwhile share one build); the servers have the user ~0.2–0.6 s later.
+   */
+  const afterAdd = () => void core.refresh();
   const users = ['users'];
 
   // ---- public ----
@@ -603,7 +613,8 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
     '/v1/users',
     {
       schema: {
-        summary: 'add a user (addresses from the pools unless pinned; a certificate is issued)',
+        summary:
+          'add a user (addresses from the pools unless pinned; a certificate is issued). Answers once the user is stored; the servers get the user within about a second',
         tags: users,
         body: S.newUserBody,
         response: { 201: S.userSchema, ...S.errorResponses },
@@ -619,7 +630,7 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
           ...(body.ipv6 !== undefined ? { ipv6: body.ipv6 } : {}),
         },
       ]);
-      await afterWrite();
+      afterAdd();
       return reply.code(201).send(user);
     },
   );
