@@ -24,26 +24,26 @@ export function isStale(reportedAt: string | undefined, now: Date, staleAfterMs:
  * the same on every run.
  */
 export function evictions(
-  sessions: readonly Pick<StoredSession, 'server' | 'user' | 'since'>[],
+  sessions: readonly Pick<StoredSession, 'server' | 'user' | 'since' | 'firstSeen'>[],
   staleServers: ReadonlySet<string>,
 ): Map<string, Eviction[]> {
-  // user → server → newest `since` of that user on that server
-  const newest = new Map<string, Map<string, string>>();
+  // user → server → that user's newest session on that server
+  const newest = new Map<string, Map<string, { since: string; firstSeen: string }>>();
   for (const s of sessions) {
     if (staleServers.has(s.server)) continue;
     let perServer = newest.get(s.user);
-    if (!perServer) newest.set(s.user, (perServer = new Map<string, string>()));
+    if (!perServer)
+      newest.set(s.user, (perServer = new Map<string, { since: string; firstSeen: string }>()));
     const prev = perServer.get(s.server);
-    if (prev === undefined || sinceMs(s.since) > sinceMs(prev)) perServer.set(s.server, s.since);
+    if (prev === undefined || newer(s, prev) < 0) perServer.set(s.server, s);
   }
   const out = new Map<string, Eviction[]>();
   for (const [user, perServer] of newest) {
     if (perServer.size < 2) continue;
     const ranked = [...perServer].sort(
-      ([aServer, aSince], [bServer, bSince]) =>
-        sinceMs(bSince) - sinceMs(aSince) || (aServer < bServer ? -1 : 1),
+      ([aServer, a], [bServer, b]) => newer(a, b) || (aServer < bServer ? -1 : 1),
     );
-    for (const [server, since] of ranked.slice(1)) {
+    for (const [server, { since }] of ranked.slice(1)) {
       let list = out.get(server);
       if (!list) out.set(server, (list = []));
       list.push({ user, since });
@@ -51,6 +51,17 @@ export function evictions(
   }
   for (const list of out.values()) list.sort((a, b) => (a.user < b.user ? -1 : 1));
   return out;
+}
+
+/**
+ * Negative when `a` is the newer session. OpenVPN's `since` has one-second resolution: within
+ * the same second (a quick move), the session the controller heard of later is the newer one.
+ */
+function newer(
+  a: { since: string; firstSeen: string },
+  b: { since: string; firstSeen: string },
+): number {
+  return sinceMs(b.since) - sinceMs(a.since) || sinceMs(b.firstSeen) - sinceMs(a.firstSeen);
 }
 
 function sinceMs(since: string): number {

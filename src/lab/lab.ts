@@ -605,6 +605,11 @@ export class Lab {
     if (!client) return;
     const p = this.clientProcess(user);
     if (p && isAlive(p)) await this.disconnect(user, 'SIGKILL');
+    // The kernel tears a deleted namespace down later (after its last process is gone): its
+    // veth peer on the public bridge would linger under the name the next client of this slot
+    // needs. Deleting that end now removes the pair at once.
+    const { link } = clientNode(this.state.prefix, user, client.index);
+    await run(['ip', '-n', link.a.ns, 'link', 'del', link.a.name], { allowFailure: true });
     await run(['ip', 'netns', 'del', client.ns], { allowFailure: true });
     this.state.clients = this.state.clients.filter((c) => c !== client);
     this.state.processes = this.state.processes.filter((q) => q.id !== `${client.ns}/openvpn`);

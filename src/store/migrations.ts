@@ -71,4 +71,10 @@ export const MIGRATIONS: string[] = [
     reported_at   TEXT
   );
   `,
+  // 3: when the controller first saw each session. OpenVPN's "connected since" has one-second
+  // resolution: a user who moves within the same second has two sessions with equal `since`,
+  // and only the order in which they were first reported tells the newer one.
+  `
+  ALTER TABLE sessions ADD COLUMN first_seen TEXT;
+  `,
 ];

@@ -54,6 +54,35 @@ describe('SqliteStore on a real file', () => {
 
   const add = (users: NewUser[], now = FIXED_NOW) => store.createUsers(users, POOLS, now, 'test');
 
+  it('keeps when it first saw a session across reports, and forgets sessions that are gone', () => {
+    const session = (user: string, clientId: number) => ({
+      user,
+      realAddress: `198.51.100.${clientId}:1194`,
+      since: '2030-01-01T10:00:00.000Z',
+      bytesIn: 0,
+      bytesOut: 0,
+      clientId,
+    });
+    const health = { openvpn: true, routing: true, ruleset: true, draining: false, ok: true };
+    const at = (s: number) => `2030-01-01T10:00:0${s}.000Z`;
+    store.recordReport('vpn11', { at: at(1), health, sessions: [session('alice', 1)] });
+    store.recordReport('vpn11', {
+      at: at(2),
+      health,
+      sessions: [session('alice', 1), session('bob', 2)],
+    });
+    const seen = () =>
+      Object.fromEntries(store.listSessions('vpn11').map((x) => [x.user, x.firstSeen]));
+    expect(seen()).toEqual({ alice: at(1), bob: at(2) });
+    // alice reconnected (new client id): a new session, first seen now
+    store.recordReport('vpn11', {
+      at: at(3),
+      health,
+      sessions: [session('alice', 3), session('bob', 2)],
+    });
+    expect(seen()).toEqual({ alice: at(3), bob: at(2) });
+  });
+
   it('applies every migration to a fresh file, once', () => {
     store.createUsers([newUser('alice')], POOLS, FIXED_NOW, 'test');
     store.close();

@@ -61,6 +61,7 @@ interface SessionRow {
   bytes_out: number;
   client_id: number;
   reported_at: string;
+  first_seen: string | null;
 }
 
 interface ServerRow {
@@ -83,6 +84,7 @@ function toSession(r: SessionRow): StoredSession {
     bytesOut: r.bytes_out,
     clientId: r.client_id,
     reportedAt: r.reported_at,
+    firstSeen: r.first_seen ?? r.reported_at,
   };
 }
 
@@ -487,10 +489,18 @@ export class SqliteStore implements FleetStore {
 
   recordReport(server: string, report: ServerReport): void {
     this.transaction(() => {
+      const key = (user: string, since: string, clientId: number) =>
+        `${user}\0${since}\0${clientId}`;
+      const seen = new Map(
+        this.db
+          .prepare<[string], SessionRow>('SELECT * FROM sessions WHERE server = ?')
+          .all(server)
+          .map((r) => [key(r.user, r.since, r.client_id), r.first_seen ?? r.reported_at]),
+      );
       this.db.prepare('DELETE FROM sessions WHERE server = ?').run(server);
       const insert = this.db.prepare(
-        `INSERT OR REPLACE INTO sessions (server, user, real_address, ipv4, ipv6, since, bytes_in, bytes_out, client_id, reported_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO sessions (server, user, real_address, ipv4, ipv6, since, bytes_in, bytes_out, client_id, reported_at, first_seen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const s of report.sessions) {
         insert.run(
@@ -504,6 +514,7 @@ export class SqliteStore implements FleetStore {
           s.bytesOut,
           s.clientId,
           report.at,
+          seen.get(key(s.user, s.since, s.clientId)) ?? report.at,
         );
       }
       this.db

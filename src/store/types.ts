@@ -79,6 +79,8 @@ export interface StoredSession {
   bytesOut: number;
   clientId: number;
   reportedAt: string;
+  /** When the controller first saw this session in a report (orders sessions of equal since). */
+  firstSeen: string;
 }
 
 /** What the controller knows about one VPN server. */
@@ -97,7 +99,7 @@ export interface ServerReport {
   at: string;
   health: Record<string, unknown>;
   bundleDigest?: string;
-  sessions: Omit<StoredSession, 'server' | 'reportedAt'>[];
+  sessions: Omit<StoredSession, 'server' | 'reportedAt' | 'firstSeen'>[];
 }
 
 export interface FleetStore {
