@@ -403,9 +403,34 @@ async function spreadOver(lab: Lab, watch: RouteWatch, group: UserAddr[]) {
 }
 
 /**
- * Rounds of: CRASH_USERS users connect with full profiles (dc1's load balancer first, which
- * hashes over its servers), the busier server is `hit`, and each of its users gives one sample:
- * until the core routes it via another server. `heal` brings the server back.
+ * Round `round`'s server, dialled first, and a server of another site as the only other remote:
+ * a profile without a load balancer. Every user of the group is on the victim.
+ */
+async function dialDirectly(
+  lab: Lab,
+  watch: RouteWatch,
+  group: UserAddr[],
+  round: number,
+): Promise<[string, UserAddr[]]> {
+  const [victim, next] = movePairs(lab)[round % lab.plan.servers.length];
+  for (const u of group) await lab.connect(u.name, { server: `${victim},${next}`, wait: false });
+  await Promise.all(
+    group.map((u) =>
+      watch.until(
+        `${u.name} via ${victim}`,
+        (s) => viaServers(lab, s, u.ipv4).join() === victim,
+        60_000,
+      ),
+    ),
+  );
+  return [victim, group];
+}
+
+/**
+ * Rounds of: CRASH_USERS users connect — by default with full profiles (dc1's load balancer
+ * first, which hashes over its servers; the busier server is the victim) — the victim is `hit`,
+ * and each of its users gives one sample: until the core routes it via another server. `heal`
+ * brings the server back.
  */
 async function offServer(
   lab: Lab,
@@ -416,11 +441,17 @@ async function offServer(
   hit: (victim: string) => Promise<unknown>,
   heal: (victim: string) => Promise<unknown>,
   report: (victim: string, count: number, round: number) => void,
+  place: (
+    lab: Lab,
+    watch: RouteWatch,
+    group: UserAddr[],
+    round: number,
+  ) => Promise<[string, UserAddr[]]> = spreadOver,
 ): Promise<void> {
   const watch = routerWatch(lab);
   for (let round = 0; round < rounds; round++) {
     const group = users.take(CRASH_USERS);
-    const [victim, victims] = await spreadOver(lab, watch, group);
+    const [victim, victims] = await place(lab, watch, group, round);
     const t0 = now();
     const hitting = hit(victim);
     await Promise.all(
@@ -445,22 +476,30 @@ async function offServer(
   }
 }
 
-/** 4. kill -9 of a server's OpenVPN. */
-function serverCrash(lab: Lab, design: Design, users: Users, samples: Samples): Promise<void> {
-  const out = (samples.serverCrash ??= []);
-  return offServer(
-    lab,
-    users,
-    CRASH_ROUNDS,
-    out,
-    150_000,
-    (v) => lab.stopComponent('openvpn', v, 'SIGKILL'),
-    (v) => lab.startComponent('openvpn', v),
-    (v, n, round) =>
-      say(
-        `  ${design}: kill -9 of ${v}'s OpenVPN (${n} users) → via another, round ${round}: ${fmt(out)}`,
-      ),
-  );
+/** 4. kill -9 of a server's OpenVPN; 4b. the same with the server dialled directly. */
+async function serverCrash(
+  lab: Lab,
+  design: Design,
+  users: Users,
+  samples: Samples,
+): Promise<void> {
+  for (const direct of [false, true]) {
+    const out = (samples[direct ? 'serverCrashDirect' : 'serverCrash'] ??= []);
+    await offServer(
+      lab,
+      users,
+      CRASH_ROUNDS,
+      out,
+      150_000,
+      (v) => lab.stopComponent('openvpn', v, 'SIGKILL'),
+      (v) => lab.startComponent('openvpn', v),
+      (v, n, round) =>
+        say(
+          `  ${design}: kill -9 of ${v}'s OpenVPN (${n} users${direct ? ', dialled directly' : ''}) → via another, round ${round}: ${fmt(out)}`,
+        ),
+      direct ? dialDirectly : spreadOver,
+    );
+  }
 }
 
 /**
@@ -832,6 +871,13 @@ function figures(
       note: `${CRASH_USERS} users connect with their full profile (dc1's load balancer first); the server holding most of them is killed; one sample per user of that server, until the core routes its /32 via another server.`,
     },
     {
+      id: 'serverCrashDirect',
+      title: "4b. kill -9 of a directly dialled server's OpenVPN → users via another",
+      samples: both('serverCrashDirect'),
+      targetP95Ms: 12_000,
+      note: `${CRASH_USERS} users whose profile lists the victim first and a server of another site second (no load balancer: the client itself must give up on the dead server); one sample per user, until the core routes its /32 via the other server.`,
+    },
+    {
       id: 'drain',
       title: '5. drain of a server → its users via others',
       samples: both('drain'),
@@ -932,7 +978,8 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   say(`ovpn-fleet lab benchmark (${MODE}): ours vs the seed's design, node ${process.version}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'ovf-labbench-'));
-  const needed = BATCHES * BATCH * 2 + (CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS + STORM_CLIENTS;
+  const needed =
+    BATCHES * BATCH * 2 + (2 * CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS + STORM_CLIENTS;
   let fleet: Fleet | undefined;
   try {
     fleet = await Fleet.init(dir);
@@ -975,8 +1022,8 @@ async function main(): Promise<void> {
     const tg = targets(figs, fw);
     const notes = [
       `Figures 1–2 and 6 take the time of the core's \`ip monitor route\` event (no poll interval, nothing spawned while a sample runs). Figures 3–5 poll the core's and site routers' tables (\`ip -n NS -j route show\`) every 50 ms; each of their samples is late by up to one interval.`,
-      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figure 4 ${CRASH_ROUNDS} server crashes, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 10a ${CHANGES} changes.`,
-      "Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs; our profiles add `explicit-exit-notify 1`, `connect-retry 0 5` and `server-poll-timeout 2`, the seed's have none of them.",
+      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figures 4 and 4b ${CRASH_ROUNDS} server crashes each, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 10a ${CHANGES} changes.`,
+      "Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs; our profiles add `explicit-exit-notify 1`, `connect-retry 0 5` and `server-poll-timeout 1`, the seed's have none of them.",
     ];
     mkdirSync(RESULTS, { recursive: true });
     const durationS = (Date.now() - t0) / 1000;

@@ -645,11 +645,15 @@ export class Lab {
     if (existing && isAlive(existing)) await this.disconnect(user);
     let text = this.state.seed ? seedProfile(profile) : profile;
     if (opts.server) {
-      const s = this.plan.servers.find((x) => x.name === opts.server);
-      if (!s) throw new InputError('--server', `no server named ${opts.server}`);
+      // "vpn11" or "vpn11,vpn21": these servers, dialled directly, in this order.
+      const remotes = opts.server.split(',').map((name) => {
+        const s = this.plan.servers.find((x) => x.name === name.trim());
+        if (!s) throw new InputError('--server', `no server named ${name.trim()}`);
+        return `remote ${s.address} ${this.state.port}\n`;
+      });
       text = text
         .replace(/^remote .*\n/gm, '')
-        .replace(/^client\n/m, `client\nremote ${s.address} ${this.state.port}\n`);
+        .replace(/^client\n/m, `client\n${remotes.join('')}`);
     }
     writeFileAtomic(join(client.dir, 'profile.ovpn'), text, 0o600);
     const pidFile = join(client.dir, 'openvpn.pid');

@@ -15,7 +15,7 @@ openvpn:
   proto: udp
   keepalive: { interval: 3, timeout: 10 }   # clients: ping 3 s, restart after 10 s silence
   handWindow: 10                # seconds a client waits for the TLS handshake of one remote
-  serverPollTimeout: 2          # seconds a client waits for a silent remote before the next one
+  serverPollTimeout: 1          # seconds a client waits for a silent remote before the next one
   dataCiphers: [AES-256-GCM, CHACHA20-POLY1305]
   push:
     dns: [10.20.0.53]

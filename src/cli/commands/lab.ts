@@ -114,7 +114,10 @@ export function registerLab(program: Command): void {
     lab
       .command('connect <user>')
       .description("start the user's OpenVPN client with their profile")
-      .option('--server <name>', 'dial this server only'),
+      .option(
+        '--server <names>',
+        'dial these servers directly, in this order (vpn11 or vpn11,vpn21)',
+      ),
   ).action(async (user: string, opts: LabOpts & { server?: string }, cmd: Command) => {
     await withFleet(cmd, async (fleet) => {
       const l = Lab.open(fleet, opts.prefix);
