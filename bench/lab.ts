@@ -190,65 +190,52 @@ async function connectDisconnect(
   users: Users,
   samples: Samples,
 ): Promise<void> {
-  const watch = await coreWatch(lab);
-  try {
-    await connectDisconnectBatches(lab, design, users, samples, watch);
-  } finally {
-    watch.close();
-  }
-}
-
-async function connectDisconnectBatches(
-  lab: Lab,
-  design: Design,
-  users: Users,
-  samples: Samples,
-  watch: MonitorWatch,
-): Promise<void> {
   const servers = lab.plan.servers.map((s) => s.name);
-  for (let b = 0; b < BATCHES; b++) {
-    const batch = users.take(BATCH);
-    // 1. one at a time, so each connect has the machine to itself
-    for (const [i, u] of batch.entries()) {
-      const called = now();
-      let t0 = called;
-      const both = design === 'ovpn-fleet';
-      const v4 = watch.until(`${u.name} /32 on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000);
-      const v46 = both
-        ? watch.until(
-            `${u.name} /32 and /128 on the core`,
-            (s) => coreHas(lab, s, u.ipv4) && coreHas(lab, s, u.ipv6),
-            60_000,
-          )
-        : undefined;
-      await lab.connect(u.name, {
-        server: servers[i % servers.length],
-        wait: false,
-        onStart: () => (t0 = now()),
-      });
-      const at4 = await v4;
-      (samples.connect4 ??= []).push(at4 - t0);
-      // The same, counted from the lab's call: with the client's namespace and profile setup.
-      (samples.connect4Lab ??= []).push(at4 - called);
-      if (v46) (samples.connect46 ??= []).push((await v46) - t0);
+  await withCoreWatch(lab, async (watch) => {
+    for (let b = 0; b < BATCHES; b++) {
+      const batch = users.take(BATCH);
+      // 1. one at a time, so each connect has the machine to itself
+      for (const [i, u] of batch.entries()) {
+        const called = now();
+        let t0 = called;
+        const both = design === 'ovpn-fleet';
+        const v4 = watch.until(`${u.name} /32 on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000);
+        const v46 = both
+          ? watch.until(
+              `${u.name} /32 and /128 on the core`,
+              (s) => coreHas(lab, s, u.ipv4) && coreHas(lab, s, u.ipv6),
+              60_000,
+            )
+          : undefined;
+        await lab.connect(u.name, {
+          server: servers[i % servers.length],
+          wait: false,
+          onStart: () => (t0 = now()),
+        });
+        const at4 = await v4;
+        (samples.connect4 ??= []).push(at4 - t0);
+        // The same, counted from the lab's call: with the client's namespace and profile setup.
+        (samples.connect4Lab ??= []).push(at4 - called);
+        if (v46) (samples.connect46 ??= []).push((await v46) - t0);
+      }
+      say(`  ${design}: connect → /32 on the core, batch ${b + 1}: ${fmt(samples.connect4)}`);
+      // 2. all at once: the seed's withdrawal waits out the server's ping-restart
+      await Promise.all(
+        batch.map(async (u) => {
+          const t0 = now();
+          const gone = watch.until(
+            `${u.name} /32 gone from the core`,
+            (s) => !coreHas(lab, s, u.ipv4),
+            90_000,
+          );
+          await lab.disconnect(u.name, 'SIGTERM');
+          (samples.disconnect4 ??= []).push((await gone) - t0);
+        }),
+      );
+      say(`  ${design}: SIGTERM → /32 gone, batch ${b + 1}: ${fmt(samples.disconnect4)}`);
+      await Promise.all(batch.map((u) => lab.forget(u.name)));
     }
-    say(`  ${design}: connect → /32 on the core, batch ${b + 1}: ${fmt(samples.connect4)}`);
-    // 2. all at once: the seed's withdrawal waits out the server's ping-restart
-    await Promise.all(
-      batch.map(async (u) => {
-        const t0 = now();
-        const gone = watch.until(
-          `${u.name} /32 gone from the core`,
-          (s) => !coreHas(lab, s, u.ipv4),
-          90_000,
-        );
-        await lab.disconnect(u.name, 'SIGTERM');
-        (samples.disconnect4 ??= []).push((await gone) - t0);
-      }),
-    );
-    say(`  ${design}: SIGTERM → /32 gone, batch ${b + 1}: ${fmt(samples.disconnect4)}`);
-    await Promise.all(batch.map((u) => lab.forget(u.name)));
-  }
+  });
 }
 
 /** Pairs of servers in different sites, so the core's next hop tells them apart too. */
@@ -380,9 +367,14 @@ class MonitorWatch {
   }
 }
 
-/** The core's IPv4 and IPv6 tables, event-driven. */
-function coreWatch(lab: Lab): Promise<MonitorWatch> {
-  return MonitorWatch.start(lab.plan.core);
+/** Runs `fn` with the core's IPv4 and IPv6 tables watched (event-driven), then stops watching. */
+async function withCoreWatch(lab: Lab, fn: (watch: MonitorWatch) => Promise<void>): Promise<void> {
+  const watch = await MonitorWatch.start(lab.plan.core);
+  try {
+    await fn(watch);
+  } finally {
+    watch.close();
+  }
 }
 
 /** Connects a group with full profiles and returns who ended up on which server. */
@@ -541,52 +533,39 @@ async function revoke(
   fleet: Fleet,
   admin?: ControllerClient,
 ): Promise<void> {
-  const watch = await coreWatch(lab);
-  try {
-    await revokeGroup(lab, design, group, samples, fleet, watch, admin);
-  } finally {
-    watch.close();
-  }
-}
-
-async function revokeGroup(
-  lab: Lab,
-  design: Design,
-  group: UserAddr[],
-  samples: Samples,
-  fleet: Fleet,
-  watch: MonitorWatch,
-  admin?: ControllerClient,
-): Promise<void> {
   const servers = lab.plan.servers.map((x) => x.name);
-  for (const [i, u] of group.entries())
-    await lab.connect(u.name, { server: servers[i % servers.length], wait: false });
-  await Promise.all(
-    group.map((u) => watch.until(`${u.name} on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000)),
-  );
-  const gone = (u: UserAddr) => (s: Snapshot) =>
-    !coreHas(lab, s, u.ipv4) && (design === 'seed' || !coreHas(lab, s, u.ipv6));
-  if (admin) {
-    for (const u of group) {
-      const t0 = now();
-      await admin.call('POST', `/v1/users/${u.name}/revoke`);
-      (samples.revoke ??= []).push((await watch.until(`${u.name} gone`, gone(u), 60_000)) - t0);
-    }
-  } else {
-    const t0 = now();
-    for (const u of group) await fleet.setStatus(u.name, 'revoked');
-    await lab.sync();
+  await withCoreWatch(lab, async (watch) => {
+    for (const [i, u] of group.entries())
+      await lab.connect(u.name, { server: servers[i % servers.length], wait: false });
     await Promise.all(
-      group.map(async (u) => {
-        const at = await watch
-          .until(`${u.name} gone`, gone(u), REVOKE_GIVE_UP_MS)
-          .catch(() => t0 + REVOKE_GIVE_UP_MS);
-        (samples.revoke ??= []).push(at - t0);
-      }),
+      group.map((u) =>
+        watch.until(`${u.name} on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000),
+      ),
     );
-  }
-  say(`  ${design}: revoke → session gone from the core: ${fmt(samples.revoke)}`);
-  await Promise.all(group.map((u) => lab.forget(u.name)));
+    const gone = (u: UserAddr) => (s: Snapshot) =>
+      !coreHas(lab, s, u.ipv4) && (design === 'seed' || !coreHas(lab, s, u.ipv6));
+    if (admin) {
+      for (const u of group) {
+        const t0 = now();
+        await admin.call('POST', `/v1/users/${u.name}/revoke`);
+        (samples.revoke ??= []).push((await watch.until(`${u.name} gone`, gone(u), 60_000)) - t0);
+      }
+    } else {
+      const t0 = now();
+      for (const u of group) await fleet.setStatus(u.name, 'revoked');
+      await lab.sync();
+      await Promise.all(
+        group.map(async (u) => {
+          const at = await watch
+            .until(`${u.name} gone`, gone(u), REVOKE_GIVE_UP_MS)
+            .catch(() => t0 + REVOKE_GIVE_UP_MS);
+          (samples.revoke ??= []).push(at - t0);
+        }),
+      );
+    }
+    say(`  ${design}: revoke → session gone from the core: ${fmt(samples.revoke)}`);
+    await Promise.all(group.map((u) => lab.forget(u.name)));
+  });
 }
 
 /** CPU seconds (user + system) used so far by the lab's processes of one kind. */
