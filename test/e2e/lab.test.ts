@@ -276,12 +276,14 @@ describe.runIf(runs)('lab: the example fleet running for real', () => {
   it('spreads clients over a load-balanced site and brings them back when a server dies', async () => {
     const lbUsers = Object.keys(users).filter((u) => u.startsWith('lb'));
     for (const u of lbUsers) await cliOk(dir, ['lab', 'connect', u, '--prefix', PREFIX]); // full profile: dc1's LB first
+    // The core learns a route ~50 ms after the tunnel is up; which server holds the session
+    // comes from OpenVPN's status file, rewritten once a second. Wait for both.
     await waitUntil(
-      'every lb client known to the core',
+      'every lb client on a server and known to the core',
       async () =>
         (await labStatus(dir, PREFIX))
           .filter((s) => lbUsers.includes(s.user))
-          .every((s) => s.coreKnows),
+          .every((s) => s.server !== undefined && s.coreKnows),
       30_000,
     );
     const before = (await labStatus(dir, PREFIX)).filter((s) => lbUsers.includes(s.user));
