@@ -48,6 +48,13 @@ const REVOKE_USERS = FULL ? 10 : 3;
 /** How long the benchmark waits for a revoked session to end before it gives up. */
 const REVOKE_GIVE_UP_MS = FULL ? 20_000 : 10_000;
 const STORM_CLIENTS = 150;
+/** Figure 8 rounds, each with fresh users, STORM_PAUSE_MS apart. */
+const STORM_ROUNDS = FULL ? 3 : 1;
+/**
+ * Between storm rounds: the seed's servers keep a stopped client's session until their
+ * ping-restart (20 s, its profiles send no exit notification); both designs wait the same.
+ */
+const STORM_PAUSE_MS = 22_000;
 const CHANGES = FULL ? 30 : 10;
 const API_USERS = FULL ? 500 : 30;
 const STATUS_CALLS = FULL ? 100 : 30;
@@ -610,10 +617,24 @@ async function allReachable(ns: string, addrs: string[], timeoutMs: number): Pro
 
 /**
  * 8. 150 clients start at once (16 in flight, full profiles): until a service host reaches
- * every one of them, and the CPU the servers' OpenVPN (and our agents) used meanwhile. With the
- * sessions up, 10c: how long `status` (servers + sessions from the controller) takes.
+ * every one of them, and the CPU the servers' OpenVPN (and our agents) used meanwhile;
+ * STORM_ROUNDS rounds with fresh users. With the first round's sessions up, 10c: how long
+ * `status` (servers + sessions from the controller) takes.
  */
 async function storm(
+  lab: Lab,
+  design: Design,
+  users: Users,
+  samples: Samples,
+  admin?: ControllerClient,
+): Promise<void> {
+  for (let round = 0; round < STORM_ROUNDS; round++) {
+    if (round > 0) await sleep(STORM_PAUSE_MS);
+    await stormRound(lab, design, users, samples, round === 0 ? admin : undefined);
+  }
+}
+
+async function stormRound(
   lab: Lab,
   design: Design,
   users: Users,
@@ -635,11 +656,13 @@ async function storm(
   (samples.storm ??= []).push(ms);
   const servers = cpuDelta(cpu0, cpuSeconds(lab, 'openvpn-server'));
   const agents = cpuDelta(agents0, cpuSeconds(lab, 'agent'));
-  samples.stormCpuServers = [servers.reduce((a, b) => a + b, 0)];
-  samples.stormCpuBusiest = [Math.max(...servers)];
-  if (agents.length) samples.stormCpuAgents = [agents.reduce((a, b) => a + b, 0)];
+  const all = servers.reduce((a, b) => a + b, 0);
+  const agentsAll = agents.reduce((a, b) => a + b, 0);
+  (samples.stormCpuServers ??= []).push(all);
+  (samples.stormCpuBusiest ??= []).push(Math.max(...servers));
+  if (agents.length) (samples.stormCpuAgents ??= []).push(agentsAll);
   say(
-    `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${samples.stormCpuServers[0].toFixed(1)} s in all (busiest server ${samples.stormCpuBusiest[0].toFixed(1)} s)${agents.length ? `, agents ${samples.stormCpuAgents[0].toFixed(1)} s` : ''}`,
+    `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${all.toFixed(1)} s in all (busiest server ${Math.max(...servers).toFixed(1)} s)${agents.length ? `, agents ${agentsAll.toFixed(1)} s` : ''}`,
   );
   if (admin) {
     const deadline = Date.now() + 30_000;
@@ -881,7 +904,7 @@ function figures(
       title: `8. ${STORM_CLIENTS} clients at once → all reachable`,
       samples: both('storm'),
       targetP95Ms: 60_000,
-      note: 'full profiles, 16 clients starting at any time, from the first start until a service host has pinged every user (one sample per design and run; CPU under Other results).',
+      note: `full profiles, 16 clients starting at any time, from the first start until a service host has pinged every user; ${STORM_ROUNDS === 1 ? 'one round' : `${STORM_ROUNDS} rounds of fresh users, ${STORM_PAUSE_MS / 1000} s apart`} per design (CPU under Other results).`,
     },
     {
       id: 'change',
@@ -901,18 +924,26 @@ function figures(
 
 function facts(results: Record<Design, Samples>): string[] {
   const one = (d: Design, k: string) => results[d][k]?.[0];
+  // One value per storm round; a range when there were several.
+  const span = (d: Design, k: string, show: (x: number) => string) => {
+    const v = results[d][k];
+    if (!v?.length) return undefined;
+    const lo = Math.min(...v);
+    const hi = Math.max(...v);
+    return lo === hi ? show(lo) : `${show(lo)}–${show(hi)}`;
+  };
   const cpu = (d: Design) => {
-    const all = one(d, 'stormCpuServers');
+    const s = (x: number) => x.toFixed(1);
+    const all = span(d, 'stormCpuServers', s);
     if (all === undefined) return `${d}: not measured`;
-    const storm = one(d, 'storm') ?? NaN;
-    const agents = one(d, 'stormCpuAgents');
-    return `${d}: ${all.toFixed(1)} CPU-s in all six OpenVPN servers over ${seconds(storm)} (busiest server ${one(d, 'stormCpuBusiest').toFixed(1)} CPU-s)${agents === undefined ? '' : `; agents ${agents.toFixed(1)} CPU-s`}`;
+    const agents = span(d, 'stormCpuAgents', s);
+    return `${d}: ${all} CPU-s in all six OpenVPN servers over ${span(d, 'storm', seconds)} (busiest server ${span(d, 'stormCpuBusiest', s)} CPU-s)${agents === undefined ? '' : `; agents ${agents} CPU-s`}`;
   };
   const rate = one('ovpn-fleet', 'apiRate');
   const parallel = one('ovpn-fleet', 'apiRateParallel');
   const per = results['ovpn-fleet'].apiUserMs;
   return [
-    `8. server CPU while ${STORM_CLIENTS} clients connect — ${cpu('ovpn-fleet')}; ${cpu('seed')}.`,
+    `8. server CPU while ${STORM_CLIENTS} clients connect${STORM_ROUNDS > 1 ? ` (${STORM_ROUNDS} rounds: lowest–highest)` : ''} — ${cpu('ovpn-fleet')}; ${cpu('seed')}.`,
     `10b. user creation through the API: ${rate === undefined ? 'not measured' : `${rate.toFixed(0)} users/s one request after another`}${per?.length ? ` (per request ${fmt(per)}: each issues a certificate and answers once the user is stored; the rate counts until every server has applied the last user)` : ''}${parallel === undefined ? '' : `; ${parallel.toFixed(0)} users/s with 8 clients at once`}. For bulk loads \`user import\` takes 10,000 users in < 1 s.`,
   ];
 }
@@ -958,7 +989,9 @@ async function main(): Promise<void> {
   say(`ovpn-fleet lab benchmark (${MODE}): ours vs the seed's design, node ${process.version}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'ovf-labbench-'));
   const needed =
-    BATCHES * BATCH * 2 + (2 * CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS + STORM_CLIENTS;
+    BATCHES * BATCH * 2 +
+    (2 * CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS +
+    STORM_ROUNDS * STORM_CLIENTS;
   let fleet: Fleet | undefined;
   try {
     fleet = await Fleet.init(dir);
@@ -1001,7 +1034,7 @@ async function main(): Promise<void> {
     const tg = targets(figs, fw);
     const notes = [
       `Figures 1–2 and 6 take the time of the core's \`ip monitor route\` event (no poll interval, nothing spawned while a sample runs). Figures 3–5 poll the core's and site routers' tables (\`ip -n NS -j route show\`) every 50 ms; each of their samples is late by up to one interval.`,
-      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figures 4 and 4b ${CRASH_ROUNDS} server crashes each, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 10a ${CHANGES} changes.`,
+      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figures 4 and 4b ${CRASH_ROUNDS} server crashes each, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 8 ${STORM_ROUNDS} round(s), figure 10a ${CHANGES} changes.`,
       "Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs; our profiles add `explicit-exit-notify 1`, `connect-retry 0 5` and `server-poll-timeout 1`, the seed's have none of them.",
     ];
     mkdirSync(RESULTS, { recursive: true });

@@ -45,11 +45,17 @@ describe.runIf(runs)(`lab: ${N} clients at once`, () => {
     const t0 = Date.now();
     const up = await cliOk(dir, ['lab', 'up', '--prefix', PREFIX, '--clients', String(N)], 600_000);
     console.log(up.trim());
-    const status = await labStatus(dir, PREFIX);
+    // Which server holds a session comes from OpenVPN's status file, rewritten once a second.
+    let status = await labStatus(dir, PREFIX);
+    await waitUntil(
+      `all ${N} sessions on a server`,
+      async () => (status = await labStatus(dir, PREFIX)).every((s) => s.server !== undefined),
+      30_000,
+      500,
+    );
     expect(status).toHaveLength(N);
     const perServer = new Map<string, number>();
-    for (const s of status)
-      perServer.set(s.server ?? '?', (perServer.get(s.server ?? '?') ?? 0) + 1);
+    for (const s of status) perServer.set(s.server!, (perServer.get(s.server!) ?? 0) + 1);
     console.log(`sessions per server: ${[...perServer].map(([k, v]) => `${k}=${v}`).join(' ')}`);
     expect(perServer.size).toBeGreaterThanOrEqual(2);
 
