@@ -717,15 +717,21 @@ export class Lab {
         // A revoked certificate gets no AUTH_FAILED: the server aborts the TLS handshake and the
         // client only sees it time out after hand-window, then would retry forever.
         const tlsFailed = /TLS handshake failed/.test(log);
-        if (tlsFailed || !p || !isAlive(p)) {
-          if (tlsFailed && p) await stopProcess(p, 2000);
-          const reason = tlsFailed
-            ? this.serverLogsMention(`certificate revoked: CN=${user}`)
-              ? 'the server refused its certificate (revoked)'
-              : 'the TLS handshake failed'
-            : /AUTH_FAILED/.test(log)
-              ? 'the server refused it (AUTH_FAILED)'
-              : 'the client exited';
+        // A closed port (OpenVPN stopped, or a drained server's reject rule) answers with ICMP
+        // port unreachable, which the client logs as ECONNREFUSED and then dials the same
+        // remote again, forever. With one remote in the profile that is a final answer.
+        const refused = /ECONNREFUSED/.test(log) && c !== undefined && this.remoteCount(c) === 1;
+        if (tlsFailed || refused || !p || !isAlive(p)) {
+          if ((tlsFailed || refused) && p) await stopProcess(p, 2000);
+          const reason = refused
+            ? 'the server refused the connection (its OpenVPN port is closed: stopped or draining)'
+            : tlsFailed
+              ? this.serverLogsMention(`certificate revoked: CN=${user}`)
+                ? 'the server refused its certificate (revoked)'
+                : 'the TLS handshake failed'
+              : /AUTH_FAILED/.test(log)
+                ? 'the server refused it (AUTH_FAILED)'
+                : 'the client exited';
           throw new Conflict(
             `${user} could not connect: ${reason} (see "ovpn-fleet lab logs ${user}")`,
           );
@@ -736,6 +742,12 @@ export class Lab {
       timeoutMs,
       100,
     );
+  }
+
+  /** How many remotes the client's profile dials. */
+  private remoteCount(c: LabClient): number {
+    const f = join(c.dir, 'profile.ovpn');
+    return existsSync(f) ? (readFileSync(f, 'utf8').match(/^remote /gm) ?? []).length : 0;
   }
 
   private serverLogsMention(text: string): boolean {
@@ -756,9 +768,15 @@ export class Lab {
 
   // ---------------------------------------------------------------- status
 
-  /** Which server each connected user is on (from the servers' status files). */
-  sessions(): Map<string, { server: string; ipv4: string; ipv6: string; real: string }> {
-    const out = new Map<string, { server: string; ipv4: string; ipv6: string; real: string }>();
+  /**
+   * Which server each connected user is on (from the servers' status files). A user can be
+   * listed by two servers for a few seconds: a server that sent a client away (drain, a newer
+   * session elsewhere) keeps the old session until OpenVPN's scheduled exit (5 s). The newest
+   * session wins ("connected since", one-second resolution); within the same second, the one
+   * the core routes to.
+   */
+  sessions(): Map<string, LabSession[]> {
+    const out = new Map<string, LabSession[]>();
     for (const s of this.plan.servers) {
       // A crashed server leaves its last status file behind: only live servers count.
       const p = this.state.processes.find((q) => q.id === `${s.ns}/openvpn`);
@@ -771,8 +789,12 @@ export class Lab {
       }
       for (const line of text.split('\n')) {
         const f = line.split('\t');
-        if (f[0] === 'CLIENT_LIST')
-          out.set(f[1], { server: s.name, real: f[2], ipv4: f[3], ipv6: f[4] });
+        if (f[0] !== 'CLIENT_LIST') continue;
+        const row = { server: s.name, real: f[2], ipv4: f[3], ipv6: f[4], since: Number(f[8]) };
+        const seen = out.get(f[1]) ?? [];
+        const newest = seen[0]?.since ?? -Infinity;
+        if (row.since > newest) out.set(f[1], [row]);
+        else if (row.since === newest) seen.push(row);
       }
     }
     return out;
@@ -818,11 +840,12 @@ export class Lab {
       const p = this.clientProcess(c.user);
       const running = p !== undefined && isAlive(p);
       const tun = running ? await this.tunnelAddresses(c.user) : {};
-      const session = sessions.get(c.user);
-      const ipv4 = tun.ipv4 ?? session?.ipv4;
-      const ipv6 = tun.ipv6 ?? session?.ipv6;
+      const candidates = sessions.get(c.user) ?? [];
+      const ipv4 = tun.ipv4 ?? candidates[0]?.ipv4;
+      const ipv6 = tun.ipv6 ?? candidates[0]?.ipv6;
       const via4 = ipv4 ? await this.coreRouteVia(ipv4) : [];
       const via6 = ipv6 ? await this.coreRouteVia(ipv6) : [];
+      const session = candidates.find((x) => via4.includes(x.server)) ?? candidates[0];
       rows.push({
         user: c.user,
         client: running ? 'running' : 'stopped',
@@ -939,6 +962,16 @@ export class Lab {
     log(`lab "${prefix}" removed: ${namespaces} namespaces, ${processes} processes stopped`);
     return { namespaces, processes };
   }
+}
+
+/** One CLIENT_LIST row of a server's status file. */
+export interface LabSession {
+  server: string;
+  ipv4: string;
+  ipv6: string;
+  real: string;
+  /** "Connected Since (time_t)": seconds. */
+  since: number;
 }
 
 export interface LabUserStatus {
