@@ -6,12 +6,12 @@
  * Writes bench/results/{report.md,report.json,latency.svg}.
  *
  *   npm run bench:lab [-- --quick | --full]   or   ovpn-fleet lab bench [--full]
- *   (root; --quick is the default, < 5 min; --full < 30 min)
+ *   (root; --quick is the default, ~8 min; --full ~25 min)
  *
  * Route times on the core come from `ip -n CORE monitor route` events (figures 1–2, 6); figures
  * 3–5 need the site routers' next hops too and poll `ip -n NS -j route show` every 50 ms.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -446,26 +446,42 @@ async function offServer(
     group: UserAddr[],
     round: number,
   ) => Promise<[string, UserAddr[]]> = spreadOver,
+  busy = false,
 ): Promise<void> {
   const watch = routerWatch(lab);
   for (let round = 0; round < rounds; round++) {
     const group = users.take(CRASH_USERS);
     const [victim, victims] = await place(lab, watch, group, round);
+    // Busy users: a service host pings each of them every 200 ms, so the client's last packet
+    // from its server arrives right before the crash (an idle client last heard the server's
+    // keepalive ping, 0–3 s earlier, and gives up that much sooner).
+    const pingers: ChildProcess[] = busy
+      ? victims.map((u) =>
+          spawn('ip', ['netns', 'exec', lab.plan.hosts[0].ns, 'ping', '-q', '-i', '0.2', u.ipv4], {
+            stdio: 'ignore',
+          }),
+        )
+      : [];
+    if (busy) await sleep(1000);
     const t0 = now();
     const hitting = hit(victim);
-    await Promise.all(
-      victims.map(async (u) => {
-        const at = await watch.until(
-          `${u.name} via a server other than ${victim}`,
-          (s) => {
-            const via = viaServers(lab, s, u.ipv4);
-            return via.length > 0 && !via.includes(victim);
-          },
-          timeoutMs,
-        );
-        out.push(at - t0);
-      }),
-    );
+    try {
+      await Promise.all(
+        victims.map(async (u) => {
+          const at = await watch.until(
+            `${u.name} via a server other than ${victim}`,
+            (s) => {
+              const via = viaServers(lab, s, u.ipv4);
+              return via.length > 0 && !via.includes(victim);
+            },
+            timeoutMs,
+          );
+          out.push(at - t0);
+        }),
+      );
+    } finally {
+      for (const p of pingers) p.kill();
+    }
     await hitting;
     report(victim, victims.length, round + 1);
     await heal(victim);
@@ -475,15 +491,24 @@ async function offServer(
   }
 }
 
-/** 4. kill -9 of a server's OpenVPN; 4b. the same with the server dialled directly. */
+/**
+ * 4. kill -9 of a server's OpenVPN; 4b. the same with the server dialled directly; 4c/4d. both
+ * again with users that are busy (traffic until the crash).
+ */
 async function serverCrash(
   lab: Lab,
   design: Design,
   users: Users,
   samples: Samples,
 ): Promise<void> {
-  for (const direct of [false, true]) {
-    const out = (samples[direct ? 'serverCrashDirect' : 'serverCrash'] ??= []);
+  for (const [direct, busy] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
+    const key = `serverCrash${direct ? 'Direct' : ''}${busy ? 'Busy' : ''}`;
+    const out = (samples[key] ??= []);
     await offServer(
       lab,
       users,
@@ -494,9 +519,10 @@ async function serverCrash(
       (v) => lab.startComponent('openvpn', v),
       (v, n, round) =>
         say(
-          `  ${design}: kill -9 of ${v}'s OpenVPN (${n} users${direct ? ', dialled directly' : ''}) → via another, round ${round}: ${fmt(out)}`,
+          `  ${design}: kill -9 of ${v}'s OpenVPN (${n}${busy ? ' busy' : ''} users${direct ? ', dialled directly' : ''}) → via another, round ${round}: ${fmt(out)}`,
         ),
       direct ? dialDirectly : spreadOver,
+      busy,
     );
   }
 }
@@ -880,6 +906,20 @@ function figures(
       note: `${CRASH_USERS} users whose profile lists the victim first and a server of another site second (no load balancer: the client itself must give up on the dead server); one sample per user, until the core routes its /32 via the other server.`,
     },
     {
+      id: 'serverCrashBusy',
+      title: '4c. as 4, users busy until the crash',
+      samples: both('serverCrashBusy'),
+      targetP95Ms: 12_000,
+      note: 'as 4, but a service host pings every victim every 200 ms from 1 s before the kill, so each client heard its server last right before the crash (in 4 and 4b the idle clients last heard a keepalive ping, 0–3 s earlier, and their ping-restart fires that much sooner).',
+    },
+    {
+      id: 'serverCrashDirectBusy',
+      title: '4d. as 4b, users busy until the crash',
+      samples: both('serverCrashDirectBusy'),
+      targetP95Ms: 12_000,
+      note: 'as 4b, with the traffic of 4c.',
+    },
+    {
       id: 'drain',
       title: '5. drain of a server → its users via others',
       samples: both('drain'),
@@ -990,7 +1030,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'ovf-labbench-'));
   const needed =
     BATCHES * BATCH * 2 +
-    (2 * CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS +
+    (4 * CRASH_ROUNDS + DRAIN_ROUNDS) * CRASH_USERS +
     STORM_ROUNDS * STORM_CLIENTS;
   let fleet: Fleet | undefined;
   try {
@@ -1034,7 +1074,7 @@ async function main(): Promise<void> {
     const tg = targets(figs, fw);
     const notes = [
       `Figures 1–2 and 6 take the time of the core's \`ip monitor route\` event (no poll interval, nothing spawned while a sample runs). Figures 3–5 poll the core's and site routers' tables (\`ip -n NS -j route show\`) every 50 ms; each of their samples is late by up to one interval.`,
-      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figures 4 and 4b ${CRASH_ROUNDS} server crashes each, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 8 ${STORM_ROUNDS} round(s), figure 10a ${CHANGES} changes.`,
+      `Samples per design: figures 1–3 ${BATCHES}×${BATCH}, figures 4–4d ${CRASH_ROUNDS} server crashes each, figure 5 ${DRAIN_ROUNDS} drain(s), figure 6 ${REVOKE_USERS} users, figure 8 ${STORM_ROUNDS} round(s), figure 10a ${CHANGES} changes.`,
       "Keepalive 3/10 s and hand-window 10 s (the example fleet) in both designs; our profiles add `explicit-exit-notify 1`, `connect-retry 0 5` and `server-poll-timeout 1`, the seed's have none of them.",
     ];
     mkdirSync(RESULTS, { recursive: true });
