@@ -11,7 +11,7 @@
  * Route times on the core come from `ip -n CORE monitor route` events (figures 1–2, 6); figures
  * 3–5 need the site routers' next hops too and poll `ip -n NS -j route show` every 50 ms.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { adminTokenPath } from '../src/controller/auth.js';
 import { Lab, listNamespaces } from '../src/lab/lab.js';
 import { RouteView } from '../src/agent/route-view.js';
 import { Fleet } from '../src/service/fleet.js';
-import { run } from '../src/sys/exec.js';
+import { type LineStream, run, streamLines } from '../src/sys/exec.js';
 import { firewall, throughput } from './firewall.js';
 import {
   type Design,
@@ -455,11 +455,14 @@ async function offServer(
     // Busy users: a service host pings each of them every 200 ms, so the client's last packet
     // from its server arrives right before the crash (an idle client last heard the server's
     // keepalive ping up to 3 s earlier; measured, that makes no difference beyond the noise).
-    const pingers: ChildProcess[] = busy
+    const pingers: LineStream[] = busy
       ? victims.map((u) =>
-          spawn('ip', ['netns', 'exec', lab.plan.hosts[0].ns, 'ping', '-q', '-i', '0.2', u.ipv4], {
-            stdio: 'ignore',
-          }),
+          streamLines(
+            ['ping', '-q', '-i', '0.2', u.ipv4],
+            () => {},
+            () => {},
+            { netns: lab.plan.hosts[0].ns },
+          ),
         )
       : [];
     if (busy) await sleep(1000);
@@ -480,7 +483,7 @@ async function offServer(
         }),
       );
     } finally {
-      for (const p of pingers) p.kill();
+      for (const p of pingers) p.stop();
     }
     await hitting;
     report(victim, victims.length, round + 1);
@@ -683,12 +686,13 @@ async function stormRound(
   const servers = cpuDelta(cpu0, cpuSeconds(lab, 'openvpn-server'));
   const agents = cpuDelta(agents0, cpuSeconds(lab, 'agent'));
   const all = servers.reduce((a, b) => a + b, 0);
+  const busiest = Math.max(...servers);
   const agentsAll = agents.reduce((a, b) => a + b, 0);
   (samples.stormCpuServers ??= []).push(all);
-  (samples.stormCpuBusiest ??= []).push(Math.max(...servers));
+  (samples.stormCpuBusiest ??= []).push(busiest);
   if (agents.length) (samples.stormCpuAgents ??= []).push(agentsAll);
   say(
-    `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${all.toFixed(1)} s in all (busiest server ${Math.max(...servers).toFixed(1)} s)${agents.length ? `, agents ${agentsAll.toFixed(1)} s` : ''}`,
+    `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${all.toFixed(1)} s in all (busiest server ${busiest.toFixed(1)} s)${agents.length ? `, agents ${agentsAll.toFixed(1)} s` : ''}`,
   );
   if (admin) {
     const deadline = Date.now() + 30_000;

@@ -28,12 +28,11 @@ export function evictions(
   staleServers: ReadonlySet<string>,
 ): Map<string, Eviction[]> {
   // user → server → that user's newest session on that server
-  const newest = new Map<string, Map<string, { since: string; firstSeen: string }>>();
+  const newest = new Map<string, Map<string, Age>>();
   for (const s of sessions) {
     if (staleServers.has(s.server)) continue;
     let perServer = newest.get(s.user);
-    if (!perServer)
-      newest.set(s.user, (perServer = new Map<string, { since: string; firstSeen: string }>()));
+    if (!perServer) newest.set(s.user, (perServer = new Map<string, Age>()));
     const prev = perServer.get(s.server);
     if (prev === undefined || newer(s, prev) < 0) perServer.set(s.server, s);
   }
@@ -57,10 +56,9 @@ export function evictions(
  * Negative when `a` is the newer session. OpenVPN's `since` has one-second resolution: within
  * the same second (a quick move), the session the controller heard of later is the newer one.
  */
-function newer(
-  a: { since: string; firstSeen: string },
-  b: { since: string; firstSeen: string },
-): number {
+type Age = Pick<StoredSession, 'since' | 'firstSeen'>;
+
+function newer(a: Age, b: Age): number {
   return sinceMs(b.since) - sinceMs(a.since) || sinceMs(b.firstSeen) - sinceMs(a.firstSeen);
 }
 
