@@ -1,28 +1,43 @@
 /** File writes that never leave a half-written file: temp file, fsync, rename. */
 import {
+  chmodSync,
   closeSync,
+  fchmodSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   renameSync,
   rmSync,
-  writeSync,
   statSync,
+  unlinkSync,
+  writeSync,
   readFileSync,
   existsSync,
+  type Stats,
 } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { RenderedFile } from '../render/types.js';
-import { link, writeFile } from 'node:fs/promises';
+import { link, open } from 'node:fs/promises';
 import { runSync } from './exec.js';
 
+/** The bundle folder holds keys and hooks: its group (OpenVPN's) may read it, nobody else. */
+export const BUNDLE_DIR_MODE = 0o750;
+/** Sockets and the pid file the agent signals: root's alone. */
+const RUN_DIR_MODE = 0o700;
+
+/**
+ * The file ends up with exactly `mode`, whatever the umask: a mode open() narrowed would differ
+ * from the one asked for, and secrets are created owner-only before the chmod widens them.
+ */
 export function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'w', mode);
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
     writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    fchmodSync(fd, mode);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -33,18 +48,121 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
   renameSync(tmp, path);
 }
 
-function listFiles(dir: string): string[] {
-  let out: string[] = [];
-  let entries: string[];
+function lstatOrUndefined(path: string): Stats | undefined {
   try {
-    entries = readdirSync(dir);
-  } catch {
-    return out;
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
-  for (const e of entries) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out = out.concat(listFiles(p));
-    else out.push(p);
+}
+
+/**
+ * Creates `path` as a real directory with exactly `mode`, fixing the mode of one that exists.
+ * A symlink there is refused, not followed: writing or cleaning through it would reach
+ * whatever it points at (ccd -> /etc).
+ */
+function ensureRealDir(path: string, mode: number, name: string): void {
+  let st = lstatOrUndefined(path);
+  if (!st) {
+    mkdirSync(path, { mode });
+    st = lstatSync(path);
+  }
+  if (st.isSymbolicLink()) throw new Error(`bundle directory ${name} is a symlink: refused`);
+  if (!st.isDirectory()) throw new Error(`bundle directory ${name} is not a directory: refused`);
+  if ((st.mode & 0o7777) !== mode) chmodSync(path, mode);
+}
+
+/** Names the bundle may not use: the agent's own state, which a bundle must not overwrite. */
+const AGENT_OWNED = new Set(['VERSION', 'run']);
+
+/**
+ * Why a bundle file path is unsafe to write under the bundle folder, or undefined when it is
+ * fine. Pure: the controller is trusted with content, not with where content goes.
+ */
+export function bundlePathProblem(path: string): string | undefined {
+  if (path === '') return 'empty path';
+  if (/[\x00-\x1f\x7f]/.test(path)) return 'control character in path';
+  if (path.startsWith('/')) return 'absolute path';
+  const segments = path.split('/');
+  if (segments.some((s) => s === '')) return 'empty path segment';
+  if (segments.some((s) => s === '..' || s === '.')) return '"." or ".." segment';
+  if (AGENT_OWNED.has(segments[0])) return `${segments[0]} belongs to the agent`;
+  if (path === 'ccd') return 'ccd is the client-config folder, not a file';
+  const root = resolve('/bundle');
+  if (!resolve(root, path).startsWith(root + sep)) return 'resolves outside the bundle';
+  return undefined;
+}
+
+/**
+ * Why this list of files cannot be written as one bundle: an unsafe path, the same path twice,
+ * or a path that is both a file and another file's folder. The message names the path.
+ */
+export function bundleFilesProblem(files: readonly { path: string }[]): string | undefined {
+  const paths = new Set<string>();
+  const folders = new Set<string>();
+  for (const f of files) {
+    const problem = bundlePathProblem(f.path);
+    if (problem) return `${JSON.stringify(f.path)}: ${problem}`;
+    if (paths.has(f.path)) return `${JSON.stringify(f.path)}: listed twice`;
+    paths.add(f.path);
+    const segments = f.path.split('/');
+    for (let i = 1; i < segments.length; i++) folders.add(segments.slice(0, i).join('/'));
+  }
+  for (const p of paths)
+    if (folders.has(p)) return `${JSON.stringify(p)}: both a file and a folder of other files`;
+  return undefined;
+}
+
+/**
+ * Why `files` cannot be written into the bundle folder `dir` as it is on disk now, or undefined:
+ * every folder on the way must be a real directory (or not exist yet) and no file may land on a
+ * directory. Checked for all files before any is written, so a refused bundle changes nothing.
+ */
+export function bundleWriteProblem(
+  dir: string,
+  files: readonly { path: string }[],
+): string | undefined {
+  const listed = bundleFilesProblem(files);
+  if (listed) return listed;
+  const checked = new Map<string, string | undefined>();
+  const folderProblem = (rel: string): string | undefined => {
+    if (checked.has(rel)) return checked.get(rel);
+    const st = lstatOrUndefined(join(dir, rel));
+    const problem =
+      st === undefined || st.isDirectory()
+        ? undefined
+        : `${JSON.stringify(rel)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`;
+    checked.set(rel, problem);
+    return problem;
+  };
+  for (const rel of ['ccd', 'run', ...files.map((f) => f.path)]) {
+    const segments = rel.split('/');
+    for (let i = 1; i <= segments.length; i++) {
+      const sub = segments.slice(0, i).join('/');
+      const isFile = i === segments.length && rel !== 'ccd' && rel !== 'run';
+      if (isFile) {
+        if (lstatOrUndefined(join(dir, sub))?.isDirectory())
+          return `${JSON.stringify(sub)} is a directory`;
+        continue;
+      }
+      const problem = folderProblem(sub);
+      if (problem) return `${JSON.stringify(rel)}: ${problem}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Regular files under a ccd folder, and whatever else is there that is not a directory.
+ * Links are listed as themselves, never followed: their targets are not the agent's.
+ */
+function ccdEntries(dir: string, rel: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const sub = `${rel}/${e.name}`;
+    if (e.isDirectory()) out.push(...ccdEntries(dir, sub));
+    else out.push(sub);
   }
   return out;
 }
@@ -52,40 +170,54 @@ function listFiles(dir: string): string[] {
 /**
  * Updates a live bundle folder in place: each changed file is replaced atomically, unchanged
  * files are left alone (so the CRL's mtime, which OpenVPN watches, moves only on real changes),
- * and ccd files of users no longer in the bundle are removed. Returns the paths that changed.
+ * and ccd files of users no longer in the bundle are removed. Returns the paths that changed:
+ * content only, since a file whose mode alone was off is fixed in place and needs no restart.
+ * Throws, having written nothing, when a path is unsafe or a folder on the way is a symlink.
  */
 export function writeBundleFiles(dir: string, files: RenderedFile[]): string[] {
+  mkdirSync(dirname(resolve(dir)), { recursive: true });
+  // The bundle folder itself may be a link an admin placed (/etc/ovpn-fleet -> /srv/...): only
+  // what is inside it must be real.
+  if (!existsSync(dir)) mkdirSync(dir, { mode: BUNDLE_DIR_MODE });
+  if (!statSync(dir).isDirectory()) throw new Error(`bundle folder ${dir} is not a directory`);
+  const problem = bundleWriteProblem(dir, files);
+  if (problem) throw new Error(`bundle refused: ${problem}`);
+  if ((statSync(dir).mode & 0o7777) !== BUNDLE_DIR_MODE) chmodSync(dir, BUNDLE_DIR_MODE);
+  ensureRealDir(join(dir, 'run'), RUN_DIR_MODE, 'run');
+  // OpenVPN refuses to start without its client-config-dir, even with no user in it yet.
+  ensureRealDir(join(dir, 'ccd'), BUNDLE_DIR_MODE, 'ccd');
   const wanted = new Set(files.map((f) => f.path));
   const changed: string[] = [];
   for (const f of files) {
+    const segments = f.path.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const sub = segments.slice(0, i).join('/');
+      ensureRealDir(join(dir, sub), BUNDLE_DIR_MODE, sub);
+    }
     const path = join(dir, f.path);
-    if (sameFile(path, f.content, f.mode)) continue;
-    writeFileAtomic(path, f.content, f.mode);
-    changed.push(f.path);
+    const same = sameContent(path, f.content);
+    if (same === undefined) {
+      writeFileAtomic(path, f.content, f.mode);
+      changed.push(f.path);
+    } else if ((same.mode & 0o7777) !== f.mode) chmodSync(path, f.mode);
   }
-  mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
-  // OpenVPN refuses to start without its client-config-dir, even with no user in it yet.
-  mkdirSync(join(dir, 'ccd'), { recursive: true });
-  for (const path of listFiles(join(dir, 'ccd'))) {
-    const rel = relative(dir, path);
+  // A stray link is removed, not kept: OpenVPN would follow it when that user connects, and
+  // with ccd-exclusive a ccd entry is what admits a user. unlink removes the link alone.
+  for (const rel of ccdEntries(dir, 'ccd')) {
     if (wanted.has(rel)) continue;
-    rmSync(path);
+    unlinkSync(join(dir, rel));
     changed.push(rel);
   }
   return changed;
 }
 
-function sameFile(path: string, content: string, mode: number): boolean {
-  try {
-    const st = statSync(path);
-    return (
-      (st.mode & 0o777) === mode &&
-      st.size === Buffer.byteLength(content) &&
-      readFileSync(path, 'utf8') === content
-    );
-  } catch {
-    return false;
-  }
+/** The file's stats when it is a regular file holding exactly `content`, else undefined. */
+function sameContent(path: string, content: string): Stats | undefined {
+  const st = lstatOrUndefined(path);
+  if (!st?.isFile()) return undefined;
+  const want = Buffer.from(content);
+  if (st.size !== want.length) return undefined;
+  return readFileSync(path).equals(want) ? st : undefined;
 }
 
 /**
@@ -103,6 +235,10 @@ export async function publishBundles(
   bundles: { server: string; files: RenderedFile[]; digest: string }[],
 ): Promise<void> {
   const SHARDS = 16;
+  for (const b of bundles) {
+    const problem = bundleFilesProblem(b.files);
+    if (problem) throw new Error(`bundle of ${b.server} refused: ${problem}`);
+  }
   mkdirSync(out, { recursive: true });
   const uses = new Map<RenderedFile, number>();
   for (const b of bundles) for (const f of b.files) uses.set(f, (uses.get(f) ?? 0) + 1);
@@ -117,25 +253,29 @@ export async function publishBundles(
   for (const b of bundles) {
     const dir = staging(b.server);
     rmSync(dir, { recursive: true, force: true });
-    mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
-    mkdirSync(join(dir, 'ccd'), { recursive: true });
+    mkdirExact(dir, BUNDLE_DIR_MODE);
+    mkdirExact(join(dir, 'run'), RUN_DIR_MODE);
+    mkdirExact(join(dir, 'ccd'), BUNDLE_DIR_MODE);
+    made.add(join(dir, 'ccd'));
     const version: RenderedFile = { path: 'VERSION', content: `${b.digest}\n`, mode: 0o644 };
     for (const f of [...b.files, version]) {
       const path = join(dir, f.path);
-      const parent = dirname(path);
-      if (!made.has(parent)) {
-        mkdirSync(parent, { recursive: true });
+      const segments = f.path.split('/');
+      for (let i = 1; i < segments.length; i++) {
+        const parent = join(dir, ...segments.slice(0, i));
+        if (made.has(parent)) continue;
+        mkdirExact(parent, BUNDLE_DIR_MODE);
         made.add(parent);
       }
       if ((uses.get(f) ?? 1) < 2) {
-        writes.push(() => writeFile(path, f.content, { mode: f.mode }));
+        writes.push(() => writeExact(path, f.content, f.mode));
         continue;
       }
       let source = sharedPath.get(f);
       if (!source) {
         const src = join(scratch, String(sharedPath.size % SHARDS), String(sharedPath.size));
         sharedPath.set(f, src);
-        writes.push(() => writeFile(src, f.content, { mode: f.mode }));
+        writes.push(() => writeExact(src, f.content, f.mode));
         source = src;
       }
       const from = source;
@@ -155,6 +295,23 @@ export async function publishBundles(
     rmSync(old, { recursive: true, force: true });
   }
   rmSync(scratch, { recursive: true, force: true });
+}
+
+/** A fresh directory with exactly `mode`, whatever the umask. */
+function mkdirExact(path: string, mode: number): void {
+  mkdirSync(path, { mode });
+  chmodSync(path, mode);
+}
+
+/** A new file with exactly `mode`, whatever the umask (hard links share it). */
+async function writeExact(path: string, content: string, mode: number): Promise<void> {
+  const file = await open(path, 'wx', 0o600);
+  try {
+    await file.writeFile(content);
+    await file.chmod(mode);
+  } finally {
+    await file.close();
+  }
 }
 
 async function runLimited(jobs: (() => Promise<void>)[], parallel: number): Promise<void> {
