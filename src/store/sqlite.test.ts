@@ -188,6 +188,20 @@ describe('SqliteStore on a real file', () => {
     expect(add([newUser('next')])[0].ipv4).toBe('10.200.0.3');
   });
 
+  it('prunes audit entries older than the cut-off, and only those, reopening sees the same', () => {
+    const entry = (at: Date, subject: string) =>
+      store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
+    entry(days(-40), 'old');
+    entry(days(-31), 'older-than-cutoff');
+    entry(days(-30), 'at-cutoff');
+    entry(days(-1), 'recent');
+    expect(store.pruneAudit(days(-30))).toBe(2);
+    expect(store.pruneAudit(days(-30))).toBe(0);
+    store.close();
+    store = new SqliteStore(file);
+    expect(store.auditLog(10).map((e) => e.subject)).toEqual(['recent', 'at-cutoff']);
+  });
+
   it('refuses a name twice in one batch, inserting nothing', () => {
     expect(() => add([newUser('twin'), newUser('twin')])).toThrow(Conflict);
     expect(store.listUsers()).toEqual([]);

@@ -483,6 +483,11 @@ export class SqliteStore implements FleetStore {
       }));
   }
 
+  pruneAudit(before: Date): number {
+    // `at` is always written by toISOString(), so string order is time order.
+    return this.db.prepare('DELETE FROM audit WHERE at < ?').run(before.toISOString()).changes;
+  }
+
   dataVersion(): number {
     return this.db.pragma('data_version', { simple: true }) as number;
   }

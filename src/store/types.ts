@@ -134,6 +134,8 @@ export interface FleetStore {
 
   audit(entry: AuditEntry): void;
   auditLog(limit: number): AuditEntry[];
+  /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */
+  pruneAudit(before: Date): number;
 
   /**
    * SQLite's PRAGMA data_version: changes whenever another connection (a CLI process) commits
