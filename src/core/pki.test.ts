@@ -12,6 +12,7 @@ import {
   crlInfo,
   generateTlsCryptKey,
   issueCertificate,
+  openvpnSerialHex,
   publicKeyMatches,
 } from './pki.js';
 
@@ -154,6 +155,50 @@ describe('pki', () => {
     const dates = run('openssl', ['x509', '-in', join(dir, 'server.pem'), '-noout', '-startdate']);
     expect(dates.output.trim()).toBe('notBefore=Mar  1 11:55:00 2026 GMT');
   });
+
+  it("caps a leaf's notAfter at its CA's, so no certificate outlives its issuer", async () => {
+    const shortCa = await createCa({ fleet: 'brief', now: NOW, validDays: 10 });
+    const leaf = await issueCertificate(shortCa, {
+      kind: 'client',
+      commonName: 'carol',
+      now: NOW,
+      validDays: 365,
+    });
+    expect(leaf.notAfter.getTime()).toBe(shortCa.notAfter.getTime());
+    expect(certificateInfo(leaf.certPem).notAfter.getTime()).toBe(shortCa.notAfter.getTime());
+    // Shorter than the CA's remaining life: untouched.
+    const week = await issueCertificate(shortCa, {
+      kind: 'client',
+      commonName: 'dan',
+      now: NOW,
+      validDays: 7,
+    });
+    expect(week.notAfter.getTime()).toBe(NOW.getTime() + 7 * DAY_MS);
+  });
+
+  it.each([
+    ['ab', 'ab'],
+    ['abc', '0a:bc'],
+    ['80', '80'],
+    ['00ff00', 'ff:00'],
+    ['1234567890abcdef', '12:34:56:78:90:ab:cd:ef'],
+  ])(
+    'formats serial %s as OpenVPN tls_serial_hex shows it (%s), octets as openssl reads them',
+    async (serial, shown) => {
+      expect(openvpnSerialHex(serial)).toBe(shown);
+      const cert = await issueCertificate(ca, {
+        kind: 'client',
+        commonName: 'x',
+        now: NOW,
+        validDays: 1,
+        serial,
+      });
+      const path = file(`serial-${serial}.pem`, cert.certPem);
+      const printed = run('openssl', ['x509', '-noout', '-serial', '-in', path]).output.trim();
+      const octets = /^serial=([0-9A-F]+)$/.exec(printed)?.[1]?.toLowerCase().match(/../g) ?? [];
+      expect(octets.join(':')).toBe(shown);
+    },
+  );
 
   it('reports serials as lower-case hex without leading zeros, the same way openssl prints them', () => {
     expect(otherClient.serial).toBe('ab');

@@ -107,13 +107,17 @@ export async function issueCertificate(
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importPrivateKey(ca.keyPem);
   const keys = await generateKeyPair();
+  // A leaf that outlives its issuer would look valid in the store and in `pki status` while
+  // every verifier already rejects its chain; capping makes renewal due when the CA's is.
+  const wanted = opts.now.getTime() + opts.validDays * DAY_MS;
+  const notAfter = new Date(Math.min(wanted, caCert.notAfter.getTime()));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: nameWithCn(opts.commonName),
     // The CA's own encoded Name, not a re-rendered string, so issuer matching is byte-exact.
     issuer: caCert.subjectName,
     notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(opts.now.getTime() + opts.validDays * DAY_MS),
+    notAfter,
     publicKey: keys.publicKey,
     signingKey: caKey,
     signingAlgorithm: SIGNING,
@@ -259,6 +263,17 @@ export function normalizeSerial(serial: string): string {
     throw new InputError('serial', `${serial} is outside 1 … 2^160-1`);
   }
   return value.toString(16);
+}
+
+/**
+ * A serial as OpenVPN 2.6 (OpenSSL build) puts it in `tls_serial_hex_N`: the INTEGER's
+ * magnitude octets, each as two lower-case hex digits, joined by ":" ("abc" → "0a:bc").
+ * OpenVPN prints `ASN1_INTEGER->data`, which OpenSSL keeps without DER's sign-padding zero.
+ */
+export function openvpnSerialHex(serial: string): string {
+  const hex = normalizeSerial(serial);
+  const even = hex.length % 2 ? `0${hex}` : hex;
+  return even.match(/../g)!.join(':');
 }
 
 function randomSerial(): string {
