@@ -3,11 +3,13 @@
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentReport, Directive, SessionReport } from '../src/agent/protocol.js';
 import { type Controller, buildController } from '../src/controller/app.js';
 import { Fleet } from '../src/service/fleet.js';
+import type { AuditEntry, User } from '../src/store/types.js';
 
 const ADMIN = 'admin-token-for-tests';
 const admin = { authorization: `Bearer ${ADMIN}` };
@@ -35,11 +37,28 @@ interface Setup {
   clock: { offsetMs: number };
 }
 
-/** A fresh copy of the template fleet with its own controller. */
-async function setup(opts: { pollWaitMs?: number } = {}): Promise<Setup> {
+/** A fresh copy of the template fleet with its own controller (and these users, if given). */
+async function setup(
+  opts: {
+    pollWaitMs?: number;
+    users?: string[];
+    options?: Partial<Parameters<typeof buildController>[0]>;
+  } = {},
+): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-ctl-'));
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  if (opts.users?.length) {
+    const fleet = Fleet.open(dir);
+    try {
+      await fleet.addUsers(
+        opts.users.map((name) => ({ name })),
+        { issueCerts: false },
+      );
+    } finally {
+      fleet.close();
+    }
+  }
   const clock = { offsetMs: 0 };
   const ctl = await buildController({
     fleetDir: dir,
@@ -49,6 +68,7 @@ async function setup(opts: { pollWaitMs?: number } = {}): Promise<Setup> {
     clock: { now: () => new Date(Date.now() + clock.offsetMs) },
     pollWaitMs: opts.pollWaitMs ?? 400,
     log: () => {},
+    ...opts.options,
   });
   cleanup.push(() => ctl.close());
   return { dir, ctl, clock };
@@ -288,13 +308,19 @@ describe('long-poll', () => {
     const good = readFileSync(path, 'utf8');
     writeFileSync(path, `${good}\nbogus: [\n`);
     await new Promise((r) => setTimeout(r, 500));
-    const health = (await ctl.app.inject({ url: '/v1/health' })).json();
-    expect(health.specProblem).toBeTruthy();
+    const health = (await ctl.app.inject({ url: '/v1/health', headers: admin })).json();
+    expect(health.specProblem).toMatch(/fleet\.yaml/);
+    // Nobody without the admin token learns what is wrong with the spec.
+    expect((await ctl.app.inject({ url: '/v1/health' })).json()).toEqual({ ok: true });
+    const asAgent = await ctl.app.inject({ url: '/v1/health', headers: agent('vpn11') });
+    expect(asAgent.json()).toEqual({ ok: true });
     expect((await poll(ctl, 'vpn11')).statusCode).toBe(200);
 
     writeFileSync(path, good.replace('groups:\n', 'groups:\n  - { name: ops }\n'));
     await new Promise((r) => setTimeout(r, 500));
-    expect((await ctl.app.inject({ url: '/v1/health' })).json()).toEqual({ ok: true });
+    expect((await ctl.app.inject({ url: '/v1/health', headers: admin })).json()).toEqual({
+      ok: true,
+    });
     const added = await ctl.app.inject({
       method: 'POST',
       url: '/v1/users',
@@ -306,11 +332,12 @@ describe('long-poll', () => {
 });
 
 describe('sessions, eviction and drain', () => {
-  const T1 = '2030-01-01T10:00:00.000Z';
-  const T2 = '2030-01-01T10:05:00.000Z';
+  // Reports are checked against the controller's clock: sessions started in the past.
+  const T1 = new Date(Date.now() - 600_000).toISOString();
+  const T2 = new Date(Date.now() - 300_000).toISOString();
 
   it('keeps the session table from reports and audits connect, move and disconnect', async () => {
-    const { ctl } = await setup();
+    const { ctl } = await setup({ users: ['alice', 'bob'] });
     await report(ctl, 'vpn11', [session('alice', T1, 1), session('bob', T1, 2)]);
     await report(ctl, 'vpn21', [session('alice', T2, 7)]);
     let sessions = (await ctl.app.inject({ url: '/v1/sessions', headers: admin })).json();
@@ -350,7 +377,7 @@ describe('sessions, eviction and drain', () => {
   });
 
   it("tells the server with the older session to evict it, ignoring stale servers' sessions", async () => {
-    const { ctl, clock } = await setup();
+    const { ctl, clock } = await setup({ users: ['alice', 'bob'] });
     expect((await directive(ctl, 'vpn11')).evict).toEqual([]);
     await report(ctl, 'vpn11', [session('alice', T1, 1), session('bob', T1, 2)]);
     await report(ctl, 'vpn21', [session('alice', T2, 7)]);
@@ -426,5 +453,232 @@ describe('OpenAPI', () => {
       readFileSync(resolve(import.meta.dirname, '..', 'docs', 'openapi.json'), 'utf8'),
     );
     expect(served).toEqual(file);
+  });
+});
+
+describe('a stolen agent token, and no token at all (issue 11)', () => {
+  const past = (ms: number) => new Date(Date.now() - ms).toISOString();
+
+  async function userOf(ctl: Controller, name: string): Promise<User> {
+    return (await ctl.app.inject({ url: `/v1/users/${name}`, headers: admin })).json<User>();
+  }
+
+  async function auditRows(ctl: Controller): Promise<AuditEntry[]> {
+    return (await ctl.app.inject({ url: '/v1/audit?limit=9999', headers: admin })).json<
+      AuditEntry[]
+    >();
+  }
+
+  it("refuses forged sessions: unknown or disabled users, others' addresses, a start in the future", async () => {
+    const { ctl } = await setup({ users: ['alice', 'bob', 'carl'] });
+    const alice = await userOf(ctl, 'alice');
+    const bob = await userOf(ctl, 'bob');
+    await ctl.app.inject({ method: 'POST', url: '/v1/users/carl/disable', headers: admin });
+    // alice is really on vpn21.
+    const real = { ...session('alice', past(60_000), 7), ipv4: alice.ipv4, ipv6: alice.ipv6 };
+    await report(ctl, 'vpn21', [real]);
+
+    // vpn11's token claims alice started a year from now: that would evict her real session.
+    const future = new Date(Date.now() + 365 * 86_400_000).toISOString();
+    await report(ctl, 'vpn11', [
+      { ...session('alice', future, 1), ipv4: alice.ipv4 },
+      { ...session('bob', past(1000), 2), ipv4: alice.ipv4 }, // alice's address, not bob's
+      { ...session('bob', past(1000), 3), ipv6: alice.ipv6 },
+      session('mallory', past(1000), 4), // no such user
+      session('carl', past(1000), 5), // disabled
+      { ...session('bob', past(1000), 6), ipv4: bob.ipv4, ipv6: bob.ipv6.toUpperCase() },
+    ]);
+    const sessions = (await ctl.app.inject({ url: '/v1/sessions', headers: admin })).json();
+    expect(sessions.map((s: any) => `${s.user}@${s.server}#${s.ipv4 ?? '-'}`)).toEqual([
+      `bob@vpn11#${bob.ipv4}`,
+      `alice@vpn21#${alice.ipv4}`,
+    ]);
+    expect((await directive(ctl, 'vpn21')).evict).toEqual([]);
+    expect((await directive(ctl, 'vpn11')).evict).toEqual([]);
+    const events = (await auditRows(ctl)).map((e) => `${e.action} ${e.subject}`);
+    expect(events).not.toContain('session.evict alice');
+    expect(events).not.toContain('session.connect mallory');
+  });
+
+  it('refuses a report with an address that is not an address, or unknown fields, as 400', async () => {
+    const { ctl } = await setup({ users: ['alice'] });
+    const send = (payload: object) =>
+      ctl.app.inject({
+        method: 'POST',
+        url: '/v1/agent/report',
+        headers: agent('vpn11'),
+        payload,
+      });
+    expectOneLineError(
+      await send({
+        sessions: [{ ...session('alice', past(1000)), ipv4: 'x\ny' }],
+        health: HEALTHY,
+      }),
+      400,
+      /^body\.sessions\.0\.ipv4: /,
+    );
+    // Deeply nested JSON where the health object is: refused by the schema, not a 500.
+    const deep = `${'{"a":'.repeat(5000)}{}${'}'.repeat(5000)}`;
+    const nested = await ctl.app.inject({
+      method: 'POST',
+      url: '/v1/agent/report',
+      headers: { ...agent('vpn11'), 'content-type': 'application/json' },
+      payload: `{"sessions":[],"health":${JSON.stringify(HEALTHY).slice(0, -1)},"extra":${deep}}}`,
+    });
+    expectOneLineError(nested, 400, /^body\.health\.extra: is not a known field$/);
+    const raw = await ctl.app.inject({
+      method: 'POST',
+      url: '/v1/agent/report',
+      headers: { ...agent('vpn11'), 'content-type': 'application/json' },
+      payload: `{"sessions":[],"health":${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+    });
+    expect(raw.statusCode).toBeGreaterThanOrEqual(400);
+    expect(raw.statusCode).toBeLessThan(500);
+  });
+
+  it("bounds the audit entries one server's reports can write, and says how many it dropped", async () => {
+    const names = Array.from({ length: 120 }, (_, i) => `u${i}`);
+    const { ctl } = await setup({ users: names, options: { auditBurst: 50, auditPerSecond: 0 } });
+    const all = names.map((n, i) => session(n, past(5000), i + 1));
+    // Everyone connects, disconnects, connects …: 20 reports, 2,400 would-be entries.
+    for (let round = 0; round < 20; round++) await report(ctl, 'vpn11', round % 2 ? [] : all);
+    const rows = (await auditRows(ctl)).filter((e) => e.actor === 'agent:vpn11');
+    expect(rows.length).toBe(50);
+    // Another server has its own budget.
+    await report(ctl, 'vpn21', [session('u1', past(1000), 1)]);
+    const after = await auditRows(ctl);
+    expect(after.filter((e) => e.actor === 'agent:vpn21').map((e) => e.action)).toContain(
+      'session.connect',
+    );
+  });
+
+  it('writes one audit.suppressed entry with the count once the budget refills', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `u${i}`);
+    const { ctl, clock } = await setup({
+      users: names,
+      options: { auditBurst: 10, auditPerSecond: 1 },
+    });
+    await report(
+      ctl,
+      'vpn11',
+      names.map((n, i) => session(n, past(5000), i + 1)),
+    );
+    clock.offsetMs = 5000;
+    await report(ctl, 'vpn11', []);
+    const suppressed = (await auditRows(ctl)).filter((e) => e.action === 'audit.suppressed');
+    expect(suppressed).toEqual([
+      expect.objectContaining({
+        subject: 'vpn11',
+        detail: expect.objectContaining({ entries: 20 }),
+      }),
+    ]);
+  });
+
+  it('deletes audit entries older than audit.retentionDays when it starts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ovpn-ctl-'));
+    cpSync(template, dir, { recursive: true });
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const fleet = Fleet.open(dir);
+    const old = new Date(Date.now() - 500 * 86_400_000).toISOString();
+    const recent = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    fleet.store.audit({ at: old, actor: 'cli:test', action: 'user.add', subject: 'ancient' });
+    fleet.store.audit({ at: recent, actor: 'cli:test', action: 'user.add', subject: 'recent' });
+    fleet.close();
+    writeFileSync(
+      join(dir, 'fleet.yaml'),
+      `${readFileSync(join(dir, 'fleet.yaml'), 'utf8')}\naudit: { retentionDays: 100 }\n`,
+    );
+    const ctl = await buildController({
+      fleetDir: dir,
+      baseDir: () => '/etc/ovpn-fleet',
+      adminToken: ADMIN,
+      serverToken: (s) => tokens.get(s)!,
+      log: () => {},
+    });
+    cleanup.push(() => ctl.close());
+    const subjects = (await auditRows(ctl)).map((e) => e.subject);
+    expect(subjects).toContain('recent');
+    expect(subjects).not.toContain('ancient');
+  });
+
+  it('keeps one waiting poll per server: a new poll answers the older one', async () => {
+    const { ctl } = await setup({ pollWaitMs: 30_000 });
+    const d = await directive(ctl, 'vpn11');
+    const polls = Array.from({ length: 50 }, () => poll(ctl, 'vpn11', d.token));
+    const other = poll(ctl, 'vpn12', (await directive(ctl, 'vpn12')).token);
+    const answered = await Promise.all(polls.slice(0, 49));
+    expect(answered.map((r) => r.statusCode)).toEqual(Array(49).fill(204));
+    await ctl.app.inject({ method: 'POST', url: '/v1/servers/vpn11/drain', headers: admin });
+    const last = await polls[49];
+    expect(last.statusCode).toBe(200);
+    expect(last.json().drain).toBe(true);
+    expect(last.headers['content-type']).toMatch(/^application\/json/);
+    // vpn12's poll was not disturbed by vpn11's.
+    await ctl.app.inject({ method: 'POST', url: '/v1/servers/vpn12/drain', headers: admin });
+    expect((await other).statusCode).toBe(200);
+  });
+});
+
+describe('connections (issue 11)', () => {
+  /** A controller on a real loopback port, and raw sockets to it. */
+  async function listening(options: Partial<Parameters<typeof buildController>[0]>) {
+    const { ctl } = await setup({ options });
+    await ctl.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = ctl.app.server.address() as { port: number };
+    return { ctl, port };
+  }
+
+  function rawRequest(port: number, text: string) {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (received += d));
+    socket.on('error', () => {});
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.write(text);
+    return { socket, closed, received: () => received };
+  }
+
+  it('closes the connection after a 401, while the body is still coming', async () => {
+    const { port } = await listening({});
+    const c = rawRequest(
+      port,
+      'POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n' +
+        'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":',
+    );
+    await c.closed;
+    expect(c.received()).toMatch(/^HTTP\/1\.1 401 /);
+    expect(c.received().toLowerCase()).toContain('connection: close');
+  });
+
+  it('cuts off a client that trickles its request in (408), even with a valid token', async () => {
+    const { port } = await listening({ requestTimeoutMs: 500 });
+    const c = rawRequest(
+      port,
+      `POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+    );
+    const drip = setInterval(() => c.socket.write(' '), 100);
+    try {
+      await c.closed;
+    } finally {
+      clearInterval(drip);
+    }
+    expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('refuses connections beyond maxConnections and serves again once they go', async () => {
+    const { port } = await listening({ maxConnections: 5, requestTimeoutMs: 1000 });
+    const idle = Array.from({ length: 5 }, () =>
+      rawRequest(port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\n'),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = rawRequest(port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+    await extra.closed;
+    expect(extra.received()).toBe('');
+    // The half-sent requests run out of time and free their slots.
+    await Promise.all(idle.map((c) => c.closed));
+    const ok = rawRequest(port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await ok.closed;
+    expect(ok.received()).toMatch(/^HTTP\/1\.1 200 /);
   });
 });

@@ -39,6 +39,7 @@ import {
   sessionChanges,
 } from './directives.js';
 import { Forbidden, Unauthorized, Unavailable } from './http-errors.js';
+import { AuditBudget, type KnownUser, admitSessions } from './reports.js';
 import * as S from './schemas.js';
 
 export const ADMIN_ACTOR = 'api:admin';
@@ -73,6 +74,13 @@ export interface ControllerOptions {
   https?: { cert: string | Buffer; key: string | Buffer };
   /** One-line log messages; default: standard error. */
   log?: (line: string) => void;
+  /** Open connections beyond this are refused (default 1024): a flood cannot exhaust fds. */
+  maxConnections?: number;
+  /** Time a client has to send its whole request, headers and body (default 10 s). */
+  requestTimeoutMs?: number;
+  /** Audit entries one server's reports may write at once, and refilled per second. */
+  auditBurst?: number;
+  auditPerSecond?: number;
 }
 
 export interface Controller {
@@ -99,8 +107,16 @@ export interface ServerView {
 }
 
 interface Waiter {
-  done(directive: Directive | undefined): void;
+  done(directive: Served | undefined): void;
 }
+
+/** A directive and its JSON, serialised once per version however many polls it answers. */
+export interface Served {
+  directive: Directive;
+  json: string;
+}
+
+const HOUR_MS = 3_600_000;
 
 const systemClock: Clock = { now: () => new Date() };
 
@@ -112,15 +128,20 @@ class ControllerCore {
   private readonly adminDigest: Buffer;
   private agentDigests = new Map<string, Buffer>();
   private bundles = new Map<string, Bundle>();
-  readonly directives = new Map<string, Directive>();
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  readonly directives = new Map<string, Served>();
+  /** At most one poll per server waits: a newer one answers the older (204). */
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly auditBudgets = new Map<string, AuditBudget>();
+  /** When each server's refused sessions were last logged (one line a minute per server). */
+  private readonly refusalLoggedAt = new Map<string, number>();
+  private lastPruneAt = 0;
   /** Evictions already written to the audit log (server, user, since). */
   private issuedEvictions = new Set<string>();
   /** The server each user was last seen connecting to, to tell a move from a connect. */
   private readonly lastServer = new Map<string, string>();
   private staleKey = '';
   private dataVersion: number;
-  private lastRefreshAt = Date.now();
+  private lastRefreshAt: number;
   private specStamp: string;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
@@ -135,6 +156,7 @@ class ControllerCore {
     this.log = opts.log ?? ((line) => process.stderr.write(`controller: ${line}\n`));
     this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
     this.fleet = Fleet.open(opts.fleetDir, { clock: this.clock, actor: ADMIN_ACTOR });
+    this.lastRefreshAt = this.clock.now().getTime();
     this.adminDigest = tokenDigest(opts.adminToken);
     this.specStamp = this.readSpecStamp();
     this.dataVersion = this.fleet.store.dataVersion();
@@ -151,6 +173,7 @@ class ControllerCore {
   }
 
   start(): void {
+    this.pruneAudit();
     this.timer = setInterval(() => this.tick(), this.opts.watchIntervalMs ?? 200);
     this.timer.unref();
   }
@@ -190,12 +213,14 @@ class ControllerCore {
     if (this.closed) return;
     try {
       this.checkSpec();
+      this.pruneAudit();
       const version = this.store.dataVersion();
+      const now = this.clock.now().getTime();
       // Also re-render every hour without any change: the snapshot re-issues the CRL well
       // before its nextUpdate, and an expired CRL would lock every user out.
-      if (version !== this.dataVersion || Date.now() - this.lastRefreshAt > 3_600_000) {
+      if (version !== this.dataVersion || now - this.lastRefreshAt > HOUR_MS) {
         this.dataVersion = version;
-        this.lastRefreshAt = Date.now();
+        this.lastRefreshAt = now;
         void this.refresh();
       } else if (this.staleSetKey() !== this.staleKey) {
         this.recomputeDirectives();
@@ -225,6 +250,17 @@ class ControllerCore {
     this.loadAgentTokens();
     this.log('fleet.yaml reloaded');
     void this.refresh();
+  }
+
+  /** Deletes audit entries older than the spec's retention, at start and then hourly. */
+  pruneAudit(): number {
+    const now = this.clock.now();
+    if (this.lastPruneAt && now.getTime() - this.lastPruneAt < HOUR_MS) return 0;
+    this.lastPruneAt = now.getTime();
+    const days = this.fleet.spec.audit.retentionDays;
+    const removed = this.store.pruneAudit(new Date(now.getTime() - days * 86_400_000));
+    if (removed) this.log(`audit: removed ${removed} entries older than ${days} days`);
+    return removed;
   }
 
   get specProblem(): string | undefined {
@@ -310,15 +346,16 @@ class ControllerCore {
       }
       const drain = states.get(server)?.draining ?? false;
       const token = directiveToken(bundle.digest, list, drain);
-      if (this.directives.get(server)?.token === token) continue;
+      if (this.directives.get(server)?.directive.token === token) continue;
       const directive: Directive = {
         token,
         bundle: { digest: bundle.digest, files: bundle.files },
         evict: list,
         drain,
       };
-      this.directives.set(server, directive);
-      this.wake(server, directive);
+      const served = { directive, json: JSON.stringify(directive) };
+      this.directives.set(server, served);
+      this.wake(server, served);
     }
     this.issuedEvictions = issued;
     if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
@@ -326,49 +363,76 @@ class ControllerCore {
 
   // ---- long-poll ----
 
-  private wake(server: string, directive: Directive | undefined): void {
-    for (const w of [...(this.waiters.get(server) ?? [])]) w.done(directive);
+  private wake(server: string, served: Served | undefined): void {
+    this.waiters.get(server)?.done(served);
   }
 
-  /** Resolves with the next directive of `server`, or undefined after `waitMs` or on close. */
-  waitForChange(
-    server: string,
-    waitMs: number,
-    reply: FastifyReply,
-  ): Promise<Directive | undefined> {
+  /** How many polls wait now (one per server at most). */
+  get waitingPolls(): number {
+    return this.waiters.size;
+  }
+
+  /**
+   * Resolves with the next directive of `server`, or undefined after `waitMs` or on close. A
+   * real agent holds one poll at a time; a second one (a restarted agent, or a stolen token
+   * opening hundreds) answers the one waiting before, so each change is sent once per server.
+   */
+  waitForChange(server: string, waitMs: number, reply: FastifyReply): Promise<Served | undefined> {
+    this.waiters.get(server)?.done(undefined);
     return new Promise((resolve) => {
-      let set = this.waiters.get(server);
-      if (!set) this.waiters.set(server, (set = new Set()));
-      const waiters = set;
       const onClose = () => waiter.done(undefined);
       const waiter: Waiter = {
-        done: (directive) => {
+        done: (served) => {
           clearTimeout(timer);
-          waiters.delete(waiter);
+          if (this.waiters.get(server) === waiter) this.waiters.delete(server);
           reply.raw.off('close', onClose);
-          resolve(directive);
+          resolve(served);
         },
       };
       const timer = setTimeout(() => waiter.done(undefined), waitMs);
       reply.raw.on('close', onClose);
-      waiters.add(waiter);
+      this.waiters.set(server, waiter);
     });
   }
 
   // ---- agent reports ----
 
+  /**
+   * Records a server's report. Sessions that cannot be real (see admitSessions) are left out
+   * and logged; the audit entries a report writes are limited per server (AuditBudget).
+   */
   report(server: string, report: AgentReport): void {
-    const at = this.clock.now().toISOString();
+    const now = this.clock.now();
+    const at = now.toISOString();
+    const users = new Map<string, KnownUser>(
+      this.fleet
+        .listUsers()
+        .map((u) => [u.name, { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled' }]),
+    );
+    const { accepted, refused } = admitSessions(report.sessions, (n) => users.get(n), now);
+    if (refused.length) this.logRefused(server, refused, now);
     const before = this.store.listSessions(server);
-    const { connected, disconnected } = sessionChanges(before, report.sessions);
-    const audit = (action: string, subject: string, detail: Record<string, unknown>) =>
-      this.store.audit({ at, actor: `agent:${server}`, action, subject, detail });
+    const { connected, disconnected } = sessionChanges(before, accepted);
+    const budget = this.auditBudget(server, now);
+    const suppressed = budget.drainSuppressed(now);
+    const audit = (action: string, subject: string, detail: Record<string, unknown>) => {
+      if (budget.take(1, now))
+        this.store.audit({ at, actor: `agent:${server}`, action, subject, detail });
+    };
     this.store.transaction(() => {
+      if (suppressed)
+        this.store.audit({
+          at,
+          actor: 'controller',
+          action: 'audit.suppressed',
+          subject: server,
+          detail: { entries: suppressed, why: "over the server's audit rate" },
+        });
       this.store.recordReport(server, {
         at,
         health: { ...report.health },
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
-        sessions: report.sessions.map((s) => ({
+        sessions: accepted.map((s) => ({
           user: s.user,
           realAddress: s.realAddress,
           ...(s.ipv4 ? { ipv4: s.ipv4 } : {}),
@@ -402,6 +466,26 @@ class ControllerCore {
       }
     });
     this.recomputeDirectives();
+  }
+
+  private auditBudget(server: string, now: Date): AuditBudget {
+    let budget = this.auditBudgets.get(server);
+    if (!budget) {
+      // 2,000 at once covers a whole server's users moving together; 20/s is ~1.7 M a day.
+      budget = new AuditBudget(this.opts.auditBurst ?? 2000, this.opts.auditPerSecond ?? 20, now);
+      this.auditBudgets.set(server, budget);
+    }
+    return budget;
+  }
+
+  private logRefused(server: string, refused: { user: string; reason: string }[], now: Date) {
+    const last = this.refusalLoggedAt.get(server) ?? 0;
+    if (now.getTime() - last < 60_000) return;
+    this.refusalLoggedAt.set(server, now.getTime());
+    const first = refused[0];
+    this.log(
+      `report of ${server}: ${refused.length} session(s) refused, e.g. ${JSON.stringify(first.user)}: ${first.reason}`,
+    );
   }
 
   // ---- views ----
@@ -494,17 +578,34 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
 async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<Controller> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`controller: ${line}\n`));
   const pollWaitMs = opts.pollWaitMs ?? POLL_WAIT_MS;
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+  // Node checks request and header deadlines only this often (its default: every 30 s).
+  const serverOptions = {
+    connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
+    headersTimeout: requestTimeoutMs,
+  };
   const app = fastify({
     logger: false,
-    ...(opts.https ? { https: opts.https } : {}),
-    // A long-poll outlives the default timeouts of some proxies but not ours.
-    requestTimeout: 0,
+    ...(opts.https ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
+    // Node's request timeout covers receiving the request (headers and body), not the answer:
+    // a long-poll has its whole request in at once and then waits for as long as it likes,
+    // while a client that trickles a body in is cut off after this.
+    requestTimeout: requestTimeoutMs,
+    // A socket that says nothing for this long is closed (a connection opened and left idle
+    // holds a file descriptor); the long-poll route lengthens it for its own wait.
+    connectionTimeout: requestTimeoutMs,
+    keepAliveTimeout: 5_000,
     // Unknown fields and wrong types are errors, not silently dropped or converted.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     schemaErrorFormatter: formatValidation,
   }) as unknown as FastifyInstance;
 
+  app.server.maxConnections = opts.maxConnections ?? 1024;
+
   app.setErrorHandler((err: FastifyError, _req, reply) => {
+    // Whoever failed to authenticate gets no kept-alive connection to try again on, and a body
+    // still on its way is not waited for.
+    if (err instanceof Unauthorized) reply.header('connection', 'close');
     if (err instanceof FleetError) {
       if (err.httpStatus >= 500) log(err.stack ?? err.message);
       return reply.code(err.httpStatus).send({ error: oneLine(err) });
@@ -583,7 +684,17 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
         },
       },
     },
-    () => ({ ok: true, ...(core.specProblem ? { specProblem: core.specProblem } : {}) }),
+    // Without a token it says only whether the controller is up: the spec's problems name
+    // files, fields and values that are nobody else's business.
+    (req) => {
+      let admin = false;
+      try {
+        admin = core.identify(req.headers.authorization).admin;
+      } catch {
+        // no token, or not the admin's: the short answer
+      }
+      return admin && core.specProblem ? { ok: true, specProblem: core.specProblem } : { ok: true };
+    },
   );
 
   app.get(
@@ -815,10 +926,15 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
         throw new Forbidden(`this token belongs to server ${server}, not ${query.server}`);
       const current = core.directives.get(server);
       if (!current) throw new Unavailable(`no bundle for ${server} yet: see the controller's log`);
-      if (query.known !== current.token) return current;
-      const next = await core.waitForChange(server, pollWaitMs, reply);
-      if (!next) return reply.code(204).send();
-      return next;
+      if (query.known === current.directive.token)
+        req.raw.socket?.setTimeout?.(pollWaitMs + requestTimeoutMs);
+      const served =
+        query.known !== current.directive.token
+          ? current
+          : await core.waitForChange(server, pollWaitMs, reply);
+      if (!served) return reply.code(204).send();
+      // The JSON made once per directive: a string with a JSON content type is sent as is.
+      return reply.type('application/json; charset=utf-8').send(served.json);
     },
   );
 
@@ -826,6 +942,8 @@ async function assemble(core: ControllerCore, opts: ControllerOptions): Promise<
     '/v1/agent/report',
     {
       config: { auth: 'agent' },
+      // A server with 20,000 sessions reports ~5 MB; the default 1 MiB would refuse ~5,000.
+      bodyLimit: 8 * 1024 * 1024,
       schema: {
         summary: "this server's live sessions and health; replaces its previous report",
         tags: ['agent'],

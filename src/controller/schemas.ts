@@ -87,6 +87,7 @@ export const sessionSchema = {
 
 export const healthSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: {
     openvpn: { type: 'boolean' },
     routing: { type: 'boolean' },
@@ -155,7 +156,11 @@ export const auditQuery = {
 export const pollQuery = {
   type: 'object',
   properties: {
-    known: { ...str, description: 'the token of the directive the agent has (empty: none)' },
+    known: {
+      type: 'string',
+      maxLength: 128,
+      description: 'the token of the directive the agent has (empty: none)',
+    },
     server: {
       ...str,
       description: 'optional: the server the agent believes it is; must match its token',
@@ -165,12 +170,13 @@ export const pollQuery = {
 
 const sessionReportSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: {
-    user: { type: 'string', minLength: 1, maxLength: 256 },
+    user: { type: 'string', minLength: 1, maxLength: 64 },
     realAddress: { type: 'string', maxLength: 256 },
-    ipv4: str,
-    ipv6: str,
-    since: { type: 'string', format: 'date-time' },
+    ipv4: { type: 'string', format: 'ipv4' },
+    ipv6: { type: 'string', format: 'ipv6' },
+    since: { type: 'string', format: 'date-time', maxLength: 64 },
     bytesIn: { type: 'integer', minimum: 0 },
     bytesOut: { type: 'integer', minimum: 0 },
     clientId: { type: 'integer', minimum: 0 },
@@ -180,9 +186,10 @@ const sessionReportSchema = {
 
 export const reportBody = {
   type: 'object',
+  additionalProperties: false,
   properties: {
-    bundleDigest: str,
-    sessions: { type: 'array', items: sessionReportSchema, maxItems: 100_000 },
+    bundleDigest: { type: 'string', maxLength: 128 },
+    sessions: { type: 'array', items: sessionReportSchema, maxItems: 20_000 },
     health: healthSchema,
   },
   required: ['sessions', 'health'],

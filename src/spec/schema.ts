@@ -227,6 +227,19 @@ export const fleetSchema = z.strictObject({
         ),
     })
     .default({ protectServers: false, allowInput: [] }),
+  audit: z
+    .strictObject({
+      retentionDays: z
+        .number()
+        .int()
+        .min(1)
+        .max(36500)
+        .default(400)
+        .describe(
+          'Days audit entries are kept; the controller deletes older ones at start and hourly.',
+        ),
+    })
+    .default({ retentionDays: 400 }),
 });
 
 export type FleetSpec = z.output<typeof fleetSchema>;
