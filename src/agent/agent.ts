@@ -7,12 +7,12 @@
  * The data plane never depends on the agent or the controller being up: OpenVPN's hooks add
  * and remove routes by themselves, and the last good bundle stays on disk.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { coalesced } from '../sys/coalesce.js';
 import { run } from '../sys/exec.js';
-import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
+import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { ControllerClient, parseEndpoint } from '../controller/client.js';
 import { readPidFile } from '../sys/proc.js';
 import { ManagementClient } from './management.js';
@@ -24,6 +24,7 @@ import {
   type SessionReport,
 } from './protocol.js';
 import { NFT_TABLE } from '../render/nftables.js';
+import { directiveProblem, parseDirective } from './bundle-paths.js';
 import { planRoutes } from './reconcile.js';
 import { RouteView } from './route-view.js';
 
@@ -62,6 +63,8 @@ export class Agent {
   private known = '';
   private applied?: string;
   private draining = false;
+  /** The last failure logged: the same directive failing again is not logged again. */
+  private lastFailure = '';
   private rulesetOk = false;
   /** Routes without a session at the previous pass: removed if still orphaned now. */
   private orphanCandidates = new Set<string>();
@@ -139,10 +142,25 @@ export class Agent {
           `/v1/agent/poll?known=${encodeURIComponent(this.known)}`,
         );
         if (r.status === 200) {
-          const directive = JSON.parse(r.text) as Directive;
-          await this.handle(directive);
-          this.known = directive.token;
-          backoff = 250;
+          const parsed = parseDirective(r.text);
+          let done = false;
+          try {
+            done =
+              'problem' in parsed
+                ? this.refuse(parsed.problem)
+                : await this.handle(parsed.directive);
+          } catch (err) {
+            this.logOnce(`applying directive failed: ${(err as Error).message}`);
+          }
+          if (done && 'directive' in parsed) {
+            this.known = parsed.directive.token;
+            backoff = 250;
+          } else {
+            // Asked again after a pause, not at once: a directory an admin fixes is picked up,
+            // and a controller that keeps sending the same bad directive is not hammered.
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, 5000);
+          }
         } else if (r.status !== 204) {
           this.log(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
           await sleep(backoff);
@@ -177,8 +195,19 @@ export class Agent {
     }
   }
 
-  /** Everything a directive asks, safe to repeat. */
-  async handle(d: Directive): Promise<void> {
+  /**
+   * Everything a directive asks, safe to repeat. A directive with an unsafe bundle (a path out
+   * of the bundle, a folder that is a link) is refused whole, evictions and drain included:
+   * false, with one log line, and the last good bundle stays.
+   */
+  async handle(d: Directive): Promise<boolean> {
+    const problem =
+      directiveProblem(d) ??
+      (d.bundle.digest !== this.applied
+        ? bundleWriteProblem(this.o.bundleDir, d.bundle.files)
+        : undefined);
+    if (problem) return this.refuse(problem);
+    this.lastFailure = '';
     for (const e of d.evict) {
       for (const s of this.sessions.filter((x) => x.user === e.user && x.since <= e.since)) {
         await this.endSession(s, `newer session of ${s.user} on another server`);
@@ -187,6 +216,19 @@ export class Agent {
     if (d.bundle.digest !== this.applied) await this.apply(d.bundle);
     if (d.drain !== this.draining) await this.setDraining(d.drain);
     await this.report(true);
+    return true;
+  }
+
+  private refuse(problem: string): false {
+    this.logOnce(
+      `directive refused, last good bundle ${this.applied?.slice(0, 12) ?? 'none'} kept: ${problem}`,
+    );
+    return false;
+  }
+
+  private logOnce(line: string): void {
+    if (line !== this.lastFailure) this.log(line);
+    this.lastFailure = line;
   }
 
   // ------------------------------------------------------------ apply
@@ -360,8 +402,20 @@ export class Agent {
   /** Sessions of users the bundle no longer admits (disabled, revoked, deleted). */
   private async endDisallowedSessions(): Promise<void> {
     for (const s of [...this.sessions]) {
-      if (!existsSync(join(this.o.bundleDir, 'ccd', s.user)))
-        await this.endSession(s, 'no longer allowed');
+      if (!this.admits(s.user)) await this.endSession(s, 'no longer allowed');
+    }
+  }
+
+  /**
+   * Whether the bundle has a ccd file for this common name, as OpenVPN looks it up (`/` becomes
+   * `_`). Only a regular file counts: a CN of `..` or a stray link is not an admitted user.
+   */
+  private admits(commonName: string): boolean {
+    try {
+      const ccd = join(this.o.bundleDir, 'ccd');
+      return lstatSync(join(ccd, commonName.replaceAll('/', '_'))).isFile();
+    } catch {
+      return false;
     }
   }
 
