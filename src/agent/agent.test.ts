@@ -113,3 +113,20 @@ describe('Agent.handle refuses an unsafe directive whole', () => {
     expect(lines[0]).toContain('evict is not an array');
   });
 });
+
+describe('Agent controller endpoint', () => {
+  it('takes --ca to pin the controller, and refuses it where there is no TLS to pin', () => {
+    const options = {
+      server: 'vpn1',
+      bundleDir: dir,
+      token: 'x',
+      tunDevice: 'vpn0',
+      routeProtocol: 201,
+      ca: '-----BEGIN CERTIFICATE-----\n',
+    };
+    expect(() => new Agent({ ...options, controller: 'https://192.0.2.1:8443' })).not.toThrow();
+    expect(() => new Agent({ ...options, controller: `unix:${join(root, 'c.sock')}` })).toThrow(
+      /--ca/,
+    );
+  });
+});

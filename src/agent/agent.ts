@@ -34,6 +34,8 @@ export interface AgentOptions {
   bundleDir: string;
   /** `unix:/path` or `https://host:port`. */
   controller: string;
+  /** PEM of the CA the controller's certificate must chain to (https only). */
+  ca?: string | Buffer;
   token: string;
   tunDevice: string;
   routeProtocol: number;
@@ -88,7 +90,7 @@ export class Agent {
   private readonly reporter: ControllerClient;
 
   constructor(private readonly o: AgentOptions) {
-    const endpoint = parseEndpoint(o.controller);
+    const endpoint = parseEndpoint(o.controller, '--controller', o.ca ? { ca: o.ca } : {});
     this.poller = new ControllerClient(endpoint, o.token, POLL_WAIT_MS + 5000);
     this.reporter = new ControllerClient(endpoint, o.token, 5000);
     this.log = o.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
