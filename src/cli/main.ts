@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /** ovpn-fleet command line. Commands are thin; errors become one line and an exit code. */
 import { Command, CommanderError } from 'commander';
-import { describeError } from '../errors.js';
+import { FleetError, SpecError, describeError } from '../errors.js';
 import { registerAgent } from './commands/agent.js';
 import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
 import { registerLab } from './commands/lab.js';
 import { registerUsers } from './commands/users.js';
+import { escapeControl } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('ovpn-fleet')
@@ -36,9 +37,20 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? 0 : 2;
     }
     const { line, exitCode } = describeError(err);
-    process.stderr.write(`ovpn-fleet: ${line}\n`);
+    process.stderr.write(`ovpn-fleet: ${printableError(err, line)}\n`);
     return exitCode;
   }
+}
+
+/**
+ * Messages carry names and values from argv, the store or the controller. Line breaks are
+ * kept only where they are the message's own: between a spec's issues, in a stack trace.
+ */
+function printableError(err: unknown, line: string): string {
+  if (err instanceof SpecError)
+    return err.issues.map((i) => escapeControl(`${err.file}: ${i.path}: ${i.message}`)).join('\n');
+  if (err instanceof FleetError) return escapeControl(line);
+  return line.split('\n').map(escapeControl).join('\n');
 }
 
 main(process.argv.slice(2)).then(
@@ -46,7 +58,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`ovpn-fleet: internal error: ${String(err)}\n`);
+    process.stderr.write(`ovpn-fleet: internal error: ${escapeControl(String(err))}\n`);
     process.exitCode = 70;
   },
 );

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { InputError } from '../../errors.js';
 import { Fleet } from '../../service/fleet.js';
 import { fleetDir } from '../context.js';
+import { say } from '../output.js';
 
 export function registerInit(program: Command): void {
   program
@@ -18,8 +19,8 @@ export function registerInit(program: Command): void {
       const fleet = await Fleet.init(dir, yaml !== undefined ? { yaml } : {});
       const servers = fleet.spec.sites.reduce((n, s) => n + s.servers.length, 0);
       fleet.close();
-      process.stdout.write(
-        `initialised fleet "${fleet.spec.fleet}" in ${dir}: ${fleet.spec.sites.length} sites, ${servers} servers, CA and server certificates created\n`,
+      say(
+        `initialised fleet "${fleet.spec.fleet}" in ${dir}: ${fleet.spec.sites.length} sites, ${servers} servers, CA and server certificates created`,
       );
     });
 }

@@ -8,13 +8,11 @@ import { InputError } from '../../errors.js';
 import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
 import { run } from '../../sys/exec.js';
 import { fleetDir, withFleet } from '../context.js';
-import { printJson, printTable } from '../output.js';
+import { printJson, printTable, say } from '../output.js';
 
 interface LabOpts {
   prefix: string;
 }
-
-const say = (line: string) => process.stdout.write(`${line}\n`);
 
 export function registerLab(program: Command): void {
   const lab = program

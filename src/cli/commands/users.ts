@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { InputError } from '../../errors.js';
 import type { User, UserStatus } from '../../store/types.js';
 import { withFleet } from '../context.js';
-import { printJson, printTable } from '../output.js';
+import { printJson, printTable, say } from '../output.js';
 
 const collect = (v: string, prev: string[]) => [...prev, ...v.split(',').filter(Boolean)];
 const USER_COLUMNS = ['name', 'ipv4', 'ipv6', 'groups', 'status'] as const;
@@ -49,8 +49,8 @@ export function registerUsers(program: Command): void {
         );
         if (opts.json) printJson(publicUser(u));
         else
-          process.stdout.write(
-            `added ${u.name}: ${u.ipv4} ${u.ipv6}${u.groups.length ? ` groups ${u.groups.join(',')}` : ''}\n`,
+          say(
+            `added ${u.name}: ${u.ipv4} ${u.ipv6}${u.groups.length ? ` groups ${u.groups.join(',')}` : ''}`,
           );
       },
     );
@@ -71,8 +71,8 @@ export function registerUsers(program: Command): void {
         );
       }
       const users = await withFleet(cmd, (f) => f.importCsv(text, file));
-      process.stdout.write(
-        `imported ${users.length} users (certificates are issued with each first profile, or now with "ovpn-fleet pki issue")\n`,
+      say(
+        `imported ${users.length} users (certificates are issued with each first profile, or now with "ovpn-fleet pki issue")`,
       );
     });
 
@@ -97,9 +97,7 @@ export function registerUsers(program: Command): void {
       if (opts.json) printJson(publicUser(u));
       else
         for (const [k, v] of Object.entries(publicUser(u)))
-          process.stdout.write(
-            `${k.padEnd(13)} ${Array.isArray(v) ? v.join(',') || '-' : (v ?? '-')}\n`,
-          );
+          say(`${k.padEnd(13)} ${Array.isArray(v) ? v.join(',') || '-' : (v ?? '-')}`);
     });
 
   user
@@ -108,7 +106,7 @@ export function registerUsers(program: Command): void {
     .option('-g, --group <group>', 'group (repeatable, or comma-separated)', collect, [])
     .action(async (name: string, opts: { group: string[] }, cmd: Command) => {
       const u = await withFleet(cmd, (f) => f.setGroups(name, opts.group));
-      process.stdout.write(`${u.name}: groups ${u.groups.join(',') || '-'}\n`);
+      say(`${u.name}: groups ${u.groups.join(',') || '-'}`);
     });
 
   const status: [string, UserStatus, string][] = [
@@ -126,7 +124,7 @@ export function registerUsers(program: Command): void {
       .description(description)
       .action(async (name: string, _opts: unknown, cmd: Command) => {
         const u = await withFleet(cmd, (f) => f.setStatus(name, target));
-        process.stdout.write(`${u.name}: ${u.status}\n`);
+        say(`${u.name}: ${u.status}`);
       });
   }
 
@@ -138,8 +136,8 @@ export function registerUsers(program: Command): void {
         user: await f.deleteUser(name),
         days: f.spec.pools.quarantineDays,
       }));
-      process.stdout.write(
-        `deleted ${u.user.name}; ${u.user.ipv4} and ${u.user.ipv6} are quarantined for ${u.days} days\n`,
+      say(
+        `deleted ${u.user.name}; ${u.user.ipv4} and ${u.user.ipv6} are quarantined for ${u.days} days`,
       );
     });
 }
