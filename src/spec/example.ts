@@ -44,7 +44,7 @@ routing:
   protocol: ospf                # or bgp (asn + neighbors), or rip
   ospf:
     area: 0.0.0.0
-    auth: { keyId: 1, key: change-me-ospf }   # MD5 for OSPFv2, HMAC-SHA-256 for OSPFv3
+    auth: { keyId: 1, key: change-me-ospf }   # MD5 for OSPFv2, HMAC-SHA-256 for OSPFv3; replace it
     helloInterval: 1
     deadInterval: 3
 

@@ -265,3 +265,40 @@ export const rules: Rule[] = [
   openvpnTimers,
   routingPeers,
 ];
+
+/** Below this, a routing key is within reach of a guess or a search over a captured hello. */
+export const MIN_STRONG_SECRET = 12;
+
+/**
+ * The routing protocol's key is all that stops anyone on the backbone from announcing routes,
+ * and so taking over users' addresses. The schema's minimum keeps the daemons happy; this
+ * catches keys that pass it but protect nothing: the example's placeholder, or short ones.
+ */
+const weakRoutingSecrets: Rule = (spec) => {
+  const r = spec.routing;
+  const secrets: { path: string; value: string }[] = [];
+  if (r.protocol === 'ospf')
+    secrets.push({ path: 'routing.ospf.auth.key', value: r.ospf.auth.key });
+  if (r.protocol === 'rip' && r.rip.auth)
+    secrets.push({ path: 'routing.rip.auth.key', value: r.rip.auth.key });
+  if (r.protocol === 'bgp')
+    r.bgp.neighbors.forEach((n, i) => {
+      if (n.password !== undefined)
+        secrets.push({ path: `routing.bgp.neighbors[${i}].password`, value: n.password });
+    });
+  return secrets.flatMap(({ path, value }): SpecIssue[] => {
+    if (/^change-?me/i.test(value))
+      return [{ path, message: 'is a placeholder: set a random secret of your own' }];
+    if (value.length < MIN_STRONG_SECRET)
+      return [
+        {
+          path,
+          message: `is short (${value.length} characters): use at least ${MIN_STRONG_SECRET}`,
+        },
+      ];
+    return [];
+  });
+};
+
+/** Rules whose issues do not stop a fleet from working, only from being safe. */
+export const warningRules: Rule[] = [weakRoutingSecrets];

@@ -90,4 +90,46 @@ describe('validateSpec', () => {
       { path: 'policy[0].proto', message: 'icmp has no ports: put icmp in a rule of its own' },
     ]);
   });
+
+  it("warns about the example's placeholder routing key and about short ones, without refusing", () => {
+    const v = parseSpecText(EXAMPLE_FLEET_YAML);
+    expect(v.spec).toBeDefined();
+    expect(v.warnings).toEqual([
+      {
+        path: 'routing.ospf.auth.key',
+        message: 'is a placeholder: set a random secret of your own',
+      },
+    ]);
+
+    const strong = example();
+    strong.routing.ospf.auth.key = 'q8#Vz1!pL0w9rT';
+    expect(validateSpec(strong).warnings).toEqual([]);
+
+    const rip = example();
+    rip.routing = { protocol: 'rip', rip: { auth: { key: 'CHANGEME-rip' } } };
+    expect(validateSpec(rip).warnings.map((w) => w.path)).toEqual(['routing.rip.auth.key']);
+
+    const bgp = example();
+    bgp.sites = [bgp.sites[0]];
+    bgp.sites[0].servers = [bgp.sites[0].servers[0]];
+    bgp.routing = {
+      protocol: 'bgp',
+      bgp: {
+        asn: 65100,
+        neighbors: [
+          { address: '10.255.1.1', asn: 65000, password: 'hunter22' },
+          { address: '10.255.1.3', asn: 65000, password: 'a-long-random-secret' },
+          { address: '10.255.1.3', asn: 65001 },
+        ],
+      },
+    };
+    const warned = validateSpec(bgp);
+    expect(warned.errors).toEqual([]);
+    expect(warned.warnings).toEqual([
+      {
+        path: 'routing.bgp.neighbors[0].password',
+        message: 'is short (8 characters): use at least 12',
+      },
+    ]);
+  });
 });

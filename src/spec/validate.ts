@@ -7,7 +7,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { SpecError, type SpecIssue } from '../errors.js';
 import { type FleetSpec, fleetSchema } from './schema.js';
-import { type RuleContext, rules } from './rules.js';
+import { type RuleContext, rules, warningRules } from './rules.js';
 
 export interface Validation {
   spec?: FleetSpec;
@@ -40,7 +40,7 @@ export function validateSpec(input: unknown, ctx: RuleContext = {}): Validation 
   if (!parsed.success) return { errors: zodIssues(parsed.error), warnings: [] };
   const spec = parsed.data;
   const errors = rules.flatMap((rule) => rule(spec, ctx));
-  const warnings: SpecIssue[] = [];
+  const warnings: SpecIssue[] = warningRules.flatMap((rule) => rule(spec, ctx));
   if (spec.policy.length === 0)
     warnings.push({ path: 'policy', message: 'no rules: users reach nothing behind the servers' });
   if (spec.openvpn.push.routes.length === 0)
