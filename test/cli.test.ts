@@ -3,11 +3,22 @@
  * Builds dist/ first when any source file is newer than it.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminTokenPath } from '../src/controller/auth.js';
 import { EXAMPLE_FLEET_YAML } from '../src/spec/example.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -47,10 +58,13 @@ function cli(args: string[], opts: { cwd?: string } = {}): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Like cli() but without blocking, so independent runs share the machine's cores. */
-function cliAsync(args: string[], fleetDir = dir): Promise<Run> {
+/**
+ * Like cli() but without blocking, so independent runs share the machine's cores (and a server
+ * in this process can answer). `nodeArgs` go to node before the script.
+ */
+function cliAsync(args: string[], fleetDir = dir, nodeArgs: string[] = []): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, '--dir', fleetDir, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, BIN, '--dir', fleetDir, ...args], {
       cwd: fleetDir,
       env: { ...process.env, LC_ALL: 'C', OVPN_FLEET_DIR: '' },
     });
@@ -80,7 +94,8 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('ovpn-fleet CLI', () => {
+// Each test spawns node several times: 5 s is not enough on a busy machine.
+describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
   it('init --example writes fleet.yaml and a 0600 store', () => {
     expect(readFileSync(join(dir, 'fleet.yaml'), 'utf8')).toContain('fleet: acme');
     expect(statSync(join(dir, 'fleet.db')).mode & 0o777).toBe(0o600);
@@ -293,7 +308,167 @@ describe('ovpn-fleet validate', () => {
     }
   });
 
-  it('says ok for a good fleet.yaml', () => {
-    expect(ok(['validate'])).toMatch(/fleet\.yaml: ok\n$/);
+  it("says ok for a good fleet.yaml, warning about the example's placeholder routing key", () => {
+    const r = cli(['validate']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/fleet\.yaml: ok\n$/);
+    expect(r.stderr).toBe(
+      `${join(dir, 'fleet.yaml')}: warning: routing.ospf.auth.key: is a placeholder: set a random secret of your own\n`,
+    );
+    const json = JSON.parse(ok(['validate', '--json'])) as { warnings: { path: string }[] };
+    expect(json.warnings.map((w) => w.path)).toEqual(['routing.ospf.auth.key']);
   });
+});
+
+/** One line on stderr, naming `option`, and the exit code of a bad argument. */
+function expectRefusal(r: Run, option: string): void {
+  expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 2, stdout: '' });
+  expect(r.stderr).toMatch(new RegExp(`^ovpn-fleet: ${option}: [^\\n]+\\n$`));
+}
+
+describe('--base', () => {
+  it('is refused when server.conf could not carry it, and {server} names each server', async () => {
+    const out = join(dir, 'out-base');
+    const injected = '/etc/x\npush "redirect-gateway def1"';
+    const runs = await Promise.all([
+      cliAsync(['render', '--out', out, '--base', injected]),
+      cliAsync(['render', '--out', out, '--base', 'relative/dir']),
+      cliAsync(['render', '--out', out, '--base', '/etc/x y']),
+      // Refused before it opens the store or listens anywhere.
+      cliAsync(['controller', '--listen', '127.0.0.1:1', '--base', '/etc/x;y']),
+    ]);
+    for (const r of runs) expectRefusal(r, '--base');
+    expect(existsSync(out)).toBe(false);
+
+    ok(['render', '--out', out, '--base', '/srv/ovpn/{server}', '--server', 'vpn21']);
+    const conf = readFileSync(join(out, 'vpn21', 'server.conf'), 'utf8');
+    expect(conf).toMatch(/^cd \/srv\/ovpn\/vpn21$/m);
+  }, 30_000);
+});
+
+describe('controller clients', () => {
+  const work = () => join(dir, 'tls');
+  /** A CA-free self-signed certificate for 127.0.0.1: it is its own trust anchor. */
+  function selfSigned(name: string): { cert: string; key: string } {
+    const cert = join(work(), `${name}.crt`);
+    const key = join(work(), `${name}.key`);
+    execFileSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    return { cert, key };
+  }
+
+  it('refuse plain HTTP beyond loopback before connecting, in one line naming --controller', async () => {
+    // Any connect in the CLI process ends it with 99: a refusal must come before one.
+    const guard = join(dir, 'no-connect.cjs');
+    writeFileSync(
+      guard,
+      `require('node:net').Socket.prototype.connect = function () {
+        process.stderr.write('connect attempted\\n');
+        process.exit(99);
+      };\n`,
+    );
+    const tokenFile = join(dir, 'agent.token');
+    writeFileSync(tokenFile, 'x\n');
+    const cases: string[][] = [
+      ['status', '--controller', 'http://192.0.2.1:8443'],
+      ['status', '--controller', '192.0.2.1:8443'],
+      ['status', '--json', '--controller', 'http://[2001:db8::1]:80'],
+      ['drain', 'vpn11', '--controller', 'http://192.0.2.1:8443'],
+      ['undrain', 'vpn11', '--controller', 'ctl.example:8443'],
+      ['agent', '--server', 'vpn11', '--token-file', tokenFile, '--controller', '192.0.2.1:80'],
+    ];
+    const runs = await Promise.all(cases.map((args) => cliAsync(args, dir, ['--require', guard])));
+    runs.forEach((r, i) => {
+      expectRefusal(r, '--controller');
+      expect(r.stderr, cases[i].join(' ')).toContain(
+        'would send the token unencrypted: use https://',
+      );
+    });
+  }, 30_000);
+
+  it('pin the controller with --ca: the right CA gets through, a wrong one is one clear line', async () => {
+    mkdirSync(work(), { recursive: true });
+    writeFileSync(adminTokenPath(dir), 'admin-secret\n', { mode: 0o600 });
+    const good = selfSigned('controller');
+    const other = selfSigned('someone-else');
+    const name = 'mallory\u001b]0;owned\u0007\u001b[31m\u009b2J';
+    const seen: string[] = [];
+    const server = createHttpsServer(
+      { cert: readFileSync(good.cert), key: readFileSync(good.key) },
+      (req, res) => {
+        seen.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify([
+            {
+              user: name,
+              server: 'vpn11',
+              ipv4: '10.200.0.9',
+              ipv6: 'fd7a:6ca6:e640:8000::9',
+              realAddress: '203.0.113.50:5000',
+              since: '2024-01-01T00:00:00.000Z',
+              stale: false,
+            },
+          ]),
+        );
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const url = `https://127.0.0.1:${port}`;
+    try {
+      const [table, json, wrong, none, noFile, notHttps] = await Promise.all([
+        cliAsync(['status', '--controller', url, '--ca', good.cert]),
+        cliAsync(['status', '--json', '--controller', url, '--ca', good.cert]),
+        cliAsync(['status', '--controller', url, '--ca', other.cert]),
+        cliAsync(['status', '--controller', url]),
+        cliAsync(['status', '--controller', url, '--ca', join(work(), 'missing.pem')]),
+        cliAsync(['status', '--controller', 'http://127.0.0.1:1', '--ca', good.cert]),
+      ]);
+
+      expect({ status: table.status, stderr: table.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(table.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(table.stdout).toContain('mallory\\x1b]0;owned\\x07\\x1b[31m\\x9b2J');
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        source: 'controller',
+        sessions: [{ user: name }],
+      });
+      expect(json.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      // Only the runs that trusted the server sent it the token.
+      expect(seen).toEqual(Array(2).fill('GET /v1/sessions Bearer admin-secret'));
+
+      // Not "unreachable": status must not fall back to the store and hide a wrong CA.
+      expect(wrong.status).toBe(1);
+      expect(wrong.stdout).toBe('');
+      expect(wrong.stderr).toMatch(
+        new RegExp(
+          `^ovpn-fleet: controller at ${url} is not trusted: its certificate does not verify against the --ca file \\([A-Z_]+\\)\\n$`,
+        ),
+      );
+      expect(none.status).toBe(1);
+      expect(none.stderr).toMatch(/is not trusted: .*the system's CAs \(give --ca\)/);
+      expectRefusal(noFile, '--ca');
+      expect(noFile.stderr).toContain('missing.pem: ENOENT');
+      expectRefusal(notHttps, '--ca');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 30_000);
 });

@@ -4,6 +4,7 @@
  */
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIPv4 } from 'node:net';
 import { FleetError, InputError } from '../errors.js';
 import type { User } from '../store/types.js';
 import type { ServerView, SessionView } from './app.js';
@@ -12,8 +13,19 @@ export type Endpoint =
   | { kind: 'unix'; path: string }
   | { kind: 'tcp'; host: string; port: number; tls: boolean; ca?: string | Buffer };
 
-/** `unix:/path/ctl.sock`, `HOST:PORT`, `[::1]:PORT`, or `https://HOST:PORT`. */
-export function parseEndpoint(text: string, field = '--controller'): Endpoint {
+/**
+ * Hosts whose traffic never leaves the machine. Only literal addresses and `localhost` count:
+ * a malformed "127.999.0.1" would go to the resolver, which may answer with anything.
+ */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice('::ffff:'.length) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
+/** `unix:PATH`, `[http://]HOST:PORT` or `https://HOST:PORT`, with nothing checked yet. */
+export function parseAddress(text: string, field: string): Endpoint {
   if (text.startsWith('unix:')) {
     const path = text.slice('unix:'.length);
     if (!path) throw new InputError(field, 'unix: needs a socket path');
@@ -32,10 +44,42 @@ export function parseEndpoint(text: string, field = '--controller'): Endpoint {
   return { kind: 'tcp', host: m[1] ?? m[2], port, tls };
 }
 
+/** Where a bearer token may be sent: a unix socket, loopback, or TLS. */
+function assertNotCleartext(e: Endpoint, field: string, text = formatEndpoint(e)): void {
+  if (e.kind === 'tcp' && !e.tls && !isLoopback(e.host))
+    throw new InputError(
+      field,
+      `${text} would send the token unencrypted: use https://${formatHostPort(e)} (plain HTTP only to loopback or unix:PATH)`,
+    );
+}
+
+/**
+ * A controller to connect to: `unix:/path/ctl.sock`, `https://HOST:PORT`, or plain
+ * `http://HOST:PORT` / `HOST:PORT` to loopback only. A schemeless HOST:PORT elsewhere is refused
+ * rather than upgraded to TLS: the same text would otherwise mean HTTP to one host and HTTPS to
+ * another. `ca` pins the CA the controller's certificate must chain to (https only).
+ */
+export function parseEndpoint(
+  text: string,
+  field = '--controller',
+  options: { ca?: string | Buffer } = {},
+): Endpoint {
+  const e = parseAddress(text, field);
+  assertNotCleartext(e, field, text);
+  if (options.ca === undefined) return e;
+  if (e.kind !== 'tcp' || !e.tls)
+    throw new InputError('--ca', `only applies to an https:// controller, not ${text}`);
+  return { ...e, ca: options.ca };
+}
+
+function formatHostPort(e: Extract<Endpoint, { kind: 'tcp' }>): string {
+  const host = e.host.includes(':') ? `[${e.host}]` : e.host;
+  return `${host}:${e.port}`;
+}
+
 export function formatEndpoint(e: Endpoint): string {
   if (e.kind === 'unix') return `unix:${e.path}`;
-  const host = e.host.includes(':') ? `[${e.host}]` : e.host;
-  return `${e.tls ? 'https://' : ''}${host}:${e.port}`;
+  return `${e.tls ? 'https://' : ''}${formatHostPort(e)}`;
 }
 
 /** An answer of the controller other than 2xx. */
@@ -59,12 +103,42 @@ export class ControllerUnreachable extends FleetError {
   }
 }
 
+/**
+ * The controller answered TLS with a certificate we do not trust. Not "unreachable": falling
+ * back to something else would hide a wrong --ca, or someone in the middle.
+ */
+export class ControllerUntrusted extends FleetError {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
+    super(`controller at ${endpoint} is not trusted: ${reason}`);
+  }
+}
+
+/** OpenSSL's verify results and node's host name check, as they arrive in `err.code`. */
+function isCertificateError(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    (/CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)/.test(code) || code.startsWith('ERR_TLS_'))
+  );
+}
+
+function untrustedReason(code: string, pinned: boolean): string {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `its certificate is not for this host name (${code})`;
+  return `its certificate does not verify against ${pinned ? 'the --ca file' : "the system's CAs (give --ca)"} (${code})`;
+}
+
 export class ControllerClient {
   constructor(
     readonly endpoint: Endpoint,
     private readonly token: string,
     private readonly timeoutMs = 10_000,
-  ) {}
+  ) {
+    // Also for endpoints built without parseEndpoint: the token never goes out in clear.
+    assertNotCleartext(endpoint, '--controller');
+  }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const { status, text } = await this.raw(method, path, body);
@@ -110,7 +184,11 @@ export class ControllerClient {
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(new ControllerUnreachable(formatEndpoint(e), err.code ?? err.message)),
+        reject(
+          e.kind === 'tcp' && e.tls && isCertificateError(err.code)
+            ? new ControllerUntrusted(formatEndpoint(e), untrustedReason(err.code!, !!e.ca))
+            : new ControllerUnreachable(formatEndpoint(e), err.code ?? err.message),
+        ),
       );
       if (payload !== undefined) req.write(payload);
       req.end();

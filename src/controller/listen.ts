@@ -4,19 +4,15 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Conflict, InputError } from '../errors.js';
-import { type Endpoint, formatEndpoint, parseEndpoint } from './client.js';
+import { type Endpoint, formatEndpoint, isLoopback, parseAddress } from './client.js';
 
 export function defaultSocketPath(fleetDir: string): string {
   return join(fleetDir, 'run', 'controller.sock');
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** Parses --listen and refuses plain HTTP on anything but loopback. */
 export function parseListen(text: string, tls: boolean): Endpoint {
-  const e = parseEndpoint(text, '--listen');
+  const e = parseAddress(text, '--listen');
   if (e.kind === 'tcp') {
     if (!tls && !isLoopback(e.host))
       throw new InputError(

@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseEndpoint } from '../../controller/client.js';
 import { InputError } from '../../errors.js';
 import { DEFAULT_RENDER_OPTIONS } from '../../render/types.js';
+import { readCaFile } from '../options.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -12,7 +14,11 @@ export function registerAgent(program: Command): void {
       "apply this server's bundle from the controller, report sessions, keep routes right",
     )
     .requiredOption('--server <name>', 'this server, as named in fleet.yaml')
-    .requiredOption('--controller <url>', 'unix:/path/to/controller.sock or https://host:port')
+    .requiredOption(
+      '--controller <url>',
+      'unix:/path/to/controller.sock, https://host:port, or host:port on loopback',
+    )
+    .option('--ca <file>', "PEM file of the CA the controller's certificate must chain to")
     .requiredOption(
       '--token-file <file>',
       "file holding this server's agent token (ovpn-fleet agent-token)",
@@ -29,12 +35,16 @@ export function registerAgent(program: Command): void {
       async (opts: {
         server: string;
         controller: string;
+        ca?: string;
         tokenFile: string;
         bundleDir: string;
         tun: string;
         routeProto: string;
         frrInstance?: string;
       }) => {
+        const ca = opts.ca !== undefined ? readCaFile(opts.ca) : undefined;
+        // Refused here, before anything starts: plain HTTP beyond loopback, --ca without TLS.
+        parseEndpoint(opts.controller, '--controller', ca ? { ca } : {});
         let token: string;
         try {
           token = readFileSync(opts.tokenFile, 'utf8').trim();
@@ -48,7 +58,7 @@ export function registerAgent(program: Command): void {
         if (!Number.isInteger(proto) || proto < 1 || proto > 255)
           throw new InputError('--route-proto', 'must be 1-255');
         const { Agent } = await import('../../agent/agent.js');
-        const agent = new Agent({
+        const options = {
           server: opts.server,
           bundleDir: resolve(opts.bundleDir),
           controller: opts.controller,
@@ -56,7 +66,10 @@ export function registerAgent(program: Command): void {
           tunDevice: opts.tun,
           routeProtocol: proto,
           ...(opts.frrInstance ? { frrInstance: opts.frrInstance } : {}),
-        });
+          // AgentOptions.ca: the agent pins it through parseEndpoint.
+          ...(ca ? { ca } : {}),
+        };
+        const agent = new Agent(options);
         await agent.start();
         await new Promise<void>((done) => {
           const stop = () => void agent.stop().then(done);

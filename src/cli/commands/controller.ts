@@ -17,19 +17,27 @@ import {
 import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/directives.js';
 import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
-import { printJson, printTable } from '../output.js';
+import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
+import { printJson, printTable, say, warn } from '../output.js';
 
-function readFileOrFail(path: string, field: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new InputError(field, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`);
-  }
+interface ControllerOptions {
+  controller?: string;
+  ca?: string;
 }
 
+const CONTROLLER_HELP =
+  "unix:PATH, https://HOST:PORT, or HOST:PORT on loopback (default: this fleet's socket)";
+const CA_HELP = "PEM file of the CA the controller's certificate must chain to (https only)";
+
 /** A client of the controller named by --controller (default: this fleet's socket). */
-function clientFor(dir: string, controller?: string): ControllerClient {
-  const endpoint = parseEndpoint(controller ?? `unix:${defaultSocketPath(dir)}`);
+function clientFor(dir: string, opts: ControllerOptions): ControllerClient {
+  const endpoint = parseEndpoint(
+    opts.controller ?? `unix:${defaultSocketPath(dir)}`,
+    '--controller',
+    {
+      ...(opts.ca !== undefined ? { ca: readCaFile(opts.ca) } : {}),
+    },
+  );
   const tokenFile = adminTokenPath(dir);
   let token: string;
   try {
@@ -66,6 +74,7 @@ export function registerControllerCommands(program: Command): void {
         cmd: Command,
       ) => {
         const dir = fleetDir(cmd);
+        const base = parseBaseDir(opts.base);
         if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
           throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
         const https =
@@ -81,7 +90,7 @@ export function registerControllerCommands(program: Command): void {
         const { buildController } = await import('../../controller/app.js');
         const ctl = await buildController({
           fleetDir: dir,
-          baseDir: (server) => opts.base.replaceAll('{server}', server),
+          baseDir: (server) => baseDirOf(base, server),
           adminToken: admin.token,
           ...(https ? { https } : {}),
         });
@@ -92,15 +101,15 @@ export function registerControllerCommands(program: Command): void {
           await ctl.close();
           throw err;
         }
-        process.stdout.write(
-          `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}\n`,
+        say(
+          `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
         );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));
         });
         await ctl.close();
-        process.stdout.write(`controller stopped (${signal})\n`);
+        say(`controller stopped (${signal})`);
       },
     );
 
@@ -109,25 +118,26 @@ export function registerControllerCommands(program: Command): void {
     .description("print the bearer token of a server's agent")
     .action(async (server: string, _opts: unknown, cmd: Command) => {
       const token = await withFleet(cmd, (f) => f.agentToken(server));
-      process.stdout.write(`${token}\n`);
+      say(token);
     });
 
   program
     .command('status')
     .description('who is online where (from the controller, else from the store)')
     .option('--json', 'print {source, sessions} as JSON')
-    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
-    .action(async (opts: { json?: boolean; controller?: string }, cmd: Command) => {
+    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--ca <file>', CA_HELP)
+    .action(async (opts: { json?: boolean } & ControllerOptions, cmd: Command) => {
       const dir = fleetDir(cmd);
       let source: 'controller' | 'store' = 'controller';
       let sessions: SessionView[];
       try {
-        sessions = await clientFor(dir, opts.controller).sessions();
+        sessions = await clientFor(dir, opts).sessions();
       } catch (err) {
         if (!(err instanceof ControllerUnreachable)) throw err;
         source = 'store';
         sessions = readSessionsFromStore(dir);
-        process.stderr.write(`${err.message}; showing the last reports kept in the store\n`);
+        warn(`${err.message}; showing the last reports kept in the store`);
       }
       if (opts.json) {
         printJson({ source, sessions });
@@ -144,23 +154,24 @@ export function registerControllerCommands(program: Command): void {
     .description(
       'move its users to their next remote and take no new ones; waits until it is empty',
     )
-    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
+    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--ca <file>', CA_HELP)
     .option('--timeout <seconds>', 'give up waiting after this long', '30')
     .option('--no-wait', 'return as soon as the controller has the order')
     .action(
       async (
         server: string,
-        opts: { controller?: string; timeout: string; wait: boolean },
+        opts: { timeout: string; wait: boolean } & ControllerOptions,
         cmd: Command,
       ) => {
         const timeout = Number(opts.timeout);
         if (!Number.isFinite(timeout) || timeout <= 0)
           throw new InputError('--timeout', 'must be a positive number of seconds');
-        const client = clientFor(fleetDir(cmd), opts.controller);
+        const client = clientFor(fleetDir(cmd), opts);
         const started = Date.now();
         const view = await client.drain(server);
         if (!opts.wait) {
-          process.stdout.write(`${view.name}: draining (${view.sessions} sessions)\n`);
+          say(`${view.name}: draining (${view.sessions} sessions)`);
           return;
         }
         // Empty once the agent has reported, after the order, that no session is left.
@@ -171,8 +182,8 @@ export function registerControllerCommands(program: Command): void {
             now.reportedAt !== null &&
             Date.parse(now.reportedAt) >= started;
           if (now && reportedSince && now.sessions === 0) {
-            process.stdout.write(
-              `${server}: drained, no sessions left after ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+            say(
+              `${server}: drained, no sessions left after ${((Date.now() - started) / 1000).toFixed(1)} s`,
             );
             return;
           }
@@ -189,10 +200,11 @@ export function registerControllerCommands(program: Command): void {
   program
     .command('undrain <server>')
     .description('take users again (through the controller)')
-    .option('--controller <where>', "unix:PATH or HOST:PORT (default: this fleet's socket)")
-    .action(async (server: string, opts: { controller?: string }, cmd: Command) => {
-      const view = await clientFor(fleetDir(cmd), opts.controller).undrain(server);
-      process.stdout.write(`${view.name}: taking users (${view.sessions} sessions)\n`);
+    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--ca <file>', CA_HELP)
+    .action(async (server: string, opts: ControllerOptions, cmd: Command) => {
+      const view = await clientFor(fleetDir(cmd), opts).undrain(server);
+      say(`${view.name}: taking users (${view.sessions} sessions)`);
     });
 }
 

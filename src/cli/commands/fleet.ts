@@ -7,7 +7,8 @@ import { publishBundles, writeFileAtomic } from '../../sys/files.js';
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../../service/fleet.js';
 import { fleetDir, withFleet } from '../context.js';
-import { printJson, printTable } from '../output.js';
+import { baseDirOf, parseBaseDir } from '../options.js';
+import { printJson, printTable, say, warn } from '../output.js';
 import { parseSpecText } from '../../spec/validate.js';
 
 export function registerFleetCommands(program: Command): void {
@@ -35,10 +36,9 @@ export function registerFleetCommands(program: Command): void {
       }
       if (opts.json) printJson({ errors: v.errors, warnings: v.warnings });
       else {
-        for (const e of v.errors) process.stderr.write(`${path}: ${e.path}: ${e.message}\n`);
-        for (const w of v.warnings)
-          process.stderr.write(`${path}: warning: ${w.path}: ${w.message}\n`);
-        if (!v.errors.length) process.stdout.write(`${path}: ok\n`);
+        for (const e of v.errors) warn(`${path}: ${e.path}: ${e.message}`);
+        for (const w of v.warnings) warn(`${path}: warning: ${w.path}: ${w.message}`);
+        if (!v.errors.length) say(`${path}: ok`);
       }
       if (v.errors.length) process.exitCode = 2;
     });
@@ -49,19 +49,24 @@ export function registerFleetCommands(program: Command): void {
       "write every server's files (OpenVPN, ccd, CRL, hooks, FRR, nftables, sysctl) to one folder each",
     )
     .requiredOption('--out <dir>', 'output directory')
-    .option('--base <dir>', 'where the bundle will live on the servers', '/etc/ovpn-fleet')
+    .option(
+      '--base <dir>',
+      'where the bundle will live on the servers; {server} is replaced by the server name',
+      '/etc/ovpn-fleet',
+    )
     .option('--server <name>', 'only this server')
     .action(async (opts: { out: string; base: string; server?: string }, cmd: Command) => {
       const out = resolve(opts.out);
-      const bundles = await withFleet(cmd, (f) => f.bundles({ baseDir: opts.base }));
+      const base = parseBaseDir(opts.base);
+      const bundles = await withFleet(cmd, (f) =>
+        f.bundlesFor((server) => baseDirOf(base, server)),
+      );
       const chosen = opts.server ? bundles.filter((b) => b.server === opts.server) : bundles;
       if (opts.server && chosen.length === 0)
         throw new InputError('--server', `no server named ${opts.server}`);
       await publishBundles(out, chosen);
       for (const b of chosen) {
-        process.stdout.write(
-          `${b.server}: ${b.files.length} files, digest ${b.digest.slice(0, 12)}\n`,
-        );
+        say(`${b.server}: ${b.files.length} files, digest ${b.digest.slice(0, 12)}`);
       }
     });
 
@@ -86,7 +91,7 @@ export function registerFleetCommands(program: Command): void {
     .option('--description <text>', 'what the group is for')
     .action(async (name: string, opts: { description?: string }, cmd: Command) => {
       await withFleet(cmd, (f) => f.addGroup(name, opts.description));
-      process.stdout.write(`added group ${name}\n`);
+      say(`added group ${name}`);
     });
   group
     .command('list')
@@ -104,7 +109,7 @@ export function registerFleetCommands(program: Command): void {
     .description('issue client certificates now (default: every enabled user without one)')
     .action(async (users: string[], _opts: unknown, cmd: Command) => {
       const n = await withFleet(cmd, (f) => f.issueMissingCerts(users.length ? users : undefined));
-      process.stdout.write(`issued ${n} certificates\n`);
+      say(`issued ${n} certificates`);
     });
   pki
     .command('status')

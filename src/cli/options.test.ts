@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../errors.js';
+import { baseDirOf, parseBaseDir, readCaFile } from './options.js';
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('parseBaseDir', () => {
+  it('takes absolute paths, with {server} standing for the server name', () => {
+    expect(parseBaseDir('/etc/ovpn-fleet')).toBe('/etc/ovpn-fleet');
+    expect(baseDirOf(parseBaseDir('/srv/{server}/ovpn_fleet-1.2@x'), 'vpn11')).toBe(
+      '/srv/vpn11/ovpn_fleet-1.2@x',
+    );
+  });
+
+  it('refuses what would end the path inside server.conf, in one line naming --base', () => {
+    for (const text of [
+      '/etc/x\npush "route 0.0.0.0 0.0.0.0"',
+      '/etc/x\rup /bin/sh',
+      '/etc/x y',
+      '/etc/x\ty',
+      '/etc/"x"',
+      "/etc/'x'",
+      '/etc/x\\y',
+      '/etc/x#y',
+      '/etc/x;y',
+      '/etc/x\u0000',
+      '/etc/x\u0085y',
+      '/etc/x\u00a0y',
+      'etc/ovpn-fleet',
+      './ovpn-fleet',
+      '/srv/{sever}',
+      '/srv/{server',
+    ]) {
+      const line = refusal(() => parseBaseDir(text));
+      expect(line, JSON.stringify(text)).toMatch(/^--base: /);
+      expect(line, JSON.stringify(text)).not.toMatch(/[\n\r]/);
+    }
+  });
+});
+
+describe('readCaFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ovf-ca-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads a PEM certificate and refuses a missing or certificate-less file, naming --ca', () => {
+    const pem = join(dir, 'ca.pem');
+    execFileSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=test-ca',
+      '-days',
+      '1',
+      '-keyout',
+      join(dir, 'ca.key'),
+      '-out',
+      pem,
+    ]);
+    expect(readCaFile(pem).toString()).toContain('BEGIN CERTIFICATE');
+    expect(refusal(() => readCaFile(join(dir, 'missing.pem')))).toMatch(
+      /^--ca: cannot read .*missing\.pem: ENOENT$/,
+    );
+    const junk = join(dir, 'junk.pem');
+    writeFileSync(
+      junk,
+      '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n',
+    );
+    expect(refusal(() => readCaFile(junk))).toBe(`--ca: ${junk} holds no PEM certificate`);
+    expect(refusal(() => readCaFile(join(dir, 'ca.key')))).toMatch(/holds no PEM certificate$/);
+  });
+});
