@@ -12,9 +12,9 @@ import {
   crlInfo,
   generateTlsCryptKey,
   issueCertificate,
-  openvpnSerialHex,
   publicKeyMatches,
 } from './pki.js';
+import { openvpnSerialHex } from '../render/openvpn.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const DAY_MS = 86_400_000;

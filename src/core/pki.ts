@@ -265,17 +265,6 @@ export function normalizeSerial(serial: string): string {
   return value.toString(16);
 }
 
-/**
- * A serial as OpenVPN 2.6 (OpenSSL build) puts it in `tls_serial_hex_N`: the INTEGER's
- * magnitude octets, each as two lower-case hex digits, joined by ":" ("abc" → "0a:bc").
- * OpenVPN prints `ASN1_INTEGER->data`, which OpenSSL keeps without DER's sign-padding zero.
- */
-export function openvpnSerialHex(serial: string): string {
-  const hex = normalizeSerial(serial);
-  const even = hex.length % 2 ? `0${hex}` : hex;
-  return even.match(/../g)!.join(':');
-}
-
 function randomSerial(): string {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   const value = BigInt(`0x${Buffer.from(bytes).toString('hex')}`);

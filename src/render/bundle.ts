@@ -6,11 +6,20 @@ import { createHash } from 'node:crypto';
 import { compilePolicy } from '../core/policy.js';
 import type { FleetSpec } from '../spec/schema.js';
 import { renderFrrConf } from './frr.js';
-import { renderClientDisconnect, renderLearnAddress } from './hooks.js';
+import { renderClientConnect, renderClientDisconnect, renderLearnAddress } from './hooks.js';
 import { renderNftables } from './nftables.js';
-import { renderCcd, renderServerConf } from './openvpn.js';
+import { type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
 import { renderSysctl } from './sysctl.js';
 import type { RenderOptions, RenderSnapshot, RenderedFile, ServerContext } from './types.js';
+
+/**
+ * A snapshot whose users may carry the serials their servers accept. A user without any is
+ * refused by the client-connect hook, so a snapshot without pins locks everyone out: only a
+ * test or a seed bundle renders one.
+ */
+export interface PinnedSnapshot extends RenderSnapshot {
+  users: PinnedUser[];
+}
 
 export interface Bundle {
   server: string;
@@ -37,7 +46,7 @@ export function serverContexts(spec: FleetSpec, options: RenderOptions): ServerC
  * Only enabled users get a ccd file; with ccd-exclusive everyone else is refused. The files
  * are the same on every server, so a fleet render makes them once.
  */
-export function ccdFiles(ctx: ServerContext, snap: RenderSnapshot): RenderedFile[] {
+export function ccdFiles(ctx: ServerContext, snap: PinnedSnapshot): RenderedFile[] {
   return snap.users
     .filter((u) => u.enabled)
     .map((u) => ({ path: `ccd/${u.name}`, content: renderCcd(ctx, u), mode: 0o644 }));
@@ -45,7 +54,7 @@ export function ccdFiles(ctx: ServerContext, snap: RenderSnapshot): RenderedFile
 
 export function renderBundle(
   ctx: ServerContext,
-  snap: RenderSnapshot,
+  snap: PinnedSnapshot,
   policy = compilePolicy(ctx.spec, snap.users),
   ccd = ccdFiles(ctx, snap),
 ): Bundle {
@@ -65,8 +74,10 @@ export function renderBundle(
     file('management.pw', `${secrets.managementPassword}\n`, 0o600),
     file('crl.pem', snap.crlPem),
     file('hooks/learn-address', renderLearnAddress(ctx.options), 0o755),
+    file('hooks/client-connect', renderClientConnect(), 0o755),
     file('hooks/client-disconnect', renderClientDisconnect(ctx.options), 0o755),
-    file('frr.conf', renderFrrConf(ctx)),
+    // Routing passwords and keys: root and the frr group (frr-reload runs as root).
+    file('frr.conf', renderFrrConf(ctx), 0o640),
     file('nftables.nft', renderNftables(ctx, policy)),
     file('sysctl.conf', renderSysctl()),
   ];
@@ -81,7 +92,7 @@ export function renderBundle(
  */
 export function renderFleet(
   spec: FleetSpec,
-  snap: RenderSnapshot,
+  snap: PinnedSnapshot,
   options: RenderOptions,
   baseDirFor?: (server: string) => string,
 ): Bundle[] {

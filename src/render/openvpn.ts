@@ -3,6 +3,45 @@ import { gatewayAddress } from '../core/ipam.js';
 import { ipv4Netmask, mustParsePrefix } from '../core/ip.js';
 import { GENERATED_HEADER, type RenderUser, type ServerContext } from './types.js';
 
+/** A user with the serials (lower-case hex, as in the store) their servers accept. */
+export interface PinnedUser extends RenderUser {
+  /** Usually one; two while a certificate is being renewed. None: the user is refused. */
+  certSerials?: readonly string[];
+}
+
+/** The ccd line that pins a serial; the client-connect hook looks for exactly this text. */
+export const CERT_SERIAL_PREFIX = '# cert-serial ';
+
+/**
+ * A serial as OpenVPN 2.6 (OpenSSL build) puts it in `tls_serial_hex_N`: the INTEGER's
+ * magnitude octets, each as two lower-case hex digits, joined by ":" ("abc" → "0a:bc").
+ * OpenVPN prints `ASN1_INTEGER->data`, which OpenSSL keeps without DER's sign-padding zero.
+ * Here rather than in core/pki so that rendering does not load the X.509 library.
+ */
+export function openvpnSerialHex(serial: string): string {
+  if (!/^[0-9a-fA-F]+$/.test(serial) || /^0*$/.test(serial))
+    throw new Error(`certificate serial "${serial}" is not a positive hex number`);
+  const hex = serial.toLowerCase().replace(/^0+/, '');
+  const even = hex.length % 2 ? `0${hex}` : hex;
+  return even.match(/../g)!.join(':');
+}
+
+/*
+ * The pin is checked by a client-connect hook rather than tls-verify: tls-verify runs once per
+ * certificate of the chain on every TLS handshake, renegotiations included, and would have to
+ * find the user's file from the subject string; client-connect runs once per connection with
+ * $common_name and $tls_serial_hex_0 set, and reads the same ccd file that already decides
+ * whether the user may connect (OpenVPN refuses a renegotiation with another certificate).
+ *
+ * OpenVPN stays root (no `user`/`group`). OpenVPN 2.6 can drop to a user and keep
+ * CAP_NET_ADMIN, but only in its own effective and permitted sets (libcap-ng,
+ * platform_user_group_set): nothing is inheritable or ambient, so a hook it execs as that user
+ * has no capabilities, and `ip route replace|del` in learn-address and client-disconnect fails
+ * with EPERM — users would connect and get no host route. Giving /sbin/ip file capabilities
+ * would hand route control to every local user; sudo or a setuid helper would put PATH, PAM and
+ * a fork on OpenVPN's blocking path. Dropping privileges needs the route work moved out of the
+ * hooks (the agent already reconciles routes with sessions) — not done here.
+ */
 export function renderServerConf(ctx: ServerContext): string {
   const { spec, server, site, options } = ctx;
   const o = spec.openvpn;
@@ -39,6 +78,8 @@ export function renderServerConf(ctx: ServerContext): string {
     'key server.key',
     'dh none',
     'tls-crypt tls-crypt.key',
+    '# Only certificates made for TLS clients: a server certificate of the same CA is no user.',
+    'remote-cert-tls client',
     '# Re-read whenever its mtime or size changes; revocation also needs a client-kill.',
     'crl-verify crl.pem',
     'tls-version-min 1.2',
@@ -75,7 +116,11 @@ export function renderServerConf(ctx: ServerContext): string {
     'status-version 3',
     '',
     "# Hooks: tiny POSIX sh, they add and remove the users' host routes that FRR announces.",
+    '# client-connect admits a certificate only if ccd/<user> pins its serial: a name deleted',
+    '# and added again is not reachable with any older certificate, CRL or not.',
+    '# No user/group: the hooks run ip route, which needs root (see openvpn.ts).',
     'script-security 2',
+    'client-connect hooks/client-connect',
     'learn-address hooks/learn-address',
     'client-disconnect hooks/client-disconnect',
     'verb 3',
@@ -84,12 +129,20 @@ export function renderServerConf(ctx: ServerContext): string {
   return lines.join('\n');
 }
 
-export function renderCcd(ctx: ServerContext, user: RenderUser): string {
+/**
+ * The same for every server (it depends on the pools and the user only). The pins are written
+ * in OpenVPN's own tls_serial_hex format, so the hook compares text and needs no conversion.
+ */
+export function renderCcd(ctx: ServerContext, user: PinnedUser): string {
   const v4 = mustParsePrefix(ctx.spec.pools.ipv4);
   const v6 = mustParsePrefix(ctx.spec.pools.ipv6);
   return [
     `ifconfig-push ${user.ipv4} ${ipv4Netmask(v4.length)}`,
     `ifconfig-ipv6-push ${user.ipv6}/${v6.length} ${gatewayAddress(v6)}`,
+    ...[...new Set(user.certSerials ?? [])]
+      .map(openvpnSerialHex)
+      .sort()
+      .map((hex) => `${CERT_SERIAL_PREFIX}${hex}`),
     '',
   ].join('\n');
 }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +16,9 @@ import {
 } from '../testing.js';
 import { type Bundle, renderFleet, serverContexts } from './bundle.js';
 import { renderFrrConf } from './frr.js';
-import { renderClientDisconnect, renderLearnAddress } from './hooks.js';
+import { renderClientConnect, renderClientDisconnect, renderLearnAddress } from './hooks.js';
 import { renderNftables } from './nftables.js';
-import { renderCcd, renderServerConf } from './openvpn.js';
+import { type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
 import { renderProfile } from './profile.js';
 import { renderSysctl } from './sysctl.js';
 import { DEFAULT_RENDER_OPTIONS, type RenderUser, type ServerContext } from './types.js';
@@ -26,8 +26,12 @@ import { DEFAULT_RENDER_OPTIONS, type RenderUser, type ServerContext } from './t
 const golden = (name: string) => `../../test/golden/${name}`;
 
 /** A few users covering: several groups, no group, disabled. */
-const USERS: Partial<RenderUser>[] = [
-  { name: 'alice', groups: ['staff', 'engineering'] },
+const USERS: Partial<PinnedUser>[] = [
+  {
+    name: 'alice',
+    groups: ['staff', 'engineering'],
+    certSerials: ['e1f2a3b4c5d6e7f8091a2b3c4d5e6f7'],
+  },
   { name: 'bob', groups: ['staff', 'dba'] },
   { name: 'carol.c', groups: [] },
   { name: 'dave', groups: ['staff'], enabled: false },
@@ -56,6 +60,10 @@ describe('golden files', () => {
     await expect(renderLearnAddress(DEFAULT_RENDER_OPTIONS)).toMatchFileSnapshot(
       golden('learn-address'),
     );
+  });
+
+  it('client-connect hook', async () => {
+    await expect(renderClientConnect()).toMatchFileSnapshot(golden('client-connect'));
   });
 
   it('client-disconnect hook', async () => {
@@ -184,7 +192,40 @@ describe('bundles', () => {
     expect(mode('tls-crypt.key')).toBe(0o600);
     expect(mode('management.pw')).toBe(0o600);
     expect(mode('hooks/learn-address')).toBe(0o755);
+    expect(mode('hooks/client-connect')).toBe(0o755);
     expect(mode('server.conf')).toBe(0o644);
+    // Routing passwords and keys.
+    expect(mode('frr.conf')).toBe(0o640);
+  });
+
+  it("pins each of a user's serials in the ccd file, in OpenVPN's format, the same on every server", () => {
+    const users: Partial<PinnedUser>[] = [
+      { name: 'alice', certSerials: ['abc', 'ff00', 'abc'] },
+      { name: 'bob' },
+    ];
+    const bundles = renderFleet(spec, snapshotWith(users, spec), DEFAULT_RENDER_OPTIONS);
+    const alice = bundles.map((b) => fileOf(b, 'ccd/alice')?.content);
+    expect(new Set(alice).size).toBe(1);
+    expect(alice[0]!.split('\n').filter((l) => l.startsWith('#'))).toEqual([
+      '# cert-serial 0a:bc',
+      '# cert-serial ff:00',
+    ]);
+    // No certificate, no pin: the hook will refuse bob.
+    expect(fileOf(bundles[0], 'ccd/bob')?.content).not.toContain('cert-serial');
+    const renewed = renderFleet(
+      spec,
+      snapshotWith([{ ...users[0], certSerials: ['abd'] }, users[1]], spec),
+      DEFAULT_RENDER_OPTIONS,
+    );
+    renewed.forEach((b, i) => expect(b.digest).not.toBe(bundles[i].digest));
+  });
+
+  it('server.conf wants TLS client certificates and runs the pin check on connect', () => {
+    const conf = renderServerConf(firstServer(spec)).split('\n');
+    expect(conf).toContain('remote-cert-tls client');
+    expect(conf).toContain('client-connect hooks/client-connect');
+    // Still root: the hooks' ip route calls need it (see openvpn.ts).
+    expect(conf.filter((l) => /^(user|group) /.test(l))).toEqual([]);
   });
 });
 
@@ -323,6 +364,54 @@ describe('real tools accept the generated configs', () => {
       } finally {
         execFileSync('ip', ['netns', 'del', ns]);
       }
+    },
+  );
+});
+
+describe('client-connect hook under /bin/sh', () => {
+  let dir: string;
+  const hook = () => join(dir, 'hooks', 'client-connect');
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ovf-hook-'));
+    mkdirSync(join(dir, 'hooks'));
+    mkdirSync(join(dir, 'ccd'));
+    writeFileSync(hook(), renderClientConnect(), { mode: 0o755 });
+    const ctx = firstServer(exampleSpec());
+    const users: Partial<PinnedUser>[] = [
+      { name: 'alice', certSerials: ['ab12cd', '0f'] },
+      { name: 'bob', certSerials: [] },
+    ];
+    for (const u of snapshotWith(users).users)
+      writeFileSync(join(dir, 'ccd', u.name), renderCcd(ctx, u));
+    writeFileSync(join(dir, 'outside'), '# cert-serial 01\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs the hook as OpenVPN does: bundle dir as cwd, no PATH, the client's variables set. */
+  const connect = (shell: string, env: Record<string, string>) =>
+    spawnSync(shell, [hook()], { cwd: dir, env, encoding: 'utf8' }).status;
+
+  it.each(['/bin/sh', ...(existsSync('/bin/bash') ? ['/bin/bash'] : [])])(
+    'admits only a pinned serial of that very user (%s)',
+    (shell) => {
+      const as = (common_name: string, tls_serial_hex_0: string) =>
+        connect(shell, { common_name, tls_serial_hex_0 });
+      expect(as('alice', 'ab:12:cd')).toBe(0);
+      expect(as('alice', '0f')).toBe(0);
+      // Another certificate of the same name (an orphan, or the deleted user's).
+      expect(as('alice', 'ab:12:ce')).toBe(1);
+      // Prefixes, case and shapes OpenVPN never prints are no match.
+      expect(as('alice', 'ab:12')).toBe(1);
+      expect(as('alice', 'AB:12:CD')).toBe(1);
+      expect(as('alice', 'ab:12:cd ')).toBe(1);
+      expect(as('alice', '')).toBe(1);
+      // A user without a certificate has no pin; a user without a ccd file is refused.
+      expect(as('bob', '0f')).toBe(1);
+      expect(as('carol', '0f')).toBe(1);
+      // Names that would leave ccd/.
+      expect(as('../outside', '01')).toBe(1);
+      expect(as('..', '01')).toBe(1);
+      expect(connect(shell, { tls_serial_hex_0: '0f' })).toBe(1);
     },
   );
 });
