@@ -10,20 +10,28 @@ import { type Document, isNode, isSeq, parseDocument } from 'yaml';
 import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { mustParsePrefix } from '../core/ip.js';
 import { userNameProblem } from '../core/names.js';
-import type { IssuedCert } from '../core/pki.js';
-import { type Bundle, renderBundle, renderFleet, serverContexts } from '../render/bundle.js';
-import { renderProfile } from '../render/profile.js';
+import type { CrlInfo, IssuedCert } from '../core/pki.js';
 import {
-  DEFAULT_RENDER_OPTIONS,
-  type RenderOptions,
-  type RenderSnapshot,
-  serverCommonName,
-} from '../render/types.js';
+  type Bundle,
+  type PinnedSnapshot,
+  renderBundle,
+  renderFleet,
+  serverContexts,
+} from '../render/bundle.js';
+import { renderProfile } from '../render/profile.js';
+import { DEFAULT_RENDER_OPTIONS, type RenderOptions, serverCommonName } from '../render/types.js';
 import type { FleetSpec } from '../spec/schema.js';
 import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
 import { type Validation, loadSpec, parseSpecText } from '../spec/validate.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { FleetStore, Pools, User, UserStatus } from '../store/types.js';
+import type {
+  FleetStore,
+  Pools,
+  RevocationState,
+  RevokedCert,
+  User,
+  UserStatus,
+} from '../store/types.js';
 import { writeFileAtomic } from '../sys/files.js';
 
 /**
@@ -34,6 +42,10 @@ const loadPki = () => import('../core/pki.js');
 
 export const SPEC_FILE = 'fleet.yaml';
 export const STORE_FILE = 'fleet.db';
+/** fleet.yaml holds routing keys and BGP passwords: its owner's only. */
+export const SPEC_FILE_MODE = 0o600;
+/** Bound on re-signing a CRL that other writers keep replacing under us. */
+const CRL_ATTEMPTS = 50;
 
 export const VALIDITY = {
   caDays: 3650,
@@ -98,7 +110,8 @@ export class Fleet {
     if (!existsSync(specPath)) {
       const v = parseSpecText(yaml);
       if (!v.spec) throw new SpecError(v.errors, specPath);
-      writeFileAtomic(specPath, yaml, 0o644);
+      // fleet.yaml holds routing keys and BGP passwords.
+      writeFileAtomic(specPath, yaml, SPEC_FILE_MODE);
     }
     const fleet = Fleet.open(dir, { ...(opts.clock ? { clock: opts.clock } : {}), create: true });
     await fleet.ensurePki();
@@ -191,32 +204,43 @@ export class Fleet {
     return { certPem: ca.certPem, keyPem: ca.keyPem };
   }
 
-  /** Issues a new CRL when forced, when none exists, or when its nextUpdate is getting close. */
+  /**
+   * Issues a new CRL when forced, when none exists, when its nextUpdate is getting close, or
+   * when its serials differ from the store's revoked certificates (so any snapshot heals a CRL
+   * that missed a revocation). Signing is async (WebCrypto) and SQLite transactions are not,
+   * so the CRL is signed from a snapshot and written only if, inside the write transaction,
+   * the revoked set and the CRL number are still those it was signed from; otherwise another
+   * writer got there first and we look again. CRL numbers therefore only ever increase.
+   */
   async ensureCrl(force = false): Promise<string> {
-    const now = this.clock.now();
-    const current = this.store.getSetting('crl.pem');
-    if (current && !force) {
-      const info = (await loadPki()).crlInfo(current);
-      const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
-      if (left > VALIDITY.crlRenewDays * 86_400_000) return current;
+    const pki = await loadPki();
+    for (let attempt = 1; ; attempt++) {
+      const now = this.clock.now();
+      const seen = this.store.revocationState();
+      if (seen.crlPem && !force && crlIsCurrent(pki.crlInfo(seen.crlPem), seen, now))
+        return seen.crlPem;
+      const number = seen.crlNumber + 1;
+      const pem = await pki.createCrl(this.caPair(), {
+        revoked: seen.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) })),
+        now,
+        nextUpdateDays: VALIDITY.crlDays,
+        crlNumber: number,
+      });
+      const written = this.store.transaction(() => {
+        const latest = this.store.revocationState();
+        if (latest.crlNumber !== seen.crlNumber || !sameRevoked(latest.revoked, seen.revoked))
+          return false;
+        this.store.setSetting('crl.pem', pem);
+        this.store.setSetting('crl.number', String(number));
+        return true;
+      });
+      if (written) return pem;
+      // Whatever the other writer signed may already cover what we were forced for.
+      force = false;
+      if (attempt >= CRL_ATTEMPTS)
+        throw new Conflict(`crl: still changing under us after ${CRL_ATTEMPTS} attempts`);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
     }
-    const number = Number(this.store.getSetting('crl.number') ?? '0') + 1;
-    const revoked = this.store
-      .revokedCerts()
-      .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) }));
-    const pem = await (
-      await loadPki()
-    ).createCrl(this.caPair(), {
-      revoked,
-      now,
-      nextUpdateDays: VALIDITY.crlDays,
-      crlNumber: number,
-    });
-    this.store.transaction(() => {
-      this.store.setSetting('crl.pem', pem);
-      this.store.setSetting('crl.number', String(number));
-    });
-    return pem;
   }
 
   // ---- users ----
@@ -242,7 +266,7 @@ export class Fleet {
   async addUsers(reqs: AddUserRequest[], opts: { issueCerts?: boolean } = {}): Promise<User[]> {
     const seen = new Set<string>();
     for (const r of reqs) {
-      const problem = userNameProblem(r.name);
+      const problem = this.userNameProblem(r.name);
       if (problem) throw new InputError('name', problem);
       if (seen.has(r.name)) throw new InputError('name', `user ${r.name} appears twice`);
       seen.add(r.name);
@@ -291,17 +315,33 @@ export class Fleet {
     return out;
   }
 
-  /** Issues certificates for the given users (default: every enabled user without one). */
+  /**
+   * Issues certificates for the given users (default: every enabled user without one). The
+   * check that a user still has none is made again inside the write transaction that attaches
+   * it, so concurrent callers (two CLI processes, the controller's parallel requests) attach at
+   * most one certificate per user; a certificate that lost the race is stored revoked and the
+   * CRL re-issued. Within one process issuance is also serialised per user, so the losers are
+   * rare and cost no signing. Returns how many certificates were attached.
+   */
   async issueMissingCerts(names?: string[]): Promise<number> {
     const targets = names ?? this.store.usersWithoutCert();
     for (const n of targets) this.getUser(n);
-    const todo = targets.filter((n) => !this.getUser(n).certSerial);
-    const now = this.clock.now();
-    const certs = await this.issueClientCerts(todo, now);
-    this.store.transaction(() =>
-      todo.forEach((n, i) => this.store.attachCert(n, certs[i], now, this.actor)),
-    );
-    return todo.length;
+    return serialisedPerUser(this.store, targets, async () => {
+      const todo = targets.filter((n) => {
+        const u = this.store.getUser(n);
+        return u !== undefined && !u.certSerial && u.status !== 'revoked';
+      });
+      if (todo.length === 0) return 0;
+      const now = this.clock.now();
+      const certs = await this.issueClientCerts(todo, now);
+      const attached = this.store.transaction(
+        () =>
+          todo.filter((n, i) => this.store.attachCertIfNone(n, certs[i], now, this.actor).attached)
+            .length,
+      );
+      if (attached < todo.length) await this.ensureCrl(true);
+      return attached;
+    });
   }
 
   /** CSV with a header `name,groups`; groups separated by ";". All rows or none. */
@@ -327,7 +367,7 @@ export class Fleet {
         .split(';')
         .map((g) => g.trim())
         .filter(Boolean);
-      const problem = userNameProblem(cells[0]);
+      const problem = this.userNameProblem(cells[0]);
       if (problem) throw new InputError(`${file}:${i + 1}`, problem);
       try {
         this.checkGroups(groups);
@@ -340,6 +380,20 @@ export class Fleet {
     });
     if (reqs.length === 0) throw new InputError(file, 'no users in file');
     return this.addUsers(reqs, { issueCerts: false });
+  }
+
+  /**
+   * The general name rules, and no name in the servers' certificate namespace: a client whose
+   * CN equals a server's would share its ccd file name and its identity in every log. The
+   * whole `<fleet>-server-` prefix is refused, so that a server added later cannot collide.
+   */
+  private userNameProblem(name: string): string | undefined {
+    const general = userNameProblem(name);
+    if (general) return general;
+    const prefix = serverCommonName(this.spec.fleet, '').toLowerCase();
+    if (name.toLowerCase().startsWith(prefix))
+      return `"${name}" is reserved: names starting with "${prefix}" are server certificate names`;
+    return undefined;
   }
 
   listUsers(): User[] {
@@ -355,12 +409,14 @@ export class Fleet {
   }
 
   async setStatus(name: string, status: UserStatus): Promise<User> {
-    const before = this.getUser(name);
-    const user = this.store.setStatus(name, status, this.clock.now(), this.actor);
-    if (status === 'revoked' && before.status !== 'revoked') {
-      if (before.certSerial) this.store.revokeCert(before.certSerial, this.clock.now());
-      await this.ensureCrl(true);
-    }
+    this.getUser(name);
+    const now = this.clock.now();
+    const user = this.store.transaction(() => {
+      const changed = this.store.setStatus(name, status, now, this.actor);
+      if (status === 'revoked') this.store.revokeClientCerts(name, now);
+      return changed;
+    });
+    if (status === 'revoked') await this.ensureCrl(true);
     return user;
   }
 
@@ -370,14 +426,20 @@ export class Fleet {
     return this.store.setGroups(name, groups, this.clock.now(), this.actor);
   }
 
-  /** Deletes the user, revokes the certificate and keeps the addresses in quarantine. */
+  /**
+   * Deletes the user, revokes every certificate ever issued under the name (a user added again
+   * later under the same name must not be reachable with any of them) and keeps the addresses
+   * in quarantine.
+   */
   async deleteUser(name: string): Promise<User> {
-    const before = this.getUser(name);
-    const user = this.store.deleteUser(name, this.clock.now(), this.actor);
-    if (before.certSerial && before.status !== 'revoked') {
-      this.store.revokeCert(before.certSerial, this.clock.now());
-      await this.ensureCrl(true);
-    }
+    this.getUser(name);
+    const now = this.clock.now();
+    const user = this.store.transaction(() => {
+      const deleted = this.store.deleteUser(name, now, this.actor);
+      this.store.revokeClientCerts(name, now);
+      return deleted;
+    });
+    await this.ensureCrl(true);
     return user;
   }
 
@@ -409,7 +471,7 @@ export class Fleet {
     }
     const v = parseSpecText(text);
     if (!v.spec) throw new SpecError(v.errors, path);
-    writeFileAtomic(path, text);
+    writeFileAtomic(path, text, SPEC_FILE_MODE);
     this.store.audit({
       at: this.clock.now().toISOString(),
       actor: this.actor,
@@ -507,7 +569,7 @@ export class Fleet {
     );
   }
 
-  async snapshot(): Promise<RenderSnapshot> {
+  async snapshot(): Promise<PinnedSnapshot> {
     await this.ensurePki();
     const servers = new Map<
       string,
@@ -530,6 +592,7 @@ export class Fleet {
         ipv6: u.ipv6,
         groups: u.groups,
         enabled: u.status === 'enabled',
+        certSerials: u.certSerial ? [u.certSerial] : [],
       })),
       caPem: this.caPair().certPem,
       crlPem: await this.ensureCrl(),
@@ -608,4 +671,45 @@ function appendToBlockSequence(
   const eol = text.indexOf('\n', last.range[1]);
   const at = eol === -1 ? text.length : eol;
   return `${text.slice(0, at)}\n${dash}${item}${text.slice(at)}`;
+}
+
+/** Whether a CRL lists exactly the store's revoked serials and is far from its nextUpdate. */
+function crlIsCurrent(info: CrlInfo, state: RevocationState, now: Date): boolean {
+  const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
+  if (left <= VALIDITY.crlRenewDays * 86_400_000) return false;
+  if (info.crlNumber !== state.crlNumber) return false;
+  const listed = [...info.revokedSerials].sort();
+  const stored = state.revoked.map((r) => r.serial).sort();
+  return listed.length === stored.length && listed.every((s, i) => s === stored[i]);
+}
+
+function sameRevoked(a: RevokedCert[], b: RevokedCert[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((r, i) => r.serial === b[i].serial && r.revokedAt === b[i].revokedAt)
+  );
+}
+
+/**
+ * In-process queue of certificate issuance per user, keyed by store so that Fleet objects
+ * sharing one store (withSpec) share it; other processes are kept out by the transaction.
+ */
+const issuance = new WeakMap<FleetStore, Map<string, Promise<unknown>>>();
+
+async function serialisedPerUser<T>(
+  store: FleetStore,
+  names: string[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  let queue = issuance.get(store);
+  if (!queue) issuance.set(store, (queue = new Map<string, Promise<unknown>>()));
+  const ahead = [...new Set(names)].flatMap((n) => queue.get(n) ?? []);
+  const run = Promise.allSettled(ahead).then(fn);
+  const done = run.catch(() => undefined);
+  for (const n of names) queue.set(n, done);
+  try {
+    return await run;
+  } finally {
+    for (const n of names) if (queue.get(n) === done) queue.delete(n);
+  }
 }

@@ -11,10 +11,13 @@ import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   AuditEntry,
+  CertAttachment,
   FleetStore,
   NewCert,
   NewUser,
   Pools,
+  RevocationState,
+  RevokedCert,
   ServerReport,
   ServerState,
   StoredCert,
@@ -251,15 +254,36 @@ export class SqliteStore implements FleetStore {
     });
   }
 
-  attachCert(name: string, cert: NewCert, now: Date, actor: string): User {
+  attachCertIfNone(name: string, cert: NewCert, now: Date, actor: string): CertAttachment {
     return this.transaction(() => {
-      const u = this.mustGetUser(name);
+      const u = this.getUser(name);
       const at = now.toISOString();
+      const attach = u !== undefined && u.certSerial === undefined && u.status !== 'revoked';
       this.db
         .prepare(
-          `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem) VALUES (?, 'client', ?, ?, ?, ?)`,
+          `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, 'client', ?, ?, ?, ?, ?)`,
         )
-        .run(cert.serial, name, cert.notAfter.toISOString(), cert.certPem, cert.keyPem);
+        .run(
+          cert.serial,
+          name,
+          cert.notAfter.toISOString(),
+          cert.certPem,
+          cert.keyPem,
+          attach ? null : at,
+        );
+      if (!attach) {
+        this.audit({
+          at,
+          actor,
+          action: 'cert.discard',
+          subject: name,
+          detail: {
+            serial: cert.serial,
+            reason: u ? 'user already has a certificate' : 'no such user',
+          },
+        });
+        return u ? { attached: false, user: u } : { attached: false };
+      }
       this.db
         .prepare('UPDATE users SET cert_serial = ?, updated_at = ? WHERE name = ?')
         .run(cert.serial, at, name);
@@ -270,7 +294,10 @@ export class SqliteStore implements FleetStore {
         subject: name,
         detail: { serial: cert.serial },
       });
-      return { ...u, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() };
+      return {
+        attached: true,
+        user: { ...u, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() },
+      };
     });
   }
 
@@ -433,12 +460,43 @@ export class SqliteStore implements FleetStore {
       .run(at.toISOString(), serial);
   }
 
-  revokedCerts(): { serial: string; revokedAt: string }[] {
+  revokeClientCerts(name: string, at: Date): string[] {
+    return this.transaction(() => {
+      const serials = this.db
+        .prepare<[string], { serial: string }>(
+          `SELECT serial FROM certs WHERE kind = 'client' AND subject = ? AND revoked_at IS NULL ORDER BY serial`,
+        )
+        .all(name)
+        .map((r) => r.serial);
+      this.db
+        .prepare(
+          `UPDATE certs SET revoked_at = ? WHERE kind = 'client' AND subject = ? AND revoked_at IS NULL`,
+        )
+        .run(at.toISOString(), name);
+      return serials;
+    });
+  }
+
+  revokedCerts(): RevokedCert[] {
     return this.db
-      .prepare<[], { serial: string; revokedAt: string }>(
+      .prepare<[], RevokedCert>(
         'SELECT serial, revoked_at AS revokedAt FROM certs WHERE revoked_at IS NOT NULL ORDER BY serial',
       )
       .all();
+  }
+
+  revocationState(): RevocationState {
+    // One read transaction: in WAL mode it sees a single committed state of all three.
+    return this.db
+      .transaction(() => {
+        const crlPem = this.getSetting('crl.pem');
+        return {
+          ...(crlPem !== undefined ? { crlPem } : {}),
+          crlNumber: Number(this.getSetting('crl.number') ?? '0'),
+          revoked: this.revokedCerts(),
+        };
+      })
+      .deferred();
   }
 
   getSetting(key: string): string | undefined {

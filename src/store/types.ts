@@ -44,6 +44,25 @@ export interface StoredCert {
   revokedAt?: string;
 }
 
+export interface CertAttachment {
+  attached: boolean;
+  /** The user after the attempt; absent when no user has the name. */
+  user?: User;
+}
+
+export interface RevokedCert {
+  serial: string;
+  revokedAt: string;
+}
+
+export interface RevocationState {
+  crlPem?: string;
+  /** Number of the current CRL; 0 before the first. */
+  crlNumber: number;
+  /** Ordered by serial. */
+  revoked: RevokedCert[];
+}
+
 export interface AuditEntry {
   at: string;
   actor: string;
@@ -110,8 +129,14 @@ export interface FleetStore {
   listUsers(): User[];
   setStatus(name: string, status: UserStatus, now: Date, actor: string): User;
   setGroups(name: string, groups: string[], now: Date, actor: string): User;
-  /** Records a (first or new) client certificate as the user's current one. */
-  attachCert(name: string, cert: NewCert, now: Date, actor: string): User;
+  /**
+   * Stores a freshly signed client certificate of `name` and makes it the user's current one
+   * only if the user exists, is not revoked and still has no certificate, all in one write
+   * transaction. Otherwise (a concurrent request attached one first, the user is gone or
+   * revoked) the certificate is stored already revoked: it was never handed out, and every
+   * certificate ever signed stays in the store and so in the CRL.
+   */
+  attachCertIfNone(name: string, cert: NewCert, now: Date, actor: string): CertAttachment;
   /** Users without a certificate yet. */
   usersWithoutCert(): string[];
   /** Removes the user; their addresses stay quarantined. Returns the certificate serial to revoke. */
@@ -125,7 +150,14 @@ export interface FleetStore {
   listCerts(kind?: StoredCert['kind']): StoredCert[];
   serverCert(name: string): StoredCert | undefined;
   revokeCert(serial: string, at: Date): void;
-  revokedCerts(): { serial: string; revokedAt: string }[];
+  /**
+   * Revokes every client certificate ever issued to the name (current, orphaned by a lost
+   * race, or of a deleted user of the same name); returns the serials newly revoked.
+   */
+  revokeClientCerts(name: string, at: Date): string[];
+  revokedCerts(): RevokedCert[];
+  /** The current CRL, its number and the revoked certificates, read at one instant. */
+  revocationState(): RevocationState;
 
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): void;
