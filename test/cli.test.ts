@@ -67,6 +67,8 @@ function cliAsync(args: string[], fleetDir = dir, nodeArgs: string[] = []): Prom
     const child = spawn(process.execPath, [...nodeArgs, BIN, '--dir', fleetDir, ...args], {
       cwd: fleetDir,
       env: { ...process.env, LC_ALL: 'C', OVPN_FLEET_DIR: '' },
+      // A command that should have been refused may instead run on (a controller, an agent).
+      timeout: 25_000,
     });
     let stdout = '';
     let stderr = '';
@@ -392,7 +394,17 @@ describe('controller clients', () => {
       ['status', '--json', '--controller', 'http://[2001:db8::1]:80'],
       ['drain', 'vpn11', '--controller', 'http://192.0.2.1:8443'],
       ['undrain', 'vpn11', '--controller', 'ctl.example:8443'],
-      ['agent', '--server', 'vpn11', '--token-file', tokenFile, '--controller', '192.0.2.1:80'],
+      [
+        'agent',
+        '--server',
+        'vpn11',
+        '--token-file',
+        tokenFile,
+        '--bundle-dir',
+        join(dir, 'agent-bundle'),
+        '--controller',
+        '192.0.2.1:80',
+      ],
     ];
     const runs = await Promise.all(cases.map((args) => cliAsync(args, dir, ['--require', guard])));
     runs.forEach((r, i) => {
