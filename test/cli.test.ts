@@ -340,6 +340,10 @@ describe('--base', () => {
       cliAsync(['controller', '--listen', '127.0.0.1:1', '--base', '/etc/x;y']),
     ]);
     for (const r of runs) expectRefusal(r, '--base');
+    expectRefusal(
+      await cliAsync(['controller', '--listen', '127.0.0.1:1', '--max-connections', '5']),
+      '--max-connections',
+    );
     expect(existsSync(out)).toBe(false);
 
     ok(['render', '--out', out, '--base', '/srv/ovpn/{server}', '--server', 'vpn21']);

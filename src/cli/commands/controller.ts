@@ -68,13 +68,30 @@ export function registerControllerCommands(program: Command): void {
     )
     .option('--tls-cert <file>', 'PEM certificate chain for HTTPS')
     .option('--tls-key <file>', 'PEM private key for HTTPS')
+    .option(
+      '--max-connections <n>',
+      'refuse connections beyond this many (keep it below the open-files limit)',
+      '1024',
+    )
     .action(
       async (
-        opts: { listen?: string; base: string; tlsCert?: string; tlsKey?: string },
+        opts: {
+          listen?: string;
+          base: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          maxConnections: string;
+        },
         cmd: Command,
       ) => {
         const dir = fleetDir(cmd);
         const base = parseBaseDir(opts.base);
+        const maxConnections = Number(opts.maxConnections);
+        if (!Number.isInteger(maxConnections) || maxConnections < 16 || maxConnections > 1_000_000)
+          throw new InputError(
+            '--max-connections',
+            `must be 16-1000000, got ${opts.maxConnections}`,
+          );
         if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
           throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
         const https =
@@ -92,6 +109,7 @@ export function registerControllerCommands(program: Command): void {
           fleetDir: dir,
           baseDir: (server) => baseDirOf(base, server),
           adminToken: admin.token,
+          maxConnections,
           ...(https ? { https } : {}),
         });
         let where: string;
