@@ -26,8 +26,9 @@ import { POLL_WAIT_MS } from '../agent/protocol.js';
 import { FleetError, NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
 import { type Clock, Fleet } from '../service/fleet.js';
+import { openWatchedFleet } from '../service/open.js';
 import { loadSpec } from '../spec/validate.js';
-import type { AuditEntry, UserStatus } from '../store/types.js';
+import type { AuditEntry, ChangeFeed, UserStatus } from '../store/types.js';
 import { bearerToken, sameToken, tokenDigest } from './auth.js';
 import {
   type SessionView,
@@ -140,7 +141,8 @@ class ControllerCore {
   /** The server each user was last seen connecting to, to tell a move from a connect. */
   private readonly lastServer = new Map<string, string>();
   private staleKey = '';
-  private dataVersion: number;
+  private readonly changes: ChangeFeed;
+  private dataVersion: string | number;
   private lastRefreshAt: number;
   private specStamp: string;
   private lastSpecProblem = '';
@@ -155,11 +157,14 @@ class ControllerCore {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? ((line) => process.stderr.write(`controller: ${line}\n`));
     this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
-    this.fleet = Fleet.open(opts.fleetDir, { clock: this.clock, actor: ADMIN_ACTOR });
+    ({ fleet: this.fleet, changes: this.changes } = openWatchedFleet(opts.fleetDir, {
+      clock: this.clock,
+      actor: ADMIN_ACTOR,
+    }));
     this.lastRefreshAt = this.clock.now().getTime();
     this.adminDigest = tokenDigest(opts.adminToken);
     this.specStamp = this.readSpecStamp();
-    this.dataVersion = this.fleet.store.dataVersion();
+    this.dataVersion = this.changes.version();
     this.loadAgentTokens();
     const newestFirst = [...this.fleet.store.listSessions()].sort((a, b) =>
       a.since < b.since ? 1 : -1,
@@ -214,7 +219,7 @@ class ControllerCore {
     try {
       this.checkSpec();
       this.pruneAudit();
-      const version = this.store.dataVersion();
+      const version = this.changes.version();
       const now = this.clock.now().getTime();
       // Also re-render every hour without any change: the snapshot re-issues the CRL well
       // before its nextUpdate, and an expired CRL would lock every user out.

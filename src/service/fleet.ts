@@ -76,9 +76,10 @@ export interface PkiStatusRow {
 export interface Clock {
   now(): Date;
 }
-const systemClock: Clock = { now: () => new Date() };
+export const systemClock: Clock = { now: () => new Date() };
 
-function actorName(): string {
+/** Who the audit log names for changes made from this process by default. */
+export function actorName(): string {
   try {
     return `cli:${userInfo().username}`;
   } catch {
@@ -87,7 +88,8 @@ function actorName(): string {
 }
 
 export class Fleet {
-  private constructor(
+  /** Takes an open store: which implementation is the composition's choice (open.ts). */
+  constructor(
     readonly dir: string,
     readonly spec: FleetSpec,
     readonly store: FleetStore,

@@ -12,6 +12,7 @@ import { MIGRATIONS } from './migrations.js';
 import type {
   AuditEntry,
   CertAttachment,
+  ChangeFeed,
   FleetStore,
   NewCert,
   NewUser,
@@ -546,8 +547,16 @@ export class SqliteStore implements FleetStore {
     return this.db.prepare('DELETE FROM audit WHERE at < ?').run(before.toISOString()).changes;
   }
 
+  /**
+   * SQLite's PRAGMA data_version: changes whenever another connection (a CLI process) commits
+   * to the file; this connection's own commits do not move it.
+   */
   dataVersion(): number {
     return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  changeFeed(): ChangeFeed {
+    return { version: () => this.dataVersion() };
   }
 
   recordReport(server: string, report: ServerReport): void {

@@ -121,6 +121,19 @@ export interface ServerReport {
   sessions: Omit<StoredSession, 'server' | 'reportedAt' | 'firstSeen'>[];
 }
 
+/**
+ * Tells whether other writers (a CLI process, another controller) committed since the last
+ * look. Separate from FleetStore because each backend detects change its own way (SQLite's
+ * data_version, PostgreSQL's LISTEN/NOTIFY) and only the controller's watcher needs it.
+ */
+export interface ChangeFeed {
+  /**
+   * An opaque token, compared only for equality: it moves when another writer commits; the
+   * caller's own commits through the same store need not move it.
+   */
+  version(): string | number;
+}
+
 export interface FleetStore {
   close(): void;
   /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
