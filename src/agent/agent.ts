@@ -7,26 +7,13 @@
  * The data plane never depends on the agent or the controller being up: OpenVPN's hooks add
  * and remove routes by themselves, and the last good bundle stays on disk.
  */
-import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import { coalesced } from '../sys/coalesce.js';
-import { run } from '../sys/exec.js';
-import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
-import { ControllerClient, parseEndpoint } from '../controller/client.js';
-import { readPidFile } from '../sys/proc.js';
-import { ManagementClient } from './management.js';
-import {
-  type AgentReport,
-  type Directive,
-  POLL_WAIT_MS,
-  type ServerHealth,
-  type SessionReport,
-} from './protocol.js';
+import type { RunOptions, RunResult } from '../sys/exec.js';
+import type { AgentReport, Directive, ServerHealth, SessionReport } from './protocol.js';
 import { NFT_TABLE } from '../render/nftables.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
+import { type AgentHost, realHost } from './host.js';
 import { planRoutes } from './reconcile.js';
-import { RouteView } from './route-view.js';
 
 export interface AgentOptions {
   server: string;
@@ -44,10 +31,11 @@ export interface AgentOptions {
   /** Seconds the agent waits for routing to stay up after a new ruleset before it keeps it. */
   confirmSeconds?: number;
   log?: (line: string) => void;
+  /** Every side effect of the agent; the real machine unless a test hands in a fake. */
+  host?: AgentHost;
 }
 
 const DRAIN_TABLE = 'ovpn_fleet_drain';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
 
 function sessionKey(s: SessionReport): string {
@@ -55,10 +43,16 @@ function sessionKey(s: SessionReport): string {
 }
 
 export class Agent {
-  private readonly mgmt: ManagementClient;
+  private readonly host: AgentHost;
   private readonly log: (line: string) => void;
   private running = false;
   private sessions: SessionReport[] = [];
+  /**
+   * The last `status` read failed: `sessions` are the last known ones, reported as such
+   * (`sessionsUnknown`) and not acted on, instead of an empty list that would read as
+   * "everyone left".
+   */
+  private sessionsUnknown = false;
   private statusAt = 0;
   private lastReportKey = '';
   private lastReportAt = 0;
@@ -70,7 +64,7 @@ export class Agent {
   private rulesetOk = false;
   /** Routes without a session at the previous pass: removed if still orphaned now. */
   private orphanCandidates = new Set<string>();
-  private health?: Server;
+  private closeHealth?: () => Promise<void>;
   private confirming?: Promise<void>;
   /**
    * Sessions we killed: OpenVPN keeps a killed client in `status` for its ~5 s delayed exit;
@@ -78,28 +72,17 @@ export class Agent {
    */
   private readonly killed = new Map<number, number>();
   private readonly loops: Promise<void>[] = [];
-  /** A reconcile pass asked for sooner than the 2 s loop (after a delayed exit). */
-  private reconcileTimer?: NodeJS.Timeout;
+  /** Cancels the reconcile pass asked for sooner than the 2 s loop (after a delayed exit). */
+  private cancelReconcileSoon?: () => void;
   /** The pass in progress: passes run one at a time. */
   private reconciling: Promise<unknown> = Promise.resolve();
-  /** The main routing table, kept current by `ip monitor`: no spawn per question. */
-  private readonly routeView: RouteView;
-
-  /** Long-polls: its timeout outlasts the controller's wait. */
-  private readonly poller: ControllerClient;
-  private readonly reporter: ControllerClient;
 
   constructor(private readonly o: AgentOptions) {
-    const endpoint = parseEndpoint(o.controller, '--controller', o.ca ? { ca: o.ca } : {});
-    this.poller = new ControllerClient(endpoint, o.token, POLL_WAIT_MS + 5000);
-    this.reporter = new ControllerClient(endpoint, o.token, 5000);
-    this.log = o.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
-    this.mgmt = new ManagementClient({
-      socketPath: join(o.bundleDir, 'run', 'management.sock'),
-      passwordFile: join(o.bundleDir, 'management.pw'),
-      log: (l) => this.log(`management: ${l}`),
-    });
-    this.routeView = new RouteView({ log: this.log });
+    this.log =
+      o.log ??
+      ((line) =>
+        process.stdout.write(`${new Date(this.host.clock.now()).toISOString()} ${line}\n`));
+    this.host = o.host ?? realHost({ ...o, log: this.log });
     // A burst of connects (a server restart brings all its users back at once) costs one
     // status + report after another, not one per client.
     this.mgmt.on('client-established', () => {
@@ -108,8 +91,29 @@ export class Agent {
       );
     });
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
-    const version = join(o.bundleDir, 'VERSION');
-    if (existsSync(version)) this.applied = readFileSync(version, 'utf8').trim();
+    this.applied = this.host.bundle.readFile('VERSION')?.trim();
+  }
+
+  /** OpenVPN's management socket, of which the agent is the only client. */
+  private get mgmt() {
+    return this.host.management;
+  }
+
+  /** The main routing table, kept current by `ip monitor`: no spawn per question. */
+  private get routeView() {
+    return this.host.routes;
+  }
+
+  private run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.host.run(argv, opts);
+  }
+
+  private now(): number {
+    return this.host.clock.now();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return this.host.clock.sleep(ms);
   }
 
   async start(): Promise<void> {
@@ -126,11 +130,11 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.reconcileTimer);
+    this.cancelReconcileSoon?.();
     this.routeView.stop();
     this.mgmt.close();
-    await new Promise<void>((r) => (this.health ? this.health.close(() => r()) : r()));
-    await Promise.race([Promise.all([...this.loops, this.confirming]), sleep(2000)]);
+    await this.closeHealth?.();
+    await Promise.race([Promise.all([...this.loops, this.confirming]), this.sleep(2000)]);
   }
 
   // ------------------------------------------------------------ controller
@@ -139,10 +143,7 @@ export class Agent {
     let backoff = 250;
     while (this.running) {
       try {
-        const r = await this.poller.raw(
-          'GET',
-          `/v1/agent/poll?known=${encodeURIComponent(this.known)}`,
-        );
+        const r = await this.host.controller.poll(this.known);
         if (r.status === 200) {
           const parsed = parseDirective(r.text);
           let done = false;
@@ -160,18 +161,18 @@ export class Agent {
           } else {
             // Asked again after a pause, not at once: a directory an admin fixes is picked up,
             // and a controller that keeps sending the same bad directive is not hammered.
-            await sleep(backoff);
+            await this.sleep(backoff);
             backoff = Math.min(backoff * 2, 5000);
           }
         } else if (r.status !== 204) {
           this.log(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
-          await sleep(backoff);
+          await this.sleep(backoff);
           backoff = Math.min(backoff * 2, 5000);
         }
       } catch (err) {
         // Controller gone: keep serving with the last good bundle, try again.
         if (backoff === 250) this.log(`controller unreachable: ${(err as Error).message}`);
-        await sleep(backoff);
+        await this.sleep(backoff);
         backoff = Math.min(backoff * 2, 5000);
       }
     }
@@ -181,16 +182,17 @@ export class Agent {
     const body: AgentReport = {
       ...(this.applied ? { bundleDigest: this.applied } : {}),
       sessions: this.sessions,
+      ...(this.sessionsUnknown ? { sessionsUnknown: true } : {}),
       health: this.healthNow(),
     };
-    const key = `${this.sessions.map(sessionKey).sort().join(',')}|${JSON.stringify(body.health)}|${this.applied}`;
-    if (!force && key === this.lastReportKey && Date.now() - this.lastReportAt < 5000) return;
+    const key = `${this.sessions.map(sessionKey).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}`;
+    if (!force && key === this.lastReportKey && this.now() - this.lastReportAt < 5000) return;
     try {
-      const r = await this.reporter.raw('POST', '/v1/agent/report', body);
+      const r = await this.host.controller.report(body);
       if (r.status >= 300) this.log(`report refused: ${r.status} ${r.text.slice(0, 200)}`);
       else {
         this.lastReportKey = key;
-        this.lastReportAt = Date.now();
+        this.lastReportAt = this.now();
       }
     } catch {
       // The next pass retries; the controller being away is not the data plane's problem.
@@ -206,12 +208,12 @@ export class Agent {
     const problem =
       directiveProblem(d) ??
       (d.bundle.digest !== this.applied
-        ? bundleWriteProblem(this.o.bundleDir, d.bundle.files)
+        ? this.host.bundle.writeProblem(d.bundle.files)
         : undefined);
     if (problem) return this.refuse(problem);
     this.lastFailure = '';
     for (const e of d.evict) {
-      for (const s of this.sessions.filter((x) => x.user === e.user && x.since <= e.since)) {
+      for (const s of this.live().filter((x) => x.user === e.user && x.since <= e.since)) {
         await this.endSession(s, `newer session of ${s.user} on another server`);
       }
     }
@@ -236,18 +238,18 @@ export class Agent {
   // ------------------------------------------------------------ apply
 
   async apply(bundle: Directive['bundle']): Promise<void> {
-    const dir = this.o.bundleDir;
-    const changed = writeBundleFiles(dir, bundle.files);
+    const files = this.host.bundle;
+    const changed = files.writeBundle(bundle.files);
     // Who may be connected changes first: a revoked or disabled user is cut off before anything
     // slower (the ruleset's confirm window) runs.
     await this.refreshSessions(false);
     await this.endDisallowedSessions();
-    if (changed.includes('nftables.nft')) await this.applyRuleset(join(dir, 'nftables.nft'));
+    if (changed.includes('nftables.nft')) await this.applyRuleset(files.absolute('nftables.nft'));
     if (changed.includes('frr.conf')) {
       // vtysh applies the file as commands: additions and changes take effect without
       // restarting the daemons, so adjacencies stay up.
       const instance = this.o.frrInstance ? ['-N', this.o.frrInstance] : [];
-      const r = await run(['vtysh', ...instance, '-f', join(dir, 'frr.conf')], {
+      const r = await this.run(['vtysh', ...instance, '-f', files.absolute('frr.conf')], {
         allowFailure: true,
       });
       this.log(
@@ -257,17 +259,18 @@ export class Agent {
     if (changed.includes('server.conf')) {
       // Only OpenVPN's own config needs a restart; SIGHUP with explicit-exit-notify 2 sends
       // every client to its next remote first.
-      const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
-      if (pid) process.kill(pid, 'SIGHUP');
+      this.host.signalOpenvpn('SIGHUP');
       this.log('server.conf changed: OpenVPN restarted (clients told to move)');
     }
-    writeFileAtomic(join(dir, 'VERSION'), `${bundle.digest}\n`);
+    files.writeFile('VERSION', `${bundle.digest}\n`);
     this.applied = bundle.digest;
     this.log(`applied bundle ${bundle.digest.slice(0, 12)} (${changed.length} files changed)`);
   }
 
   private async tableExists(table: string): Promise<boolean> {
-    return (await run(['nft', 'list', 'table', 'inet', table], { allowFailure: true })).code === 0;
+    return (
+      (await this.run(['nft', 'list', 'table', 'inet', table], { allowFailure: true })).code === 0
+    );
   }
 
   /**
@@ -275,9 +278,11 @@ export class Agent {
    * that cuts the server off its routers), the previous ruleset comes back by itself.
    */
   private async applyRuleset(file: string): Promise<void> {
-    const before = await run(['nft', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true });
+    const before = await this.run(['nft', 'list', 'table', 'inet', NFT_TABLE], {
+      allowFailure: true,
+    });
     const routingBefore = this.routingUp();
-    const applied = await run(['nft', '-f', file], { allowFailure: true });
+    const applied = await this.run(['nft', '-f', file], { allowFailure: true });
     if (applied.code !== 0) {
       this.log(
         `ruleset refused by nft, previous one kept: ${applied.stderr.trim().split('\n')[0]}`,
@@ -293,12 +298,12 @@ export class Agent {
   }
 
   private async confirmRuleset(previous: string, windowMs: number): Promise<void> {
-    const deadline = Date.now() + windowMs;
-    while (Date.now() < deadline && this.running) {
-      await sleep(500);
+    const deadline = this.now() + windowMs;
+    while (this.now() < deadline && this.running) {
+      await this.sleep(500);
       if (this.routingUp()) continue;
       const restore = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${previous}`;
-      await run(['nft', '-f', '-'], { input: restore });
+      await this.run(['nft', '-f', '-'], { input: restore });
       // Health says so until a bundle with a good ruleset arrives.
       this.rulesetOk = false;
       this.log('new ruleset cut routing off: rolled back to the previous ruleset');
@@ -312,7 +317,7 @@ export class Agent {
     while (this.running) {
       await this.refreshSessions(false);
       await this.report();
-      await sleep(1000);
+      await this.sleep(1000);
     }
   }
 
@@ -321,20 +326,32 @@ export class Agent {
   private async refreshSessions(reportNow: boolean): Promise<void> {
     try {
       if (!this.mgmt.connected) await this.mgmt.connect();
-      const now = Date.now();
+      const now = this.now();
       for (const [cid, at] of this.killed) if (now - at > 15_000) this.killed.delete(cid);
       this.sessions = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
       this.statusAt = now;
+      this.sessionsUnknown = false;
     } catch {
-      // OpenVPN down or restarting: nothing to report until it is back.
-      this.sessions = [];
+      // OpenVPN down or restarting: we do not know who is connected, which is not "nobody".
+      // The last known sessions stay and the next report says they are unknown, so the
+      // controller keeps its table instead of auditing every user here as disconnected.
+      this.sessionsUnknown = true;
       return;
     }
     if (reportNow) await this.report();
   }
 
+  /**
+   * The sessions to act on (end, evict, drain, withdraw): none while they cannot be read, as
+   * before they were kept for the report. Acting on a stale list would withdraw routes of users
+   * OpenVPN may still be serving, and no client-kill would get through.
+   */
+  private live(): SessionReport[] {
+    return this.sessionsUnknown ? [] : [...this.sessions];
+  }
+
   private async endSession(s: SessionReport, why: string, restartToNext = false): Promise<void> {
-    this.killed.set(s.clientId, Date.now());
+    this.killed.set(s.clientId, this.now());
     try {
       await this.mgmt.kill(s.clientId, { restartToNext });
     } catch (err) {
@@ -350,7 +367,7 @@ export class Agent {
    * reporting it. Addresses a newer session on this server holds are left alone.
    */
   private async withdraw(s: SessionReport): Promise<void> {
-    this.killed.set(s.clientId, Date.now());
+    this.killed.set(s.clientId, this.now());
     this.sessions = this.sessions.filter((x) => x.clientId !== s.clientId);
     const held = new Set(this.sessions.flatMap((x) => [x.ipv4, x.ipv6]));
     await this.deleteRoutes([s.ipv4, s.ipv6].filter((a) => !held.has(a)));
@@ -370,7 +387,7 @@ export class Agent {
       return;
     }
     const find = (l: { commonName: string; realAddress: string }) =>
-      this.sessions.find(
+      this.live().find(
         (x) =>
           x.user === l.commonName &&
           x.realAddress === l.realAddress &&
@@ -394,16 +411,16 @@ export class Agent {
   }
 
   private reconcileSoon(delayMs: number): void {
-    if (this.reconcileTimer || !this.running) return;
-    this.reconcileTimer = setTimeout(() => {
-      this.reconcileTimer = undefined;
+    if (this.cancelReconcileSoon || !this.running) return;
+    this.cancelReconcileSoon = this.host.clock.after(delayMs, () => {
+      this.cancelReconcileSoon = undefined;
       this.reconcile().catch((err: Error) => this.log(`reconcile failed: ${err.message}`));
-    }, delayMs);
+    });
   }
 
   /** Sessions of users the bundle no longer admits (disabled, revoked, deleted). */
   private async endDisallowedSessions(): Promise<void> {
-    for (const s of [...this.sessions]) {
+    for (const s of this.live()) {
       if (!this.admits(s.user)) await this.endSession(s, 'no longer allowed');
     }
   }
@@ -413,34 +430,30 @@ export class Agent {
    * `_`). Only a regular file counts: a CN of `..` or a stray link is not an admitted user.
    */
   private admits(commonName: string): boolean {
-    try {
-      const ccd = join(this.o.bundleDir, 'ccd');
-      return lstatSync(join(ccd, commonName.replaceAll('/', '_'))).isFile();
-    } catch {
-      return false;
-    }
+    return this.host.bundle.isRegularFile(`ccd/${commonName.replaceAll('/', '_')}`);
   }
 
   private async setDraining(drain: boolean): Promise<void> {
     if (drain) {
       // New clients are refused at once; connected ones are sent to their next remote.
       const rules = `table inet ${DRAIN_TABLE} {\n\tchain input {\n\t\ttype filter hook input priority -10; policy accept;\n\t\tiifname != "${this.o.tunDevice}" meta l4proto { udp, tcp } th dport ${this.openvpnPort()} ct state new reject\n\t}\n}\n`;
-      await run(['nft', '-f', '-'], {
+      await this.run(['nft', '-f', '-'], {
         input: `table inet ${DRAIN_TABLE}\ndelete table inet ${DRAIN_TABLE}\n${rules}`,
       });
       this.draining = true;
       await this.refreshSessions(false);
-      await Promise.all([...this.sessions].map((s) => this.endSession(s, 'drain', true)));
+      await Promise.all(this.live().map((s) => this.endSession(s, 'drain', true)));
       this.log(`draining: ${this.sessions.length} sessions left`);
     } else {
-      await run(['nft', 'delete', 'table', 'inet', DRAIN_TABLE], { allowFailure: true });
+      await this.run(['nft', 'delete', 'table', 'inet', DRAIN_TABLE], { allowFailure: true });
       this.draining = false;
       this.log('undrained: taking new users again');
     }
   }
 
   private openvpnPort(): number {
-    const conf = readFileSync(join(this.o.bundleDir, 'server.conf'), 'utf8');
+    const conf = this.host.bundle.readFile('server.conf');
+    if (conf === undefined) throw new Error('cannot read server.conf for its port');
     return Number(/^port (\d+)$/m.exec(conf)?.[1] ?? 1194);
   }
 
@@ -455,7 +468,7 @@ export class Agent {
     let failed = false;
     for (const a of addresses) {
       if (!a) continue;
-      const r = await run(
+      const r = await this.run(
         ['ip', 'route', 'del', a, 'dev', this.o.tunDevice, 'proto', String(this.o.routeProtocol)],
         { allowFailure: true },
       );
@@ -478,7 +491,7 @@ export class Agent {
   private async reconcileOnce(): Promise<{ added: string[]; removed: string[] }> {
     const have = this.routes();
     await this.refreshSessions(false);
-    if (!this.mgmt.connected || Date.now() - this.statusAt > 3000)
+    if (!this.mgmt.connected || this.sessionsUnknown || this.now() - this.statusAt > 3000)
       return { added: [], removed: [] };
     const want = new Set(
       this.sessions.flatMap((s) => [s.ipv4, s.ipv6].filter((a): a is string => !!a)),
@@ -487,7 +500,7 @@ export class Agent {
     this.orphanCandidates = plan.orphans;
     await this.deleteRoutes(plan.remove);
     for (const a of plan.add) {
-      await run(
+      await this.run(
         [
           'ip',
           'route',
@@ -516,7 +529,7 @@ export class Agent {
       } catch (err) {
         this.log(`reconcile failed: ${(err as Error).message}`);
       }
-      await sleep(2000);
+      await this.sleep(2000);
     }
   }
 
@@ -528,7 +541,8 @@ export class Agent {
   }
 
   healthNow(): ServerHealth {
-    const openvpn = this.mgmt.connected && Date.now() - this.statusAt < 5000;
+    const openvpn =
+      this.mgmt.connected && !this.sessionsUnknown && this.now() - this.statusAt < 5000;
     const routing = this.routingUp();
     const ruleset = this.rulesetOk;
     return {
@@ -542,19 +556,12 @@ export class Agent {
 
   /** GET /health on run/agent.sock: 200 when the server should get new users, else 503. */
   private async startHealthServer(): Promise<void> {
-    const sock = join(this.o.bundleDir, 'run', 'agent.sock');
-    rmSync(sock, { force: true });
-    this.health = createServer((req, res) => {
+    this.closeHealth = await this.host.serveHealth(() => {
       const h = this.healthNow();
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(
-        `${JSON.stringify({ server: this.o.server, sessions: this.sessions.length, ...h })}\n`,
-      );
-      void req;
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.health!.once('error', reject);
-      this.health!.listen(sock, () => resolve());
+      return {
+        status: h.ok ? 200 : 503,
+        body: `${JSON.stringify({ server: this.o.server, sessions: this.sessions.length, ...h })}\n`,
+      };
     });
   }
 }

@@ -1,0 +1,170 @@
+/**
+ * Everything the agent does to the machine it runs on, behind one interface: processes (nft,
+ * vtysh, ip), OpenVPN's signal, the bundle folder, the clock, the management socket, the
+ * kernel's route table, the controller and the health socket. The agent holds decisions only,
+ * so its behaviour can be tested without root (see testing.ts for the fake).
+ */
+import { lstatSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { ControllerClient, parseEndpoint } from '../controller/client.js';
+import type { RenderedFile } from '../render/types.js';
+import { run, type RunOptions, type RunResult } from '../sys/exec.js';
+import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
+import { readPidFile } from '../sys/proc.js';
+import { ManagementClient } from './management.js';
+import { type AgentReport, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+import { RouteView } from './route-view.js';
+
+export interface AgentClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  /** Calls `fn` once after `ms`; the returned function cancels it (a stopped agent leaves no timer). */
+  after(ms: number, fn: () => void): () => void;
+}
+
+/** The bundle folder; paths are relative to it (`VERSION`, `ccd/alice`). */
+export interface BundleFolder {
+  /** Why `files` cannot be written safely as the folder is now (a folder that is a link). */
+  writeProblem(files: readonly RenderedFile[]): string | undefined;
+  /** Writes the bundle in place; the paths whose content changed (removed ccd files too). */
+  writeBundle(files: RenderedFile[]): string[];
+  writeFile(path: string, content: string): void;
+  /** The file's text, or undefined when it cannot be read. */
+  readFile(path: string): string | undefined;
+  /** A regular file, not a link or a folder: what admits a user in ccd/. */
+  isRegularFile(path: string): boolean;
+  /** The absolute path, for argv (`nft -f PATH`). */
+  absolute(path: string): string;
+}
+
+/** The part of the management client the agent uses. */
+export interface Management {
+  readonly connected: boolean;
+  connect(): Promise<void>;
+  close(): void;
+  status(): Promise<SessionReport[]>;
+  kill(clientId: number, opts?: { restartToNext?: boolean }): Promise<void>;
+  exitingClients(): Promise<{ commonName: string; realAddress: string }[]>;
+  on(event: 'client-established' | 'remote-exit', listener: () => void): unknown;
+}
+
+/** The kernel's route table as the agent sees it. */
+export interface Routes {
+  start(): Promise<void>;
+  stop(): void;
+  /** Destinations of routes on `dev` with protocol `proto`. */
+  on(dev: string, proto: string): string[];
+  hasProto(protos: ReadonlySet<string>): boolean;
+  /** Re-reads the table (after the kernel dropped routes without saying so). */
+  resync(): Promise<void>;
+}
+
+export interface ControllerAnswer {
+  status: number;
+  text: string;
+}
+
+export interface ControllerLink {
+  /** Long-poll for a directive other than `known`: 200 with it, or 204 after the wait. */
+  poll(known: string): Promise<ControllerAnswer>;
+  report(body: AgentReport): Promise<ControllerAnswer>;
+}
+
+export interface HealthAnswer {
+  status: number;
+  body: string;
+}
+
+export interface AgentHost {
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Signals OpenVPN (its pid file in the bundle); false when it is not running. */
+  signalOpenvpn(signal: NodeJS.Signals): boolean;
+  bundle: BundleFolder;
+  clock: AgentClock;
+  management: Management;
+  routes: Routes;
+  controller: ControllerLink;
+  /** Answers GET /health on run/agent.sock with `answer()`; resolves to a closer. */
+  serveHealth(answer: () => HealthAnswer): Promise<() => Promise<void>>;
+}
+
+export interface RealHostOptions {
+  bundleDir: string;
+  controller: string;
+  ca?: string | Buffer;
+  token: string;
+  log: (line: string) => void;
+}
+
+export const realClock: AgentClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
+/** What runs on a VPN server. */
+export function realHost(o: RealHostOptions): AgentHost {
+  const dir = o.bundleDir;
+  const endpoint = parseEndpoint(o.controller, '--controller', o.ca ? { ca: o.ca } : {});
+  // The long-poll's timeout outlasts the controller's wait.
+  const poller = new ControllerClient(endpoint, o.token, POLL_WAIT_MS + 5000);
+  const reporter = new ControllerClient(endpoint, o.token, 5000);
+  const management = new ManagementClient({
+    socketPath: join(dir, 'run', 'management.sock'),
+    passwordFile: join(dir, 'management.pw'),
+    log: (l) => o.log(`management: ${l}`),
+  });
+  return {
+    run,
+    signalOpenvpn(signal) {
+      const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
+      if (pid) process.kill(pid, signal);
+      return pid !== undefined;
+    },
+    bundle: {
+      writeProblem: (files) => bundleWriteProblem(dir, files),
+      writeBundle: (files) => writeBundleFiles(dir, files),
+      writeFile: (path, content) => writeFileAtomic(join(dir, path), content),
+      readFile(path) {
+        try {
+          return readFileSync(join(dir, path), 'utf8');
+        } catch {
+          return undefined;
+        }
+      },
+      isRegularFile(path) {
+        try {
+          return lstatSync(join(dir, path)).isFile();
+        } catch {
+          return false;
+        }
+      },
+      absolute: (path) => join(dir, path),
+    },
+    clock: realClock,
+    management,
+    routes: new RouteView({ log: o.log }),
+    controller: {
+      poll: (known) => poller.raw('GET', `/v1/agent/poll?known=${encodeURIComponent(known)}`),
+      report: (body) => reporter.raw('POST', '/v1/agent/report', body),
+    },
+    async serveHealth(answer) {
+      const sock = join(dir, 'run', 'agent.sock');
+      rmSync(sock, { force: true });
+      const server = createServer((_req, res) => {
+        const { status, body } = answer();
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(sock, () => resolve());
+      });
+      return () => new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
