@@ -7,7 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Fleet } from '../src/service/fleet.js';
+import type { Fleet } from '../src/service/fleet.js';
+import { initFleet } from '../src/service/open.js';
 import { publishBundles } from '../src/sys/files.js';
 import { type PhaseResult, measure, seededRandom } from './measure.js';
 
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ovf-bench-'));
   let fleet: Fleet | undefined;
   try {
-    fleet = await Fleet.init(dir);
+    fleet = await initFleet(dir);
     const f = fleet;
     const csv = csvOf(
       USERS,

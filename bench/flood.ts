@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Fleet } from '../src/service/fleet.js';
+import { initFleet } from '../src/service/open.js';
 
 const USERS = Number(process.argv[2] ?? 10_000);
 const POLLS = 500;
@@ -74,7 +74,7 @@ function peakRssMiB(pid: number): number {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ovf-flood-'));
-  const fleet = await Fleet.init(dir);
+  const fleet = await initFleet(dir);
   const lines = ['name,groups', ...Array.from({ length: USERS }, (_, i) => `user${i},staff`)];
   await fleet.importCsv(lines.join('\n'), 'bench.csv');
   const agentToken = fleet.agentToken('vpn11');

@@ -19,7 +19,8 @@ import { ControllerClient } from '../src/controller/client.js';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { Lab, listNamespaces } from '../src/lab/lab.js';
 import { RouteView } from '../src/agent/route-view.js';
-import { Fleet } from '../src/service/fleet.js';
+import type { Fleet } from '../src/service/fleet.js';
+import { initFleet } from '../src/service/open.js';
 import { type LineStream, run, streamLines } from '../src/sys/exec.js';
 import { firewall, throughput } from './firewall.js';
 import {
@@ -1038,7 +1039,7 @@ async function main(): Promise<void> {
     STORM_ROUNDS * STORM_CLIENTS;
   let fleet: Fleet | undefined;
   try {
-    fleet = await Fleet.init(dir);
+    fleet = await initFleet(dir);
     const created = await fleet.addUsers(
       Array.from({ length: needed }, (_, i) => ({
         name: `b${String(i).padStart(3, '0')}`,

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { format, resolveConfig } from 'prettier';
 import { buildController } from '../src/controller/app.js';
-import { Fleet } from '../src/service/fleet.js';
+import { initFleet } from '../src/service/open.js';
 
 /** The document as the controller serves it, from a throw-away example fleet. */
 export async function openApiDocument(): Promise<unknown> {
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-fleet-openapi-'));
   try {
-    (await Fleet.init(dir)).close();
+    (await initFleet(dir)).close();
     const ctl = await buildController({
       fleetDir: dir,
       baseDir: () => '/etc/ovpn-fleet',

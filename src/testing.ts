@@ -13,7 +13,8 @@ import type { RenderSnapshot, RenderUser } from './render/types.js';
 import { EXAMPLE_FLEET_YAML } from './spec/example.js';
 import type { FleetInput, FleetSpec } from './spec/schema.js';
 import { validateSpec } from './spec/validate.js';
-import { type Clock, Fleet } from './service/fleet.js';
+import type { Clock, Fleet } from './service/fleet.js';
+import { initFleet } from './service/open.js';
 
 /** The instant every test clock shows. */
 export const FIXED_NOW = new Date('2026-03-01T12:00:00Z');
@@ -143,12 +144,12 @@ export interface TempFleet {
   cleanup(): void;
 }
 
-/** `Fleet.init` (example fleet.yaml unless `yaml` is given) in a fresh temp dir, fixed clock. */
+/** `initFleet` (example fleet.yaml unless `yaml` is given) in a fresh temp dir, fixed clock. */
 export async function tempFleetDir(opts: { yaml?: string; now?: Date } = {}): Promise<TempFleet> {
   const dir = mkdtempSync(join(tmpdir(), 'ovf-test-'));
   const clock = fixedClock(opts.now);
   try {
-    const fleet = await Fleet.init(dir, { ...(opts.yaml ? { yaml: opts.yaml } : {}), clock });
+    const fleet = await initFleet(dir, { ...(opts.yaml ? { yaml: opts.yaml } : {}), clock });
     return {
       dir,
       fleet,

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentReport, Directive, SessionReport } from '../src/agent/protocol.js';
 import { type Controller, buildController } from '../src/controller/app.js';
-import { Fleet } from '../src/service/fleet.js';
+import { initFleet, openFleet } from '../src/service/open.js';
 import type { AuditEntry, User } from '../src/store/types.js';
 
 const ADMIN = 'admin-token-for-tests';
@@ -20,7 +20,7 @@ const cleanup: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
   template = mkdtempSync(join(tmpdir(), 'ovpn-ctl-template-'));
-  const fleet = await Fleet.init(template);
+  const fleet = await initFleet(template);
   tokens = new Map(fleet.serverNames().map((s) => [s, fleet.agentToken(s)]));
   fleet.close();
 });
@@ -49,7 +49,7 @@ async function setup(
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   if (opts.users?.length) {
-    const fleet = Fleet.open(dir);
+    const fleet = openFleet(dir);
     try {
       await fleet.addUsers(
         opts.users.map((name) => ({ name })),
@@ -288,7 +288,7 @@ describe('long-poll', () => {
     const waiting = poll(ctl, 'vpn21', d.token);
     const started = Date.now();
     // What `ovpn-fleet user add dave` does: its own connection to fleet.db.
-    const cli = Fleet.open(dir);
+    const cli = openFleet(dir);
     try {
       await cli.addUsers([{ name: 'dave', groups: ['staff'] }]);
     } finally {
@@ -578,7 +578,7 @@ describe('a stolen agent token, and no token at all (issue 11)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ovpn-ctl-'));
     cpSync(template, dir, { recursive: true });
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    const fleet = Fleet.open(dir);
+    const fleet = openFleet(dir);
     const old = new Date(Date.now() - 500 * 86_400_000).toISOString();
     const recent = new Date(Date.now() - 10 * 86_400_000).toISOString();
     fleet.store.audit({ at: old, actor: 'cli:test', action: 'user.add', subject: 'ancient' });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Fleet } from '../service/fleet.js';
+import type { Fleet } from '../service/fleet.js';
+import { openFleet } from '../service/open.js';
 
 /** The fleet directory: --dir, else $OVPN_FLEET_DIR, else the current directory. */
 export function fleetDir(cmd: Command): string {
@@ -9,7 +10,7 @@ export function fleetDir(cmd: Command): string {
 }
 
 export async function withFleet<T>(cmd: Command, fn: (fleet: Fleet) => Promise<T> | T): Promise<T> {
-  const fleet = Fleet.open(fleetDir(cmd));
+  const fleet = openFleet(fleetDir(cmd));
   try {
     return await fn(fleet);
   } finally {

@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crlInfo } from '../core/pki.js';
 import { InputError } from '../errors.js';
 import { Fleet } from './fleet.js';
+import { initFleet, openFleet } from './open.js';
 
 let dir: string;
 const fleets: Fleet[] = [];
@@ -20,7 +21,7 @@ const fleets: Fleet[] = [];
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ovf-certs-'));
   // The wall clock, not a fixed one: openssl verify judges the CRL at the real time.
-  fleets.push(await Fleet.init(dir));
+  fleets.push(await initFleet(dir));
 });
 afterEach(() => {
   for (const f of fleets.splice(0)) f.close();
@@ -29,7 +30,7 @@ afterEach(() => {
 
 /** Another Fleet on the same directory: its own SQLite connection, like a second process. */
 function openAgain(): Fleet {
-  const f = Fleet.open(dir);
+  const f = openFleet(dir);
   fleets.push(f);
   return f;
 }
@@ -153,16 +154,16 @@ describe('the CRL', () => {
     const f = fleets[0];
     const names = Array.from({ length: 30 }, (_, i) => `u${i}`);
     const users = await f.addUsers(names.map((name) => ({ name })));
-    const fleetUrl = pathToFileURL(resolve(import.meta.dirname, 'fleet.ts')).href;
+    const openUrl = pathToFileURL(resolve(import.meta.dirname, 'open.ts')).href;
     const pkiUrl = pathToFileURL(resolve(import.meta.dirname, '../core/pki.ts')).href;
     const script = join(dir, 'revoker.mts');
     writeFileSync(
       script,
       `
-const { Fleet } = await import(${JSON.stringify(fleetUrl)});
+const { openFleet } = await import(${JSON.stringify(openUrl)});
 const { crlInfo } = await import(${JSON.stringify(pkiUrl)});
 const [dir, startAt, ...names] = process.argv.slice(2);
-const fleet = Fleet.open(dir);
+const fleet = openFleet(dir);
 const seen = [];
 const ensure = fleet.ensureCrl.bind(fleet);
 fleet.ensureCrl = async (force) => {

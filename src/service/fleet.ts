@@ -3,7 +3,7 @@
  * controller's API) are thin callers of this class; it owns no process or network I/O.
  */
 import { randomBytes, createHmac } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { type Document, isNode, isSeq, parseDocument } from 'yaml';
@@ -21,9 +21,7 @@ import {
 import { renderProfile } from '../render/profile.js';
 import { DEFAULT_RENDER_OPTIONS, type RenderOptions, serverCommonName } from '../render/types.js';
 import type { FleetSpec } from '../spec/schema.js';
-import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
-import { type Validation, loadSpec, parseSpecText } from '../spec/validate.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { type Validation, parseSpecText } from '../spec/validate.js';
 import type {
   FleetStore,
   Pools,
@@ -99,38 +97,6 @@ export class Fleet {
 
   static specPath(dir: string): string {
     return join(dir, SPEC_FILE);
-  }
-
-  /** Creates fleet.yaml (when given), the store, the CA, the tls-crypt key and server certs. */
-  static async init(dir: string, opts: { yaml?: string; clock?: Clock } = {}): Promise<Fleet> {
-    const specPath = Fleet.specPath(dir);
-    const yaml = opts.yaml ?? EXAMPLE_FLEET_YAML;
-    if (existsSync(join(dir, STORE_FILE)))
-      throw new Conflict(
-        `${join(dir, STORE_FILE)} already exists: this directory already holds a fleet`,
-      );
-    if (!existsSync(specPath)) {
-      const v = parseSpecText(yaml);
-      if (!v.spec) throw new SpecError(v.errors, specPath);
-      // fleet.yaml holds routing keys and BGP passwords.
-      writeFileAtomic(specPath, yaml, SPEC_FILE_MODE);
-    }
-    const fleet = Fleet.open(dir, { ...(opts.clock ? { clock: opts.clock } : {}), create: true });
-    await fleet.ensurePki();
-    return fleet;
-  }
-
-  static open(dir: string, opts: { clock?: Clock; actor?: string; create?: boolean } = {}): Fleet {
-    const specPath = Fleet.specPath(dir);
-    if (!existsSync(specPath))
-      throw new NotFound(`${specPath} not found: run "ovpn-fleet init --example" or pass --dir`);
-    const storePath = join(dir, STORE_FILE);
-    if (!opts.create && !existsSync(storePath))
-      throw new NotFound(`${storePath} not found: run "ovpn-fleet init" in ${dir}`);
-    const spec = loadSpec(specPath);
-    const store = new SqliteStore(storePath);
-    const clock = opts.clock ?? systemClock;
-    return new Fleet(dir, spec, store, clock, opts.actor ?? actorName());
   }
 
   close(): void {

@@ -4,11 +4,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { NotFound } from '../errors.js';
-import { loadSpec } from '../spec/validate.js';
+import { Conflict, NotFound, SpecError } from '../errors.js';
+import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
+import { loadSpec, parseSpecText } from '../spec/validate.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { ChangeFeed } from '../store/types.js';
-import { type Clock, Fleet, STORE_FILE, actorName, systemClock } from './fleet.js';
+import { writeFileAtomic } from '../sys/files.js';
+import { type Clock, Fleet, SPEC_FILE_MODE, STORE_FILE, actorName, systemClock } from './fleet.js';
 
 export interface OpenFleetOptions {
   clock?: Clock;
@@ -39,4 +41,26 @@ export function openWatchedFleet(dir: string, opts: OpenFleetOptions = {}): Watc
   const store = new SqliteStore(storePath);
   const fleet = new Fleet(dir, spec, store, opts.clock ?? systemClock, opts.actor ?? actorName());
   return { fleet, changes: store.changeFeed() };
+}
+
+/** Creates fleet.yaml (when given), the store, the CA, the tls-crypt key and server certs. */
+export async function initFleet(
+  dir: string,
+  opts: { yaml?: string; clock?: Clock } = {},
+): Promise<Fleet> {
+  const specPath = Fleet.specPath(dir);
+  const yaml = opts.yaml ?? EXAMPLE_FLEET_YAML;
+  if (existsSync(join(dir, STORE_FILE)))
+    throw new Conflict(
+      `${join(dir, STORE_FILE)} already exists: this directory already holds a fleet`,
+    );
+  if (!existsSync(specPath)) {
+    const v = parseSpecText(yaml);
+    if (!v.spec) throw new SpecError(v.errors, specPath);
+    // fleet.yaml holds routing keys and BGP passwords.
+    writeFileAtomic(specPath, yaml, SPEC_FILE_MODE);
+  }
+  const fleet = openFleet(dir, { ...(opts.clock ? { clock: opts.clock } : {}), create: true });
+  await fleet.ensurePki();
+  return fleet;
 }

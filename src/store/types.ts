@@ -182,11 +182,6 @@ export interface FleetStore {
   /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */
   pruneAudit(before: Date): number;
 
-  /**
-   * SQLite's PRAGMA data_version: changes whenever another connection (a CLI process) commits
-   * to the file; this connection's own commits do not move it.
-   */
-  dataVersion(): number;
   /** Replaces every session of `server` and records its report, in one transaction. */
   recordReport(server: string, report: ServerReport): void;
   /** Sessions of every server (or one), ordered by server, user, since. */

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Conflict, InputError } from '../../errors.js';
-import { Fleet } from '../../service/fleet.js';
+import { openFleet } from '../../service/open.js';
 import type { SessionView } from '../../controller/directives.js';
 import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
 import {
@@ -227,7 +227,7 @@ export function registerControllerCommands(program: Command): void {
 }
 
 function readSessionsFromStore(dir: string): SessionView[] {
-  const fleet = Fleet.open(dir);
+  const fleet = openFleet(dir);
   try {
     const now = new Date();
     const reported = new Map(fleet.store.listServerStates().map((s) => [s.name, s.reportedAt]));

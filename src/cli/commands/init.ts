@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../../errors.js';
-import { Fleet } from '../../service/fleet.js';
+import { initFleet } from '../../service/open.js';
 import { fleetDir } from '../context.js';
 import { say } from '../output.js';
 
@@ -16,7 +16,7 @@ export function registerInit(program: Command): void {
       if (opts.example && opts.from)
         throw new InputError('--from', 'use either --example or --from, not both');
       const yaml = opts.from ? readFileSync(opts.from, 'utf8') : undefined;
-      const fleet = await Fleet.init(dir, yaml !== undefined ? { yaml } : {});
+      const fleet = await initFleet(dir, yaml !== undefined ? { yaml } : {});
       const servers = fleet.spec.sites.reduce((n, s) => n + s.servers.length, 0);
       fleet.close();
       say(
