@@ -7,7 +7,7 @@
 import { lstatSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { ControllerClient, parseEndpoint } from '../controller/client.js';
+import { ControllerClient, parseEndpoint } from '../client/client.js';
 import type { RenderedFile } from '../render/types.js';
 import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
