@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from './agent.js';
-import type { Directive } from './protocol.js';
+import { type Directive, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+import { FakeHost } from './testing.js';
 
 let root: string;
 let dir: string;
@@ -128,5 +129,272 @@ describe('Agent controller endpoint', () => {
     expect(() => new Agent({ ...options, controller: `unix:${join(root, 'c.sock')}` })).toThrow(
       /--ca/,
     );
+  });
+});
+
+// ---------------------------------------------------------------- with the fake host
+
+const TUN = 'vpn0';
+const PROTO = 201;
+
+function session(user: string, clientId: number, since = '2026-03-01T11:00:00Z'): SessionReport {
+  return {
+    user,
+    clientId,
+    since,
+    realAddress: `198.51.100.${clientId}:5000${clientId}`,
+    ipv4: `10.8.0.${clientId + 1}`,
+    ipv6: `fd00:8::${clientId + 1}`,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
+
+/** A bundle admitting `users`; the other files' content can be varied to mark them changed. */
+function bundle(
+  digest: string,
+  users: string[],
+  over: { serverConf?: string; nft?: string; frr?: string } = {},
+): Directive['bundle'] {
+  return {
+    digest,
+    files: [
+      { path: 'server.conf', content: over.serverConf ?? 'port 1194\n', mode: 0o644 },
+      { path: 'nftables.nft', content: over.nft ?? 'table inet ovpn_fleet { }\n', mode: 0o644 },
+      { path: 'frr.conf', content: over.frr ?? 'router ospf\n', mode: 0o640 },
+      ...users.map((u) => ({ path: `ccd/${u}`, content: `# ${u}\n`, mode: 0o644 })),
+    ],
+  };
+}
+
+const order = (
+  b: Directive['bundle'],
+  more: Partial<Omit<Directive, 'bundle'>> = {},
+): Directive => ({ token: `t-${b.digest}`, bundle: b, evict: [], drain: false, ...more });
+
+describe('Agent on a fake host', () => {
+  let host: FakeHost;
+  let agent: Agent;
+  let log: string[];
+  let started = false;
+  const alice = session('alice', 1);
+  const bob = session('bob', 2);
+
+  beforeEach(() => {
+    host = new FakeHost();
+    log = [];
+    started = false;
+    agent = new Agent({
+      server: 'vpn1',
+      bundleDir: '/fake/bundle',
+      controller: 'unix:/nowhere/controller.sock',
+      token: 'x',
+      tunDevice: TUN,
+      routeProtocol: PROTO,
+      log: (l) => log.push(l),
+      host,
+    });
+  });
+
+  afterEach(async () => {
+    if (!started) return;
+    const stopped = agent.stop();
+    // Each loop is asleep on the fake clock (the long-poll longest): let them all wake and end.
+    await host.clock.advance(POLL_WAIT_MS);
+    await stopped;
+  });
+
+  const start = async () => {
+    started = true;
+    await agent.start();
+    await host.clock.advance(0);
+  };
+
+  /** The host routes of these sessions as the hooks install them. */
+  const routesOf = (...sessions: SessionReport[]) =>
+    sessions.flatMap((s) => [s.ipv4!, s.ipv6!]).sort();
+
+  it('applies a bundle once: the same digest again writes nothing, runs nothing, signals nothing', async () => {
+    expect(await agent.handle(order(bundle(NEXT, ['alice'])))).toBe(true);
+    expect(host.ran('nft -f')).toEqual(['nft -f /fake/bundle/nftables.nft']);
+    expect(host.ran('vtysh')).toEqual(['vtysh -f /fake/bundle/frr.conf']);
+    expect(host.signals).toEqual(['SIGHUP']);
+    expect(host.bundle.readFile('VERSION')).toBe(`${NEXT}\n`);
+
+    host.commands.length = 0;
+    host.bundle.writes.length = 0;
+    host.signals.length = 0;
+    const again = { ...order(bundle(NEXT, ['alice'])), token: 'another token' };
+    expect(await agent.handle(again)).toBe(true);
+    expect(host.bundle.writes).toEqual([]);
+    expect(host.commands).toEqual([]);
+    expect(host.signals).toEqual([]);
+    expect(host.controller.lastReport?.bundleDigest).toBe(NEXT);
+  });
+
+  it('a new digest that only adds a user writes its ccd file: no nft, vtysh or signal', async () => {
+    await agent.handle(order(bundle(NEXT, ['alice'])));
+    host.commands.length = 0;
+    host.signals.length = 0;
+    await agent.handle(order(bundle(GOOD, ['alice', 'bob'])));
+    expect(host.bundle.files.has('ccd/bob')).toBe(true);
+    expect(host.ran('nft -f')).toEqual([]);
+    expect(host.ran('vtysh')).toEqual([]);
+    expect(host.signals).toEqual([]);
+    expect(host.bundle.readFile('VERSION')).toBe(`${GOOD}\n`);
+  });
+
+  describe('ruleset confirm window', () => {
+    const previous = 'table inet ovpn_fleet {\n\tchain forward { }\n}\n';
+    const restore = `table inet ovpn_fleet\ndelete table inet ovpn_fleet\n${previous}`;
+
+    beforeEach(async () => {
+      host.answer('nft list table inet ovpn_fleet', { stdout: previous });
+      await start();
+      await agent.handle(order(bundle(NEXT, [], { nft: 'table inet ovpn_fleet { new }\n' })));
+      expect(host.ran('nft -f /fake/bundle/nftables.nft')).toHaveLength(1);
+    });
+
+    it('keeps a ruleset under which routing stays up through the window', async () => {
+      await host.clock.advance(6000);
+      // Routing dropping after the window is not the ruleset's doing.
+      host.routes.routingUp = false;
+      await host.clock.advance(2000);
+      expect(host.commands.filter((c) => c.argv.join(' ') === 'nft -f -')).toEqual([]);
+      expect(host.health()?.body).toContain('"ruleset":true');
+    });
+
+    it('restores the previous ruleset when routing drops within the window', async () => {
+      await host.clock.advance(2000);
+      host.routes.routingUp = false;
+      await host.clock.advance(500);
+      expect(host.commands.filter((c) => c.argv.join(' ') === 'nft -f -')).toEqual([
+        { argv: ['nft', '-f', '-'], input: restore },
+      ]);
+      expect(log).toContain('new ruleset cut routing off: rolled back to the previous ruleset');
+      expect(host.health()?.body).toContain('"ruleset":false');
+    });
+  });
+
+  it('ends the sessions of users the new bundle no longer admits and withdraws their routes', async () => {
+    host.management.sessions = [alice, bob];
+    host.routes.hostRoutes.add(alice.ipv4!).add(alice.ipv6!).add(bob.ipv4!).add(bob.ipv6!);
+    await agent.handle(order(bundle(NEXT, ['alice', 'bob'])));
+    expect(host.management.kills).toEqual([]);
+
+    await agent.handle(order(bundle(GOOD, ['alice'])));
+    expect(host.bundle.files.has('ccd/bob')).toBe(false);
+    expect(host.management.kills).toEqual([{ clientId: bob.clientId, restartToNext: false }]);
+    expect(host.ran('ip route del')).toEqual([
+      `ip route del ${bob.ipv4} dev ${TUN} proto ${PROTO}`,
+      `ip route del ${bob.ipv6} dev ${TUN} proto ${PROTO}`,
+    ]);
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(alice));
+    // OpenVPN still lists bob for its delayed exit; he is gone as far as the controller knows.
+    expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['alice']);
+  });
+
+  it('evicts a session that started at or before the newer one elsewhere, and only that', async () => {
+    const carol = session('carol', 3, '2026-03-01T11:30:00Z');
+    host.management.sessions = [alice, bob, carol];
+    host.routes.hostRoutes.add(alice.ipv4!).add(alice.ipv6!);
+    await agent.handle(order(bundle(NEXT, ['alice', 'bob', 'carol'])));
+
+    const evict = [
+      { user: 'alice', since: '2026-03-01T11:15:00Z' },
+      // carol's session here is the newer one: she stays.
+      { user: 'carol', since: '2026-03-01T11:15:00Z' },
+    ];
+    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob', 'carol'])), token: 'e', evict });
+    expect(host.management.kills).toEqual([{ clientId: alice.clientId, restartToNext: false }]);
+    expect(host.routes.hostRoutes.size).toBe(0);
+    expect(log.some((l) => l.includes("ended alice's session (newer session"))).toBe(true);
+    expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob', 'carol']);
+  });
+
+  it('drains: new clients refused on the OpenVPN port, every client sent to its next remote', async () => {
+    host.management.sessions = [alice, bob];
+    await agent.handle(order(bundle(NEXT, ['alice', 'bob'], { serverConf: 'port 1195\n' })));
+    host.routes.hostRoutes.add(alice.ipv4!).add(bob.ipv4!);
+
+    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob'])), token: 'd', drain: true });
+    const drain = host.commands.find((c) => c.argv.join(' ') === 'nft -f -');
+    expect(drain?.input).toContain('table inet ovpn_fleet_drain {');
+    expect(drain?.input).toContain(`iifname != "${TUN}" meta l4proto { udp, tcp } th dport 1195`);
+    expect(host.management.kills).toEqual([
+      { clientId: alice.clientId, restartToNext: true },
+      { clientId: bob.clientId, restartToNext: true },
+    ]);
+    expect(host.routes.hostRoutes.size).toBe(0);
+    expect(host.controller.lastReport?.health.draining).toBe(true);
+    expect(host.controller.lastReport?.health.ok).toBe(false);
+
+    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob'])), token: 'u', drain: false });
+    expect(host.ran('nft delete')).toEqual(['nft delete table inet ovpn_fleet_drain']);
+    expect(host.controller.lastReport?.health.draining).toBe(false);
+  });
+
+  it('withdraws the routes of a client that announced its exit, before OpenVPN lets it go', async () => {
+    host.management.sessions = [alice, bob];
+    await start();
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(alice, bob));
+
+    // OpenVPN keeps alice in status for its 5 s delayed exit; the agent does not wait for it.
+    host.management.exiting = [{ commonName: 'alice', realAddress: alice.realAddress }];
+    host.management.notify('remote-exit');
+    await host.clock.advance(0);
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(bob));
+    expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob']);
+    expect(log).toContain('alice left (exit notification): routes withdrawn');
+
+    await host.clock.advance(3000);
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(bob));
+    expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob']);
+  });
+
+  it('a failed status read keeps the last known sessions and reports them as unknown', async () => {
+    host.management.sessions = [alice, bob];
+    await start();
+    expect(host.controller.lastReport).toMatchObject({ health: { openvpn: true } });
+    expect(host.controller.lastReport?.sessionsUnknown).toBeUndefined();
+    const reportsBefore = host.controller.reports.length;
+
+    host.management.down = true;
+    host.management.connected = false;
+    await host.clock.advance(1000);
+    const unknown = host.controller.reports.slice(reportsBefore);
+    expect(unknown.length).toBeGreaterThan(0);
+    for (const r of unknown) {
+      expect(r.sessionsUnknown).toBe(true);
+      expect(r.sessions.map((s) => s.user)).toEqual(['alice', 'bob']);
+      expect(r.health.openvpn).toBe(false);
+    }
+    // Nobody's routes are touched on a guess.
+    await host.clock.advance(10_000);
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(alice, bob));
+    expect(host.controller.lastReport?.sessionsUnknown).toBe(true);
+
+    // OpenVPN back, bob gone meanwhile: the next report is the truth again.
+    host.management.down = false;
+    host.management.sessions = [alice];
+    await host.clock.advance(1000);
+    const back = host.controller.lastReport!;
+    expect(back.sessionsUnknown).toBeUndefined();
+    expect(back.sessions.map((s) => s.user)).toEqual(['alice']);
+    expect(back.health.openvpn).toBe(true);
+  });
+
+  it('a status read that fails on a live connection is unknown too, and OpenVPN unhealthy', async () => {
+    host.management.sessions = [alice];
+    await start();
+    host.management.statusFails = true;
+    await host.clock.advance(1000);
+    expect(host.management.connected).toBe(true);
+    expect(host.controller.lastReport).toMatchObject({
+      sessionsUnknown: true,
+      sessions: [{ user: 'alice' }],
+      health: { openvpn: false, ok: false },
+    });
+    expect(host.health()?.status).toBe(503);
   });
 });

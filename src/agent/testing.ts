@@ -1,0 +1,271 @@
+/**
+ * A fake AgentHost for tests: nothing touches the machine, everything is recorded or scripted.
+ * Commands are recorded as argv and answered from a script (Tailscale's fake runner); OpenVPN's
+ * management socket serves the sessions a test sets; time moves only when a test advances it.
+ * `ip route replace|del` act on the fake route table, so a test can look at the routes as the
+ * network would see them.
+ */
+import { EventEmitter } from 'node:events';
+import { CommandError } from '../errors.js';
+import type { RenderedFile } from '../render/types.js';
+import type { RunOptions, RunResult } from '../sys/exec.js';
+import { bundleFilesProblem } from '../sys/files.js';
+import type {
+  AgentClock,
+  AgentHost,
+  BundleFolder,
+  ControllerAnswer,
+  ControllerLink,
+  HealthAnswer,
+  Management,
+  Routes,
+} from './host.js';
+import { type AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+
+/** Lets every promise chain that can run now run (the fakes do no I/O, so this is all of them). */
+export const settle = () => new Promise<void>((r) => setImmediate(r));
+
+interface Timer {
+  at: number;
+  fire: () => void;
+}
+
+export class FakeClock implements AgentClock {
+  private timers: Timer[] = [];
+  constructor(private t = Date.parse('2026-03-01T12:00:00Z')) {}
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.after(ms, r));
+  }
+
+  after(ms: number, fn: () => void): () => void {
+    const timer = { at: this.t + ms, fire: fn };
+    this.timers.push(timer);
+    return () => (this.timers = this.timers.filter((x) => x !== timer));
+  }
+
+  /**
+   * Moves time forward by `ms`, firing each timer due on the way in order and letting the agent
+   * run after each, as if that much time had passed.
+   */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      await settle();
+      const due = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((x) => x !== due);
+      this.t = due.at;
+      due.fire();
+    }
+    this.t = end;
+    await settle();
+  }
+}
+
+export class FakeManagement implements Management {
+  /** What `status 3` lists. A killed client stays here until the test removes it, as in OpenVPN. */
+  sessions: SessionReport[] = [];
+  /** OpenVPN down or restarting: connect and status fail. */
+  down = false;
+  /** `status` fails on a live connection (a command timeout): the connection stays. */
+  statusFails = false;
+  /** What the log history says about clients that announced their exit. */
+  exiting: { commonName: string; realAddress: string }[] = [];
+  readonly kills: { clientId: number; restartToNext: boolean }[] = [];
+  connected = false;
+  private readonly events = new EventEmitter();
+
+  connect(): Promise<void> {
+    if (this.down) return Promise.reject(new Error('management: connect ENOENT'));
+    this.connected = true;
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.connected = false;
+  }
+
+  status(): Promise<SessionReport[]> {
+    if (this.down || !this.connected) {
+      this.connected = false;
+      return Promise.reject(new Error('management status 3: connection lost'));
+    }
+    if (this.statusFails) return Promise.reject(new Error('management status 3: no answer'));
+    return Promise.resolve(this.sessions.map((s) => ({ ...s })));
+  }
+
+  kill(clientId: number, opts: { restartToNext?: boolean } = {}): Promise<void> {
+    this.kills.push({ clientId, restartToNext: opts.restartToNext ?? false });
+    return Promise.resolve();
+  }
+
+  exitingClients(): Promise<{ commonName: string; realAddress: string }[]> {
+    return Promise.resolve(this.exiting);
+  }
+
+  on(event: 'client-established' | 'remote-exit', listener: () => void): void {
+    this.events.on(event, listener);
+  }
+
+  /** A real-time notification from OpenVPN. */
+  notify(event: 'client-established' | 'remote-exit'): void {
+    this.events.emit(event);
+  }
+}
+
+export class FakeRoutes implements Routes {
+  /** Host routes on the tun device with the hooks' protocol. */
+  readonly hostRoutes = new Set<string>();
+  /** Whether routes learnt from a routing protocol are in the table (OSPF adjacency up). */
+  routingUp = true;
+
+  start = () => Promise.resolve();
+  stop = () => undefined;
+  on = () => [...this.hostRoutes].sort();
+  hasProto = () => this.routingUp;
+  resync = () => Promise.resolve();
+}
+
+/** An in-memory bundle folder, with `writeBundleFiles`' rules: content decides, stray ccd goes. */
+export class FakeBundle implements BundleFolder {
+  readonly files = new Map<string, string>();
+  /** Every path written or removed, in order. */
+  readonly writes: string[] = [];
+
+  writeProblem = (files: readonly RenderedFile[]) => bundleFilesProblem(files);
+
+  writeBundle(files: RenderedFile[]): string[] {
+    const changed: string[] = [];
+    for (const f of files) {
+      if (this.files.get(f.path) === f.content) continue;
+      this.files.set(f.path, f.content);
+      changed.push(f.path);
+    }
+    const wanted = new Set(files.map((f) => f.path));
+    for (const path of [...this.files.keys()]) {
+      if (!path.startsWith('ccd/') || wanted.has(path)) continue;
+      this.files.delete(path);
+      changed.push(path);
+    }
+    this.writes.push(...changed);
+    return changed;
+  }
+
+  writeFile(path: string, content: string): void {
+    this.files.set(path, content);
+    this.writes.push(path);
+  }
+
+  readFile = (path: string) => this.files.get(path);
+  isRegularFile = (path: string) => this.files.has(path);
+  absolute = (path: string) => `/fake/bundle/${path}`;
+}
+
+/** The controller's side of the long-poll and the reports, as a test sees it. */
+export class FakeController implements ControllerLink {
+  readonly reports: AgentReport[] = [];
+  private queued: Directive[] = [];
+  private answerPoll?: (a: ControllerAnswer) => void;
+
+  constructor(private readonly clock: AgentClock) {}
+
+  poll(): Promise<ControllerAnswer> {
+    const d = this.queued.shift();
+    if (d) return Promise.resolve({ status: 200, text: JSON.stringify(d) });
+    return new Promise((resolve) => {
+      this.answerPoll = resolve;
+      void this.clock.sleep(POLL_WAIT_MS).then(() => resolve({ status: 204, text: '' }));
+    });
+  }
+
+  /** Hands the agent a directive: at once to a waiting poll, else to the next one. */
+  send(d: Directive): void {
+    if (this.answerPoll) this.answerPoll({ status: 200, text: JSON.stringify(d) });
+    else this.queued.push(d);
+    this.answerPoll = undefined;
+  }
+
+  report(body: AgentReport): Promise<ControllerAnswer> {
+    this.reports.push(structuredClone(body));
+    return Promise.resolve({ status: 204, text: '' });
+  }
+
+  get lastReport(): AgentReport | undefined {
+    return this.reports.at(-1);
+  }
+}
+
+export interface Command {
+  argv: string[];
+  input?: string;
+}
+
+export class FakeHost implements AgentHost {
+  readonly clock = new FakeClock();
+  readonly management = new FakeManagement();
+  readonly routes = new FakeRoutes();
+  readonly bundle = new FakeBundle();
+  readonly controller = new FakeController(this.clock);
+  /** Every command the agent ran, in order. */
+  readonly commands: Command[] = [];
+  readonly signals: NodeJS.Signals[] = [];
+  private readonly answers = new Map<string, Partial<RunResult>>();
+  private healthAnswer?: () => HealthAnswer;
+
+  constructor() {
+    // A server as the agent usually finds it: our ruleset loaded, not draining.
+    this.answer('nft list table inet ovpn_fleet', { stdout: 'table inet ovpn_fleet { }\n' });
+    this.answer('nft list table inet ovpn_fleet_drain', {
+      code: 1,
+      stderr: 'Error: No such file or directory\n',
+    });
+  }
+
+  /** What the command with exactly this argv (joined by spaces) answers; others exit 0. */
+  answer(argv: string, result: Partial<RunResult>): void {
+    this.answers.set(argv, result);
+  }
+
+  run = (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => {
+    this.commands.push({
+      argv: [...argv],
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+    });
+    const r: RunResult = { code: 0, stdout: '', stderr: '', ...this.answers.get(argv.join(' ')) };
+    if (r.code === 0 && argv[0] === 'ip' && argv[1] === 'route') {
+      if (argv[2] === 'replace') this.routes.hostRoutes.add(argv[3]);
+      if (argv[2] === 'del') this.routes.hostRoutes.delete(argv[3]);
+    }
+    if (r.code !== 0 && !opts.allowFailure)
+      return Promise.reject(new CommandError(argv, r.code, r.stderr));
+    return Promise.resolve(r);
+  };
+
+  /** The commands run so far, as lines, that start with `prefix`. */
+  ran(prefix = ''): string[] {
+    return this.commands.map((c) => c.argv.join(' ')).filter((l) => l.startsWith(prefix));
+  }
+
+  /** Whether OpenVPN's pid file names a live process. */
+  openvpnRunning = true;
+
+  signalOpenvpn(signal: NodeJS.Signals): boolean {
+    if (this.openvpnRunning) this.signals.push(signal);
+    return this.openvpnRunning;
+  }
+
+  serveHealth(answer: () => HealthAnswer): Promise<() => Promise<void>> {
+    this.healthAnswer = answer;
+    return Promise.resolve(() => Promise.resolve());
+  }
+
+  /** What GET /health on run/agent.sock would answer. */
+  health(): HealthAnswer | undefined {
+    return this.healthAnswer?.();
+  }
+}
