@@ -165,8 +165,9 @@ const { crlInfo } = await import(${JSON.stringify(pkiUrl)});
 const [dir, startAt, ...names] = process.argv.slice(2);
 const fleet = openFleet(dir);
 const seen = [];
-const ensure = fleet.ensureCrl.bind(fleet);
-fleet.ensureCrl = async (force) => {
+// Every CRL this process writes goes through the PKI service, whoever asks for it.
+const ensure = fleet.pki.ensureCrl.bind(fleet.pki);
+fleet.pki.ensureCrl = async (force) => {
   const pem = await ensure(force);
   const info = crlInfo(pem);
   seen.push({ number: info.crlNumber, serials: info.revokedSerials.length, pem });

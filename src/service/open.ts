@@ -3,14 +3,15 @@
  * implementation backs a fleet directory. Everything else sees FleetStore and ChangeFeed.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Conflict, NotFound, SpecError } from '../errors.js';
 import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
 import { loadSpec, parseSpecText } from '../spec/validate.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { ChangeFeed } from '../store/types.js';
 import { writeFileAtomic } from '../sys/files.js';
-import { type Clock, Fleet, SPEC_FILE_MODE, STORE_FILE, actorName, systemClock } from './fleet.js';
+import { type Clock, actorName, systemClock } from './context.js';
+import { Fleet } from './fleet.js';
+import { SPEC_FILE_MODE, specPath, storePath } from './layout.js';
 
 export interface OpenFleetOptions {
   clock?: Clock;
@@ -31,15 +32,21 @@ export function openFleet(dir: string, opts: OpenFleetOptions = {}): Fleet {
 }
 
 export function openWatchedFleet(dir: string, opts: OpenFleetOptions = {}): WatchedFleet {
-  const specPath = Fleet.specPath(dir);
-  if (!existsSync(specPath))
-    throw new NotFound(`${specPath} not found: run "ovpn-fleet init --example" or pass --dir`);
-  const storePath = join(dir, STORE_FILE);
-  if (!opts.create && !existsSync(storePath))
-    throw new NotFound(`${storePath} not found: run "ovpn-fleet init" in ${dir}`);
-  const spec = loadSpec(specPath);
-  const store = new SqliteStore(storePath);
-  const fleet = new Fleet(dir, spec, store, opts.clock ?? systemClock, opts.actor ?? actorName());
+  const specFile = specPath(dir);
+  if (!existsSync(specFile))
+    throw new NotFound(`${specFile} not found: run "ovpn-fleet init --example" or pass --dir`);
+  const storeFile = storePath(dir);
+  if (!opts.create && !existsSync(storeFile))
+    throw new NotFound(`${storeFile} not found: run "ovpn-fleet init" in ${dir}`);
+  const spec = loadSpec(specFile);
+  const store = new SqliteStore(storeFile);
+  const fleet = new Fleet({
+    dir,
+    spec,
+    store,
+    clock: opts.clock ?? systemClock,
+    actor: opts.actor ?? actorName(),
+  });
   return { fleet, changes: store.changeFeed() };
 }
 
@@ -48,17 +55,15 @@ export async function initFleet(
   dir: string,
   opts: { yaml?: string; clock?: Clock } = {},
 ): Promise<Fleet> {
-  const specPath = Fleet.specPath(dir);
+  const specFile = specPath(dir);
   const yaml = opts.yaml ?? EXAMPLE_FLEET_YAML;
-  if (existsSync(join(dir, STORE_FILE)))
-    throw new Conflict(
-      `${join(dir, STORE_FILE)} already exists: this directory already holds a fleet`,
-    );
-  if (!existsSync(specPath)) {
+  if (existsSync(storePath(dir)))
+    throw new Conflict(`${storePath(dir)} already exists: this directory already holds a fleet`);
+  if (!existsSync(specFile)) {
     const v = parseSpecText(yaml);
-    if (!v.spec) throw new SpecError(v.errors, specPath);
+    if (!v.spec) throw new SpecError(v.errors, specFile);
     // fleet.yaml holds routing keys and BGP passwords.
-    writeFileAtomic(specPath, yaml, SPEC_FILE_MODE);
+    writeFileAtomic(specFile, yaml, SPEC_FILE_MODE);
   }
   const fleet = openFleet(dir, { ...(opts.clock ? { clock: opts.clock } : {}), create: true });
   await fleet.ensurePki();

@@ -1,0 +1,117 @@
+/**
+ * What the fleet hands out: each server's bundle, rendered from one snapshot of the store, and
+ * each user's client profile. Taking a snapshot first makes sure the PKI is complete and the
+ * CRL current, so every bundle carries a CRL that lists every revoked certificate.
+ */
+import { Conflict, NotFound } from '../errors.js';
+import {
+  type Bundle,
+  type PinnedSnapshot,
+  renderBundle,
+  renderFleet,
+  serverContexts,
+} from '../render/bundle.js';
+import { renderProfile } from '../render/profile.js';
+import { DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../render/types.js';
+import type { ServiceContext } from './context.js';
+import { SPEC_FILE } from './layout.js';
+import type { PkiLifecycle } from './pki-lifecycle.js';
+import type { Secrets } from './secrets.js';
+import type { Users } from './users.js';
+
+export class Bundles {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly pki: PkiLifecycle,
+    private readonly secrets: Secrets,
+    private readonly users: Users,
+  ) {}
+
+  async snapshot(): Promise<PinnedSnapshot> {
+    const { spec, store } = this.ctx;
+    await this.pki.ensure();
+    const servers = new Map<
+      string,
+      { certPem: string; keyPem: string; managementPassword: string }
+    >();
+    for (const site of spec.sites) {
+      for (const s of site.servers) {
+        const cert = store.serverCert(s.name)!;
+        servers.set(s.name, {
+          certPem: cert.certPem,
+          keyPem: cert.keyPem,
+          managementPassword: this.secrets.managementPassword(s.name),
+        });
+      }
+    }
+    return {
+      users: store.listUsers().map((u) => ({
+        name: u.name,
+        ipv4: u.ipv4,
+        ipv6: u.ipv6,
+        groups: u.groups,
+        enabled: u.status === 'enabled',
+        // The servers accept only these serials for the user (ccd pin): a certificate of an
+        // earlier user of the same name is refused even by a CRL that missed it.
+        certSerials: u.certSerial ? [u.certSerial] : [],
+      })),
+      caPem: this.pki.caPair().certPem,
+      crlPem: await this.pki.ensureCrl(),
+      tlsCryptKey: this.secrets.tlsCryptKey(),
+      servers,
+    };
+  }
+
+  /** Every server's bundle from one snapshot, each with its own base directory. */
+  async bundlesFor(
+    baseDir: (server: string) => string,
+    options: Partial<Omit<RenderOptions, 'baseDir'>> = {},
+  ): Promise<Bundle[]> {
+    return renderFleet(
+      this.ctx.spec,
+      await this.snapshot(),
+      { ...DEFAULT_RENDER_OPTIONS, ...options },
+      baseDir,
+    );
+  }
+
+  async bundles(options: Partial<RenderOptions> = {}): Promise<Bundle[]> {
+    return renderFleet(this.ctx.spec, await this.snapshot(), {
+      ...DEFAULT_RENDER_OPTIONS,
+      ...options,
+    });
+  }
+
+  /** One server's bundle. */
+  async bundle(server: string, options: Partial<RenderOptions> = {}): Promise<Bundle> {
+    const ctx = serverContexts(this.ctx.spec, { ...DEFAULT_RENDER_OPTIONS, ...options }).find(
+      (c) => c.server.name === server,
+    );
+    if (!ctx) throw new NotFound(`no server named ${server} in ${SPEC_FILE}`);
+    return renderBundle(ctx, await this.snapshot());
+  }
+
+  /**
+   * `anyStatus` is for the lab, which must show that a revoked or disabled user's existing
+   * profile is refused by the servers.
+   */
+  async profile(name: string, opts: { anyStatus?: boolean } = {}): Promise<string> {
+    let user = this.users.get(name);
+    if (user.status !== 'enabled' && !opts.anyStatus)
+      throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
+    if (!user.certSerial && user.status === 'enabled') {
+      await this.users.issueMissingCerts([name]);
+      user = this.users.get(name);
+    }
+    const cert = user.certSerial ? this.ctx.store.getCert(user.certSerial) : undefined;
+    if (!cert) throw new NotFound(`user ${name} has no certificate`);
+    return renderProfile({
+      spec: this.ctx.spec,
+      user: name,
+      caPem: this.pki.caPair().certPem,
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      tlsCryptKey: this.secrets.tlsCryptKey(),
+    });
+  }
+}
