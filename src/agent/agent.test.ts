@@ -232,6 +232,18 @@ describe('Agent on a fake host', () => {
     expect(host.controller.lastReport?.bundleDigest).toBe(NEXT);
   });
 
+  it('takes directives from the long-poll and asks with the token of the last one it applied', async () => {
+    await start();
+    expect(host.controller.polls).toEqual(['']);
+    host.controller.send(order(bundle(NEXT, ['alice'])));
+    await host.clock.advance(0);
+    expect(host.bundle.readFile('VERSION')).toBe(`${NEXT}\n`);
+    expect(host.controller.polls).toEqual(['', `t-${NEXT}`]);
+    // The long-poll ends empty: asked again with the same token.
+    await host.clock.advance(POLL_WAIT_MS);
+    expect(host.controller.polls).toEqual(['', `t-${NEXT}`, `t-${NEXT}`]);
+  });
+
   it('a new digest that only adds a user writes its ccd file: no nft, vtysh or signal', async () => {
     await agent.handle(order(bundle(NEXT, ['alice'])));
     host.commands.length = 0;

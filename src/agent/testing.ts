@@ -169,12 +169,15 @@ export class FakeBundle implements BundleFolder {
 /** The controller's side of the long-poll and the reports, as a test sees it. */
 export class FakeController implements ControllerLink {
   readonly reports: AgentReport[] = [];
+  /** The `known` token of every poll, in order. */
+  readonly polls: string[] = [];
   private queued: Directive[] = [];
   private answerPoll?: (a: ControllerAnswer) => void;
 
   constructor(private readonly clock: AgentClock) {}
 
-  poll(): Promise<ControllerAnswer> {
+  poll(known: string): Promise<ControllerAnswer> {
+    this.polls.push(known);
     const d = this.queued.shift();
     if (d) return Promise.resolve({ status: 200, text: JSON.stringify(d) });
     return new Promise((resolve) => {
