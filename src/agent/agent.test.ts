@@ -167,7 +167,7 @@ function bundle(
   };
 }
 
-const order = (
+const directiveOf = (
   b: Directive['bundle'],
   more: Partial<Omit<Directive, 'bundle'>> = {},
 ): Directive => ({ token: `t-${b.digest}`, bundle: b, evict: [], drain: false, ...more });
@@ -215,7 +215,7 @@ describe('Agent on a fake host', () => {
     sessions.flatMap((s) => [s.ipv4!, s.ipv6!]).sort();
 
   it('applies a bundle once: the same digest again writes nothing, runs nothing, signals nothing', async () => {
-    expect(await agent.handle(order(bundle(NEXT, ['alice'])))).toBe(true);
+    expect(await agent.handle(directiveOf(bundle(NEXT, ['alice'])))).toBe(true);
     expect(host.ran('nft -f')).toEqual(['nft -f /fake/bundle/nftables.nft']);
     expect(host.ran('vtysh')).toEqual(['vtysh -f /fake/bundle/frr.conf']);
     expect(host.signals).toEqual(['SIGHUP']);
@@ -224,7 +224,7 @@ describe('Agent on a fake host', () => {
     host.commands.length = 0;
     host.bundle.writes.length = 0;
     host.signals.length = 0;
-    const again = { ...order(bundle(NEXT, ['alice'])), token: 'another token' };
+    const again = directiveOf(bundle(NEXT, ['alice']), { token: 'another token' });
     expect(await agent.handle(again)).toBe(true);
     expect(host.bundle.writes).toEqual([]);
     expect(host.commands).toEqual([]);
@@ -235,7 +235,7 @@ describe('Agent on a fake host', () => {
   it('takes directives from the long-poll and asks with the token of the last one it applied', async () => {
     await start();
     expect(host.controller.polls).toEqual(['']);
-    host.controller.send(order(bundle(NEXT, ['alice'])));
+    host.controller.send(directiveOf(bundle(NEXT, ['alice'])));
     await host.clock.advance(0);
     expect(host.bundle.readFile('VERSION')).toBe(`${NEXT}\n`);
     expect(host.controller.polls).toEqual(['', `t-${NEXT}`]);
@@ -245,10 +245,10 @@ describe('Agent on a fake host', () => {
   });
 
   it('a new digest that only adds a user writes its ccd file: no nft, vtysh or signal', async () => {
-    await agent.handle(order(bundle(NEXT, ['alice'])));
+    await agent.handle(directiveOf(bundle(NEXT, ['alice'])));
     host.commands.length = 0;
     host.signals.length = 0;
-    await agent.handle(order(bundle(GOOD, ['alice', 'bob'])));
+    await agent.handle(directiveOf(bundle(GOOD, ['alice', 'bob'])));
     expect(host.bundle.files.has('ccd/bob')).toBe(true);
     expect(host.ran('nft -f')).toEqual([]);
     expect(host.ran('vtysh')).toEqual([]);
@@ -263,7 +263,7 @@ describe('Agent on a fake host', () => {
     beforeEach(async () => {
       host.answer('nft list table inet ovpn_fleet', { stdout: previous });
       await start();
-      await agent.handle(order(bundle(NEXT, [], { nft: 'table inet ovpn_fleet { new }\n' })));
+      await agent.handle(directiveOf(bundle(NEXT, [], { nft: 'table inet ovpn_fleet { new }\n' })));
       expect(host.ran('nft -f /fake/bundle/nftables.nft')).toHaveLength(1);
     });
 
@@ -291,10 +291,10 @@ describe('Agent on a fake host', () => {
   it('ends the sessions of users the new bundle no longer admits and withdraws their routes', async () => {
     host.management.sessions = [alice, bob];
     host.routes.hostRoutes.add(alice.ipv4!).add(alice.ipv6!).add(bob.ipv4!).add(bob.ipv6!);
-    await agent.handle(order(bundle(NEXT, ['alice', 'bob'])));
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob'])));
     expect(host.management.kills).toEqual([]);
 
-    await agent.handle(order(bundle(GOOD, ['alice'])));
+    await agent.handle(directiveOf(bundle(GOOD, ['alice'])));
     expect(host.bundle.files.has('ccd/bob')).toBe(false);
     expect(host.management.kills).toEqual([{ clientId: bob.clientId, restartToNext: false }]);
     expect(host.ran('ip route del')).toEqual([
@@ -310,14 +310,14 @@ describe('Agent on a fake host', () => {
     const carol = session('carol', 3, '2026-03-01T11:30:00Z');
     host.management.sessions = [alice, bob, carol];
     host.routes.hostRoutes.add(alice.ipv4!).add(alice.ipv6!);
-    await agent.handle(order(bundle(NEXT, ['alice', 'bob', 'carol'])));
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob', 'carol'])));
 
     const evict = [
       { user: 'alice', since: '2026-03-01T11:15:00Z' },
       // carol's session here is the newer one: she stays.
       { user: 'carol', since: '2026-03-01T11:15:00Z' },
     ];
-    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob', 'carol'])), token: 'e', evict });
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob', 'carol']), { token: 'e', evict }));
     expect(host.management.kills).toEqual([{ clientId: alice.clientId, restartToNext: false }]);
     expect(host.routes.hostRoutes.size).toBe(0);
     expect(log.some((l) => l.includes("ended alice's session (newer session"))).toBe(true);
@@ -326,10 +326,10 @@ describe('Agent on a fake host', () => {
 
   it('drains: new clients refused on the OpenVPN port, every client sent to its next remote', async () => {
     host.management.sessions = [alice, bob];
-    await agent.handle(order(bundle(NEXT, ['alice', 'bob'], { serverConf: 'port 1195\n' })));
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob'], { serverConf: 'port 1195\n' })));
     host.routes.hostRoutes.add(alice.ipv4!).add(bob.ipv4!);
 
-    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob'])), token: 'd', drain: true });
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob']), { token: 'd', drain: true }));
     const drain = host.commands.find((c) => c.argv.join(' ') === 'nft -f -');
     expect(drain?.input).toContain('table inet ovpn_fleet_drain {');
     expect(drain?.input).toContain(`iifname != "${TUN}" meta l4proto { udp, tcp } th dport 1195`);
@@ -341,7 +341,7 @@ describe('Agent on a fake host', () => {
     expect(host.controller.lastReport?.health.draining).toBe(true);
     expect(host.controller.lastReport?.health.ok).toBe(false);
 
-    await agent.handle({ ...order(bundle(NEXT, ['alice', 'bob'])), token: 'u', drain: false });
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob']), { token: 'u', drain: false }));
     expect(host.ran('nft delete')).toEqual(['nft delete table inet ovpn_fleet_drain']);
     expect(host.controller.lastReport?.health.draining).toBe(false);
   });
