@@ -1,0 +1,112 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Conflict, InputError, NotFound } from '../errors.js';
+import { type TempFleet, tempFleetDir } from '../testing.js';
+
+let t: TempFleet;
+beforeEach(async () => {
+  t = await tempFleetDir();
+});
+afterEach(() => t.cleanup());
+
+const users = () => t.fleet.users;
+const clientCertsOf = (name: string) =>
+  t.fleet.store.listCerts('client').filter((c) => c.subject === name);
+
+describe('users', () => {
+  it('adds users with a certificate and the next free addresses, refusing bad input whole', async () => {
+    const [ann, bob] = await users().add([{ name: 'ann', groups: ['staff'] }, { name: 'bob' }]);
+    expect(ann).toMatchObject({ name: 'ann', groups: ['staff'], status: 'enabled' });
+    expect(ann.certSerial).toBeDefined();
+    expect(ann.ipv4).not.toBe(bob.ipv4);
+    await expect(users().add([{ name: 'cid' }, { name: 'cid' }])).rejects.toThrow(/twice/);
+    await expect(users().add([{ name: 'cid', groups: ['ops'] }])).rejects.toThrow(
+      /unknown group "ops"/,
+    );
+    await expect(users().add([{ name: 'ann' }])).rejects.toThrow(Conflict);
+    await expect(users().add([{ name: 'acme-server-vpn11' }])).rejects.toThrow(/reserved/);
+    expect(
+      users()
+        .list()
+        .map((u) => u.name),
+    ).toEqual(['ann', 'bob']);
+  });
+
+  it("keeps a deleted user's addresses out of use for quarantineDays, and reuses them after", async () => {
+    const quarantineDays = t.fleet.spec.pools.quarantineDays;
+    const [ann] = await users().add([{ name: 'ann' }]);
+    await users().delete('ann');
+
+    t.clock.advanceDays(quarantineDays - 1);
+    const [bob, ann2] = await users().add([{ name: 'bob' }, { name: 'ann' }]);
+    for (const u of [bob, ann2]) {
+      expect(u.ipv4).not.toBe(ann.ipv4);
+      expect(u.ipv6).not.toBe(ann.ipv6);
+    }
+    await expect(users().add([{ name: 'pinned', ipv4: ann.ipv4 }])).rejects.toThrow(Conflict);
+
+    t.clock.advanceDays(1);
+    const [cid] = await users().add([{ name: 'cid' }]);
+    expect({ ipv4: cid.ipv4, ipv6: cid.ipv6 }).toEqual({ ipv4: ann.ipv4, ipv6: ann.ipv6 });
+  });
+
+  it('revokes every certificate of the name on delete, so a re-added user starts clean', async () => {
+    const [first] = await users().add([{ name: 'ann' }]);
+    await users().delete('ann');
+    const [again] = await users().add([{ name: 'ann' }]);
+    expect(again.certSerial).not.toBe(first.certSerial);
+    const certs = clientCertsOf('ann');
+    expect(certs.find((c) => c.serial === first.certSerial)?.revokedAt).toBeDefined();
+    expect(certs.find((c) => c.serial === again.certSerial)?.revokedAt).toBeUndefined();
+    await expect(users().delete('nobody')).rejects.toThrow(NotFound);
+  });
+
+  it('revoke revokes the current certificate and updates the CRL; disable keeps it', async () => {
+    const [ann, bob] = await users().add([{ name: 'ann' }, { name: 'bob' }]);
+    const crlBefore = t.fleet.store.revocationState().crlNumber;
+    await users().setStatus('bob', 'disabled');
+    expect(t.fleet.store.getCert(bob.certSerial!)?.revokedAt).toBeUndefined();
+    expect((await users().setStatus('ann', 'revoked')).status).toBe('revoked');
+    const state = t.fleet.store.revocationState();
+    expect(state.revoked.map((r) => r.serial)).toEqual([ann.certSerial]);
+    expect(state.crlNumber).toBe(crlBefore + 1);
+  });
+
+  it('sets groups only to groups of fleet.yaml', async () => {
+    await users().add([{ name: 'ann' }]);
+    expect(users().setGroups('ann', ['dba', 'staff']).groups).toEqual(['dba', 'staff']);
+    expect(() => users().setGroups('ann', ['ops'])).toThrow(InputError);
+  });
+
+  it('imports a CSV all or nothing, without certificates, naming file:line of a bad row', async () => {
+    const bad = 'name,groups\nann,staff\nbob,ops\n';
+    await expect(users().importCsv(bad, 'people.csv')).rejects.toMatchObject({
+      field: 'people.csv:3',
+      message: expect.stringContaining('unknown group "ops"') as string,
+    });
+    await expect(users().importCsv('ann\nacme-server-x\n', 'people.csv')).rejects.toThrow(
+      /^people\.csv:2: .*reserved/,
+    );
+    expect(users().list()).toEqual([]);
+
+    const added = await users().importCsv('name,groups\nann,staff;dba\nbob,\n', 'people.csv');
+    expect(added.map((u) => [u.name, u.groups, u.certSerial])).toEqual([
+      ['ann', ['dba', 'staff'], undefined],
+      ['bob', [], undefined],
+    ]);
+  });
+
+  it('issues missing certificates once per user, however many callers ask at once', async () => {
+    await users().importCsv('ann\nbob\n');
+    await users().setStatus('bob', 'revoked');
+    const counts = await Promise.all([
+      users().issueMissingCerts(['ann']),
+      users().issueMissingCerts(['ann']),
+      users().issueMissingCerts(),
+    ]);
+    expect(counts.reduce((a, b) => a + b)).toBe(1);
+    // Serialised in-process: the later callers found the certificate and signed nothing.
+    expect(clientCertsOf('ann')).toHaveLength(1);
+    expect(clientCertsOf('bob')).toHaveLength(0);
+    expect(users().get('ann').certSerial).toBe(clientCertsOf('ann')[0].serial);
+  });
+});
