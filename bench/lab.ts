@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ControllerClient } from '../src/controller/client.js';
+import { ControllerClient } from '../src/client/client.js';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { Lab, listNamespaces } from '../src/lab/lab.js';
 import { RouteView } from '../src/agent/route-view.js';
@@ -584,7 +584,7 @@ async function revoke(
     if (admin) {
       for (const u of group) {
         const t0 = now();
-        await admin.call('POST', `/v1/users/${u.name}/revoke`);
+        await admin.revoke(u.name);
         (samples.revoke ??= []).push((await watch.until(`${u.name} gone`, gone(u), 60_000)) - t0);
       }
     } else {
@@ -727,7 +727,7 @@ async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient)
   for (let i = 0; i < CHANGES; i++) {
     const name = `chg${String(i).padStart(3, '0')}`;
     const t0 = now();
-    await admin.call('POST', '/v1/users', { name, groups: ['staff'] });
+    await admin.addUser({ name, groups: ['staff'] });
     await everywhere(name);
     (samples.change ??= []).push(now() - t0);
     await sleep(100);
@@ -736,7 +736,7 @@ async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient)
   const t0 = now();
   for (let i = 0; i < API_USERS; i++) {
     const t = now();
-    await admin.call('POST', '/v1/users', { name: `api${String(i).padStart(4, '0')}` });
+    await admin.addUser({ name: `api${String(i).padStart(4, '0')}` });
     (samples.apiUserMs ??= []).push(now() - t);
   }
   // The API answers once a user is stored: the rate counts until every server has the last one.
@@ -748,7 +748,7 @@ async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient)
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       for (let i = next++; i < API_USERS; i = next++)
-        await admin.call('POST', '/v1/users', { name: `apc${String(i).padStart(4, '0')}` });
+        await admin.addUser({ name: `apc${String(i).padStart(4, '0')}` });
     }),
   );
   for (let i = 0; i < API_USERS; i++) await everywhere(`apc${String(i).padStart(4, '0')}`);

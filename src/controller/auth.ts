@@ -3,6 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/files.js';
+import { Unauthorized } from './http-errors.js';
 
 export const ADMIN_TOKEN_FILE = 'controller.token';
 
@@ -42,4 +43,49 @@ export function tokenDigest(token: string): Buffer {
 
 export function sameToken(presented: Buffer, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected);
+}
+
+/** Who a request is: the admin, one server's agent, or (for a token both match) both. */
+export interface Identity {
+  admin: boolean;
+  agent?: string;
+}
+
+/**
+ * Knows the admin token and every server's agent token, as digests. Every candidate is
+ * compared, in constant time each, so the time taken says nothing about which one matched.
+ */
+export class Authenticator {
+  private readonly adminDigest: Buffer;
+  private agentDigests = new Map<string, Buffer>();
+
+  constructor(adminToken: string) {
+    this.adminDigest = tokenDigest(adminToken);
+  }
+
+  /** The servers of the (re)loaded spec and their tokens. */
+  setAgents(servers: readonly string[], tokenOf: (server: string) => string): void {
+    this.agentDigests = new Map(servers.map((s) => [s, tokenDigest(tokenOf(s))]));
+  }
+
+  identify(header: string | undefined): Identity {
+    const token = bearerToken(header);
+    if (!token) throw new Unauthorized('missing bearer token (Authorization: Bearer TOKEN)');
+    const presented = tokenDigest(token);
+    const admin = sameToken(presented, this.adminDigest);
+    let agent: string | undefined;
+    for (const [server, digest] of this.agentDigests)
+      if (sameToken(presented, digest)) agent = server;
+    if (!admin && agent === undefined) throw new Unauthorized('invalid token');
+    return agent === undefined ? { admin } : { admin, agent };
+  }
+
+  /** True only for a valid admin token; never throws. */
+  isAdmin(header: string | undefined): boolean {
+    try {
+      return this.identify(header).admin;
+    } catch {
+      return false;
+    }
+  }
 }

@@ -3,18 +3,10 @@
  * changed between two session lists of one server. No I/O, no clock: callers pass `now`.
  */
 import { createHash } from 'node:crypto';
-import type { Directive, SessionReport } from '../agent/protocol.js';
+import type { Eviction, SessionReport } from '../api/index.js';
 import type { StoredSession } from '../store/types.js';
 
-/** A server whose agent has not reported for this long is stale. */
-export const STALE_AFTER_MS = 10_000;
-
-export type Eviction = Directive['evict'][number];
-
-export function isStale(reportedAt: string | undefined, now: Date, staleAfterMs: number): boolean {
-  if (!reportedAt) return true;
-  return now.getTime() - new Date(reportedAt).getTime() > staleAfterMs;
-}
+export type { Eviction } from '../api/index.js';
 
 /**
  * For every user with sessions on several servers, every server except the one holding the
@@ -86,34 +78,5 @@ export function sessionChanges(
   return {
     connected: after.filter((s) => !old.has(sessionKey(s))),
     disconnected: before.filter((s) => !now.has(sessionKey(s))),
-  };
-}
-
-/** A stored session as the API and `ovpn-fleet status` show it. */
-export interface SessionView {
-  user: string;
-  server: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  realAddress: string;
-  since: string;
-  bytesIn: number;
-  bytesOut: number;
-  reportedAt: string;
-  stale: boolean;
-}
-
-export function sessionView(s: StoredSession, stale: boolean): SessionView {
-  return {
-    user: s.user,
-    server: s.server,
-    ipv4: s.ipv4 ?? null,
-    ipv6: s.ipv6 ?? null,
-    realAddress: s.realAddress,
-    since: s.since,
-    bytesIn: s.bytesIn,
-    bytesOut: s.bytesOut,
-    reportedAt: s.reportedAt,
-    stale,
   };
 }

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Conflict, InputError } from '../errors.js';
-import { type Endpoint, formatEndpoint, isLoopback, parseAddress } from './client.js';
+import { type Endpoint, formatEndpoint, isLoopback, parseAddress } from '../client/client.js';
 
 export function defaultSocketPath(fleetDir: string): string {
   return join(fleetDir, 'run', 'controller.sock');

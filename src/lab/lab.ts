@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { Conflict, InputError, NotFound } from '../errors.js';
 import type { Fleet } from '../service/fleet.js';
 import type { RenderedFile } from '../render/types.js';
+import { openvpnSerialHex } from '../render/openvpn.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { run } from '../sys/exec.js';
-import { ControllerClient } from '../controller/client.js';
+import { ControllerClient } from '../client/client.js';
 import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/proc.js';
 import { renderLbRuleset } from './lb.js';
 import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
@@ -587,9 +588,39 @@ export class Lab {
     return c && this.state.processes.find((p) => p.id === `${c.ns}/openvpn`);
   }
 
-  /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
+  /**
+   * A user imported without a certificate gets one with the first profile, and the servers
+   * admit a certificate only once their ccd file pins its serial (the client-connect hook). So
+   * the lab issues missing certificates first and waits until every server holds the pins: the
+   * agents apply the new bundle, or without a control plane `sync` writes it. A real user who
+   * downloads a first profile waits the same ~0.2 s for the bundle.
+   */
+  private async ensurePinned(users: string[]): Promise<void> {
+    const enabled = users.filter((u) => this.fleet.getUser(u).status === 'enabled');
+    if (this.state.seed || !(await this.fleet.issueMissingCerts(enabled))) return;
+    if (!this.state.controlPlane) {
+      await this.sync();
+      return;
+    }
+    for (const user of enabled) {
+      const serial = this.fleet.getUser(user).certSerial;
+      if (!serial) continue;
+      const pin = `# cert-serial ${openvpnSerialHex(serial)}`;
+      for (const s of this.plan.servers) {
+        const file = join(this.serverDir(s.name), 'ccd', user);
+        await waitFor(
+          `${s.name} to pin ${user}'s certificate`,
+          () => (existsSync(file) && readFileSync(file, 'utf8').includes(pin)) || undefined,
+          30_000,
+          50,
+        );
+      }
+    }
+  }
+
   /** Starts many clients (full profiles), `parallel` at a time, and waits for every tunnel. */
   async connectMany(users: string[], parallel = 16): Promise<void> {
+    await this.ensurePinned(users);
     const queue = [...users];
     const worker = async () => {
       for (let u = queue.shift(); u !== undefined; u = queue.shift())
@@ -620,10 +651,12 @@ export class Lab {
    * `onStart` is called right before the OpenVPN client process is started (after the client's
    * namespace and profile are ready): the benchmark's "client start".
    */
+  /** Starts the user's real OpenVPN client with the profile `ovpn-fleet profile` makes. */
   async connect(
     user: string,
     opts: { server?: string; wait?: boolean; onStart?: () => void } = {},
   ): Promise<LabClient> {
+    await this.ensurePinned([user]);
     const profile = await this.fleet.profile(user, { anyStatus: true });
     let client = this.clientFor(user);
     if (!client) {

@@ -8,7 +8,7 @@ import { run } from '../sys/exec.js';
 import { isAlive } from '../sys/proc.js';
 import { renderLbRuleset } from './lb.js';
 import { type LabState, loadState } from './state.js';
-import { ControllerClient } from '../controller/client.js';
+import { ControllerClient } from '../client/client.js';
 import { join } from 'node:path';
 
 const dir = process.argv[2];

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseEndpoint } from '../../controller/client.js';
+import { parseEndpoint } from '../../client/client.js';
 import { InputError } from '../../errors.js';
 import { DEFAULT_RENDER_OPTIONS } from '../../render/types.js';
 import { readCaFile } from '../options.js';

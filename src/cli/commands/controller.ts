@@ -6,15 +6,15 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Conflict, InputError } from '../../errors.js';
 import { openFleet } from '../../service/open.js';
-import type { SessionView } from '../../controller/directives.js';
+import type { SessionView } from '../../api/index.js';
 import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
 import {
   ControllerClient,
   ControllerUnreachable,
   formatEndpoint,
   parseEndpoint,
-} from '../../controller/client.js';
-import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/directives.js';
+} from '../../client/client.js';
+import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/views.js';
 import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
 import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../errors.js';
 import { ControllerClient, isLoopback, parseEndpoint } from './client.js';
-import { parseListen } from './listen.js';
 
 function refusal(fn: () => unknown): string {
   try {
@@ -91,13 +90,5 @@ describe('isLoopback', () => {
       false,
       false,
     ]);
-  });
-});
-
-describe('parseListen', () => {
-  it('listens in clear on loopback only, and anywhere with TLS', () => {
-    expect(parseListen('127.0.0.1:8080', false)).toMatchObject({ tls: false });
-    expect(parseListen('0.0.0.0:8443', true)).toMatchObject({ host: '0.0.0.0', tls: true });
-    expect(refusal(() => parseListen('0.0.0.0:8443', false))).toMatch(/^--listen: /);
   });
 });

@@ -1,0 +1,84 @@
+/**
+ * The contract between the controller and the agents (JSON over HTTP).
+ *
+ *   agent → GET  /v1/agent/poll?known=TOKEN   long-poll: answers at once when the controller's
+ *                                             directive for this server differs from TOKEN,
+ *                                             else waits up to POLL_WAIT_MS and answers 204
+ *   agent → POST /v1/agent/report             the server's live sessions and health
+ *
+ * Agents authenticate with `Authorization: Bearer <server token>` and can read only their own
+ * server's directive and report only their own server's sessions. The controller validates
+ * reports with these schemas, the agent validates directives with them.
+ */
+import { z } from 'zod';
+import { ServerHealth } from './servers.js';
+
+export const POLL_WAIT_MS = 25_000;
+
+/** One live OpenVPN session, as the server's management interface reports it. */
+export const SessionReport = z.strictObject({
+  user: z.string().min(1).max(64),
+  /** Where the client connects from (`ADDR:PORT`). */
+  realAddress: z.string().max(256),
+  ipv4: z.ipv4().optional(),
+  ipv6: z.ipv6().optional(),
+  /** When the session started (ISO 8601). */
+  since: z.iso.datetime({ offset: true }).max(64),
+  bytesIn: z.number().int().min(0),
+  bytesOut: z.number().int().min(0),
+  /** OpenVPN's client id, for client-kill. */
+  clientId: z.number().int().min(0),
+});
+export type SessionReport = z.infer<typeof SessionReport>;
+
+export const AgentReport = z.strictObject({
+  /** Digest of the bundle the agent has applied (absent before the first apply). */
+  bundleDigest: z.string().max(128).optional(),
+  // 20,000 sessions are ~5 MB; the route's body limit is set to fit them.
+  sessions: z.array(SessionReport).max(20_000),
+  /**
+   * True when the agent could not read OpenVPN's sessions (management socket down, OpenVPN
+   * restarting): `sessions` is then not the truth, and the controller keeps its last table for
+   * this server and shows it stale instead of taking everyone as disconnected.
+   */
+  sessionsUnknown: z.boolean().optional(),
+  health: ServerHealth,
+});
+export type AgentReport = z.infer<typeof AgentReport>;
+
+export const PollQuery = z.object({
+  known: z
+    .string()
+    .max(128)
+    .optional()
+    .describe('the token of the directive the agent has (empty: none)'),
+  server: z
+    .string()
+    .optional()
+    .describe('optional: the server the agent believes it is; must match its token'),
+});
+export type PollQuery = z.infer<typeof PollQuery>;
+
+export const BundleFile = z.object({
+  path: z.string(),
+  content: z.string(),
+  /** Octal file mode: 0o600 for secrets, 0o755 for hooks, 0o644 otherwise. */
+  mode: z.number().int().min(0).max(0o777),
+});
+export type BundleFile = z.infer<typeof BundleFile>;
+
+/** What the controller wants one server to do. */
+export const Directive = z.object({
+  /** Changes whenever anything below changes; the agent sends it back as `known`. */
+  token: z.string(),
+  bundle: z.object({ digest: z.string(), files: z.array(BundleFile) }),
+  /**
+   * Sessions to end because the same user has a newer session on another server: kill the
+   * local session of `user` if it started at or before `since`.
+   */
+  evict: z.array(z.object({ user: z.string(), since: z.string() })),
+  /** Take no new users and move the connected ones to their next remote. */
+  drain: z.boolean(),
+});
+export type Directive = z.infer<typeof Directive>;
+export type Eviction = Directive['evict'][number];

@@ -1,0 +1,13 @@
+/**
+ * The wire contract: every request, response, directive and report of the controller's HTTP
+ * API, once, as a runtime schema with its TypeScript type derived from it. The controller, the
+ * agent and the clients import this module, never each other. It imports nothing of ours.
+ */
+export * from './agent.js';
+export * from './audit.js';
+export * from './common.js';
+export * from './health.js';
+export { jsonSchema, type JsonSchema } from './json-schema.js';
+export * from './servers.js';
+export * from './sessions.js';
+export * from './users.js';

@@ -1,0 +1,138 @@
+/**
+ * Turns an agent's report into the session table and the audit log. Sessions that cannot be
+ * real are left out (reports.ts says which); the audit entries one server's reports write are
+ * limited (AuditBudget); a report whose sessions the agent could not read changes nothing.
+ */
+import type { AgentReport } from '../api/index.js';
+import type { FleetStore, StoredSession, User } from '../store/types.js';
+import type { Clock } from '../sys/time.js';
+import { sessionChanges } from './directives.js';
+import { AuditBudget, type KnownUser, type RefusedSession, admitSessions } from './reports.js';
+
+export interface IngestOptions {
+  /** Audit entries one server's reports may write at once (default 2,000), and per second (20). */
+  auditBurst?: number;
+  auditPerSecond?: number;
+}
+
+export class ReportIngest {
+  private readonly budgets = new Map<string, AuditBudget>();
+  /** When each server's refused sessions were last logged (one line a minute per server). */
+  private readonly refusalLoggedAt = new Map<string, number>();
+  /** The server each user was last seen connecting to, to tell a move from a connect. */
+  private readonly lastServer = new Map<string, string>();
+  /** Servers whose agent last said it could not read its sessions. */
+  readonly unknown = new Set<string>();
+
+  constructor(
+    private readonly store: FleetStore,
+    private readonly users: () => User[],
+    private readonly clock: Clock,
+    private readonly log: (line: string) => void,
+    private readonly opts: IngestOptions = {},
+  ) {
+    const newestFirst = [...store.listSessions()].sort((a, b) => (a.since < b.since ? 1 : -1));
+    for (const s of newestFirst)
+      if (!this.lastServer.has(s.user)) this.lastServer.set(s.user, s.server);
+  }
+
+  record(server: string, report: AgentReport): void {
+    if (report.sessionsUnknown) {
+      // A failed read is no news: everyone stays as last reported, and the server shows stale
+      // until its agent can read the sessions again.
+      if (!this.unknown.has(server))
+        this.log(`${server}: its agent cannot read OpenVPN's sessions; keeping the last ones`);
+      this.unknown.add(server);
+      return;
+    }
+    this.unknown.delete(server);
+    const now = this.clock.now();
+    const at = now.toISOString();
+    const known = new Map<string, KnownUser>(
+      this.users().map((u) => [
+        u.name,
+        { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled' },
+      ]),
+    );
+    const { accepted, refused } = admitSessions(report.sessions, (n) => known.get(n), now);
+    if (refused.length) this.logRefused(server, refused, now);
+    const before = this.store.listSessions(server);
+    const { connected, disconnected } = sessionChanges(before, accepted);
+    const budget = this.budget(server, now);
+    const suppressed = budget.drainSuppressed(now);
+    const audit = (action: string, subject: string, detail: Record<string, unknown>) => {
+      if (budget.take(1, now))
+        this.store.audit({ at, actor: `agent:${server}`, action, subject, detail });
+    };
+    this.store.transaction(() => {
+      if (suppressed)
+        this.store.audit({
+          at,
+          actor: 'controller',
+          action: 'audit.suppressed',
+          subject: server,
+          detail: { entries: suppressed, why: "over the server's audit rate" },
+        });
+      this.store.recordReport(server, {
+        at,
+        health: { ...report.health },
+        ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
+        sessions: accepted.map((s) => ({
+          user: s.user,
+          realAddress: s.realAddress,
+          ...(s.ipv4 ? { ipv4: s.ipv4 } : {}),
+          ...(s.ipv6 ? { ipv6: s.ipv6 } : {}),
+          since: s.since,
+          bytesIn: s.bytesIn,
+          bytesOut: s.bytesOut,
+          clientId: s.clientId,
+        })),
+      });
+      for (const s of disconnected)
+        audit('session.disconnect', s.user, disconnectDetail(server, s));
+      for (const s of connected) {
+        audit('session.connect', s.user, {
+          server,
+          since: s.since,
+          realAddress: s.realAddress,
+          ...(s.ipv4 ? { ipv4: s.ipv4 } : {}),
+          ...(s.ipv6 ? { ipv6: s.ipv6 } : {}),
+        });
+        const previous = this.lastServer.get(s.user);
+        if (previous !== undefined && previous !== server)
+          audit('session.move', s.user, { from: previous, to: server, since: s.since });
+        this.lastServer.set(s.user, server);
+      }
+    });
+  }
+
+  private budget(server: string, now: Date): AuditBudget {
+    let budget = this.budgets.get(server);
+    if (!budget) {
+      // 2,000 at once covers a whole server's users moving together; 20/s is ~1.7 M a day.
+      budget = new AuditBudget(this.opts.auditBurst ?? 2000, this.opts.auditPerSecond ?? 20, now);
+      this.budgets.set(server, budget);
+    }
+    return budget;
+  }
+
+  private logRefused(server: string, refused: RefusedSession[], now: Date): void {
+    const last = this.refusalLoggedAt.get(server) ?? 0;
+    if (now.getTime() - last < 60_000) return;
+    this.refusalLoggedAt.set(server, now.getTime());
+    const first = refused[0];
+    this.log(
+      `report of ${server}: ${refused.length} session(s) refused, e.g. ${JSON.stringify(first.user)}: ${first.reason}`,
+    );
+  }
+}
+
+function disconnectDetail(server: string, s: StoredSession): Record<string, unknown> {
+  return {
+    server,
+    since: s.since,
+    realAddress: s.realAddress,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
+  };
+}

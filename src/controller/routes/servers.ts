@@ -1,0 +1,70 @@
+/** `/v1/sessions`, `/v1/servers…` and `/v1/audit`: what the cluster is doing. */
+import type { FastifyInstance } from 'fastify';
+import type {
+  AuditEntry,
+  AuditQuery,
+  NameParams,
+  ServerView,
+  SessionView,
+} from '../../api/index.js';
+import * as S from '../schemas.js';
+import type { ControllerState } from '../state.js';
+
+export function serverRoutes(app: FastifyInstance, state: ControllerState): void {
+  app.get(
+    '/v1/sessions',
+    {
+      schema: {
+        summary: 'who is online where (as last reported by each agent)',
+        tags: ['sessions'],
+        response: { 200: { type: 'array', items: S.sessionSchema }, ...S.errorResponses },
+      },
+    },
+    (): SessionView[] => state.sessions(),
+  );
+
+  app.get(
+    '/v1/servers',
+    {
+      schema: {
+        summary: 'every server: health, last report, bundle digests, drain flag, sessions',
+        tags: ['servers'],
+        response: { 200: { type: 'array', items: S.serverSchema }, ...S.errorResponses },
+      },
+    },
+    (): ServerView[] => state.servers(),
+  );
+
+  for (const [verb, draining] of [
+    ['drain', true],
+    ['undrain', false],
+  ] as const) {
+    app.post<{ Params: NameParams }>(
+      `/v1/servers/:name/${verb}`,
+      {
+        schema: {
+          summary: draining
+            ? 'take no new users and move the connected ones to their next remote'
+            : 'take users again',
+          tags: ['servers'],
+          params: S.serverNameParams,
+          response: { 200: S.serverSchema, ...S.errorResponses },
+        },
+      },
+      (req): ServerView => state.setDraining(req.params.name, draining),
+    );
+  }
+
+  app.get<{ Querystring: AuditQuery }>(
+    '/v1/audit',
+    {
+      schema: {
+        summary: 'the newest audit entries first',
+        tags: ['audit'],
+        querystring: S.auditQuery,
+        response: { 200: { type: 'array', items: S.auditSchema }, ...S.errorResponses },
+      },
+    },
+    (req): AuditEntry[] => state.store.auditLog(Number(req.query.limit ?? 100)),
+  );
+}

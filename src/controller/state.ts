@@ -1,0 +1,268 @@
+/**
+ * The controller's state: the fleet, every server's current bundle and directive, the waiting
+ * polls, the session table's ingestion, and the watcher that notices other processes' changes.
+ * No HTTP here: routes call these methods; the clock and the timers are injected.
+ *
+ * Change detection: every `watchIntervalMs` (200 ms) the watcher asks the store's ChangeFeed,
+ * which moves whenever another connection — a CLI process — commits, and stats fleet.yaml.
+ * Either change rebuilds every server's bundle from one snapshot; a directive whose token
+ * changed wakes that server's waiting poll at once. The controller's own writes (admin API,
+ * agent reports) do not move the feed, so each such handler rebuilds directly.
+ *
+ * Stale agents: a server with no report for `staleAfterMs` (10 s), or whose agent says it
+ * cannot read its sessions, is shown `stale: true`, and its sessions are ignored when deciding
+ * evictions (a silent server may have lost them, and its agent would not hear the directive
+ * anyway). Its sessions stay in the table and in /v1/sessions, flagged stale, until its agent
+ * reports again.
+ */
+import type { AgentReport, ServerView, SessionView } from '../api/index.js';
+import { NotFound } from '../errors.js';
+import type { Bundle } from '../render/bundle.js';
+import { Fleet } from '../service/fleet.js';
+import { loadSpec } from '../spec/validate.js';
+import type { AuditEntry, ChangeFeed } from '../store/types.js';
+import type { Clock, Timers } from '../sys/time.js';
+import { Authenticator } from './auth.js';
+import { Coalescer } from './builds.js';
+import { directiveToken, evictions } from './directives.js';
+import { type IngestOptions, ReportIngest } from './ingest.js';
+import { PollWaiters, type Served, served } from './polls.js';
+import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
+import { ChangeWatcher } from './watcher.js';
+
+export const ADMIN_ACTOR = 'api:admin';
+const HOUR_MS = 3_600_000;
+
+export interface StateOptions extends IngestOptions {
+  fleetDir: string;
+  /** Where each server's bundle lives on that server (the rendered config `cd`s there). */
+  baseDir: (server: string) => string;
+  adminToken: string;
+  /** Each server's agent token; default: `Fleet.agentToken`. */
+  serverToken?: (server: string) => string;
+  staleAfterMs?: number;
+  log: (line: string) => void;
+}
+
+export class ControllerState {
+  fleet: Fleet;
+  readonly auth: Authenticator;
+  readonly polls: PollWaiters;
+  readonly directives = new Map<string, Served>();
+  private bundles = new Map<string, Bundle>();
+  private readonly builds: Coalescer;
+  private readonly ingest: ReportIngest;
+  private readonly watcher: ChangeWatcher;
+  private readonly staleAfterMs: number;
+  /** Evictions already written to the audit log (server, user, since). */
+  private issuedEvictions = new Set<string>();
+  private staleKey = '';
+  private lastPruneAt = 0;
+  private lastSpecProblem = '';
+  private lastBuildProblem = '';
+  private closed = false;
+
+  constructor(
+    fleet: Fleet,
+    changes: ChangeFeed,
+    private readonly clock: Clock,
+    timers: Timers,
+    private readonly opts: StateOptions,
+  ) {
+    this.fleet = fleet;
+    this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
+    this.auth = new Authenticator(opts.adminToken);
+    this.loadAgentTokens();
+    this.polls = new PollWaiters(timers);
+    this.builds = new Coalescer(() => this.buildOnce());
+    this.ingest = new ReportIngest(
+      fleet.store,
+      () => this.fleet.listUsers(),
+      clock,
+      opts.log,
+      opts,
+    );
+    this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
+      specChanged: () => this.reloadSpec(),
+      storeChanged: () => void this.refresh(),
+      tick: () => {
+        this.pruneAudit();
+        if (this.staleSetKey() !== this.staleKey) this.recomputeDirectives();
+      },
+      failed: (err) => this.opts.log(`watcher: ${oneLine(err)}`),
+    });
+  }
+
+  get store() {
+    return this.fleet.store;
+  }
+
+  get specProblem(): string | undefined {
+    return this.lastSpecProblem || undefined;
+  }
+
+  start(watchIntervalMs: number): void {
+    this.pruneAudit();
+    this.watcher.start(watchIntervalMs);
+  }
+
+  private loadAgentTokens(): void {
+    const tokenOf = this.opts.serverToken ?? ((s: string) => this.fleet.agentToken(s));
+    this.auth.setAgents(this.fleet.serverNames(), tokenOf);
+  }
+
+  /** Reloads fleet.yaml; a broken file keeps the last good spec in service. */
+  private reloadSpec(): void {
+    let spec;
+    try {
+      spec = loadSpec(Fleet.specPath(this.opts.fleetDir));
+    } catch (err) {
+      const problem = oneLine(err);
+      if (problem !== this.lastSpecProblem)
+        this.opts.log(`fleet.yaml is invalid, still serving the last good spec: ${problem}`);
+      this.lastSpecProblem = problem;
+      return;
+    }
+    this.lastSpecProblem = '';
+    this.fleet = this.fleet.withSpec(spec);
+    this.loadAgentTokens();
+    this.opts.log('fleet.yaml reloaded');
+    void this.refresh();
+  }
+
+  /** Deletes audit entries older than the spec's retention, at start and then hourly. */
+  pruneAudit(): number {
+    const now = this.clock.now();
+    if (this.lastPruneAt && now.getTime() - this.lastPruneAt < HOUR_MS) return 0;
+    this.lastPruneAt = now.getTime();
+    const days = this.fleet.spec.audit.retentionDays;
+    const removed = this.store.pruneAudit(new Date(now.getTime() - days * 86_400_000));
+    if (removed) this.opts.log(`audit: removed ${removed} entries older than ${days} days`);
+    return removed;
+  }
+
+  /** Rebuilds bundles and directives (coalesced: see Coalescer). */
+  refresh(): Promise<void> {
+    return this.builds.request();
+  }
+
+  private async buildOnce(): Promise<void> {
+    try {
+      const bundles = await this.fleet.bundlesFor(this.opts.baseDir);
+      this.bundles = new Map(bundles.map((b) => [b.server, b]));
+      this.lastBuildProblem = '';
+    } catch (err) {
+      const problem = oneLine(err);
+      if (problem !== this.lastBuildProblem)
+        this.opts.log(`cannot render bundles, still serving the last ones: ${problem}`);
+      this.lastBuildProblem = problem;
+    }
+    if (!this.closed) this.recomputeDirectives();
+  }
+
+  private staleNow(now: Date): Set<string> {
+    return staleServers(
+      this.fleet.serverNames(),
+      this.store.listServerStates(),
+      now,
+      this.staleAfterMs,
+      this.ingest.unknown,
+    );
+  }
+
+  private staleSetKey(): string {
+    return [...this.staleNow(this.clock.now())].sort().join(',');
+  }
+
+  /** Directives from the current bundles, sessions and drain flags; wakes changed servers. */
+  recomputeDirectives(): void {
+    const now = this.clock.now();
+    const servers = this.fleet.serverNames();
+    const known = new Set(servers);
+    const states = new Map(this.store.listServerStates().map((s) => [s.name, s]));
+    const stale = this.staleNow(now);
+    this.staleKey = [...stale].sort().join(',');
+    const sessions = this.store.listSessions().filter((s) => known.has(s.server));
+    const evict = evictions(sessions, stale);
+    const issued = new Set<string>();
+    const fresh: AuditEntry[] = [];
+    for (const server of servers) {
+      const bundle = this.bundles.get(server);
+      if (!bundle) continue;
+      const list = evict.get(server) ?? [];
+      for (const e of list) {
+        const key = `${server}\0${e.user}\0${e.since}`;
+        issued.add(key);
+        if (!this.issuedEvictions.has(key))
+          fresh.push({
+            at: now.toISOString(),
+            actor: 'controller',
+            action: 'session.evict',
+            subject: e.user,
+            detail: { server, since: e.since },
+          });
+      }
+      const drain = states.get(server)?.draining ?? false;
+      const token = directiveToken(bundle.digest, list, drain);
+      if (this.directives.get(server)?.directive.token === token) continue;
+      const next = served({
+        token,
+        bundle: { digest: bundle.digest, files: bundle.files },
+        evict: list,
+        drain,
+      });
+      this.directives.set(server, next);
+      this.polls.wake(server, next);
+    }
+    this.issuedEvictions = issued;
+    if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
+  }
+
+  /** Records a server's report (see ReportIngest) and decides evictions again. */
+  report(server: string, report: AgentReport): void {
+    this.ingest.record(server, report);
+    this.recomputeDirectives();
+  }
+
+  sessions(): SessionView[] {
+    const stale = this.staleNow(this.clock.now());
+    return this.store.listSessions().map((s) => sessionView(s, stale.has(s.server)));
+  }
+
+  servers(): ServerView[] {
+    return serverViews(
+      this.fleet.spec,
+      this.store.listServerStates(),
+      this.store.listSessions(),
+      (server) => this.bundles.get(server)?.digest ?? '',
+      this.staleNow(this.clock.now()),
+    );
+  }
+
+  server(name: string): ServerView {
+    const view = this.servers().find((s) => s.name === name);
+    if (!view) throw new NotFound(`no server named ${name} in fleet.yaml`);
+    return view;
+  }
+
+  setDraining(name: string, draining: boolean): ServerView {
+    this.server(name);
+    this.store.setDraining(name, draining, this.clock.now(), ADMIN_ACTOR);
+    this.recomputeDirectives();
+    return this.server(name);
+  }
+
+  /** Answers waiting polls, stops the watcher and lets a running build finish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher.stop();
+    this.polls.closeAll();
+    await this.builds.stop();
+  }
+}
+
+export function oneLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const lines = message.split('\n').filter(Boolean);
+  return lines.length > 1 ? `${lines[0]} (and ${lines.length - 1} more)` : (lines[0] ?? '');
+}

@@ -1,0 +1,82 @@
+/**
+ * Notices what other processes change: the store (a CLI process committing; the store's
+ * ChangeFeed) and fleet.yaml (its inode, size and mtime). It calls back on each kind of change
+ * and on every tick; it decides nothing else.
+ */
+import { statSync } from 'node:fs';
+import type { ChangeFeed } from '../store/types.js';
+import type { Clock, Timers } from '../sys/time.js';
+
+const HOUR_MS = 3_600_000;
+
+export interface WatchHandlers {
+  /** fleet.yaml changed on disk (or appeared, or went away). */
+  specChanged(): void;
+  /**
+   * Another process committed to the store, or an hour passed without that: the snapshot
+   * re-issues the CRL well before its nextUpdate, and an expired CRL would lock everyone out.
+   */
+  storeChanged(): void;
+  /** Every tick, after the two above: cheap checks (stale servers, audit retention). */
+  tick(): void;
+  /** A handler threw: the watcher goes on. */
+  failed(err: unknown): void;
+}
+
+export class ChangeWatcher {
+  private specStamp: string;
+  private version: string | number;
+  private lastRefreshAt: number;
+  private timer: unknown;
+
+  constructor(
+    private readonly specPath: string,
+    private readonly changes: ChangeFeed,
+    private readonly clock: Clock,
+    private readonly timers: Timers,
+    private readonly handlers: WatchHandlers,
+  ) {
+    this.specStamp = this.readSpecStamp();
+    this.version = changes.version();
+    this.lastRefreshAt = clock.now().getTime();
+  }
+
+  start(intervalMs: number): void {
+    this.timer = this.timers.setInterval(() => this.check(), intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) this.timers.clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One look at everything (what each tick does). */
+  check(): void {
+    try {
+      const stamp = this.readSpecStamp();
+      if (stamp !== this.specStamp) {
+        this.specStamp = stamp;
+        this.handlers.specChanged();
+      }
+      const version = this.changes.version();
+      const now = this.clock.now().getTime();
+      if (version !== this.version || now - this.lastRefreshAt > HOUR_MS) {
+        this.version = version;
+        this.lastRefreshAt = now;
+        this.handlers.storeChanged();
+      }
+      this.handlers.tick();
+    } catch (err) {
+      this.handlers.failed(err);
+    }
+  }
+
+  private readSpecStamp(): string {
+    try {
+      const st = statSync(this.specPath);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return 'missing';
+    }
+  }
+}
