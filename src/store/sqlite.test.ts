@@ -112,6 +112,24 @@ describe('SqliteStore on a real file', () => {
     expect(store.listUsers().map((u) => u.name)).toEqual(['alice']);
   });
 
+  it("its change feed moves when another connection commits, not on this connection's own", () => {
+    const feed = store.changeFeed();
+    const start = feed.version();
+    add([newUser('alice')]);
+    expect(feed.version()).toBe(start);
+    const other = new SqliteStore(file);
+    try {
+      other.setSetting('touched', 'by another process');
+      const moved = feed.version();
+      expect(moved).not.toBe(start);
+      // Reading does not move it either.
+      other.listUsers();
+      expect(feed.version()).toBe(moved);
+    } finally {
+      other.close();
+    }
+  });
+
   it('keeps the store readable by its owner only (0600), its WAL too', () => {
     add([newUser('alice')]);
     expect(statSync(file).mode & 0o777).toBe(0o600);
