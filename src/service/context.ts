@@ -7,12 +7,9 @@ import { userInfo } from 'node:os';
 import { mustParsePrefix } from '../core/ip.js';
 import type { FleetSpec } from '../spec/schema.js';
 import type { FleetStore, Pools } from '../store/types.js';
+import type { Clock } from '../sys/time.js';
 
-export interface Clock {
-  now(): Date;
-}
-
-export const systemClock: Clock = { now: () => new Date() };
+export { type Clock, systemClock } from '../sys/time.js';
 
 /** Who the audit log names for changes made from this process by default. */
 export function actorName(): string {

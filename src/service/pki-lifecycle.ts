@@ -7,6 +7,7 @@ import { Conflict, NotFound } from '../errors.js';
 import type { CrlInfo, IssuedCert } from '../core/pki.js';
 import { serverCommonName } from '../render/types.js';
 import type { RevocationState, RevokedCert } from '../store/types.js';
+import { sleep } from '../sys/time.js';
 import { type ServiceContext, loadPki } from './context.js';
 import type { Secrets } from './secrets.js';
 
@@ -121,7 +122,7 @@ export class PkiLifecycle {
       force = false;
       if (attempt >= CRL_ATTEMPTS)
         throw new Conflict(`crl: still changing under us after ${CRL_ATTEMPTS} attempts`);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+      await sleep(Math.random() * 5 * attempt);
     }
   }
 
