@@ -89,10 +89,11 @@ export class PkiLifecycle {
   /**
    * Issues a new CRL when forced, when none exists, when its nextUpdate is getting close, or
    * when its serials differ from the store's revoked certificates (so any snapshot heals a CRL
-   * that missed a revocation). Signing is async (WebCrypto) and SQLite transactions are not,
-   * so the CRL is signed from a snapshot and written only if, inside the write transaction,
-   * the revoked set and the CRL number are still those it was signed from; otherwise another
-   * writer got there first and we look again. CRL numbers therefore only ever increase.
+   * that missed a revocation). Signing is async (WebCrypto) and a store transaction takes a
+   * synchronous callback, so the CRL is signed from a snapshot and written only if, inside the
+   * write transaction, the revoked set and the CRL number are still those it was signed from;
+   * otherwise another writer got there first and we look again. CRL numbers therefore only
+   * ever increase.
    */
   async ensureCrl(force = false): Promise<string> {
     const { store } = this.ctx;

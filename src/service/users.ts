@@ -38,7 +38,7 @@ export class Users {
       if (store.getUser(r.name)) throw new Conflict(`user ${r.name} already exists`);
     }
     const now = this.ctx.clock.now();
-    // Certificates are made before the transaction: WebCrypto is async, SQLite's is not.
+    // Certificates are made before the transaction: WebCrypto is async, the store's callback is not.
     const certs =
       opts.issueCerts === false
         ? []

@@ -1,6 +1,7 @@
 /**
- * The repository interface. The core and the CLI see only this; SQLite is one implementation
- * (sqlite.ts), and a PostgreSQL one can be added without touching either.
+ * The repository interface. The services see only this; SQLite is one implementation
+ * (sqlite.ts), picked in one place (src/service/open.ts), and a PostgreSQL one can be added
+ * without touching the services' callers.
  */
 import type { Prefix } from '../core/ip.js';
 
@@ -174,7 +175,11 @@ export interface FleetStore {
 
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): void;
-  /** Runs fn in one write transaction. */
+  /**
+   * Runs fn in one write transaction. fn is synchronous in this step: nothing awaited inside
+   * can let another writer in between a check and its write. An async store will take an
+   * async fn here; callers already keep signing and other awaits outside.
+   */
   transaction<T>(fn: () => T): T;
 
   audit(entry: AuditEntry): void;
