@@ -28,6 +28,7 @@ export class Fleet {
   readonly pki: PkiLifecycle;
   readonly users: Users;
   readonly specEdits: SpecEdits;
+  /** Bundles and profiles: what the fleet hands to servers and users. */
   readonly output: Bundles;
 
   constructor(private readonly ctx: ServiceContext) {
