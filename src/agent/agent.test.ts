@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from './agent.js';
-import { type Directive, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+import { type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
 import { FakeHost } from './testing.js';
 
 let root: string;

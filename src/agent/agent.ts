@@ -9,7 +9,7 @@
  */
 import { coalesced } from '../sys/coalesce.js';
 import type { RunOptions, RunResult } from '../sys/exec.js';
-import type { AgentReport, Directive, ServerHealth, SessionReport } from './protocol.js';
+import type { AgentReport, Directive, ServerHealth, SessionReport } from '../api/index.js';
 import { NFT_TABLE } from '../render/nftables.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
 import { type AgentHost, realHost } from './host.js';

@@ -12,8 +12,9 @@ import type { RenderedFile } from '../render/types.js';
 import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
+import { sleep } from '../sys/time.js';
 import { ManagementClient } from './management.js';
-import { type AgentReport, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+import { type AgentReport, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
 import { RouteView } from './route-view.js';
 
 export interface AgentClock {
@@ -99,7 +100,7 @@ export interface RealHostOptions {
 
 export const realClock: AgentClock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep,
   after(ms, fn) {
     const timer = setTimeout(fn, ms);
     return () => clearTimeout(timer);

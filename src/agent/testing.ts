@@ -20,7 +20,7 @@ import type {
   Management,
   Routes,
 } from './host.js';
-import { type AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from './protocol.js';
+import { AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
 
 /** Lets every promise chain that can run now run (the fakes do no I/O, so this is all of them). */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -194,7 +194,11 @@ export class FakeController implements ControllerLink {
   }
 
   report(body: AgentReport): Promise<ControllerAnswer> {
-    this.reports.push(structuredClone(body));
+    // Refused as the real controller would (its schema is strict): the agent logs it, and the
+    // report a test looks for is missing.
+    const parsed = AgentReport.safeParse(structuredClone(body));
+    if (!parsed.success) return Promise.resolve({ status: 400, text: parsed.error.message });
+    this.reports.push(parsed.data);
     return Promise.resolve({ status: 204, text: '' });
   }
 
