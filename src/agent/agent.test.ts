@@ -364,6 +364,16 @@ describe('Agent on a fake host', () => {
     expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob']);
   });
 
+  it('reconciles: a connected user without a route gets one, an orphan goes at its second pass', async () => {
+    host.management.sessions = [alice];
+    host.routes.hostRoutes.add(bob.ipv4!);
+    await agent.reconcile();
+    expect([...host.routes.hostRoutes].sort()).toEqual([...routesOf(alice), bob.ipv4!].sort());
+    // The orphan may be a client being set up (learn-address runs before status lists it).
+    await agent.reconcile();
+    expect([...host.routes.hostRoutes].sort()).toEqual(routesOf(alice));
+  });
+
   it('a failed status read keeps the last known sessions and reports them as unknown', async () => {
     host.management.sessions = [alice, bob];
     await start();
