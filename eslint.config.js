@@ -1,5 +1,32 @@
 import tseslint from 'typescript-eslint';
 
+/** Node modules that touch files, processes or the network: none of them in a pure layer. */
+const IO_MODULES = ['fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'dgram']
+  .flatMap((m) => [m, `node:${m}`])
+  .map((name) => ({ name, message: 'a pure layer does no I/O: do it in src/sys or a service' }));
+
+/** Import patterns for these folders, from a file one or two levels below src/. */
+const rooms = (...names) => names.flatMap((n) => [`../${n}/**`, `../../${n}/**`]);
+
+/** Files matching `files` (tests excepted) may not import `groups` (relative paths) or `paths`. */
+function layer(files, groups, paths = []) {
+  return [
+    {
+      files: [files],
+      ignores: ['**/*.test.ts', '**/testing.ts'],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            paths,
+            patterns: [{ group: groups, message: 'this folder may not import that layer' }],
+          },
+        ],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bin/', 'eslint.config.js'] },
   ...tseslint.configs.recommendedTypeChecked,
@@ -13,6 +40,28 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
     },
   },
+  // Layering: each folder imports only the rooms below it. The pure layers (api, core, spec,
+  // render) do no I/O at all; the agent and the controller never import each other, and only
+  // the CLI sits on top of everything (see "Layout" in the README).
+  ...layer('src/api/**', ['../**'], IO_MODULES),
+  ...layer(
+    'src/{core,spec,render}/**',
+    rooms('sys', 'store', 'service', 'controller', 'agent', 'cli', 'lab', 'client'),
+    IO_MODULES,
+  ),
+  ...layer(
+    'src/client/**',
+    rooms('sys', 'store', 'service', 'controller', 'agent', 'cli', 'lab', 'core', 'spec', 'render'),
+  ),
+  ...layer(
+    'src/store/**',
+    rooms('sys', 'service', 'controller', 'agent', 'cli', 'lab', 'client', 'render'),
+  ),
+  ...layer('src/service/**', rooms('controller', 'agent', 'cli', 'lab', 'client')),
+  ...layer('src/controller/**', rooms('agent', 'cli', 'lab')),
+  ...layer('src/agent/**', rooms('controller', 'service', 'store', 'cli', 'lab')),
+  ...layer('src/sys/**', rooms('store', 'service', 'controller', 'agent', 'cli', 'lab', 'client')),
+  ...layer('src/lab/**', rooms('cli')),
   {
     // Tests poke at parsed YAML and JSON; strict any-checks there cost more than they catch.
     files: ['**/*.test.ts', 'test/**/*.ts'],

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentReport, Directive, SessionReport } from '../src/agent/protocol.js';
+import type { AgentReport, Directive, SessionReport } from '../src/api/index.js';
 import { type Controller, buildController } from '../src/controller/app.js';
 import { initFleet, openFleet } from '../src/service/open.js';
 import type { AuditEntry, User } from '../src/store/types.js';

@@ -4,7 +4,7 @@
  * is to replace the shape part.
  */
 import { bundleFilesProblem } from '../sys/files.js';
-import type { Directive } from './protocol.js';
+import type { Directive } from '../api/index.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -36,7 +36,7 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { FleetError } from '../errors.js';
-import type { SessionReport } from './protocol.js';
+import type { SessionReport } from '../api/index.js';
 
 export class ManagementError extends FleetError {
   override readonly exitCode = 6;

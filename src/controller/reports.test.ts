@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SessionReport } from '../agent/protocol.js';
+import type { SessionReport } from '../api/index.js';
 import { AuditBudget, type KnownUser, admitSessions } from './reports.js';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');

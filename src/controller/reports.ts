@@ -4,7 +4,7 @@
  * keep such a report from cutting users off other servers or flooding the audit log.
  * No I/O, no clock: callers pass `now`.
  */
-import type { SessionReport } from '../agent/protocol.js';
+import type { SessionReport } from '../api/index.js';
 
 /** How far a session's start may lie ahead of the controller's clock (clocks drift a little). */
 export const SINCE_SKEW_MS = 60_000;

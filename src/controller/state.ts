@@ -19,7 +19,7 @@ import type { AgentReport, ServerView, SessionView } from '../api/index.js';
 import { NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
 import { Fleet } from '../service/fleet.js';
-import { loadSpec } from '../spec/validate.js';
+import { loadSpec } from '../service/spec-file.js';
 import type { AuditEntry, ChangeFeed } from '../store/types.js';
 import type { Clock, Timers } from '../sys/time.js';
 import { Authenticator } from './auth.js';

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { Conflict, NotFound, SpecError } from '../errors.js';
 import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
-import { loadSpec, parseSpecText } from '../spec/validate.js';
+import { parseSpecText } from '../spec/validate.js';
+import { loadSpec } from './spec-file.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { ChangeFeed } from '../store/types.js';
 import { writeFileAtomic } from '../sys/files.js';

@@ -2,10 +2,9 @@
  * fleet.yaml → spec. Validation returns, it does not throw: schema → defaults → cross-field
  * rules, and every problem carries its path.
  */
-import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { SpecError, type SpecIssue } from '../errors.js';
+import type { SpecIssue } from '../errors.js';
 import { type FleetSpec, fleetSchema } from './schema.js';
 import { type RuleContext, rules, warningRules } from './rules.js';
 
@@ -65,25 +64,4 @@ export function parseSpecText(text: string, ctx: RuleContext = {}): Validation {
     };
   }
   return validateSpec(doc.toJS(), ctx);
-}
-
-/** Reads and validates; throws SpecError listing every problem. */
-export function loadSpec(file: string, ctx: RuleContext = {}): FleetSpec {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new SpecError(
-      [
-        {
-          path: '(file)',
-          message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-        },
-      ],
-      file,
-    );
-  }
-  const v = parseSpecText(text, ctx);
-  if (!v.spec) throw new SpecError(v.errors, file);
-  return v.spec;
 }

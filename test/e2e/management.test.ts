@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ManagementClient, ManagementError } from '../../src/agent/management.js';
-import type { SessionReport } from '../../src/agent/protocol.js';
+import type { SessionReport } from '../../src/api/index.js';
 import {
   buildOnce,
   cliOk,

@@ -1,0 +1,32 @@
+/**
+ * What `npm pack` publishes is the product: the built code, the CLI entry, the JSON Schema and
+ * the OpenAPI document — no benchmarks, tests, golden files or test doubles.
+ */
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+describe('npm pack', () => {
+  it('publishes the product and nothing of its tests or benchmarks', () => {
+    const [pack] = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      }),
+    ) as [{ files: { path: string }[] }];
+    const paths = pack.files.map((f) => f.path);
+    expect(paths).toContain('bin/ovpn-fleet.js');
+    expect(paths).toContain('schema/fleet.schema.json');
+    expect(paths).toContain('docs/openapi.json');
+    const stray = paths.filter(
+      (p) =>
+        /^(bench|test|src|scripts)\//.test(p) ||
+        /\.test\.(js|ts)$/.test(p) ||
+        /(^|\/)testing\.(js|d\.ts)$/.test(p) ||
+        p.includes('golden'),
+    );
+    expect(stray).toEqual([]);
+  }, 60_000);
+});
