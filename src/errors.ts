@@ -1,10 +1,12 @@
 /**
- * Typed errors, mapped once at each edge: the CLI turns them into one line and an exit code,
- * the API into an HTTP status. Anything else is a bug and is shown as internal.
+ * Domain errors: what went wrong, in the terms of the domain, with no knowledge of who shows
+ * it. The CLI turns them into one line and an exit code (src/cli/exit-codes.ts), the API into
+ * an HTTP status (src/controller/http.ts); anything else is a bug and is shown as internal.
  */
 export class FleetError extends Error {
-  readonly exitCode: number = 1;
-  readonly httpStatus: number = 500;
+  override get name(): string {
+    return this.constructor.name;
+  }
 }
 
 /** One problem in fleet.yaml, with the path of the offending value (`sites[1].servers[0].address`). */
@@ -13,9 +15,8 @@ export interface SpecIssue {
   message: string;
 }
 
+/** fleet.yaml (or a spec text) is invalid: every problem, each with its path. */
 export class SpecError extends FleetError {
-  override readonly exitCode = 2;
-  override readonly httpStatus = 422;
   constructor(
     readonly issues: SpecIssue[],
     readonly file = 'fleet.yaml',
@@ -26,8 +27,6 @@ export class SpecError extends FleetError {
 
 /** A bad argument or field in a request: names the field and the value. */
 export class InputError extends FleetError {
-  override readonly exitCode = 2;
-  override readonly httpStatus = 400;
   constructor(
     readonly field: string,
     message: string,
@@ -36,19 +35,19 @@ export class InputError extends FleetError {
   }
 }
 
-export class NotFound extends FleetError {
-  override readonly exitCode = 3;
-  override readonly httpStatus = 404;
-}
+export class NotFound extends FleetError {}
 
-export class Conflict extends FleetError {
-  override readonly exitCode = 4;
-  override readonly httpStatus = 409;
-}
+/** The request contradicts the current state (it exists already, it is revoked, it is full). */
+export class Conflict extends FleetError {}
+
+/** Something awaited did not happen in time. */
+export class Timeout extends FleetError {}
+
+/** The operation needs a privilege this process lacks (root, CAP_NET_ADMIN). */
+export class NeedsPrivilege extends FleetError {}
 
 /** A command run through src/sys/exec.ts failed; carries argv, exit code and stderr. */
 export class CommandError extends FleetError {
-  override readonly exitCode = 5;
   constructor(
     readonly argv: readonly string[],
     readonly code: number | null,
@@ -57,14 +56,4 @@ export class CommandError extends FleetError {
     const last = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
     super(`${argv.join(' ')} exited ${code ?? 'by signal'}${last ? `: ${last}` : ''}`);
   }
-}
-
-/** One line for a person; never a stack trace for an expected error. */
-export function describeError(err: unknown): { line: string; exitCode: number } {
-  if (err instanceof FleetError) {
-    const lines = err.message.split('\n');
-    return { line: lines.join('\n'), exitCode: err.exitCode };
-  }
-  const e = err as Error;
-  return { line: `internal error: ${e?.stack ?? String(err)}`, exitCode: 70 };
 }

@@ -39,8 +39,6 @@ import { FleetError } from '../errors.js';
 import type { SessionReport } from '../api/index.js';
 
 export class ManagementError extends FleetError {
-  override readonly exitCode = 6;
-  override readonly httpStatus = 502;
   constructor(
     message: string,
     /** The command that failed, when there was one. */

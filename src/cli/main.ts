@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** ovpn-fleet command line. Commands are thin; errors become one line and an exit code. */
 import { Command, CommanderError } from 'commander';
-import { FleetError, SpecError, describeError } from '../errors.js';
+import { FleetError, SpecError } from '../errors.js';
+import { EXIT_INTERNAL, describeError } from './exit-codes.js';
 import { registerAgent } from './commands/agent.js';
 import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
@@ -59,6 +60,6 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`ovpn-fleet: internal error: ${escapeControl(String(err))}\n`);
-    process.exitCode = 70;
+    process.exitCode = EXIT_INTERNAL;
   },
 );

@@ -85,12 +85,12 @@ export function formatEndpoint(e: Endpoint): string {
 
 /** An answer of the controller other than 2xx. */
 export class ApiError extends FleetError {
-  override readonly httpStatus: number;
-  override readonly exitCode: number;
-  constructor(status: number, message: string) {
+  constructor(
+    /** The HTTP status the controller answered. */
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
-    this.httpStatus = status;
-    this.exitCode = status === 400 ? 2 : status === 404 ? 3 : status === 409 ? 4 : 1;
   }
 }
 

@@ -1,14 +1,9 @@
 /** The controller's own HTTP-facing errors; everything else comes from src/errors.ts. */
 import { FleetError } from '../errors.js';
 
-export class Unauthorized extends FleetError {
-  override readonly httpStatus = 401;
-}
+export class Unauthorized extends FleetError {}
 
-export class Forbidden extends FleetError {
-  override readonly httpStatus = 403;
-}
+export class Forbidden extends FleetError {}
 
-export class Unavailable extends FleetError {
-  override readonly httpStatus = 503;
-}
+/** Not ready to answer yet (no bundle built for the server). */
+export class Unavailable extends FleetError {}

@@ -9,7 +9,16 @@ import fastify, {
   type FastifyInstance,
   type FastifySchemaValidationError,
 } from 'fastify';
-import { Conflict, FleetError, InputError, NotFound, SpecError } from '../errors.js';
+import {
+  CommandError,
+  Conflict,
+  FleetError,
+  InputError,
+  NeedsPrivilege,
+  NotFound,
+  SpecError,
+  Timeout,
+} from '../errors.js';
 import type { Authenticator } from './auth.js';
 import { Forbidden, Unauthorized, Unavailable } from './http-errors.js';
 import { oneLine } from './state.js';
@@ -36,7 +45,10 @@ export interface HttpOptions {
   requestTimeoutMs?: number;
 }
 
-/** The HTTP status of an error thrown by a route: the only such mapping of the API. */
+/**
+ * The HTTP status of an error thrown by a route: the only such mapping of the API. Every status
+ * here is in the routes' `errorResponses`, so the OpenAPI document lists it.
+ */
 export function httpStatusOf(err: unknown): number {
   if (err instanceof Unauthorized) return 401;
   if (err instanceof Forbidden) return 403;
@@ -45,6 +57,9 @@ export function httpStatusOf(err: unknown): number {
   if (err instanceof NotFound) return 404;
   if (err instanceof Conflict) return 409;
   if (err instanceof SpecError) return 422;
+  if (err instanceof Timeout) return 504;
+  // The controller runs no privileged command, and one that failed is its own problem.
+  if (err instanceof NeedsPrivilege || err instanceof CommandError) return 500;
   return 500;
 }
 

@@ -7,12 +7,13 @@
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Conflict, InputError, NotFound } from '../errors.js';
+import { Conflict, InputError, NeedsPrivilege, NotFound } from '../errors.js';
 import type { Fleet } from '../service/fleet.js';
 import type { RenderedFile } from '../render/types.js';
 import { openvpnSerialHex } from '../render/openvpn.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { run } from '../sys/exec.js';
+import { waitFor } from '../sys/time.js';
 import { ControllerClient } from '../client/client.js';
 import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/proc.js';
 import { renderLbRuleset } from './lb.js';
@@ -28,7 +29,6 @@ import {
   saveState,
 } from './state.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const DEFAULT_PREFIX = 'ovf';
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
 const FRR_BIN = '/usr/lib/frr';
@@ -49,7 +49,7 @@ export function checkPrefix(prefix: string): void {
 /** One clear line when something the lab needs is missing. */
 export function checkLabPrerequisites(): void {
   if (process.getuid?.() !== 0)
-    throw new InputError('lab', 'the lab needs root (network namespaces, tun devices)');
+    throw new NeedsPrivilege('the lab needs root (network namespaces, tun devices)');
   const needed: [string, string][] = [
     ['/usr/sbin/openvpn', 'openvpn'],
     [`${FRR_BIN}/zebra`, 'frr'],
@@ -63,22 +63,6 @@ export function checkLabPrerequisites(): void {
       'lab',
       `missing ${missing.join(', ')}: run "npm run setup" (apt-get install openvpn frr nftables conntrack …)`,
     );
-}
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline)
-      throw new Conflict(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 export class Lab {

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
+import { sleep } from './time.js';
 
 export interface TrackedProcess {
   pid: number;
@@ -41,8 +42,6 @@ export function readPidFile(path: string): number | undefined {
     return undefined;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, wait up to graceMs, then SIGKILL. Resolves once the process is gone. */
 export async function stopProcess(

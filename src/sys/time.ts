@@ -3,7 +3,7 @@
  * Code that decides by time takes a Clock and Timers, so that tests can drive them; the real
  * ones are the defaults.
  */
-import { Conflict } from '../errors.js';
+import { Timeout } from '../errors.js';
 
 export interface Clock {
   now(): Date;
@@ -44,7 +44,7 @@ export async function waitFor<T>(
     const v = await fn();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline)
-      throw new Conflict(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+      throw new Timeout(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await sleep(everyMs);
   }
 }
