@@ -111,7 +111,7 @@ describe('Agent.handle refuses an unsafe directive whole', () => {
     const d = { ...directive([]), evict: 'everyone' } as unknown as Directive;
     expect(await agent.handle(d)).toBe(false);
     unchanged();
-    expect(lines[0]).toContain('evict is not an array');
+    expect(lines[0]).toContain('evict: Invalid input: expected array, received string');
   });
 });
 

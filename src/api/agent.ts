@@ -71,7 +71,11 @@ export type BundleFile = z.infer<typeof BundleFile>;
 export const Directive = z.object({
   /** Changes whenever anything below changes; the agent sends it back as `known`. */
   token: z.string(),
-  bundle: z.object({ digest: z.string(), files: z.array(BundleFile) }),
+  bundle: z.object({
+    // It goes into VERSION and log lines: printable, no spaces, bounded.
+    digest: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'not a printable string'),
+    files: z.array(BundleFile),
+  }),
   /**
    * Sessions to end because the same user has a newer session on another server: kill the
    * local session of `user` if it started at or before `since`.
