@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { InputError } from './errors.js';
 import { addressAt, FIRST_USER_OFFSET } from './core/ipam.js';
 import { mustParsePrefix } from './core/ip.js';
 import { generateTlsCryptKey } from './core/pki.js';
@@ -163,4 +164,15 @@ export async function tempFleetDir(opts: { yaml?: string; now?: Date } = {}): Pr
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The message of the InputError `fn` throws; anything else (or nothing) fails the test. */
+export function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof InputError) return err.message;
+    throw err;
+  }
+  throw new Error('expected an InputError, but nothing was thrown');
 }

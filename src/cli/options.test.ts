@@ -3,18 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../errors.js';
 import { baseDirOf, parseBaseDir, readCaFile } from './options.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+import { refusal } from '../testing.js';
 
 describe('parseBaseDir', () => {
   it('takes absolute paths, with {server} standing for the server name', () => {

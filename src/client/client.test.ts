@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../errors.js';
 import { ControllerClient, isLoopback, parseEndpoint } from './client.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+import { refusal } from '../testing.js';
 
 describe('parseEndpoint', () => {
   it('takes unix sockets, https anywhere, and plain HTTP on loopback', () => {

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseListen } from './listen.js';
-import { InputError } from '../errors.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+import { refusal } from '../testing.js';
 
 describe('parseListen', () => {
   it('listens in clear on loopback only, and anywhere with TLS', () => {
