@@ -10,6 +10,7 @@ import type { AgentReport, Directive, SessionReport } from '../src/api/index.js'
 import { type Controller, buildController } from '../src/controller/app.js';
 import { initFleet, openFleet } from '../src/service/open.js';
 import type { AuditEntry, User } from '../src/store/types.js';
+import { type Timers, realTimers, waitFor } from '../src/sys/time.js';
 
 const ADMIN = 'admin-token-for-tests';
 const admin = { authorization: `Bearer ${ADMIN}` };
@@ -247,26 +248,72 @@ describe('users API', () => {
   });
 });
 
+/**
+ * Node's timers, except that each poll's wait (the timeout of `waitMs`) is held here for the
+ * test to run by hand: a poll then answers 204 because its wait ran out, and only then.
+ */
+function heldPollWaits(waitMs: number) {
+  const held = new Set<() => void>();
+  const timers: Timers = {
+    ...realTimers,
+    setTimeout: (fn, ms) => {
+      if (ms !== waitMs) return realTimers.setTimeout(fn, ms);
+      held.add(fn);
+      return fn;
+    },
+    clearTimeout: (h) => {
+      if (!held.delete(h as () => void)) realTimers.clearTimeout(h);
+    },
+  };
+  const runAll = () => {
+    const due = [...held];
+    held.clear();
+    for (const fn of due) fn();
+  };
+  return { timers, waiting: () => held.size, runAll };
+}
+
+/** Whether a promise has settled yet, without waiting for it. */
+function settledFlag(p: Promise<unknown>): () => boolean {
+  let settled = false;
+  void p.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  return () => settled;
+}
+
+/** Polls wait ten minutes here: a poll answered by its timeout fails the test by its own. */
+const LONG_WAIT_MS = 600_000;
+
 describe('long-poll', () => {
   it('answers at once when the token differs, waits and answers 204 otherwise', async () => {
-    const { ctl } = await setup({ pollWaitMs: 400 });
+    const waits = heldPollWaits(LONG_WAIT_MS);
+    const { ctl } = await setup({ pollWaitMs: LONG_WAIT_MS, options: { timers: waits.timers } });
     const d = await directive(ctl, 'vpn11');
     expect(d.token).toMatch(/^[0-9a-f]{64}$/);
-    const started = Date.now();
-    const again = await poll(ctl, 'vpn11', d.token);
-    expect(again.statusCode).toBe(204);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    const again = poll(ctl, 'vpn11', d.token);
+    const answered = settledFlag(again);
+    await waitFor('the poll to wait', () => waits.waiting() === 1, 5000, 5);
+    // A change elsewhere does not answer it, nor does a poll of another server.
+    await ctl.refresh();
+    const other = await poll(ctl, 'vpn12', 'old-token');
+    expect(other.statusCode).toBe(200);
+    expect(answered()).toBe(false);
+    waits.runAll();
+    expect((await again).statusCode).toBe(204);
     const stale = await poll(ctl, 'vpn11', 'old-token');
     expect(stale.statusCode).toBe(200);
     expect(stale.json().token).toBe(d.token);
   });
 
   it('wakes a waiting poll when the admin API adds a user', async () => {
-    const { ctl } = await setup({ pollWaitMs: 10_000 });
+    const waits = heldPollWaits(LONG_WAIT_MS);
+    const { ctl } = await setup({ pollWaitMs: LONG_WAIT_MS, options: { timers: waits.timers } });
     const d = await directive(ctl, 'vpn12');
     const waiting = poll(ctl, 'vpn12', d.token);
-    await new Promise((r) => setTimeout(r, 50));
-    const started = Date.now();
+    // Waiting for real, not answered at once by a change that came first.
+    await waitFor('the poll to wait', () => waits.waiting() === 1, 5000, 5);
     await ctl.app.inject({
       method: 'POST',
       url: '/v1/users',
@@ -275,18 +322,21 @@ describe('long-poll', () => {
     });
     const r = await waiting;
     expect(r.statusCode).toBe(200);
-    expect(Date.now() - started).toBeLessThan(2000);
     const next: Directive = r.json();
     expect(next.token).not.toBe(d.token);
     expect(next.bundle.files.map((f) => f.path)).toContain('ccd/carol');
   });
 
-  it('wakes a waiting poll within a second when another process changes the store', async () => {
-    const { ctl, dir } = await setup({ pollWaitMs: 10_000 });
+  it('wakes a waiting poll when another process changes the store', async () => {
+    const waits = heldPollWaits(LONG_WAIT_MS);
+    const { ctl, dir } = await setup({
+      pollWaitMs: LONG_WAIT_MS,
+      options: { timers: waits.timers },
+    });
     const d = await directive(ctl, 'vpn21');
     expect(d.bundle.files.map((f) => f.path)).not.toContain('ccd/dave');
     const waiting = poll(ctl, 'vpn21', d.token);
-    const started = Date.now();
+    await waitFor('the poll to wait', () => waits.waiting() === 1, 5000, 5);
     // What `ovpn-fleet user add dave` does: its own connection to fleet.db.
     const cli = openFleet(dir);
     try {
@@ -296,7 +346,6 @@ describe('long-poll', () => {
     }
     const r = await waiting;
     expect(r.statusCode).toBe(200);
-    expect(Date.now() - started).toBeLessThan(1500);
     const files: Directive['bundle']['files'] = r.json().bundle.files;
     const ccd = files.find((f) => f.path === 'ccd/dave');
     expect(ccd?.content).toMatch(/ifconfig-push/);
@@ -306,10 +355,16 @@ describe('long-poll', () => {
     const { ctl, dir } = await setup();
     const path = join(dir, 'fleet.yaml');
     const good = readFileSync(path, 'utf8');
+    const health = async (): Promise<{ ok: boolean; specProblem?: string }> =>
+      (await ctl.app.inject({ url: '/v1/health', headers: admin })).json();
     writeFileSync(path, `${good}\nbogus: [\n`);
-    await new Promise((r) => setTimeout(r, 500));
-    const health = (await ctl.app.inject({ url: '/v1/health', headers: admin })).json();
-    expect(health.specProblem).toMatch(/fleet\.yaml/);
+    const problem = await waitFor(
+      'the controller to notice the broken fleet.yaml',
+      async () => (await health()).specProblem,
+      5000,
+      20,
+    );
+    expect(problem).toMatch(/fleet\.yaml/);
     // Nobody without the admin token learns what is wrong with the spec.
     expect((await ctl.app.inject({ url: '/v1/health' })).json()).toEqual({ ok: true });
     const asAgent = await ctl.app.inject({ url: '/v1/health', headers: agent('vpn11') });
@@ -317,10 +372,13 @@ describe('long-poll', () => {
     expect((await poll(ctl, 'vpn11')).statusCode).toBe(200);
 
     writeFileSync(path, good.replace('groups:\n', 'groups:\n  - { name: ops }\n'));
-    await new Promise((r) => setTimeout(r, 500));
-    expect((await ctl.app.inject({ url: '/v1/health', headers: admin })).json()).toEqual({
-      ok: true,
-    });
+    await waitFor(
+      'the controller to reload the repaired fleet.yaml',
+      async () => (await health()).specProblem === undefined,
+      5000,
+      20,
+    );
+    expect(await health()).toEqual({ ok: true });
     const added = await ctl.app.inject({
       method: 'POST',
       url: '/v1/users',
@@ -667,11 +725,20 @@ describe('connections (issue 11)', () => {
   });
 
   it('refuses connections beyond maxConnections and serves again once they go', async () => {
-    const { port } = await listening({ maxConnections: 5, requestTimeoutMs: 1000 });
+    const { ctl, port } = await listening({ maxConnections: 5, requestTimeoutMs: 1000 });
     const idle = Array.from({ length: 5 }, () =>
       rawRequest(port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\n'),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    const connections = () =>
+      new Promise<number>((done, fail) =>
+        ctl.app.server.getConnections((err, n) => (err ? fail(err) : done(n))),
+      );
+    await waitFor(
+      'the five idle connections to hold every slot',
+      async () => (await connections()) === 5,
+      5000,
+      10,
+    );
     const extra = rawRequest(port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
     await extra.closed;
     expect(extra.received()).toBe('');
