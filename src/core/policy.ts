@@ -3,7 +3,6 @@
  * elements, so the rule count depends on the policy, never on the number of users.
  */
 import { mustParsePrefix } from './ip.js';
-import type { FleetSpec } from '../spec/schema.js';
 
 export interface CompiledRule {
   family: 4 | 6;
@@ -33,7 +32,23 @@ export interface PolicyMember {
   enabled: boolean;
 }
 
-export function compilePolicy(spec: FleetSpec, users: PolicyMember[]): CompiledPolicy {
+/**
+ * The parts of the (validated) spec the compiler reads. Declared here rather than imported from
+ * src/spec, whose schema builds on core: core depends on nothing of ours but itself.
+ */
+export interface PolicySpec {
+  groups: readonly { name: string }[];
+  networks: readonly { name: string; ipv4: readonly string[]; ipv6: readonly string[] }[];
+  policy: readonly {
+    from: string;
+    to: string;
+    proto?: readonly ('tcp' | 'udp' | 'icmp')[];
+    ports?: readonly (number | string)[];
+    comment?: string;
+  }[];
+}
+
+export function compilePolicy(spec: PolicySpec, users: PolicyMember[]): CompiledPolicy {
   const members = new Map<string, PolicyMember[]>(spec.groups.map((g) => [g.name, []]));
   for (const u of users) {
     if (!u.enabled) continue;
@@ -50,7 +65,7 @@ export function compilePolicy(spec: FleetSpec, users: PolicyMember[]): CompiledP
     ([4, 6] as const).map((family) => ({
       name: networkSetName(n.name, family),
       family,
-      elements: family === 4 ? n.ipv4 : n.ipv6,
+      elements: [...(family === 4 ? n.ipv4 : n.ipv6)],
     })),
   );
   const rules: CompiledRule[] = [];
