@@ -137,6 +137,9 @@ describe('ReportIngest', () => {
       'session.connect',
     ]);
     expect(logged).toEqual([expect.stringMatching(/vpn11: its agent cannot read/)]);
+    // The sessions are no news, the health is: OpenVPN down shows.
+    const state = t.fleet.store.listServerStates().find((s) => s.name === 'vpn11');
+    expect(state?.health).toEqual(down);
 
     ingest1.record('vpn11', report([ann]));
     expect(ingest1.unknown.size).toBe(0);

@@ -37,17 +37,23 @@ export class ReportIngest {
   }
 
   record(server: string, report: AgentReport): void {
+    const now = this.clock.now();
+    const at = now.toISOString();
     if (report.sessionsUnknown) {
-      // A failed read is no news: everyone stays as last reported, and the server shows stale
-      // until its agent can read the sessions again.
+      // A failed read is no news of the sessions: everyone stays as last reported, and the
+      // server shows stale until its agent can read them again. Its health is news (OpenVPN
+      // down), and is shown.
       if (!this.unknown.has(server))
         this.log(`${server}: its agent cannot read OpenVPN's sessions; keeping the last ones`);
       this.unknown.add(server);
+      this.store.recordHealth(server, {
+        at,
+        health: { ...report.health },
+        ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
+      });
       return;
     }
     this.unknown.delete(server);
-    const now = this.clock.now();
-    const at = now.toISOString();
     const known = new Map<string, KnownUser>(
       this.users().map((u) => [
         u.name,

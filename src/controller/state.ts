@@ -84,7 +84,7 @@ export class ControllerState {
     );
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
-      storeChanged: () => void this.refresh(),
+      storeChanged: () => this.refreshInBackground(),
       tick: () => {
         this.pruneAudit();
         if (this.staleSetKey() !== this.staleKey) this.recomputeDirectives();
@@ -127,7 +127,12 @@ export class ControllerState {
     this.fleet = this.fleet.withSpec(spec);
     this.loadAgentTokens();
     this.opts.log('fleet.yaml reloaded');
-    void this.refresh();
+    this.refreshInBackground();
+  }
+
+  /** A rebuild nobody waits for: a failure is logged, never an unhandled rejection. */
+  refreshInBackground(): void {
+    this.refresh().catch((err: unknown) => this.opts.log(`rebuild failed: ${oneLine(err)}`));
   }
 
   /** Deletes audit entries older than the spec's retention, at start and then hourly. */

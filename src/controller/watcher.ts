@@ -61,9 +61,10 @@ export class ChangeWatcher {
       const version = this.changes.version();
       const now = this.clock.now().getTime();
       if (version !== this.version || now - this.lastRefreshAt > HOUR_MS) {
+        // Marked seen only once handled: a handler that throws gets the change again next tick.
+        this.handlers.storeChanged();
         this.version = version;
         this.lastRefreshAt = now;
-        this.handlers.storeChanged();
       }
       this.handlers.tick();
     } catch (err) {

@@ -589,13 +589,17 @@ export class SqliteStore implements FleetStore {
           seen.get(key(s.user, s.since, s.clientId)) ?? report.at,
         );
       }
-      this.db
-        .prepare(
-          `INSERT INTO servers (name, draining, health, bundle_digest, reported_at) VALUES (?, 0, ?, ?, ?)
-           ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest, reported_at = excluded.reported_at`,
-        )
-        .run(server, JSON.stringify(report.health), report.bundleDigest ?? null, report.at);
+      this.recordHealth(server, report);
     });
+  }
+
+  recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): void {
+    this.db
+      .prepare(
+        `INSERT INTO servers (name, draining, health, bundle_digest, reported_at) VALUES (?, 0, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest, reported_at = excluded.reported_at`,
+      )
+      .run(server, JSON.stringify(report.health), report.bundleDigest ?? null, report.at);
   }
 
   listSessions(server?: string): StoredSession[] {

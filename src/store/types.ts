@@ -189,6 +189,11 @@ export interface FleetStore {
 
   /** Replaces every session of `server` and records its report, in one transaction. */
   recordReport(server: string, report: ServerReport): void;
+  /**
+   * Records a report's health and applied bundle but leaves the server's sessions as they are:
+   * for an agent that could not read its sessions.
+   */
+  recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): void;
   /** Sessions of every server (or one), ordered by server, user, since. */
   listSessions(server?: string): StoredSession[];
   listServerStates(): ServerState[];

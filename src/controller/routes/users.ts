@@ -17,7 +17,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
    * A new user takes nothing away from anyone: answer once stored and build in the background
    * (requests meanwhile share one build); the servers have the user ~0.2–0.6 s later.
    */
-  const afterAdd = () => void state.refresh();
+  const afterAdd = () => state.refreshInBackground();
 
   app.get(
     '/v1/users',
