@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -17,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { EXAMPLE_FLEET_YAML } from '../src/spec/example.js';
 
@@ -46,6 +47,7 @@ interface Run {
   stderr: string;
 }
 
+/** The fleet of the running test: a fresh copy of the template, see beforeEach. */
 let dir: string;
 
 function cli(args: string[], opts: { cwd?: string } = {}): Run {
@@ -89,16 +91,45 @@ function ok(args: string[]): string {
 const userNames = () =>
   (JSON.parse(ok(['user', 'list', '--json'])) as { name: string }[]).map((u) => u.name);
 
+/**
+ * Every test starts from its own copy of one `init --example` fleet (no users), so that each
+ * runs alone or in any order: what a test needs beyond that, it makes itself.
+ */
+let template: string;
+const made: string[] = [];
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
 beforeAll(() => {
   buildIfStale();
-  dir = mkdtempSync(join(tmpdir(), 'ovf-cli-'));
+  template = mkdtempSync(join(tmpdir(), 'ovf-cli-template-'));
+  dir = template;
   ok(['init', '--example']);
 }, 120_000);
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  dir = tempDir('ovf-cli-');
+  cpSync(template, dir, { recursive: true });
+});
+afterEach(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+afterAll(() => rmSync(template, { recursive: true, force: true }));
+
+/** Adds users with `user add NAME -g staff` and revokes those listed in `revoked`. */
+function given(users: string[], revoked: string[] = []): void {
+  for (const name of users) ok(['user', 'add', name, '-g', 'staff']);
+  for (const name of revoked) ok(['user', 'revoke', name]);
+}
 
 // Each test spawns node several times: 5 s is not enough on a busy machine.
 describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
   it('init --example writes fleet.yaml and a 0600 store', () => {
+    dir = tempDir('ovf-cli-init-');
+    ok(['init', '--example']);
     expect(readFileSync(join(dir, 'fleet.yaml'), 'utf8')).toContain('fleet: acme');
     expect(statSync(join(dir, 'fleet.db')).mode & 0o777).toBe(0o600);
     const again = cli(['init', '--example']);
@@ -122,6 +153,7 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
   });
 
   it('refuses bad user names and unknown groups with one line naming the problem', async () => {
+    given(['alice']);
     const cases: [string[], string][] = [
       [['../x'], '"../x" is not a valid user name'],
       [['john smith'], '"john smith" is not a valid user name'],
@@ -144,10 +176,11 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
       expect.soft(r.stderr.trimEnd().split('\n'), args[0]).toHaveLength(1);
       expect.soft(r.stderr, args[0]).toContain(problem);
     });
-    expect(userNames()).toEqual(['alice', 'bob']);
+    expect(userNames()).toEqual(['alice']);
   });
 
   it('imports a CSV all or nothing; a bad row names file:line', async () => {
+    given(['alice']);
     const bad1 = join(dir, 'bad-group.csv');
     const bad2 = join(dir, 'bad-name.csv');
     writeFileSync(bad1, 'name,groups\ncarol,staff;dba\ndan,staff\nerin,staff;nobody\nfrank,\n');
@@ -160,7 +193,7 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
     expect(r1.stderr).toContain(`${bad1}:4: unknown group "nobody"`);
     expect(r2.status).not.toBe(0);
     expect(r2.stderr).toContain(`${bad2}:4: "bad name" is not a valid user name`);
-    expect(userNames()).toEqual(['alice', 'bob']);
+    expect(userNames()).toEqual(['alice']);
 
     const good = join(dir, 'good.csv');
     writeFileSync(good, 'name,groups\ncarol, staff ; dba\ndan,\n');
@@ -170,15 +203,14 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
       groups: string[];
     }[];
     expect(users.map((u) => [u.name, u.groups])).toEqual([
-      ['alice', ['engineering', 'staff']],
-      ['bob', ['dba', 'staff']],
+      ['alice', ['staff']],
       ['carol', ['dba', 'staff']],
       ['dan', []],
     ]);
   });
 
   it('renders no ccd file for a disabled user', () => {
-    ok(['user', 'add', 'gina', '-g', 'staff']);
+    given(['alice', 'gina']);
     ok(['user', 'disable', 'gina']);
     const out = join(dir, 'out');
     ok(['render', '--out', out]);
@@ -213,6 +245,7 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
   });
 
   it('pki status --json lists the CA, every server, the users and the CRL', () => {
+    given(['alice', 'henry'], ['henry']);
     const rows = JSON.parse(ok(['pki', 'status', '--json'])) as {
       kind: string;
       subject: string;
@@ -236,6 +269,7 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
   });
 
   it('profile --out writes a 0600 file with everything inline, load balancers first', () => {
+    given(['alice', 'henry'], ['henry']);
     const file = join(dir, 'alice.ovpn');
     ok(['profile', 'alice', '--out', file]);
     expect(statSync(file).mode & 0o777).toBe(0o600);
