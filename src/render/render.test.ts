@@ -274,12 +274,26 @@ function has(tool: string): boolean {
   return r.status === 0;
 }
 
-/** Missing tools skip these tests on a workstation but fail them in CI. */
-function toolMissing(tool: string): boolean {
-  const missing = !has(tool);
-  if (missing && process.env.CI === 'true')
-    throw new Error(`${tool} is required in CI (install frr / nftables / iproute2)`);
-  return missing;
+/** What keeps a test from running here: missing tools, or not being root; undefined if none. */
+function unmet(needs: { tools: string[]; root?: boolean }): string | undefined {
+  const missing = needs.tools.filter((t) => !has(t));
+  if (needs.root && process.getuid?.() !== 0) missing.push('root');
+  return missing.length ? `needs ${missing.join(', ')}` : undefined;
+}
+
+/**
+ * A test that needs real tools. Without them it is skipped on a workstation, visibly, its reason
+ * in its name; under CI=true it runs and fails with that reason: a check that cannot run must
+ * not pass (install frr, nftables and iproute2, and run as root).
+ */
+function itWith(needs: { tools: string[]; root?: boolean }, name: string, fn: () => void): void {
+  const why = unmet(needs);
+  if (!why) it(name, fn);
+  else if (process.env.CI === 'true')
+    it(name, () => {
+      throw new Error(`cannot run under CI: ${why}`);
+    });
+  else it.skip(`${name} (skipped: ${why})`, fn);
 }
 
 describe('real tools accept the generated configs', () => {
@@ -289,38 +303,37 @@ describe('real tools accept the generated configs', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it.skipIf(toolMissing('vtysh'))(
-    'vtysh --dryrun accepts frr.conf for ospf, bgp and rip (skipped: vtysh not installed)',
+  itWith({ tools: ['vtysh'] }, 'vtysh --dryrun accepts frr.conf for ospf, bgp and rip', () => {
+    for (const [protocol, s] of [
+      ['ospf', exampleSpec()],
+      ['bgp', bgpSpec()],
+      ['rip', ripSpec()],
+      ['rip-noauth', specWith((i) => (i.routing = { protocol: 'rip', rip: {} }))],
+    ] as const) {
+      const file = join(dir, `frr-${protocol}.conf`);
+      writeFileSync(file, renderFrrConf(firstServer(s)));
+      const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
+      expect(
+        { protocol, status: r.status, output: `${r.stdout}${r.stderr}` },
+        `vtysh --dryrun -f ${file}`,
+      ).toMatchObject({ protocol, status: 0 });
+    }
+  });
+
+  itWith(
+    { tools: ['vtysh'] },
+    'vtysh --dryrun notices a broken file (the check above can fail)',
     () => {
-      for (const [protocol, s] of [
-        ['ospf', exampleSpec()],
-        ['bgp', bgpSpec()],
-        ['rip', ripSpec()],
-        ['rip-noauth', specWith((i) => (i.routing = { protocol: 'rip', rip: {} }))],
-      ] as const) {
-        const file = join(dir, `frr-${protocol}.conf`);
-        writeFileSync(file, renderFrrConf(firstServer(s)));
-        const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
-        expect(
-          { protocol, status: r.status, output: `${r.stdout}${r.stderr}` },
-          `vtysh --dryrun -f ${file}`,
-        ).toMatchObject({ protocol, status: 0 });
-      }
+      const file = join(dir, 'frr-broken.conf');
+      writeFileSync(file, `${renderFrrConf(firstServer(exampleSpec()))}router ospf\n frobnicate\n`);
+      const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
     },
   );
 
-  it('vtysh --dryrun notices a broken file (the check above can fail)', () => {
-    if (!has('vtysh')) return;
-    const file = join(dir, 'frr-broken.conf');
-    writeFileSync(file, `${renderFrrConf(firstServer(exampleSpec()))}router ospf\n frobnicate\n`);
-    const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
-    expect(r.status).not.toBe(0);
-  });
-
-  const nftUsable = () => !toolMissing('nft') && !toolMissing('ip') && process.getuid?.() === 0;
-
-  it.skipIf(!nftUsable())(
-    'nft -c accepts nftables.nft, inside a throwaway netns (skipped: needs nft, ip and root)',
+  itWith(
+    { tools: ['nft', 'ip'], root: true },
+    'nft -c accepts nftables.nft, inside a throwaway netns',
     () => {
       const spec = exampleSpec();
       const users = Array.from({ length: 300 }, (_, i) => ({
