@@ -12,6 +12,7 @@ import { serverContexts } from '../src/render/bundle.js';
 import { DEFAULT_RENDER_OPTIONS } from '../src/render/types.js';
 import { run } from '../src/sys/exec.js';
 import { stopProcess, track } from '../src/sys/proc.js';
+import { sleep } from '../src/sys/time.js';
 import { exampleSpec } from '../src/testing.js';
 import { type FirewallRow, type ThroughputRow, seconds } from './lab-report.js';
 import { seededRandom } from './measure.js';
@@ -147,8 +148,6 @@ export async function firewall(
 }
 
 // ---------------------------------------------------------------- throughput
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * user ns ──(vpn0)── forwarder ns ──(eth1)── service ns. The forwarder carries the ruleset

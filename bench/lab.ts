@@ -22,6 +22,7 @@ import { RouteView } from '../src/agent/route-view.js';
 import type { Fleet } from '../src/service/fleet.js';
 import { initFleet } from '../src/service/open.js';
 import { type LineStream, run, streamLines } from '../src/sys/exec.js';
+import { sleep, waitFor } from '../src/sys/time.js';
 import { firewall, throughput } from './firewall.js';
 import {
   type Design,
@@ -65,7 +66,6 @@ const IPERF_SECONDS = FULL ? 10 : 3;
 const RESULTS = join(import.meta.dirname, 'results');
 const PREFIXES: Record<Design, string> = { 'ovpn-fleet': 'obf', seed: 'obs' };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const now = () => performance.now();
 
@@ -627,9 +627,7 @@ function cpuDelta(before: Map<string, number>, after: Map<string, number>): numb
 /** Pings every address from a service host until all answer; resolves when they have. */
 async function allReachable(ns: string, addrs: string[], timeoutMs: number): Promise<void> {
   let left = [...addrs];
-  const deadline = Date.now() + timeoutMs;
-  while (left.length) {
-    if (Date.now() > deadline) throw new Error(`${left.length} users still unreachable`);
+  const pingLeft = async (): Promise<boolean> => {
     const failed: string[] = [];
     const queue = [...left];
     const worker = async () => {
@@ -642,7 +640,10 @@ async function allReachable(ns: string, addrs: string[], timeoutMs: number): Pro
     };
     await Promise.all(Array.from({ length: 24 }, worker));
     left = failed;
-  }
+    return left.length === 0;
+  };
+  // Each round pings only those that did not answer yet, the next one at once.
+  await waitFor(`${addrs.length} users to be reachable`, pingLeft, timeoutMs, 0);
 }
 
 /**
@@ -696,11 +697,12 @@ async function stormRound(
     `  ${design}: ${STORM_CLIENTS} clients at once → all reachable in ${seconds(ms)}; OpenVPN CPU ${all.toFixed(1)} s in all (busiest server ${busiest.toFixed(1)} s)${agents.length ? `, agents ${agentsAll.toFixed(1)} s` : ''}`,
   );
   if (admin) {
-    const deadline = Date.now() + 30_000;
-    while ((await admin.sessions()).length < STORM_CLIENTS) {
-      if (Date.now() > deadline) throw new Error('the controller never saw all 150 sessions');
-      await sleep(200);
-    }
+    await waitFor(
+      `the controller to see all ${STORM_CLIENTS} sessions`,
+      async () => (await admin.sessions()).length >= STORM_CLIENTS,
+      30_000,
+      200,
+    );
     for (let i = 0; i < STATUS_CALLS; i++) {
       const t = now();
       await Promise.all([admin.servers(), admin.sessions()]);
@@ -717,13 +719,13 @@ async function stormRound(
  */
 async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient): Promise<void> {
   const dirs = lab.plan.servers.map((x) => join(lab.serverDir(x.name), 'ccd'));
-  const everywhere = async (name: string) => {
-    const since = now();
-    while (!dirs.every((d) => existsSync(join(d, name)))) {
-      if (now() - since > 30_000) throw new Error(`${name} never reached every server`);
-      await sleep(5);
-    }
-  };
+  const everywhere = (name: string) =>
+    waitFor(
+      `${name} to reach every server`,
+      () => dirs.every((d) => existsSync(join(d, name))),
+      30_000,
+      5,
+    );
   for (let i = 0; i < CHANGES; i++) {
     const name = `chg${String(i).padStart(3, '0')}`;
     const t0 = now();
@@ -759,14 +761,8 @@ async function controlPlane(lab: Lab, samples: Samples, admin: ControllerClient)
 }
 
 async function waitAgents(lab: Lab): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (const s of lab.plan.servers) {
-    const sock = join(lab.serverDir(s.name), 'run', 'agent.sock');
-    while (!existsSync(sock)) {
-      if (Date.now() > deadline) throw new Error(`the agent of ${s.name} did not come up`);
-      await sleep(200);
-    }
-  }
+  const socks = lab.plan.servers.map((s) => join(lab.serverDir(s.name), 'run', 'agent.sock'));
+  await waitFor('every agent to come up', () => socks.every((p) => existsSync(p)), 60_000, 200);
 }
 
 async function runDesign(

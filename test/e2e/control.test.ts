@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../src/sys/time.js';
 import {
   buildOnce,
   cli,
@@ -171,7 +172,8 @@ describe.runIf(runs)('control plane: controller and agents keep the cluster righ
     await lab('stop', 'agent', 'vpn22', '--signal', 'SIGKILL');
     expect(await ping(dir, PREFIX, 'intranet', users.cid.ipv4)).toBe(true);
     await lab('start', 'agent', 'vpn22');
-    await new Promise((r) => setTimeout(r, 5000)); // two reconcile passes
+    // Nothing signals a route that was not removed: let two reconcile passes run.
+    await sleep(5000);
     expect(await routesOn('vpn22')).toEqual(before);
     expect(await coreVia('cid', 'vpn22')).toBe(true);
     // Same session: same real address, start time and client id (byte counters move on).

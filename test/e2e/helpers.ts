@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { waitFor } from '../../src/sys/time.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin', 'ovpn-fleet.js');
@@ -102,9 +103,10 @@ export async function statusOf(dir: string, prefix: string, user: string): Promi
   return s;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until fn returns true; returns the elapsed milliseconds, throws with `what` on timeout. */
+/**
+ * Polls until fn returns true (the project's one waitFor); returns the elapsed milliseconds,
+ * which the tests print; throws naming `what` on timeout.
+ */
 export async function waitUntil(
   what: string,
   fn: () => boolean | Promise<boolean>,
@@ -112,11 +114,8 @@ export async function waitUntil(
   everyMs = 100,
 ): Promise<number> {
   const start = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleep(everyMs);
-  }
+  await waitFor(what, fn, timeoutMs, everyMs);
+  return Date.now() - start;
 }
 
 /** One ping from a lab host (service host, user, core…). */
