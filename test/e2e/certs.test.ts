@@ -58,7 +58,7 @@ describe.runIf(runs)(
   'certificate pin: a re-added name is not reachable with an old certificate',
   () => {
     beforeAll(async () => {
-      buildOnce();
+      await buildOnce();
       dir = await newFleetDir();
       // The smallest lab that has a server: one internal site with one server.
       const file = join(dir, 'fleet.yaml');

@@ -73,7 +73,7 @@ async function routesOn(server: string): Promise<string[]> {
 
 describe.runIf(runs)('control plane: controller and agents keep the cluster right', () => {
   beforeAll(async () => {
-    buildOnce();
+    await buildOnce();
     dir = await newFleetDir();
     // The servers' own input is default-deny here, so a bad ruleset can cut routing off.
     appendFileSync(join(dir, 'fleet.yaml'), 'firewall:\n  protectServers: true\n');

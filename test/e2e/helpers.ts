@@ -3,7 +3,14 @@
  * OpenVPN, FRR and nftables in network namespaces.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -36,8 +43,31 @@ export function requireLab(): boolean {
   return why === undefined;
 }
 
-export function buildOnce(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+/**
+ * Builds dist/ when a source file is newer than it (the test line has built it already). Run as
+ * a child the worker waits for, not a synchronous exec: under load tsc takes long enough that a
+ * worker blocked on it misses vitest's RPC deadline and the whole run dies.
+ */
+export async function buildOnce(): Promise<void> {
+  const built = join(ROOT, 'dist', 'cli', 'main.js');
+  const stale = !existsSync(built) || newestSource(join(ROOT, 'src')) > statSync(built).mtimeMs;
+  if (!stale) return;
+  const code = await new Promise<number | null>((resolve) =>
+    spawn('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' }).on(
+      'exit',
+      resolve,
+    ),
+  );
+  if (code !== 0) throw new Error(`tsc -p tsconfig.build.json exited ${code}`);
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
 }
 
 export interface CliResult {

@@ -45,7 +45,7 @@ async function addUser(name: string, groups: string[]): Promise<void> {
 
 describe.runIf(runs)('lab: the example fleet running for real', () => {
   beforeAll(async () => {
-    buildOnce();
+    await buildOnce();
     dir = await newFleetDir();
     await addUser('alice', ['staff']);
     await addUser('bob', ['dba']);

@@ -41,7 +41,7 @@ const sessionOf = (sessions: SessionReport[], user: string) =>
 
 describe.runIf(runs)('management client against a real OpenVPN server', () => {
   beforeAll(async () => {
-    buildOnce();
+    await buildOnce();
     dir = await newFleetDir();
     for (const name of ['alice', 'bob'])
       users[name] = JSON.parse(await cliOk(dir, ['user', 'add', name, '--json'])) as {

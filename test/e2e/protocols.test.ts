@@ -54,7 +54,7 @@ describe.runIf(runs).each(CASES)('lab: $name', ({ name, prefix, server, protos, 
   let alice = { ipv4: '', ipv6: '' };
 
   beforeAll(async () => {
-    buildOnce();
+    await buildOnce();
     ({ dir, alice } = await labWithRouting(prefix, routing));
   }, 600_000);
 

@@ -24,7 +24,7 @@ let dir = '';
 
 describe.runIf(runs)(`lab: ${N} clients at once`, () => {
   beforeAll(async () => {
-    buildOnce();
+    await buildOnce();
     dir = await newFleetDir();
     const csv = [
       'name,groups',
