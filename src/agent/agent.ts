@@ -9,7 +9,13 @@
  */
 import { coalesced } from '../sys/coalesce.js';
 import type { RunOptions, RunResult } from '../sys/exec.js';
-import type { AgentReport, Directive, ServerHealth, SessionReport } from '../api/index.js';
+import {
+  type AgentReport,
+  type Directive,
+  type ServerHealth,
+  type SessionReport,
+  sessionId,
+} from '../api/index.js';
 import { NFT_TABLE } from '../render/nftables.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
 import { type AgentHost, realHost } from './host.js';
@@ -38,8 +44,9 @@ export interface AgentOptions {
 const DRAIN_TABLE = 'ovpn_fleet_drain';
 const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
 
-function sessionKey(s: SessionReport): string {
-  return `${s.user}|${s.since}|${s.clientId}|${s.ipv4 ?? ''}|${s.ipv6 ?? ''}`;
+/** A session as reported: which session, and the addresses it holds. */
+function reportedAs(s: SessionReport): string {
+  return `${sessionId(s)}\0${s.ipv4 ?? ''}\0${s.ipv6 ?? ''}`;
 }
 
 export class Agent {
@@ -185,7 +192,7 @@ export class Agent {
       ...(this.sessionsUnknown ? { sessionsUnknown: true } : {}),
       health: this.healthNow(),
     };
-    const key = `${this.sessions.map(sessionKey).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}`;
+    const key = `${this.sessions.map(reportedAs).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}`;
     if (!force && key === this.lastReportKey && this.now() - this.lastReportAt < 5000) return;
     try {
       const r = await this.host.controller.report(body);

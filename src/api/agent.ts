@@ -31,6 +31,15 @@ export const SessionReport = z.strictObject({
 });
 export type SessionReport = z.infer<typeof SessionReport>;
 
+/**
+ * What makes two reported sessions the same session: the same user, started at the same second,
+ * with the same OpenVPN client id (a reconnect within one second gets a new id). The agent, the
+ * controller and the store all compare sessions by this.
+ */
+export function sessionId(s: Pick<SessionReport, 'user' | 'since' | 'clientId'>): string {
+  return `${s.user}\0${s.since}\0${s.clientId}`;
+}
+
 export const AgentReport = z.strictObject({
   /** Digest of the bundle the agent has applied (absent before the first apply). */
   bundleDigest: z.string().max(128).optional(),

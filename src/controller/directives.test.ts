@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evictions } from './directives.js';
+import { evictions, sessionChanges } from './directives.js';
 
 const s = (server: string, user: string, since: string, firstSeen: string) => ({
   server,
@@ -40,5 +40,31 @@ describe('evictions', () => {
       new Set(['vpn21']),
     );
     expect(e.size).toBe(0);
+  });
+});
+
+describe('sessionChanges', () => {
+  const report = (user: string, clientId: number) => ({
+    user,
+    realAddress: '198.51.100.1:1194',
+    since: T,
+    bytesIn: 0,
+    bytesOut: 0,
+    clientId,
+  });
+  const stored = (user: string, clientId: number) => ({
+    ...report(user, clientId),
+    server: 'vpn11',
+    reportedAt: T,
+    firstSeen: T,
+  });
+
+  it('tells a reconnect within the same second (a new client id) from the same session', () => {
+    const { connected, disconnected } = sessionChanges(
+      [stored('alice', 1), stored('bob', 2)],
+      [report('alice', 3), report('bob', 2)],
+    );
+    expect(connected.map((c) => `${c.user}#${c.clientId}`)).toEqual(['alice#3']);
+    expect(disconnected.map((d) => `${d.user}#${d.clientId}`)).toEqual(['alice#1']);
   });
 });

@@ -3,7 +3,7 @@
  * changed between two session lists of one server. No I/O, no clock: callers pass `now`.
  */
 import { createHash } from 'node:crypto';
-import type { Eviction, SessionReport } from '../api/index.js';
+import { type Eviction, type SessionReport, sessionId } from '../api/index.js';
 import type { StoredSession } from '../store/types.js';
 
 export type { Eviction } from '../api/index.js';
@@ -66,17 +66,15 @@ export function directiveToken(digest: string, evict: readonly Eviction[], drain
     .digest('hex');
 }
 
-const sessionKey = (s: { user: string; since: string }) => `${s.user}\0${s.since}`;
-
 /** Sessions that appeared and disappeared between two reports of one server. */
 export function sessionChanges(
   before: readonly StoredSession[],
   after: readonly SessionReport[],
 ): { connected: SessionReport[]; disconnected: StoredSession[] } {
-  const old = new Set(before.map(sessionKey));
-  const now = new Set(after.map(sessionKey));
+  const old = new Set(before.map(sessionId));
+  const now = new Set(after.map(sessionId));
   return {
-    connected: after.filter((s) => !old.has(sessionKey(s))),
-    disconnected: before.filter((s) => !now.has(sessionKey(s))),
+    connected: after.filter((s) => !old.has(sessionId(s))),
+    disconnected: before.filter((s) => !now.has(sessionId(s))),
   };
 }

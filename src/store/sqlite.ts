@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { Conflict, InputError, NotFound } from '../errors.js';
 import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
+import { sessionId } from '../api/index.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   AuditEntry,
@@ -561,13 +562,14 @@ export class SqliteStore implements FleetStore {
 
   recordReport(server: string, report: ServerReport): void {
     this.transaction(() => {
-      const key = (user: string, since: string, clientId: number) =>
-        `${user}\0${since}\0${clientId}`;
       const seen = new Map(
         this.db
           .prepare<[string], SessionRow>('SELECT * FROM sessions WHERE server = ?')
           .all(server)
-          .map((r) => [key(r.user, r.since, r.client_id), r.first_seen ?? r.reported_at]),
+          .map((r) => [
+            sessionId({ user: r.user, since: r.since, clientId: r.client_id }),
+            r.first_seen ?? r.reported_at,
+          ]),
       );
       this.db.prepare('DELETE FROM sessions WHERE server = ?').run(server);
       const insert = this.db.prepare(
@@ -586,7 +588,7 @@ export class SqliteStore implements FleetStore {
           s.bytesOut,
           s.clientId,
           report.at,
-          seen.get(key(s.user, s.since, s.clientId)) ?? report.at,
+          seen.get(sessionId(s)) ?? report.at,
         );
       }
       this.recordHealth(server, report);
