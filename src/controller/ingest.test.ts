@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentReport, SessionReport } from '../api/index.js';
 import type { User } from '../store/types.js';
 import { type IngestOptions, ReportIngest } from './ingest.js';
+import { knownUser } from './reports.js';
 import { type ControllerFleet, controllerFleet } from './testing.js';
 
 const HEALTHY = { openvpn: true, routing: true, ruleset: true, draining: false, ok: true };
@@ -24,7 +25,10 @@ afterEach(() => t.cleanup());
 const ingest = (opts: IngestOptions = {}) =>
   new ReportIngest(
     t.fleet.store,
-    () => t.fleet.listUsers(),
+    (name) => {
+      const u = t.fleet.store.getUser(name);
+      return u && knownUser(u);
+    },
     t.clock,
     (l) => logged.push(l),
     opts,

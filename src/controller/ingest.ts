@@ -4,7 +4,7 @@
  * limited (AuditBudget); a report whose sessions the agent could not read changes nothing.
  */
 import type { AgentReport } from '../api/index.js';
-import type { FleetStore, StoredSession, User } from '../store/types.js';
+import type { FleetStore, StoredSession } from '../store/types.js';
 import type { Clock } from '../sys/time.js';
 import { sessionChanges } from './directives.js';
 import { AuditBudget, type KnownUser, type RefusedSession, admitSessions } from './reports.js';
@@ -26,7 +26,8 @@ export class ReportIngest {
 
   constructor(
     private readonly store: FleetStore,
-    private readonly users: () => User[],
+    /** The user a session names, as the store has them (the caller may cache). */
+    private readonly userNamed: (name: string) => KnownUser | undefined,
     private readonly clock: Clock,
     private readonly log: (line: string) => void,
     private readonly opts: IngestOptions = {},
@@ -54,13 +55,7 @@ export class ReportIngest {
       return;
     }
     this.unknown.delete(server);
-    const known = new Map<string, KnownUser>(
-      this.users().map((u) => [
-        u.name,
-        { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled' },
-      ]),
-    );
-    const { accepted, refused } = admitSessions(report.sessions, (n) => known.get(n), now);
+    const { accepted, refused } = admitSessions(report.sessions, this.userNamed, now);
     if (refused.length) this.logRefused(server, refused, now);
     const before = this.store.listSessions(server);
     const { connected, disconnected } = sessionChanges(before, accepted);

@@ -15,6 +15,11 @@ export interface KnownUser {
   enabled: boolean;
 }
 
+/** What the rules need to know of a stored user. */
+export function knownUser(u: { ipv4: string; ipv6: string; status: string }): KnownUser {
+  return { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled' };
+}
+
 export interface RefusedSession {
   user: string;
   reason: string;

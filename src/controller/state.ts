@@ -27,6 +27,7 @@ import { Coalescer } from './builds.js';
 import { directiveToken, evictions } from './directives.js';
 import { type IngestOptions, ReportIngest } from './ingest.js';
 import { PollWaiters, type Served, served } from './polls.js';
+import { type KnownUser, knownUser } from './reports.js';
 import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
@@ -60,6 +61,7 @@ export class ControllerState {
   private lastPruneAt = 0;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
+  private userCache: Map<string, KnownUser> | undefined;
   private closed = false;
 
   constructor(
@@ -77,7 +79,7 @@ export class ControllerState {
     this.builds = new Coalescer(() => this.buildOnce());
     this.ingest = new ReportIngest(
       fleet.store,
-      () => this.fleet.listUsers(),
+      (name) => this.knownUsers().get(name),
       clock,
       opts.log,
       opts,
@@ -151,7 +153,18 @@ export class ControllerState {
     return this.builds.request();
   }
 
+  /**
+   * Every user as the report rules need them, read once per build rather than once per report
+   * (six agents report every few seconds; reading 10,000 users costs tens of ms). Every change
+   * to the users rebuilds, so the cache is dropped at each build's start.
+   */
+  private knownUsers(): Map<string, KnownUser> {
+    this.userCache ??= new Map(this.fleet.listUsers().map((u) => [u.name, knownUser(u)]));
+    return this.userCache;
+  }
+
   private async buildOnce(): Promise<void> {
+    this.userCache = undefined;
     try {
       const bundles = await this.fleet.bundlesFor(this.opts.baseDir);
       this.bundles = new Map(bundles.map((b) => [b.server, b]));
