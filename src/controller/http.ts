@@ -9,16 +9,7 @@ import fastify, {
   type FastifyInstance,
   type FastifySchemaValidationError,
 } from 'fastify';
-import {
-  CommandError,
-  Conflict,
-  FleetError,
-  InputError,
-  NeedsPrivilege,
-  NotFound,
-  SpecError,
-  Timeout,
-} from '../errors.js';
+import { Conflict, FleetError, InputError, NotFound, SpecError, Timeout } from '../errors.js';
 import type { Authenticator } from './auth.js';
 import { Forbidden, Unauthorized, Unavailable } from './http-errors.js';
 import { oneLine } from './state.js';
@@ -58,8 +49,8 @@ export function httpStatusOf(err: unknown): number {
   if (err instanceof Conflict) return 409;
   if (err instanceof SpecError) return 422;
   if (err instanceof Timeout) return 504;
-  // The controller runs no privileged command, and one that failed is its own problem.
-  if (err instanceof NeedsPrivilege || err instanceof CommandError) return 500;
+  // Everything else, NeedsPrivilege and CommandError included, is the controller's own
+  // problem: it runs no privileged command on a client's behalf.
   return 500;
 }
 

@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { Conflict, InputError } from '../../errors.js';
+import { InputError, Timeout } from '../../errors.js';
+import { sleep } from '../../sys/time.js';
 import { openFleet } from '../../service/open.js';
 import type { SessionView } from '../../api/index.js';
 import { adminTokenPath, ensureAdminToken } from '../../controller/auth.js';
@@ -206,11 +207,11 @@ export function registerControllerCommands(program: Command): void {
             return;
           }
           if (Date.now() - started > timeout * 1000) {
-            throw new Conflict(
+            throw new Timeout(
               `${server} still has ${now?.sessions ?? '?'} sessions after ${timeout} s of draining`,
             );
           }
-          await new Promise((r) => setTimeout(r, 250));
+          await sleep(250);
         }
       },
     );
