@@ -156,9 +156,7 @@ export class Agent {
           let done = false;
           try {
             done =
-              'problem' in parsed
-                ? this.refuse(parsed.problem)
-                : await this.handle(parsed.directive);
+              'problem' in parsed ? this.refuse(parsed.problem) : await this.act(parsed.directive);
           } catch (err) {
             this.logOnce(`applying directive failed: ${(err as Error).message}`);
           }
@@ -212,11 +210,14 @@ export class Agent {
    * false, with one log line, and the last good bundle stays.
    */
   async handle(d: Directive): Promise<boolean> {
+    const problem = directiveProblem(d);
+    return problem ? this.refuse(problem) : this.act(d);
+  }
+
+  /** handle() for a directive whose shape and paths are checked already (parseDirective). */
+  private async act(d: Directive): Promise<boolean> {
     const problem =
-      directiveProblem(d) ??
-      (d.bundle.digest !== this.applied
-        ? this.host.bundle.writeProblem(d.bundle.files)
-        : undefined);
+      d.bundle.digest !== this.applied ? this.host.bundle.writeProblem(d.bundle.files) : undefined;
     if (problem) return this.refuse(problem);
     this.lastFailure = '';
     for (const e of d.evict) {

@@ -12,9 +12,16 @@ import { bundleFilesProblem } from '../sys/files.js';
  * one line: paths are JSON-quoted.
  */
 export function directiveProblem(value: unknown): string | undefined {
+  const checked = checkDirective(value);
+  return 'problem' in checked ? checked.problem : undefined;
+}
+
+/** One pass of the schema and the path checks (a bundle has thousands of files). */
+export function checkDirective(value: unknown): { directive: Directive } | { problem: string } {
   const parsed = Directive.safeParse(value);
-  if (!parsed.success) return describeIssue(value, parsed.error.issues[0]);
-  return bundleFilesProblem(parsed.data.bundle.files);
+  if (!parsed.success) return { problem: describeIssue(value, parsed.error.issues[0]) };
+  const problem = bundleFilesProblem(parsed.data.bundle.files);
+  return problem ? { problem } : { directive: parsed.data };
 }
 
 /** "bundle file \"server.conf\": mode: …" rather than "bundle.files.0.mode: …" where it can. */
@@ -40,6 +47,5 @@ export function parseDirective(text: string): { directive: Directive } | { probl
   } catch {
     return { problem: 'not JSON' };
   }
-  const problem = directiveProblem(value);
-  return problem ? { problem } : { directive: Directive.parse(value) };
+  return checkDirective(value);
 }
