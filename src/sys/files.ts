@@ -188,11 +188,15 @@ export function writeBundleFiles(dir: string, files: RenderedFile[]): string[] {
   ensureRealDir(join(dir, 'ccd'), BUNDLE_DIR_MODE, 'ccd');
   const wanted = new Set(files.map((f) => f.path));
   const changed: string[] = [];
+  // Each folder once per call: a bundle has thousands of files in ccd/.
+  const ensured = new Set(['run', 'ccd']);
   for (const f of files) {
     const segments = f.path.split('/');
     for (let i = 1; i < segments.length; i++) {
       const sub = segments.slice(0, i).join('/');
+      if (ensured.has(sub)) continue;
       ensureRealDir(join(dir, sub), BUNDLE_DIR_MODE, sub);
+      ensured.add(sub);
     }
     const path = join(dir, f.path);
     const same = sameContent(path, f.content);
