@@ -2,6 +2,7 @@
  * Builders for tests (and benchmarks): a test states only what matters to it and gets a
  * valid, deterministic everything-else. Not part of the build (see tsconfig.build.json).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,4 +176,37 @@ export function refusal(fn: () => unknown): string {
     throw err;
   }
   throw new Error('expected an InputError, but nothing was thrown');
+}
+
+/**
+ * A self-signed ECDSA P-256 certificate, valid one day, made by the openssl binary: its own
+ * trust anchor. Files `<dir>/<name>.crt` and `.key`; extra `-addext` values (e.g. a
+ * subjectAltName) as given.
+ */
+export function selfSignedCert(
+  dir: string,
+  name: string,
+  addext: string[] = [],
+): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  execFileSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    `/CN=${name}`,
+    ...addext.flatMap((e) => ['-addext', e]),
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  return { cert, key };
 }

@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { EXAMPLE_FLEET_YAML } from '../src/spec/example.js';
+import { selfSignedCert } from '../src/testing.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'ovpn-fleet.js');
@@ -389,30 +390,8 @@ describe('--base', () => {
 describe('controller clients', () => {
   const work = () => join(dir, 'tls');
   /** A CA-free self-signed certificate for 127.0.0.1: it is its own trust anchor. */
-  function selfSigned(name: string): { cert: string; key: string } {
-    const cert = join(work(), `${name}.crt`);
-    const key = join(work(), `${name}.key`);
-    execFileSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]);
-    return { cert, key };
-  }
+  const selfSigned = (name: string) =>
+    selfSignedCert(work(), name, ['subjectAltName=IP:127.0.0.1']);
 
   it('refuse plain HTTP beyond loopback before connecting, in one line naming --controller', async () => {
     // Any connect in the CLI process ends it with 99: a refusal must come before one.

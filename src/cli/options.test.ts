@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { baseDirOf, parseBaseDir, readCaFile } from './options.js';
-import { refusal } from '../testing.js';
+import { refusal, selfSignedCert } from '../testing.js';
 
 describe('parseBaseDir', () => {
   it('takes absolute paths, with {server} standing for the server name', () => {
@@ -45,24 +44,7 @@ describe('readCaFile', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads a PEM certificate and refuses a missing or certificate-less file, naming --ca', () => {
-    const pem = join(dir, 'ca.pem');
-    execFileSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/CN=test-ca',
-      '-days',
-      '1',
-      '-keyout',
-      join(dir, 'ca.key'),
-      '-out',
-      pem,
-    ]);
+    const { cert: pem, key } = selfSignedCert(dir, 'test-ca');
     expect(readCaFile(pem).toString()).toContain('BEGIN CERTIFICATE');
     expect(refusal(() => readCaFile(join(dir, 'missing.pem')))).toMatch(
       /^--ca: cannot read .*missing\.pem: ENOENT$/,
@@ -73,6 +55,6 @@ describe('readCaFile', () => {
       '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n',
     );
     expect(refusal(() => readCaFile(junk))).toBe(`--ca: ${junk} holds no PEM certificate`);
-    expect(refusal(() => readCaFile(join(dir, 'ca.key')))).toMatch(/holds no PEM certificate$/);
+    expect(refusal(() => readCaFile(key))).toMatch(/holds no PEM certificate$/);
   });
 });
