@@ -3,6 +3,7 @@
  * API, once, as a runtime schema with its TypeScript type derived from it. The controller, the
  * agent and the clients import this module, never each other. It imports nothing of ours.
  */
+export * from './admins.js';
 export * from './agent.js';
 export * from './audit.js';
 export * from './common.js';

@@ -10,20 +10,31 @@ import fastify, {
   type FastifySchemaValidationError,
 } from 'fastify';
 import { Conflict, FleetError, InputError, NotFound, SpecError, Timeout } from '../errors.js';
+import { type Role, roleAtLeast } from '../api/index.js';
 import type { Authenticator } from './auth.js';
 import { Forbidden, Unauthorized, Unavailable } from './http-errors.js';
-import { oneLine } from './state.js';
+import { ADMIN_ACTOR, oneLine } from './state.js';
 
-type Scope = 'none' | 'admin' | 'agent';
+/** Who may call a route: nobody needs to authenticate, a server's agent, or at least a role. */
+type Scope = 'none' | 'agent' | Role;
+
+/** The person (or the admin token) behind a request, once authenticated. */
+export interface Caller {
+  /** What the audit log records as the actor. */
+  actor: string;
+  role: Role;
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Who may call the route; routes without it need the admin token. */
+    /** Who may call the route; routes without it need the `admin` role. */
     auth?: Scope;
   }
   interface FastifyRequest {
     /** The server whose agent token authenticated this request. */
     agentServer?: string;
+    /** Who is calling, for routes of a role scope. */
+    who?: Caller;
   }
 }
 
@@ -123,12 +134,16 @@ export async function createHttp(
     if (scope === 'none') return done();
     try {
       const who = auth.identify(req.headers.authorization);
-      if (scope === 'admin' && !who.admin)
-        throw new Forbidden('an agent token can call only /v1/agent/*');
       if (scope === 'agent') {
         if (who.agent === undefined) throw new Forbidden('/v1/agent/* needs a server token');
         req.agentServer = who.agent;
+        return done();
       }
+      if (!who.admin) throw new Forbidden('an agent token can call only /v1/agent/*');
+      const caller: Caller = { actor: ADMIN_ACTOR, role: 'admin' };
+      if (!roleAtLeast(caller.role, scope))
+        throw new Forbidden(`needs the ${scope} role (${caller.actor} is ${caller.role})`);
+      req.who = caller;
       done();
     } catch (err) {
       done(err as Error);

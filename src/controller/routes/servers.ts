@@ -14,6 +14,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
   app.get(
     '/v1/sessions',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'who is online where (as last reported by each agent)',
         tags: ['sessions'],
@@ -26,6 +27,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
   app.get(
     '/v1/servers',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'every server: health, last report, bundle digests, drain flag, sessions',
         tags: ['servers'],
@@ -42,6 +44,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
     app.post<{ Params: NameParams }>(
       `/v1/servers/:name/${verb}`,
       {
+        config: { auth: 'operator' },
         schema: {
           summary: draining
             ? 'take no new users and move the connected ones to their next remote'
@@ -58,6 +61,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
   app.get<{ Querystring: AuditQuery }>(
     '/v1/audit',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'the newest audit entries first',
         tags: ['audit'],

@@ -22,6 +22,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
   app.get(
     '/v1/users',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'list users',
         tags,
@@ -60,6 +61,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
   app.get<{ Params: NameParams }>(
     '/v1/users/:name',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'one user',
         tags,
@@ -132,6 +134,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
   app.get<{ Params: NameParams }>(
     '/v1/users/:name/profile',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: "the user's client profile (.ovpn, text) with inline keys",
         tags,
