@@ -141,6 +141,24 @@ describe('ControllerState', () => {
     expect(next?.directive.bundle.files.map((f) => f.path)).toContain('ccd/bob');
   });
 
+  it('tells change listeners what moved: sessions, servers (drain, staleness), fleet (a rebuild)', async () => {
+    const seen: string[] = [];
+    const stop = state.onChange((what) => seen.push(what));
+    state.report('vpn11', report([annSession(5)]));
+    expect(seen).toEqual(['sessions']);
+    state.setDraining('vpn12', true);
+    expect(seen).toEqual(['sessions', 'servers']);
+    await timers.advance(STALE_AFTER_MS + WATCH_MS);
+    expect(seen).toEqual(['sessions', 'servers', 'servers']);
+    await t.other().addUsers([{ name: 'bob' }], { issueCerts: false });
+    await timers.advance(WATCH_MS);
+    await state.refresh();
+    expect(seen.at(-1)).toBe('fleet');
+    stop();
+    state.report('vpn11', report([]));
+    expect(seen.filter((w) => w === 'sessions')).toHaveLength(1);
+  });
+
   it('keeps serving the last good spec while fleet.yaml is broken', async () => {
     const before = directiveOf('vpn11');
     writeFileSync(specPath(t.dir), 'sites: [');

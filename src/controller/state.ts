@@ -32,6 +32,13 @@ import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.
 import { ChangeWatcher } from './watcher.js';
 
 export const ADMIN_ACTOR = 'api:admin';
+
+/**
+ * What moved, for whoever shows the cluster live (the console's event stream): `sessions` after
+ * an agent's report, `servers` after a drain flag or a server going stale or fresh, `fleet` after
+ * a rebuild (users, certificates, spec: anything in the store or fleet.yaml).
+ */
+export type ChangeKind = 'sessions' | 'servers' | 'fleet';
 const HOUR_MS = 3_600_000;
 
 export interface StateOptions extends IngestOptions {
@@ -63,6 +70,7 @@ export class ControllerState {
   private lastBuildProblem = '';
   private userCache: Map<string, KnownUser> | undefined;
   private closed = false;
+  private readonly listeners = new Set<(what: ChangeKind) => void>();
 
   constructor(
     fleet: Fleet,
@@ -89,7 +97,9 @@ export class ControllerState {
       storeChanged: () => this.refreshInBackground(),
       tick: () => {
         this.pruneAudit();
-        if (this.staleSetKey() !== this.staleKey) this.recomputeDirectives();
+        if (this.staleSetKey() === this.staleKey) return;
+        this.recomputeDirectives();
+        this.changed('servers');
       },
       failed: (err) => this.opts.log(`watcher: ${oneLine(err)}`),
     });
@@ -101,6 +111,22 @@ export class ControllerState {
 
   get specProblem(): string | undefined {
     return this.lastSpecProblem || undefined;
+  }
+
+  /** Calls `listener` after each change; returns the function that stops it. */
+  onChange(listener: (what: ChangeKind) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(what: ChangeKind): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(what);
+      } catch (err) {
+        this.opts.log(`change listener failed: ${oneLine(err)}`);
+      }
+    }
   }
 
   start(watchIntervalMs: number): void {
@@ -176,6 +202,7 @@ export class ControllerState {
       this.lastBuildProblem = problem;
     }
     if (!this.closed) this.recomputeDirectives();
+    this.changed('fleet');
   }
 
   private staleNow(now: Date): Set<string> {
@@ -240,6 +267,7 @@ export class ControllerState {
   report(server: string, report: AgentReport): void {
     this.ingest.record(server, report);
     this.recomputeDirectives();
+    this.changed('sessions');
   }
 
   sessions(): SessionView[] {
@@ -267,6 +295,7 @@ export class ControllerState {
     this.server(name);
     this.store.setDraining(name, draining, this.clock.now(), ADMIN_ACTOR);
     this.recomputeDirectives();
+    this.changed('servers');
     return this.server(name);
   }
 
