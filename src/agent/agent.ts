@@ -8,6 +8,7 @@
  * and remove routes by themselves, and the last good bundle stays on disk.
  */
 import { coalesced } from '../sys/coalesce.js';
+import { BundleRefused } from '../sys/files.js';
 import type { RunOptions, RunResult } from '../sys/exec.js';
 import {
   type AgentReport,
@@ -214,18 +215,28 @@ export class Agent {
     return problem ? this.refuse(problem) : this.act(d);
   }
 
-  /** handle() for a directive whose shape and paths are checked already (parseDirective). */
+  /**
+   * handle() for a directive whose shape and paths are checked already (parseDirective). A new
+   * bundle's files are written first: writing checks the folder once and refuses, having
+   * written nothing, when it is unsafe, before anything else of the directive is done.
+   */
   private async act(d: Directive): Promise<boolean> {
-    const problem =
-      d.bundle.digest !== this.applied ? this.host.bundle.writeProblem(d.bundle.files) : undefined;
-    if (problem) return this.refuse(problem);
+    let changed: string[] | undefined;
+    if (d.bundle.digest !== this.applied) {
+      try {
+        changed = this.host.bundle.writeBundle(d.bundle.files);
+      } catch (err) {
+        if (err instanceof BundleRefused) return this.refuse(err.problem);
+        throw err;
+      }
+    }
     this.lastFailure = '';
     for (const e of d.evict) {
       for (const s of this.live().filter((x) => x.user === e.user && x.since <= e.since)) {
         await this.endSession(s, `newer session of ${s.user} on another server`);
       }
     }
-    if (d.bundle.digest !== this.applied) await this.apply(d.bundle);
+    if (changed) await this.apply(d.bundle, changed);
     if (d.drain !== this.draining) await this.setDraining(d.drain);
     await this.report(true);
     return true;
@@ -245,9 +256,9 @@ export class Agent {
 
   // ------------------------------------------------------------ apply
 
-  async apply(bundle: Directive['bundle']): Promise<void> {
+  /** The rest of a bundle's apply, once its files are written (`changed`: what moved). */
+  private async apply(bundle: Directive['bundle'], changed: string[]): Promise<void> {
     const files = this.host.bundle;
-    const changed = files.writeBundle(bundle.files);
     // Who may be connected changes first: a revoked or disabled user is cut off before anything
     // slower (the ruleset's confirm window) runs.
     await this.refreshSessions(false);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ControllerClient, parseEndpoint } from '../client/client.js';
 import type { RenderedFile } from '../render/types.js';
 import { run, type RunOptions, type RunResult } from '../sys/exec.js';
-import { bundleWriteProblem, writeBundleFiles, writeFileAtomic } from '../sys/files.js';
+import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
 import { ManagementClient } from './management.js';
@@ -26,9 +26,11 @@ export interface AgentClock {
 
 /** The bundle folder; paths are relative to it (`VERSION`, `ccd/alice`). */
 export interface BundleFolder {
-  /** Why `files` cannot be written safely as the folder is now (a folder that is a link). */
-  writeProblem(files: readonly RenderedFile[]): string | undefined;
-  /** Writes the bundle in place; the paths whose content changed (removed ccd files too). */
+  /**
+   * Writes the bundle in place; the paths whose content changed (removed ccd files too). Throws
+   * BundleRefused, having written nothing, when it cannot be written safely as the folder is
+   * now (a folder on the way that is a link).
+   */
   writeBundle(files: RenderedFile[]): string[];
   writeFile(path: string, content: string): void;
   /** The file's text, or undefined when it cannot be read. */
@@ -127,7 +129,6 @@ export function realHost(o: RealHostOptions): AgentHost {
       return pid !== undefined;
     },
     bundle: {
-      writeProblem: (files) => bundleWriteProblem(dir, files),
       writeBundle: (files) => writeBundleFiles(dir, files),
       writeFile: (path, content) => writeFileAtomic(join(dir, path), content),
       readFile(path) {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { CommandError } from '../errors.js';
 import type { RenderedFile } from '../render/types.js';
 import type { RunOptions, RunResult } from '../sys/exec.js';
-import { bundleFilesProblem } from '../sys/files.js';
+import { BundleRefused, bundleFilesProblem } from '../sys/files.js';
 import type {
   AgentClock,
   AgentHost,
@@ -137,9 +137,9 @@ export class FakeBundle implements BundleFolder {
   /** Every path written or removed, in order. */
   readonly writes: string[] = [];
 
-  writeProblem = (files: readonly RenderedFile[]) => bundleFilesProblem(files);
-
   writeBundle(files: RenderedFile[]): string[] {
+    const problem = bundleFilesProblem(files);
+    if (problem) throw new BundleRefused(problem);
     const changed: string[] = [];
     for (const f of files) {
       if (this.files.get(f.path) === f.content) continue;

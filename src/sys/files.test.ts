@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,6 +110,30 @@ describe('modes under a umask other than 022', () => {
       expect(modeOf(join(b, 'hooks'))).toBe(0o750);
       expect(modeOf(join(b, 'run'))).toBe(0o700);
     }
+  });
+});
+
+describe('what an apply reads again', () => {
+  it('rewrites a file edited behind its back, even to the same size and mtime', () => {
+    writeBundleFiles(dir, bundle());
+    const path = join(dir, 'ccd', 'alice');
+    const before = statSync(path);
+    // Same length, and the old mtime put back: only the inode's ctime tells.
+    writeFileSync(path, 'ifconfig-push XXXXX\n');
+    utimesSync(path, before.atime, before.mtime);
+    expect(statSync(path).size).toBe(before.size);
+    expect(writeBundleFiles(dir, bundle())).toEqual(['ccd/alice']);
+    expect(readFileSync(path, 'utf8')).toBe('ifconfig-push alice\n');
+  });
+
+  it('reports nothing for a second identical write, and a real change once', () => {
+    writeBundleFiles(dir, bundle());
+    expect(writeBundleFiles(dir, bundle())).toEqual([]);
+    const changed = bundle().map((f) =>
+      f.path === 'server.conf' ? { ...f, content: `${f.content}# more\n` } : f,
+    );
+    expect(writeBundleFiles(dir, changed)).toEqual(['server.conf']);
+    expect(writeBundleFiles(dir, changed)).toEqual([]);
   });
 });
 
