@@ -81,17 +81,29 @@ function formatValidation(errors: FastifySchemaValidationError[], dataVar: strin
   return new Error(`${field}: ${message}`);
 }
 
+/**
+ * The Node server options every listener of the controller shares (the first is fastify's own,
+ * more come from listen.ts): request and header deadlines.
+ */
+export function nodeServerOptions(opts: HttpOptions) {
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+  return {
+    // Node checks request and header deadlines only this often (its default: every 30 s).
+    connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
+    headersTimeout: requestTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+  };
+}
+
 export async function createHttp(
   opts: HttpOptions,
   auth: Authenticator,
   log: (line: string) => void,
 ): Promise<FastifyInstance> {
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
-  // Node checks request and header deadlines only this often (its default: every 30 s).
-  const serverOptions = {
-    connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
-    headersTimeout: requestTimeoutMs,
-  };
+  const { connectionsCheckingInterval, headersTimeout } = nodeServerOptions(opts);
+  const serverOptions = { connectionsCheckingInterval, headersTimeout };
   const app = fastify({
     logger: false,
     ...(opts.https ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),

@@ -1,10 +1,13 @@
 /** Where the controller listens: a unix socket (the default) or TCP, TLS unless loopback. */
 import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Conflict, InputError } from '../errors.js';
 import { type Endpoint, formatEndpoint, isLoopback, parseAddress } from '../client/client.js';
+import { type HttpOptions, nodeServerOptions } from './http.js';
 
 export function defaultSocketPath(fleetDir: string): string {
   return join(fleetDir, 'run', 'controller.sock');
@@ -44,15 +47,73 @@ async function clearStaleSocket(path: string): Promise<void> {
 /** Starts listening; returns the address in --listen form. */
 export async function listenOn(app: FastifyInstance, endpoint: Endpoint): Promise<string> {
   if (endpoint.kind === 'unix') {
-    mkdirSync(dirname(endpoint.path), { recursive: true, mode: 0o750 });
-    await clearStaleSocket(endpoint.path);
+    await prepareSocketPath(endpoint.path);
     await app.listen({ path: endpoint.path });
     // Owner and group (e.g. the admins' group) may connect; the token is still required.
     chmodSync(endpoint.path, 0o660);
     return formatEndpoint(endpoint);
   }
   await app.listen({ host: endpoint.host, port: endpoint.port });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : endpoint.port;
-  return formatEndpoint({ ...endpoint, port });
+  return formatEndpoint({ ...endpoint, port: portOf(app.server, endpoint.port) });
+}
+
+/**
+ * Listens on each endpoint: the first is fastify's own server, each further one a Node server
+ * with the same deadlines and connection limit that hands its requests to the same routes
+ * (`app.routing`), closed with the app. So the CLI keeps its unix socket while browsers and
+ * Prometheus reach the same controller over TCP. Returns the addresses in --listen form.
+ */
+export async function listenOnAll(
+  app: FastifyInstance,
+  endpoints: Endpoint[],
+  opts: HttpOptions,
+): Promise<string[]> {
+  const [first, ...more] = endpoints;
+  if (!first) throw new InputError('--listen', 'give at least one address');
+  const out = [await listenOn(app, first)];
+  const extra: Server[] = [];
+  // Hooks cannot be added to a started app: the extra servers follow its own server's close
+  // (server.close stops accepting at once; open connections are cut).
+  app.server.once('close', () => {
+    for (const server of extra) {
+      server.close();
+      server.closeAllConnections();
+    }
+  });
+  for (const endpoint of more) {
+    const handler = (
+      req: Parameters<typeof app.routing>[0],
+      res: Parameters<typeof app.routing>[1],
+    ) => app.routing(req, res);
+    const options = nodeServerOptions(opts);
+    const server: Server =
+      endpoint.kind === 'tcp' && endpoint.tls && opts.https
+        ? createHttpsServer({ ...options, ...opts.https }, handler)
+        : createHttpServer(options, handler);
+    server.maxConnections = opts.maxConnections ?? 1024;
+    // The idle-socket deadline fastify sets on its own server (the long-poll lengthens its own).
+    server.setTimeout(opts.requestTimeoutMs ?? 10_000);
+    extra.push(server);
+    if (endpoint.kind === 'unix') await prepareSocketPath(endpoint.path);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if (endpoint.kind === 'unix') server.listen(endpoint.path, resolve);
+      else server.listen(endpoint.port, endpoint.host, resolve);
+    });
+    if (endpoint.kind === 'unix') {
+      chmodSync(endpoint.path, 0o660);
+      out.push(formatEndpoint(endpoint));
+    } else out.push(formatEndpoint({ ...endpoint, port: portOf(server, endpoint.port) }));
+  }
+  return out;
+}
+
+async function prepareSocketPath(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+  await clearStaleSocket(path);
+}
+
+function portOf(server: Server, fallback: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : fallback;
 }

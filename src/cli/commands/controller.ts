@@ -16,7 +16,7 @@ import {
   parseEndpoint,
 } from '../../client/client.js';
 import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/views.js';
-import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
+import { defaultSocketPath, listenOnAll, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
 import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
 import { printJson, printTable, say, warn } from '../output.js';
@@ -60,7 +60,9 @@ export function registerControllerCommands(program: Command): void {
     .description('run the controller: admin API, agent long-poll and reports (until SIGTERM)')
     .option(
       '--listen <where>',
-      'unix:PATH or HOST:PORT (default: unix:<dir>/run/controller.sock; TCP beyond loopback needs TLS)',
+      'unix:PATH or HOST:PORT; repeat to listen on several (default: unix:<dir>/run/controller.sock; TCP beyond loopback needs TLS)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
     )
     .option(
       '--base <template>',
@@ -77,7 +79,7 @@ export function registerControllerCommands(program: Command): void {
     .action(
       async (
         opts: {
-          listen?: string;
+          listen: string[];
           base: string;
           tlsCert?: string;
           tlsKey?: string;
@@ -102,7 +104,8 @@ export function registerControllerCommands(program: Command): void {
                 key: readFileOrFail(opts.tlsKey, '--tls-key'),
               }
             : undefined;
-        const endpoint = parseListen(opts.listen ?? `unix:${defaultSocketPath(dir)}`, !!https);
+        const listens = opts.listen.length ? opts.listen : [`unix:${defaultSocketPath(dir)}`];
+        const endpoints = listens.map((text) => parseListen(text, !!https));
         const admin = ensureAdminToken(dir);
         // fastify loads only here, so the other commands start as fast as before.
         const { buildController } = await import('../../controller/app.js');
@@ -113,15 +116,18 @@ export function registerControllerCommands(program: Command): void {
           maxConnections,
           ...(https ? { https } : {}),
         });
-        let where: string;
+        let where: string[];
         try {
-          where = await listenOn(ctl.app, endpoint);
+          where = await listenOnAll(ctl.app, endpoints, {
+            maxConnections,
+            ...(https ? { https } : {}),
+          });
         } catch (err) {
           await ctl.close();
           throw err;
         }
         say(
-          `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
+          `controller listening on ${where.join(' and ')}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
         );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
