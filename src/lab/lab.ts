@@ -30,6 +30,14 @@ import {
 } from './state.js';
 
 export const DEFAULT_PREFIX = 'ovf';
+/**
+ * The controller runs in the core router's namespace and serves the console, the API and
+ * /metrics on this port of that namespace's own loopback, besides its unix socket (which every
+ * namespace reaches: a socket file is not bound to a network namespace). There, a browser
+ * started in the core namespace and a Prometheus scraping the agents over the backbone reach
+ * it, and the host's own network is left untouched.
+ */
+export const LAB_CONTROLLER_PORT = 8080;
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
 const FRR_BIN = '/usr/lib/frr';
 const SHARED_FRR_FILES = [
@@ -378,7 +386,7 @@ export class Lab {
     await this.startController();
     for (const s of this.plan.servers) this.startAgent(s.name);
     log(
-      `control plane: controller on ${this.controllerSocket}, ${this.plan.servers.length} agents`,
+      `control plane: controller on ${this.controllerSocket} and http://127.0.0.1:${LAB_CONTROLLER_PORT} in ${this.plan.core}, ${this.plan.servers.length} agents`,
     );
   }
 
@@ -392,12 +400,14 @@ export class Lab {
         'controller',
         '--listen',
         `unix:${this.controllerSocket}`,
+        '--listen',
+        `127.0.0.1:${LAB_CONTROLLER_PORT}`,
         '--base',
         join(this.state.dir, 'servers', '{server}'),
       ],
-      { logFile: join(this.state.dir, 'controller.log') },
+      { netns: this.plan.core, logFile: join(this.state.dir, 'controller.log') },
     );
-    this.recordProcess({ id: 'controller', kind: 'controller', ns: '', pid: p.pid });
+    this.recordProcess({ id: 'controller', kind: 'controller', ns: this.plan.core, pid: p.pid });
     await waitFor(
       'the controller (see controller.log in the lab directory)',
       async () => {
