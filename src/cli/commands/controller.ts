@@ -19,6 +19,13 @@ import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/views.js'
 import { defaultSocketPath, listenOn, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
 import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
+import {
+  METRICS_LISTEN_HELP,
+  METRICS_TOKEN_HELP,
+  parseMetricsListen,
+  readMetricsToken,
+} from '../metrics-options.js';
+import { serveMetrics } from '../../sys/metrics-http.js';
 import { printJson, printTable, say, warn } from '../output.js';
 
 interface ControllerOptions {
@@ -74,6 +81,15 @@ export function registerControllerCommands(program: Command): void {
       'refuse connections beyond this many (keep it below the open-files limit)',
       '1024',
     )
+    .option('--metrics-listen <addr:port>', METRICS_LISTEN_HELP)
+    .option(
+      '--metrics-token-file <file>',
+      `${METRICS_TOKEN_HELP}; GET /metrics on the API takes it besides the admin token`,
+    )
+    .option(
+      '--metrics-per-user',
+      'add series with a user label (one per connected user: mind the cardinality)',
+    )
     .action(
       async (
         opts: {
@@ -82,6 +98,9 @@ export function registerControllerCommands(program: Command): void {
           tlsCert?: string;
           tlsKey?: string;
           maxConnections: string;
+          metricsListen?: string;
+          metricsTokenFile?: string;
+          metricsPerUser?: boolean;
         },
         cmd: Command,
       ) => {
@@ -103,6 +122,11 @@ export function registerControllerCommands(program: Command): void {
               }
             : undefined;
         const endpoint = parseListen(opts.listen ?? `unix:${defaultSocketPath(dir)}`, !!https);
+        const metricsToken = readMetricsToken(opts.metricsTokenFile);
+        const metricsAt =
+          opts.metricsListen !== undefined
+            ? parseMetricsListen(opts.metricsListen, metricsToken !== undefined)
+            : undefined;
         const admin = ensureAdminToken(dir);
         // fastify loads only here, so the other commands start as fast as before.
         const { buildController } = await import('../../controller/app.js');
@@ -112,10 +136,22 @@ export function registerControllerCommands(program: Command): void {
           adminToken: admin.token,
           maxConnections,
           ...(https ? { https } : {}),
+          metrics: {
+            ...(metricsToken !== undefined ? { token: metricsToken } : {}),
+            perUser: opts.metricsPerUser ?? false,
+          },
         });
         let where: string;
+        let metricsListener: Awaited<ReturnType<typeof serveMetrics>> | undefined;
         try {
           where = await listenOn(ctl.app, endpoint);
+          if (metricsAt)
+            metricsListener = await serveMetrics({
+              ...metricsAt,
+              render: () => ctl.metrics.render(),
+              ...(metricsToken !== undefined ? { token: metricsToken } : {}),
+              log: (line) => warn(line),
+            });
         } catch (err) {
           await ctl.close();
           throw err;
@@ -123,10 +159,15 @@ export function registerControllerCommands(program: Command): void {
         say(
           `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
         );
+        if (metricsAt && metricsListener)
+          say(
+            `metrics on http://${formatEndpoint({ kind: 'tcp', tls: false, host: metricsAt.host, port: metricsListener.port })}/metrics`,
+          );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));
         });
+        await metricsListener?.close();
         await ctl.close();
         say(`controller stopped (${signal})`);
       },
