@@ -20,6 +20,14 @@ import {
 import { NFT_TABLE } from '../render/nftables.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
 import { type AgentHost, realHost } from './host.js';
+import {
+  type AgentMetrics,
+  AgentRegistry,
+  type DisconnectReason,
+  RouteArrivals,
+  metricsAnswer,
+  sessionsGone,
+} from './metrics.js';
 import { planRoutes } from './reconcile.js';
 
 export interface AgentOptions {
@@ -40,6 +48,10 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Every side effect of the agent; the real machine unless a test hands in a fake. */
   host?: AgentHost;
+  /** What the agent counts; default: its own Prometheus registry. */
+  metrics?: AgentMetrics;
+  /** Bearer token GET /metrics on the health socket needs (--metrics-token-file); none: open. */
+  metricsToken?: string;
 }
 
 const DRAIN_TABLE = 'ovpn_fleet_drain';
@@ -51,6 +63,9 @@ function reportedAs(s: SessionReport): string {
 }
 
 export class Agent {
+  /** Served at GET /metrics on the health socket (and by `agent --metrics-listen`). */
+  readonly metrics: AgentMetrics;
+  private readonly arrivals: RouteArrivals;
   private readonly host: AgentHost;
   private readonly log: (line: string) => void;
   private running = false;
@@ -91,15 +106,27 @@ export class Agent {
       ((line) =>
         process.stdout.write(`${new Date(this.host.clock.now()).toISOString()} ${line}\n`));
     this.host = o.host ?? realHost({ ...o, log: this.log });
+    this.metrics =
+      o.metrics ??
+      new AgentRegistry({ now: () => this.now(), sessions: () => this.sessions.length });
+    this.arrivals = new RouteArrivals(
+      () => this.now(),
+      (seconds) => this.metrics.routePresent(seconds),
+    );
+    this.routeView.watch?.(() => this.arrivals.check(() => this.routes()));
     // A burst of connects (a server restart brings all its users back at once) costs one
     // status + report after another, not one per client.
-    this.mgmt.on('client-established', () => {
+    this.mgmt.on('client-established', (clientId, _commonName, env) => {
+      this.metrics.connected();
+      this.arrivals.established(clientId, env);
+      this.arrivals.check(() => this.routes());
       this.sessionsChanged().catch((err: Error) =>
         this.log(`session refresh failed: ${err.message}`),
       );
     });
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
     this.applied = this.host.bundle.readFile('VERSION')?.trim();
+    if (this.applied) this.metrics.bundleApplied(this.applied);
   }
 
   /** OpenVPN's management socket, of which the agent is the only client. */
@@ -152,6 +179,7 @@ export class Agent {
     while (this.running) {
       try {
         const r = await this.host.controller.poll(this.known);
+        this.metrics.polled(r.status === 200 || r.status === 204, this.now());
         if (r.status === 200) {
           const parsed = parseDirective(r.text);
           let done = false;
@@ -159,6 +187,7 @@ export class Agent {
             done =
               'problem' in parsed ? this.refuse(parsed.problem) : await this.act(parsed.directive);
           } catch (err) {
+            this.metrics.applyFailed('error');
             this.logOnce(`applying directive failed: ${(err as Error).message}`);
           }
           if (done && 'directive' in parsed) {
@@ -177,6 +206,7 @@ export class Agent {
         }
       } catch (err) {
         // Controller gone: keep serving with the last good bundle, try again.
+        this.metrics.polled(false, this.now());
         if (backoff === 250) this.log(`controller unreachable: ${(err as Error).message}`);
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, 5000);
@@ -233,7 +263,7 @@ export class Agent {
     this.lastFailure = '';
     for (const e of d.evict) {
       for (const s of this.live().filter((x) => x.user === e.user && x.since <= e.since)) {
-        await this.endSession(s, `newer session of ${s.user} on another server`);
+        await this.endSession(s, `newer session of ${s.user} on another server`, 'eviction');
       }
     }
     if (changed) await this.apply(d.bundle, changed);
@@ -243,6 +273,7 @@ export class Agent {
   }
 
   private refuse(problem: string): false {
+    this.metrics.applyFailed('refused');
     this.logOnce(
       `directive refused, last good bundle ${this.applied?.slice(0, 12) ?? 'none'} kept: ${problem}`,
     );
@@ -271,6 +302,7 @@ export class Agent {
       const r = await this.run(['vtysh', ...instance, '-f', files.absolute('frr.conf')], {
         allowFailure: true,
       });
+      if (r.code !== 0) this.metrics.applyFailed('frr');
       this.log(
         `FRR reloaded (${r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`})`,
       );
@@ -283,6 +315,7 @@ export class Agent {
     }
     files.writeFile('VERSION', `${bundle.digest}\n`);
     this.applied = bundle.digest;
+    this.metrics.bundleApplied(bundle.digest, this.now());
     this.log(`applied bundle ${bundle.digest.slice(0, 12)} (${changed.length} files changed)`);
   }
 
@@ -303,6 +336,7 @@ export class Agent {
     const routingBefore = this.routingUp();
     const applied = await this.run(['nft', '-f', file], { allowFailure: true });
     if (applied.code !== 0) {
+      this.metrics.applyFailed('ruleset');
       this.log(
         `ruleset refused by nft, previous one kept: ${applied.stderr.trim().split('\n')[0]}`,
       );
@@ -325,6 +359,7 @@ export class Agent {
       await this.run(['nft', '-f', '-'], { input: restore });
       // Health says so until a bundle with a good ruleset arrives.
       this.rulesetOk = false;
+      this.metrics.rulesetRolledBack();
       this.log('new ruleset cut routing off: rolled back to the previous ruleset');
       return;
     }
@@ -347,7 +382,12 @@ export class Agent {
       if (!this.mgmt.connected) await this.mgmt.connect();
       const now = this.now();
       for (const [cid, at] of this.killed) if (now - at > 15_000) this.killed.delete(cid);
-      this.sessions = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
+      const listed = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
+      // Sessions that left without the agent hearing why (ended ones are not listed already).
+      const gone = sessionsGone(this.sessions, listed);
+      if (gone) this.metrics.disconnected('vanished', gone);
+      this.sessions = listed;
+      this.arrivals.check(() => this.routes(), listed);
       this.statusAt = now;
       this.sessionsUnknown = false;
     } catch {
@@ -369,8 +409,14 @@ export class Agent {
     return this.sessionsUnknown ? [] : [...this.sessions];
   }
 
-  private async endSession(s: SessionReport, why: string, restartToNext = false): Promise<void> {
+  private async endSession(
+    s: SessionReport,
+    why: string,
+    reason: DisconnectReason,
+    restartToNext = false,
+  ): Promise<void> {
     this.killed.set(s.clientId, this.now());
+    this.metrics.disconnected(reason);
     try {
       await this.mgmt.kill(s.clientId, { restartToNext });
     } catch (err) {
@@ -419,6 +465,7 @@ export class Agent {
       const s = find(l);
       if (!s) continue;
       await this.withdraw(s);
+      this.metrics.disconnected('client');
       withdrawn++;
       this.log(`${s.user} left (exit notification): routes withdrawn`);
     }
@@ -440,7 +487,7 @@ export class Agent {
   /** Sessions of users the bundle no longer admits (disabled, revoked, deleted). */
   private async endDisallowedSessions(): Promise<void> {
     for (const s of this.live()) {
-      if (!this.admits(s.user)) await this.endSession(s, 'no longer allowed');
+      if (!this.admits(s.user)) await this.endSession(s, 'no longer allowed', 'disallowed');
     }
   }
 
@@ -461,7 +508,7 @@ export class Agent {
       });
       this.draining = true;
       await this.refreshSessions(false);
-      await Promise.all(this.live().map((s) => this.endSession(s, 'drain', true)));
+      await Promise.all(this.live().map((s) => this.endSession(s, 'drain', 'drain', true)));
       this.log(`draining: ${this.sessions.length} sessions left`);
     } else {
       await this.run(['nft', 'delete', 'table', 'inet', DRAIN_TABLE], { allowFailure: true });
@@ -536,6 +583,7 @@ export class Agent {
       );
     }
     const { add: added, remove: removed } = plan;
+    this.metrics.routesReconciled(added, removed);
     if (added.length || removed.length)
       this.log(`routes reconciled: +${added.join(',') || '-'} -${removed.join(',') || '-'}`);
     return { added, removed };
@@ -573,9 +621,14 @@ export class Agent {
     };
   }
 
-  /** GET /health on run/agent.sock: 200 when the server should get new users, else 503. */
+  /**
+   * GET /health on run/agent.sock: 200 when the server should get new users, else 503.
+   * GET /metrics there: Prometheus text (with the metrics token, when one is set).
+   */
   private async startHealthServer(): Promise<void> {
-    this.closeHealth = await this.host.serveHealth(() => {
+    this.closeHealth = await this.host.serveHealth((req) => {
+      if (req.path === '/metrics')
+        return metricsAnswer(this.metrics, req.authorization, this.o.metricsToken);
       const h = this.healthNow();
       return {
         status: h.ok ? 200 : 503,

@@ -49,7 +49,11 @@ export interface Management {
   status(): Promise<SessionReport[]>;
   kill(clientId: number, opts?: { restartToNext?: boolean }): Promise<void>;
   exitingClients(): Promise<{ commonName: string; realAddress: string }[]>;
-  on(event: 'client-established' | 'remote-exit', listener: () => void): unknown;
+  /** `client-established` passes the client id, common name and env; `remote-exit` nothing. */
+  on(
+    event: 'client-established' | 'remote-exit',
+    listener: (clientId: number, commonName: string, env: Record<string, string>) => void,
+  ): unknown;
 }
 
 /** The kernel's route table as the agent sees it. */
@@ -61,6 +65,8 @@ export interface Routes {
   hasProto(protos: ReadonlySet<string>): boolean;
   /** Re-reads the table (after the kernel dropped routes without saying so). */
   resync(): Promise<void>;
+  /** Calls `listener` after every change the table takes in. */
+  watch?(listener: () => void): void;
 }
 
 export interface ControllerAnswer {
@@ -77,6 +83,14 @@ export interface ControllerLink {
 export interface HealthAnswer {
   status: number;
   body: string;
+  /** Default: application/json. */
+  contentType?: string;
+}
+
+/** What the health socket's answer depends on: the path, and a bearer token for /metrics. */
+export interface HealthRequest {
+  path: string;
+  authorization?: string;
 }
 
 export interface AgentHost {
@@ -88,8 +102,10 @@ export interface AgentHost {
   management: Management;
   routes: Routes;
   controller: ControllerLink;
-  /** Answers GET /health on run/agent.sock with `answer()`; resolves to a closer. */
-  serveHealth(answer: () => HealthAnswer): Promise<() => Promise<void>>;
+  /** Answers GET requests on run/agent.sock with `answer(request)`; resolves to a closer. */
+  serveHealth(
+    answer: (req: HealthRequest) => HealthAnswer | Promise<HealthAnswer>,
+  ): Promise<() => Promise<void>>;
 }
 
 export interface RealHostOptions {
@@ -157,10 +173,21 @@ export function realHost(o: RealHostOptions): AgentHost {
     async serveHealth(answer) {
       const sock = join(dir, 'run', 'agent.sock');
       rmSync(sock, { force: true });
-      const server = createServer((_req, res) => {
-        const { status, body } = answer();
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(body);
+      const server = createServer((req, res) => {
+        const request: HealthRequest = {
+          path: (req.url ?? '/').split('?')[0],
+          ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+        };
+        Promise.resolve(answer(request)).then(
+          ({ status, body, contentType }) => {
+            res.writeHead(status, { 'content-type': contentType ?? 'application/json' });
+            res.end(body);
+          },
+          (err: unknown) => {
+            o.log(`health socket: ${err instanceof Error ? err.message : String(err)}`);
+            res.writeHead(500).end();
+          },
+        );
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -135,6 +135,7 @@ export class RouteView {
   private monitor?: LineStream;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly listeners = new Set<() => void>();
   /** Events seen while a dump runs, replayed on top of it (the dump may predate them). */
   private pending?: Extract<MonitorEvent, { kind: 'route' }>[];
 
@@ -167,6 +168,16 @@ export class RouteView {
     return this.table.on(dev, proto);
   }
 
+  /** Calls `listener` after every change the view takes in, as `onChange`. */
+  watch(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  private changed(): void {
+    this.o.onChange?.();
+    for (const listener of this.listeners) listener();
+  }
+
   hasProto(protos: ReadonlySet<string>): boolean {
     return this.table.hasProto(protos);
   }
@@ -193,7 +204,7 @@ export class RouteView {
       );
       this.table.replaceAll(new Map([...v4, ...v6]));
       for (const e of this.pending) this.table.apply(e);
-      this.o.onChange?.();
+      this.changed();
     } catch (err) {
       this.o.log(`route table not read: ${(err as Error).message}`);
     } finally {
@@ -211,7 +222,7 @@ export class RouteView {
         if (e.kind === 'link') return void this.resync();
         this.pending?.push(e);
         this.table.apply(e);
-        this.o.onChange?.();
+        this.changed();
       },
       (code, stderr) => {
         this.o.log(

@@ -17,10 +17,12 @@ import type {
   ControllerAnswer,
   ControllerLink,
   HealthAnswer,
+  HealthRequest,
   Management,
   Routes,
 } from './host.js';
 import { AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
+import type { AgentMetrics, ApplyFailure, DisconnectReason } from './metrics.js';
 
 /** Lets every promise chain that can run now run (the fakes do no I/O, so this is all of them). */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -108,13 +110,19 @@ export class FakeManagement implements Management {
     return Promise.resolve(this.exiting);
   }
 
-  on(event: 'client-established' | 'remote-exit', listener: () => void): void {
+  on(
+    event: 'client-established' | 'remote-exit',
+    listener: (clientId: number, commonName: string, env: Record<string, string>) => void,
+  ): void {
     this.events.on(event, listener);
   }
 
-  /** A real-time notification from OpenVPN. */
-  notify(event: 'client-established' | 'remote-exit'): void {
-    this.events.emit(event);
+  /** A real-time notification from OpenVPN (ESTABLISHED: client id, common name, env). */
+  notify(
+    event: 'client-established' | 'remote-exit',
+    ...args: [clientId?: number, commonName?: string, env?: Record<string, string>]
+  ): void {
+    this.events.emit(event, ...args);
   }
 }
 
@@ -129,6 +137,19 @@ export class FakeRoutes implements Routes {
   on = () => [...this.hostRoutes].sort();
   hasProto = () => this.routingUp;
   resync = () => Promise.resolve();
+  private readonly listeners: (() => void)[] = [];
+  watch = (listener: () => void) => void this.listeners.push(listener);
+
+  /** Tells the watchers the table changed, as `ip monitor` would. */
+  changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** A host route appears (a hook ran `ip route replace`). */
+  learn(address: string): void {
+    this.hostRoutes.add(address);
+    this.changed();
+  }
 }
 
 /** An in-memory bundle folder, with `writeBundleFiles`' rules: content decides, stray ccd goes. */
@@ -222,7 +243,7 @@ export class FakeHost implements AgentHost {
   readonly commands: Command[] = [];
   readonly signals: NodeJS.Signals[] = [];
   private readonly answers = new Map<string, Partial<RunResult>>();
-  private healthAnswer?: () => HealthAnswer;
+  private healthAnswer?: (req: HealthRequest) => HealthAnswer | Promise<HealthAnswer>;
 
   constructor() {
     // A server as the agent usually finds it: our ruleset loaded, not draining.
@@ -247,6 +268,7 @@ export class FakeHost implements AgentHost {
     if (r.code === 0 && argv[0] === 'ip' && argv[1] === 'route') {
       if (argv[2] === 'replace') this.routes.hostRoutes.add(argv[3]);
       if (argv[2] === 'del') this.routes.hostRoutes.delete(argv[3]);
+      this.routes.changed();
     }
     if (r.code !== 0 && !opts.allowFailure)
       return Promise.reject(new CommandError(argv, r.code, r.stderr));
@@ -266,13 +288,73 @@ export class FakeHost implements AgentHost {
     return this.openvpnRunning;
   }
 
-  serveHealth(answer: () => HealthAnswer): Promise<() => Promise<void>> {
+  serveHealth(
+    answer: (req: HealthRequest) => HealthAnswer | Promise<HealthAnswer>,
+  ): Promise<() => Promise<void>> {
     this.healthAnswer = answer;
     return Promise.resolve(() => Promise.resolve());
   }
 
-  /** What GET /health on run/agent.sock would answer. */
+  /** What GET /health on run/agent.sock would answer (at once: load balancers ask often). */
   health(): HealthAnswer | undefined {
-    return this.healthAnswer?.();
+    const answer = this.healthAnswer?.({ path: '/health' });
+    if (answer instanceof Promise) throw new Error('GET /health should answer at once');
+    return answer;
+  }
+
+  /** What GET `path` on run/agent.sock would answer. */
+  async get(path: string, authorization?: string): Promise<HealthAnswer | undefined> {
+    return this.healthAnswer?.({ path, ...(authorization ? { authorization } : {}) });
+  }
+}
+
+/**
+ * Metrics that remember what the agent told them, as lines (`disconnected drain`), for tests
+ * that look at the agent's decisions rather than at Prometheus' text.
+ */
+export class RecordedMetrics implements AgentMetrics {
+  readonly events: string[] = [];
+  readonly routeSeconds: number[] = [];
+
+  connected(): void {
+    this.events.push('connected');
+  }
+
+  disconnected(reason: DisconnectReason, count = 1): void {
+    for (let i = 0; i < count; i++) this.events.push(`disconnected ${reason}`);
+  }
+
+  routePresent(seconds: number): void {
+    this.routeSeconds.push(seconds);
+  }
+
+  bundleApplied(digest: string, atMs?: number): void {
+    this.events.push(`bundle ${digest.slice(0, 12)}${atMs === undefined ? ' (on disk)' : ''}`);
+  }
+
+  applyFailed(reason: ApplyFailure): void {
+    this.events.push(`apply failed ${reason}`);
+  }
+
+  rulesetRolledBack(): void {
+    this.events.push('ruleset rolled back');
+  }
+
+  routesReconciled(added: readonly string[], removed: readonly string[]): void {
+    for (const a of added) this.events.push(`route added ${a}`);
+    for (const a of removed) this.events.push(`route removed ${a}`);
+  }
+
+  polled(ok: boolean): void {
+    this.events.push(ok ? 'poll ok' : 'poll failed');
+  }
+
+  render(): Promise<{ contentType: string; body: string }> {
+    return Promise.resolve({ contentType: 'text/plain', body: `${this.events.join('\n')}\n` });
+  }
+
+  /** The events of one kind (`disconnected`, `apply failed`…), without the kind. */
+  of(kind: string): string[] {
+    return this.events.filter((e) => e.startsWith(`${kind} `)).map((e) => e.slice(kind.length + 1));
   }
 }

@@ -9,6 +9,7 @@ import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
+import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
@@ -33,10 +34,14 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   staleAfterMs?: number;
   /** One-line log messages; default: standard error. */
   log?: (line: string) => void;
+  /** Who besides the admin may read /metrics, and whether series may name users. */
+  metrics?: MetricsOptions;
 }
 
 export interface Controller {
   app: FastifyInstance;
+  /** Its Prometheus metrics (also on GET /metrics), for a second listener. */
+  metrics: ControllerMetrics;
   /** Recomputes bundles and directives now (what the watcher does on a change). */
   refresh(): Promise<void>;
   /** Answers waiting polls with 204, stops the watcher, the server and the store. */
@@ -47,12 +52,15 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
   const log = opts.log ?? ((line: string) => process.stderr.write(`controller: ${line}\n`));
   const clock = opts.clock ?? systemClock;
   const { fleet, changes } = openWatchedFleet(opts.fleetDir, { clock, actor: ADMIN_ACTOR });
+  const metrics = new ControllerMetrics(clock, opts.metrics);
   const state = new ControllerState(fleet, changes, clock, opts.timers ?? realTimers, {
     ...opts,
     log,
+    events: metrics,
   });
   try {
     const app = await createHttp(opts, state.auth, log);
+    metrics.attach(app, state);
     metaRoutes(app, state);
     userRoutes(app, state);
     serverRoutes(app, state);
@@ -65,6 +73,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     state.start(opts.watchIntervalMs ?? 200);
     return {
       app,
+      metrics,
       refresh: () => state.refresh(),
       async close() {
         await state.close();

@@ -26,6 +26,7 @@ import { Authenticator } from './auth.js';
 import { Coalescer } from './builds.js';
 import { directiveToken, evictions } from './directives.js';
 import { type IngestOptions, ReportIngest } from './ingest.js';
+import type { ControllerEvents } from './metrics.js';
 import { PollWaiters, type Served, served } from './polls.js';
 import { type KnownUser, knownUser } from './reports.js';
 import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
@@ -50,6 +51,8 @@ export interface StateOptions extends IngestOptions {
   serverToken?: (server: string) => string;
   staleAfterMs?: number;
   log: (line: string) => void;
+  /** Told of evictions and drains as they happen (the metrics' counters). */
+  events?: ControllerEvents;
 }
 
 export class ControllerState {
@@ -261,6 +264,7 @@ export class ControllerState {
     }
     this.issuedEvictions = issued;
     if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
+    for (const e of fresh) this.opts.events?.evictionIssued(String(e.detail?.server));
   }
 
   /** Records a server's report (see ReportIngest) and decides evictions again. */
@@ -292,8 +296,9 @@ export class ControllerState {
   }
 
   setDraining(name: string, draining: boolean): ServerView {
-    this.server(name);
+    const was = this.server(name).draining;
     this.store.setDraining(name, draining, this.clock.now(), ADMIN_ACTOR);
+    if (was !== draining) this.opts.events?.drainChanged(name, draining);
     this.recomputeDirectives();
     this.changed('servers');
     return this.server(name);

@@ -6,6 +6,13 @@ import { parseEndpoint } from '../../client/client.js';
 import { InputError } from '../../errors.js';
 import { DEFAULT_RENDER_OPTIONS } from '../../render/types.js';
 import { readCaFile } from '../options.js';
+import {
+  METRICS_LISTEN_HELP,
+  METRICS_TOKEN_HELP,
+  parseMetricsListen,
+  readMetricsToken,
+} from '../metrics-options.js';
+import { serveMetrics } from '../../sys/metrics-http.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -31,6 +38,11 @@ export function registerAgent(program: Command): void {
       String(DEFAULT_RENDER_OPTIONS.routeProtocol),
     )
     .option('--frr-instance <name>', 'FRR instance (vtysh -N) to reload, when FRR runs as one')
+    .option('--metrics-listen <addr:port>', METRICS_LISTEN_HELP)
+    .option(
+      '--metrics-token-file <file>',
+      `${METRICS_TOKEN_HELP}; also on the health socket's /metrics`,
+    )
     .action(
       async (opts: {
         server: string;
@@ -41,6 +53,8 @@ export function registerAgent(program: Command): void {
         tun: string;
         routeProto: string;
         frrInstance?: string;
+        metricsListen?: string;
+        metricsTokenFile?: string;
       }) => {
         const ca = opts.ca !== undefined ? readCaFile(opts.ca) : undefined;
         // Refused here, before anything starts: plain HTTP beyond loopback, --ca without TLS.
@@ -57,6 +71,11 @@ export function registerAgent(program: Command): void {
         const proto = Number(opts.routeProto);
         if (!Number.isInteger(proto) || proto < 1 || proto > 255)
           throw new InputError('--route-proto', 'must be 1-255');
+        const metricsToken = readMetricsToken(opts.metricsTokenFile);
+        const metricsAt =
+          opts.metricsListen !== undefined
+            ? parseMetricsListen(opts.metricsListen, metricsToken !== undefined)
+            : undefined;
         const { Agent } = await import('../../agent/agent.js');
         const options = {
           server: opts.server,
@@ -68,11 +87,26 @@ export function registerAgent(program: Command): void {
           ...(opts.frrInstance ? { frrInstance: opts.frrInstance } : {}),
           // AgentOptions.ca: the agent pins it through parseEndpoint.
           ...(ca ? { ca } : {}),
+          ...(metricsToken !== undefined ? { metricsToken } : {}),
         };
         const agent = new Agent(options);
         await agent.start();
+        let metricsListener: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+        try {
+          if (metricsAt)
+            metricsListener = await serveMetrics({
+              ...metricsAt,
+              render: () => agent.metrics.render(),
+              ...(metricsToken !== undefined ? { token: metricsToken } : {}),
+              log: (line) => process.stderr.write(`${line}\n`),
+            });
+        } catch (err) {
+          await agent.stop();
+          throw err;
+        }
         await new Promise<void>((done) => {
-          const stop = () => void agent.stop().then(done);
+          const stop = () =>
+            void Promise.all([agent.stop(), metricsListener?.close()]).then(() => done());
           process.once('SIGTERM', stop);
           process.once('SIGINT', stop);
         });

@@ -19,6 +19,13 @@ import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/views.js'
 import { defaultSocketPath, listenOnAll, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
 import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
+import {
+  METRICS_LISTEN_HELP,
+  METRICS_TOKEN_HELP,
+  parseMetricsListen,
+  readMetricsToken,
+} from '../metrics-options.js';
+import { serveMetrics } from '../../sys/metrics-http.js';
 import { printJson, printTable, say, warn } from '../output.js';
 
 interface ControllerOptions {
@@ -76,6 +83,15 @@ export function registerControllerCommands(program: Command): void {
       'refuse connections beyond this many (keep it below the open-files limit)',
       '1024',
     )
+    .option('--metrics-listen <addr:port>', METRICS_LISTEN_HELP)
+    .option(
+      '--metrics-token-file <file>',
+      `${METRICS_TOKEN_HELP}; GET /metrics on the API takes it besides the admin token`,
+    )
+    .option(
+      '--metrics-per-user',
+      'add series with a user label (one per connected user: mind the cardinality)',
+    )
     .action(
       async (
         opts: {
@@ -84,6 +100,9 @@ export function registerControllerCommands(program: Command): void {
           tlsCert?: string;
           tlsKey?: string;
           maxConnections: string;
+          metricsListen?: string;
+          metricsTokenFile?: string;
+          metricsPerUser?: boolean;
         },
         cmd: Command,
       ) => {
@@ -106,6 +125,11 @@ export function registerControllerCommands(program: Command): void {
             : undefined;
         const listens = opts.listen.length ? opts.listen : [`unix:${defaultSocketPath(dir)}`];
         const endpoints = listens.map((text) => parseListen(text, !!https));
+        const metricsToken = readMetricsToken(opts.metricsTokenFile);
+        const metricsAt =
+          opts.metricsListen !== undefined
+            ? parseMetricsListen(opts.metricsListen, metricsToken !== undefined)
+            : undefined;
         const admin = ensureAdminToken(dir);
         // fastify loads only here, so the other commands start as fast as before.
         const { buildController } = await import('../../controller/app.js');
@@ -115,13 +139,25 @@ export function registerControllerCommands(program: Command): void {
           adminToken: admin.token,
           maxConnections,
           ...(https ? { https } : {}),
+          metrics: {
+            ...(metricsToken !== undefined ? { token: metricsToken } : {}),
+            perUser: opts.metricsPerUser ?? false,
+          },
         });
         let where: string[];
+        let metricsListener: Awaited<ReturnType<typeof serveMetrics>> | undefined;
         try {
           where = await listenOnAll(ctl.app, endpoints, {
             maxConnections,
             ...(https ? { https } : {}),
           });
+          if (metricsAt)
+            metricsListener = await serveMetrics({
+              ...metricsAt,
+              render: () => ctl.metrics.render(),
+              ...(metricsToken !== undefined ? { token: metricsToken } : {}),
+              log: (line) => warn(line),
+            });
         } catch (err) {
           await ctl.close();
           throw err;
@@ -129,10 +165,15 @@ export function registerControllerCommands(program: Command): void {
         say(
           `controller listening on ${where.join(' and ')}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
         );
+        if (metricsAt && metricsListener)
+          say(
+            `metrics on http://${formatEndpoint({ kind: 'tcp', tls: false, host: metricsAt.host, port: metricsListener.port })}/metrics`,
+          );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));
         });
+        await metricsListener?.close();
         await ctl.close();
         say(`controller stopped (${signal})`);
       },
