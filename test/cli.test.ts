@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminTokenPath } from '../src/controller/auth.js';
+import { SqliteStore } from '../src/store/sqlite.js';
 import { EXAMPLE_FLEET_YAML } from '../src/spec/example.js';
 import { selfSignedCert } from '../src/testing.js';
 
@@ -151,6 +152,52 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
       status: 'enabled',
     });
     expect(users[1]).toMatchObject({ ipv4: '10.200.0.3', groups: ['dba', 'staff'] });
+  });
+
+  it("user history prints the user's sessions newest first, as a table or JSON", () => {
+    given(['alice']);
+    // Sessions as the controller records agents' reports.
+    const store = new SqliteStore(join(dir, 'fleet.db'));
+    const health = { openvpn: true, routing: true, ruleset: true, draining: false, ok: true };
+    const s = (since: string, clientId: number) => ({
+      user: 'alice',
+      realAddress: `198.51.100.${clientId}:1194`,
+      since,
+      bytesIn: 100 * clientId,
+      bytesOut: 200 * clientId,
+      clientId,
+    });
+    const later = new Date(Date.now() + 60_000);
+    const at = (minutes: number) => new Date(later.getTime() + minutes * 60_000).toISOString();
+    try {
+      store.recordReport('vpn11', { at: at(1), health, sessions: [s(at(0), 1)] });
+      store.recordReport('vpn11', { at: at(2), health, sessions: [] });
+      store.recordReport('vpn21', { at: at(3), health, sessions: [s(at(3), 2)] });
+    } finally {
+      store.close();
+    }
+    const rows = JSON.parse(ok(['user', 'history', 'alice', '--json']));
+    expect(rows).toEqual([
+      expect.objectContaining({ server: 'vpn21', since: at(3), until: null, reason: null }),
+      expect.objectContaining({
+        server: 'vpn11',
+        realAddress: '198.51.100.1:1194',
+        until: at(2),
+        bytesIn: 100,
+        reason: 'disconnect',
+      }),
+    ]);
+    const table = ok(['user', 'history', 'alice', '--limit', '1']).trimEnd().split('\n');
+    expect(table).toHaveLength(2);
+    expect(table[0]).toMatch(/^SERVER +REALADDRESS +SINCE +UNTIL +BYTESIN +BYTESOUT +REASON$/);
+    expect(table[1]).toMatch(/^vpn21 +198\.51\.100\.2:1194 +\S+ +live +200 +400 +-$/);
+
+    const unknown = cli(['user', 'history', 'zed']);
+    expect(unknown.status).toBe(3);
+    expect(unknown.stderr).toMatch(/zed/);
+    const bad = cli(['user', 'history', 'alice', '--limit', '0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--limit: "0" is not a number/);
   });
 
   it('refuses bad user names and unknown groups with one line naming the problem', async () => {

@@ -324,6 +324,56 @@ describe('Agent on a fake host', () => {
     expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob', 'carol']);
   });
 
+  it("ends a session an operator killed, through the evictions' path, and only that one", async () => {
+    // alice is back in a newer session (another client id, same second): it must stay.
+    const aliceAgain = { ...session('alice', 3), since: alice.since };
+    host.management.sessions = [alice, bob, aliceAgain];
+    host.routes.hostRoutes.add(alice.ipv4!).add(alice.ipv6!).add(bob.ipv4!);
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob'])));
+    const kill = {
+      user: 'alice',
+      since: alice.since,
+      clientId: alice.clientId,
+      reason: 'operator' as const,
+    };
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob']), { token: 'k', evict: [kill] }));
+    expect(host.management.kills).toEqual([{ clientId: alice.clientId, restartToNext: false }]);
+    expect(log).toContain("ended alice's session (ended by an operator)");
+    expect(host.controller.lastReport?.sessions.map((s) => [s.user, s.clientId])).toEqual([
+      ['bob', bob.clientId],
+      ['alice', aliceAgain.clientId],
+    ]);
+    // The same directive again (the controller keeps the entry until the report shows the
+    // session gone) kills nothing more.
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob']), { token: 'k2', evict: [kill] }));
+    expect(host.management.kills).toHaveLength(1);
+  });
+
+  it('reports the host routes it holds: /32 and /128 only, by family, sorted', async () => {
+    host.management.sessions = [alice, bob];
+    host.routes.hostRoutes
+      .add(bob.ipv4!)
+      .add(alice.ipv4!)
+      .add(alice.ipv6!)
+      .add('10.8.9.0/24')
+      .add('10.8.9.9/32')
+      .add('fd00:8::77/128')
+      .add('default')
+      .add('fe80::1%vpn0');
+    await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob'])));
+    expect(host.controller.lastReport?.routes).toEqual({
+      ipv4: ['10.8.0.2', '10.8.0.3', '10.8.9.9'],
+      ipv6: ['fd00:8::2', 'fd00:8::77'],
+    });
+    // A route gone is reported at the next pass, without waiting for the 5 s refresh.
+    await start();
+    const reports = host.controller.reports.length;
+    host.routes.hostRoutes.delete('10.8.9.9/32');
+    await host.clock.advance(1000);
+    expect(host.controller.reports.length).toBeGreaterThan(reports);
+    expect(host.controller.lastReport?.routes?.ipv4).toEqual(['10.8.0.2', '10.8.0.3']);
+  });
+
   it('drains: new clients refused on the OpenVPN port, every client sent to its next remote', async () => {
     host.management.sessions = [alice, bob];
     await agent.handle(directiveOf(bundle(NEXT, ['alice', 'bob'], { serverConf: 'port 1195\n' })));

@@ -13,6 +13,8 @@ import type { RunOptions, RunResult } from '../sys/exec.js';
 import {
   type AgentReport,
   type Directive,
+  HostRoutes,
+  MAX_HOST_ROUTES,
   type ServerHealth,
   type SessionReport,
   sessionId,
@@ -215,13 +217,15 @@ export class Agent {
   }
 
   private async report(force = false): Promise<void> {
+    const routes = this.hostRoutes();
     const body: AgentReport = {
       ...(this.applied ? { bundleDigest: this.applied } : {}),
       sessions: this.sessions,
       ...(this.sessionsUnknown ? { sessionsUnknown: true } : {}),
       health: this.healthNow(),
+      routes,
     };
-    const key = `${this.sessions.map(reportedAs).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}`;
+    const key = `${this.sessions.map(reportedAs).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}|${routes.ipv4.join(',')}|${routes.ipv6.join(',')}`;
     if (!force && key === this.lastReportKey && this.now() - this.lastReportAt < 5000) return;
     try {
       const r = await this.host.controller.report(body);
@@ -261,10 +265,19 @@ export class Agent {
       }
     }
     this.lastFailure = '';
+    // Evictions and operators' kills alike: the sessions of `user` that started at or before
+    // `since` (and have that client id, when the entry names one).
     for (const e of d.evict) {
-      for (const s of this.live().filter((x) => x.user === e.user && x.since <= e.since)) {
-        await this.endSession(s, `newer session of ${s.user} on another server`, 'eviction');
-      }
+      const named = (x: SessionReport) =>
+        x.user === e.user &&
+        x.since <= e.since &&
+        (e.clientId === undefined || x.clientId === e.clientId);
+      const operator = e.reason === 'operator';
+      const why = operator
+        ? 'ended by an operator'
+        : `newer session of ${e.user} on another server`;
+      for (const s of this.live().filter(named))
+        await this.endSession(s, why, operator ? 'killed' : 'eviction');
     }
     if (changed) await this.apply(d.bundle, changed);
     if (d.drain !== this.draining) await this.setDraining(d.drain);
@@ -528,6 +541,31 @@ export class Agent {
   /** The users' host routes: on the tun device, with the hooks' protocol number. */
   private routes(): string[] {
     return this.routeView.on(this.o.tunDevice, String(this.o.routeProtocol));
+  }
+
+  /**
+   * The host routes as the report carries them: the /32 and /128 destinations of `routes()`,
+   * exactly what the routing daemon announces. Anything else a hand may have put on the device
+   * with our protocol (a wider prefix, `default`) is no user's route and is left out, as is
+   * anything beyond the report's bound. Addresses are checked with the report's own schema
+   * (node's isIPv6 would pass a zone id the controller refuses).
+   */
+  private hostRoutes(): HostRoutes {
+    const v4 = HostRoutes.shape.ipv4.element;
+    const v6 = HostRoutes.shape.ipv6.element;
+    const ipv4: string[] = [];
+    const ipv6: string[] = [];
+    for (const dst of this.routes()) {
+      const [address, length] = dst.split('/', 2);
+      if (length === undefined || length === '32' || length === '128') {
+        if (length !== '128' && v4.safeParse(address).success) ipv4.push(address);
+        else if (length !== '32' && v6.safeParse(address).success) ipv6.push(address);
+      }
+    }
+    return {
+      ipv4: ipv4.sort().slice(0, MAX_HOST_ROUTES),
+      ipv6: ipv6.sort().slice(0, MAX_HOST_ROUTES),
+    };
   }
 
   private async deleteRoutes(addresses: (string | undefined)[]): Promise<void> {

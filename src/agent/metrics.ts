@@ -19,7 +19,8 @@ import type { HealthAnswer } from './host.js';
  * OpenVPN restarted), or the agent ended it: a newer session elsewhere (eviction), the bundle no
  * longer admits the user (disabled, revoked, deleted), or the server drains.
  */
-export type DisconnectReason = 'client' | 'vanished' | 'eviction' | 'disallowed' | 'drain';
+export type DisconnectReason =
+  'client' | 'vanished' | 'eviction' | 'killed' | 'disallowed' | 'drain';
 
 /**
  * Why applying a directive failed: refused as unsafe (a path out of the bundle…), an error
@@ -72,7 +73,7 @@ export class AgentRegistry implements AgentMetrics {
     });
     this.disconnects = new Counter({
       name: 'ovpn_fleet_agent_disconnects_total',
-      help: 'Sessions ended, by reason: client, vanished, eviction, disallowed, drain',
+      help: 'Sessions ended, by reason: client, vanished, eviction, killed, disallowed, drain',
       labelNames: ['reason'],
       registers,
     });

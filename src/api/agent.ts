@@ -11,6 +11,7 @@
  * reports with these schemas, the agent validates directives with them.
  */
 import { z } from 'zod';
+import { HostRoutes } from './host-routes.js';
 import { ServerHealth } from './servers.js';
 
 export const POLL_WAIT_MS = 25_000;
@@ -52,6 +53,8 @@ export const AgentReport = z.strictObject({
    */
   sessionsUnknown: z.boolean().optional(),
   health: ServerHealth,
+  /** The host routes the server holds (absent from agents older than this field). */
+  routes: HostRoutes.optional(),
 });
 export type AgentReport = z.infer<typeof AgentReport>;
 
@@ -86,10 +89,21 @@ export const Directive = z.object({
     files: z.array(BundleFile),
   }),
   /**
-   * Sessions to end because the same user has a newer session on another server: kill the
-   * local session of `user` if it started at or before `since`.
+   * Sessions to end: kill the local session of `user` if it started at or before `since` (and,
+   * when given, has OpenVPN client id `clientId`). Why: a newer session of the same user on
+   * another server, or (`reason: 'operator'`) an operator ended it. Operator kills ride in this
+   * list rather than in a list of their own so that the agent ends them through the one path it
+   * has for evictions, and an agent older than `reason` (which strips unknown keys) still ends
+   * them.
    */
-  evict: z.array(z.object({ user: z.string(), since: z.string() })),
+  evict: z.array(
+    z.object({
+      user: z.string(),
+      since: z.string(),
+      clientId: z.number().int().min(0).optional(),
+      reason: z.enum(['newer-session', 'operator']).optional(),
+    }),
+  ),
   /** Take no new users and move the connected ones to their next remote. */
   drain: z.boolean(),
 });

@@ -8,6 +8,8 @@ export * from './agent.js';
 export * from './audit.js';
 export * from './common.js';
 export * from './health.js';
+export * from './history.js';
+export * from './host-routes.js';
 export { jsonSchema, type JsonSchema } from './json-schema.js';
 export * from './servers.js';
 export * from './sessions.js';

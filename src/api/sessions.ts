@@ -15,3 +15,19 @@ export const SessionView = z.object({
   stale: z.boolean().describe('the server has not reported for a while: this session may be gone'),
 });
 export type SessionView = z.infer<typeof SessionView>;
+
+/** `POST /v1/sessions/kill`: end the live session(s) of `user` on `server`. */
+export const KillBody = z.strictObject({
+  server: z.string().min(1).max(200),
+  user: z.string().min(1).max(200),
+});
+export type KillBody = z.infer<typeof KillBody>;
+
+export const KillResult = z.object({
+  server: z.string(),
+  user: z.string(),
+  sessions: z
+    .array(SessionView)
+    .describe("the sessions the server's agent is told to end (with its next directive)"),
+});
+export type KillResult = z.infer<typeof KillResult>;

@@ -13,6 +13,7 @@ import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
+import { sessionRoutes } from './routes/sessions.js';
 import { userRoutes } from './routes/users.js';
 import { ADMIN_ACTOR, ControllerState } from './state.js';
 
@@ -64,6 +65,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     metaRoutes(app, state);
     userRoutes(app, state);
     serverRoutes(app, state);
+    sessionRoutes(app, state);
     agentRoutes(app, state, {
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,

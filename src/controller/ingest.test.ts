@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentReport, SessionReport } from '../api/index.js';
 import type { User } from '../store/types.js';
-import { type IngestOptions, ReportIngest } from './ingest.js';
+import { type IngestOptions, ReportIngest, type ServerAsks } from './ingest.js';
 import { knownUser } from './reports.js';
 import { type ControllerFleet, controllerFleet } from './testing.js';
 
@@ -22,7 +22,7 @@ beforeEach(async () => {
 });
 afterEach(() => t.cleanup());
 
-const ingest = (opts: IngestOptions = {}) =>
+const ingest = (opts: IngestOptions = {}, asked?: (server: string) => ServerAsks | undefined) =>
   new ReportIngest(
     t.fleet.store,
     (name) => {
@@ -32,6 +32,7 @@ const ingest = (opts: IngestOptions = {}) =>
     t.clock,
     (l) => logged.push(l),
     opts,
+    asked,
   );
 
 /** A session of `user` that started `agoS` seconds before the clock's now. */
@@ -173,5 +174,106 @@ describe('ReportIngest', () => {
     });
     ingest1.record('vpn11', report(all));
     expect(sessionAudit().filter(([, a]) => a === 'audit.suppressed')).toHaveLength(1);
+  });
+});
+
+describe('ReportIngest and the location history', () => {
+  /** ann's history as [server, until, reason], newest first. */
+  const historyOf = (user: string) =>
+    t.fleet.store
+      .sessionHistory(user, { limit: 100 })
+      .map((h) => [h.server, h.until ?? null, h.reason ?? null]);
+  const nowIso = () => t.clock.now().toISOString();
+
+  it('a session the client ended: disconnect, at the report that shows it gone, audited so', () => {
+    const i = ingest();
+    i.record('vpn11', report([session('ann')]));
+    expect(historyOf('ann')).toEqual([['vpn11', null, null]]);
+    t.clock.advance(2000);
+    i.record('vpn11', report([]));
+    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+    const audit = t.fleet.store.auditLog(10).find((e) => e.action === 'session.disconnect');
+    expect(audit?.detail).toMatchObject({ server: 'vpn11', reason: 'disconnect' });
+  });
+
+  it("what the controller asked for names the reason: an operator's kill, an eviction", () => {
+    const ann = session('ann', 60, 1);
+    const bob = session('bob', 60, 2);
+    const cid = session('cid', 60, 3);
+    const asks: ServerAsks = {
+      evict: [
+        { user: 'ann', since: ann.since, clientId: 1, reason: 'operator' },
+        { user: 'bob', since: bob.since },
+        // Another session of cid (another client id) was killed: not this one.
+        { user: 'cid', since: cid.since, clientId: 9, reason: 'operator' },
+      ],
+      drain: false,
+    };
+    const i = ingest({}, (server) => (server === 'vpn11' ? asks : undefined));
+    i.record('vpn11', report([ann, bob, cid]));
+    i.record('vpn11', report([]));
+    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'killed']]);
+    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'eviction']]);
+    expect(historyOf('cid')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+  });
+
+  it("the user's status cut it: revoke, disable, delete", async () => {
+    const i = ingest();
+    i.record('vpn11', report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))));
+    await t.fleet.setStatus('ann', 'revoked');
+    await t.fleet.setStatus('bob', 'disabled');
+    await t.fleet.deleteUser('cid');
+    // The agent has not ended them yet: the controller stops admitting them at once.
+    i.record('vpn11', report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))));
+    expect(usersOn('vpn11')).toEqual(['dan']);
+    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'revoke']]);
+    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'disable']]);
+    expect(historyOf('cid')).toEqual([['vpn11', nowIso(), 'delete']]);
+    expect(historyOf('dan')).toEqual([['vpn11', null, null]]);
+  });
+
+  it('gone while its server drains: drain (the flag, or the agent saying so)', () => {
+    const i = ingest({}, (server) => (server === 'vpn11' ? { evict: [], drain: true } : undefined));
+    i.record('vpn11', report([session('ann')]));
+    i.record('vpn11', report([]));
+    i.record('vpn12', report([session('bob')]));
+    i.record('vpn12', report([], { health: { ...HEALTHY, draining: true, ok: false } }));
+    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'drain']]);
+    expect(historyOf('bob')).toEqual([['vpn12', nowIso(), 'drain']]);
+  });
+
+  it('gone while nobody watched: server-lost, until it was last seen', () => {
+    const i = ingest({ staleAfterMs: 10_000 });
+    const ann = session('ann', 60, 1);
+    i.record('vpn11', report([ann, session('bob', 60, 2)]));
+    // Within the stale limit a missing session is an ordinary disconnect.
+    t.clock.advance(10_000);
+    i.record('vpn11', report([ann]));
+    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+    const annSeen = nowIso();
+    // Silent for longer: ann went at some point after she was last seen.
+    t.clock.advance(10_001);
+    i.record('vpn11', report([]));
+    expect(historyOf('ann')).toEqual([['vpn11', annSeen, 'server-lost']]);
+
+    // An agent that could not read its sessions, then can again without cid's.
+    const cid = session('cid');
+    i.record('vpn12', report([cid]));
+    const cidSeen = nowIso();
+    t.clock.advance(1000);
+    i.record('vpn12', report([], { sessionsUnknown: true }));
+    t.clock.advance(1000);
+    i.record('vpn12', report([]));
+    expect(historyOf('cid')).toEqual([['vpn12', cidSeen, 'server-lost']]);
+  });
+
+  it("keeps each server's reported routes, also when its sessions could not be read", () => {
+    const i = ingest();
+    const routes = { ipv4: [users.get('ann')!.ipv4], ipv6: [] };
+    i.record('vpn11', report([], { routes }));
+    const state = () => t.fleet.store.listServerStates().find((s) => s.name === 'vpn11');
+    expect(state()?.routes).toEqual(routes);
+    i.record('vpn11', report([], { sessionsUnknown: true, routes: { ipv4: [], ipv6: [] } }));
+    expect(state()?.routes).toEqual({ ipv4: [], ipv6: [] });
   });
 });

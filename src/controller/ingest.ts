@@ -1,18 +1,30 @@
 /**
- * Turns an agent's report into the session table and the audit log. Sessions that cannot be
- * real are left out (reports.ts says which); the audit entries one server's reports write are
- * limited (AuditBudget); a report whose sessions the agent could not read changes nothing.
+ * Turns an agent's report into the session table, the location history and the audit log.
+ * Sessions that cannot be real are left out (reports.ts says which); the audit entries one
+ * server's reports write are limited (AuditBudget); a report whose sessions the agent could not
+ * read changes no session. Each session gone gets its reason (history.ts) in the same
+ * transaction as the report that shows it gone.
  */
-import type { AgentReport } from '../api/index.js';
-import type { FleetStore, StoredSession } from '../store/types.js';
+import type { AgentReport, Eviction } from '../api/index.js';
+import type { FleetStore, SessionEnd, StoredSession } from '../store/types.js';
 import type { Clock } from '../sys/time.js';
 import { sessionChanges } from './directives.js';
+import { endReason } from './history.js';
 import { AuditBudget, type KnownUser, type RefusedSession, admitSessions } from './reports.js';
+import { STALE_AFTER_MS } from './views.js';
 
 export interface IngestOptions {
   /** Audit entries one server's reports may write at once (default 2,000), and per second (20). */
   auditBurst?: number;
   auditPerSecond?: number;
+  /** A server silent for longer than this was stale: what it no longer lists was `server-lost`. */
+  staleAfterMs?: number;
+}
+
+/** What the controller has asked of a server, for telling why its sessions ended. */
+export interface ServerAsks {
+  evict: readonly Eviction[];
+  drain: boolean;
 }
 
 export class ReportIngest {
@@ -31,6 +43,8 @@ export class ReportIngest {
     private readonly clock: Clock,
     private readonly log: (line: string) => void,
     private readonly opts: IngestOptions = {},
+    /** The server's current directive, if any (state.ts hands in its own). */
+    private readonly asked: (server: string) => ServerAsks | undefined = () => undefined,
   ) {
     const newestFirst = [...store.listSessions()].sort((a, b) => (a.since < b.since ? 1 : -1));
     for (const s of newestFirst)
@@ -51,14 +65,17 @@ export class ReportIngest {
         at,
         health: { ...report.health },
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
+        ...(report.routes ? { routes: report.routes } : {}),
       });
       return;
     }
+    const lost = this.unknown.has(server) || this.wasStale(server, now);
     this.unknown.delete(server);
     const { accepted, refused } = admitSessions(report.sessions, this.userNamed, now);
     if (refused.length) this.logRefused(server, refused, now);
     const before = this.store.listSessions(server);
     const { connected, disconnected } = sessionChanges(before, accepted);
+    const ended = this.endsOf(server, disconnected, report, lost, at);
     const budget = this.budget(server, now);
     const suppressed = budget.drainSuppressed(now);
     const audit = (action: string, subject: string, detail: Record<string, unknown>) => {
@@ -88,9 +105,15 @@ export class ReportIngest {
           bytesOut: s.bytesOut,
           clientId: s.clientId,
         })),
+        ...(report.routes ? { routes: report.routes } : {}),
+        ended,
       });
-      for (const s of disconnected)
-        audit('session.disconnect', s.user, disconnectDetail(server, s));
+      disconnected.forEach((s, i) =>
+        audit('session.disconnect', s.user, {
+          ...disconnectDetail(server, s),
+          reason: ended[i].reason,
+        }),
+      );
       for (const s of connected) {
         audit('session.connect', s.user, {
           server,
@@ -104,6 +127,42 @@ export class ReportIngest {
           audit('session.move', s.user, { from: previous, to: server, since: s.since });
         this.lastServer.set(s.user, server);
       }
+    });
+  }
+
+  /** Whether the server's previous report is older than the stale limit (or the controller's start). */
+  private wasStale(server: string, now: Date): boolean {
+    const last = this.store.listServerStates().find((s) => s.name === server)?.reportedAt;
+    if (!last) return false;
+    return now.getTime() - Date.parse(last) > (this.opts.staleAfterMs ?? STALE_AFTER_MS);
+  }
+
+  /** How each session gone ended, in the order given. */
+  private endsOf(
+    server: string,
+    gone: readonly StoredSession[],
+    report: AgentReport,
+    lost: boolean,
+    at: string,
+  ): SessionEnd[] {
+    if (!gone.length) return [];
+    const asked = this.asked(server);
+    const ctx = {
+      evict: asked?.evict ?? [],
+      draining: (asked?.drain ?? false) || report.health.draining,
+      userStatus: (name: string) => this.userNamed(name)?.status,
+      serverLost: lost,
+    };
+    return gone.map((s) => {
+      const reason = endReason(s, ctx);
+      // Lost while nobody watched: it was last seen alive at its last report.
+      return {
+        user: s.user,
+        since: s.since,
+        clientId: s.clientId,
+        reason,
+        at: reason === 'server-lost' ? s.reportedAt : at,
+      };
     });
   }
 

@@ -4,8 +4,14 @@ import { AuditBudget, type KnownUser, admitSessions } from './reports.js';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
 const users = new Map<string, KnownUser>([
-  ['alice', { ipv4: '10.200.0.2', ipv6: 'fd7a:6ca6:e640:8000::2', enabled: true }],
-  ['bob', { ipv4: '10.200.0.3', ipv6: 'fd7a:6ca6:e640:8000::3', enabled: false }],
+  [
+    'alice',
+    { ipv4: '10.200.0.2', ipv6: 'fd7a:6ca6:e640:8000::2', enabled: true, status: 'enabled' },
+  ],
+  [
+    'bob',
+    { ipv4: '10.200.0.3', ipv6: 'fd7a:6ca6:e640:8000::3', enabled: false, status: 'disabled' },
+  ],
 ]);
 
 function s(user: string, extra: Partial<SessionReport> = {}): SessionReport {

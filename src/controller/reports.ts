@@ -5,6 +5,7 @@
  * No I/O, no clock: callers pass `now`.
  */
 import type { SessionReport } from '../api/index.js';
+import type { UserStatus } from '../store/types.js';
 
 /** How far a session's start may lie ahead of the controller's clock (clocks drift a little). */
 export const SINCE_SKEW_MS = 60_000;
@@ -13,11 +14,13 @@ export interface KnownUser {
   ipv4: string;
   ipv6: string;
   enabled: boolean;
+  /** For the location history: why a session of the user ended. */
+  status: UserStatus;
 }
 
 /** What the rules need to know of a stored user. */
-export function knownUser(u: { ipv4: string; ipv6: string; status: string }): KnownUser {
-  return { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled' };
+export function knownUser(u: { ipv4: string; ipv6: string; status: UserStatus }): KnownUser {
+  return { ipv4: u.ipv4, ipv6: u.ipv6, enabled: u.status === 'enabled', status: u.status };
 }
 
 export interface RefusedSession {

@@ -186,6 +186,23 @@ describe('ControllerState', () => {
     expect(t.fleet.store.revocationState().crlNumber).toBe(2);
   });
 
+  it('prunes the location history with the audit log: ended sessions past retentionDays', async () => {
+    const retentionMs = t.fleet.spec.audit.retentionDays * 86_400_000;
+    const old = annSession(60);
+    state.report('vpn11', report([old]));
+    state.report('vpn11', report([]));
+    const current = { ...annSession(30), clientId: 4 };
+    state.report('vpn12', report([current]));
+    const history = () => t.fleet.store.sessionHistory('ann', { limit: 10 }).map((h) => h.server);
+    expect(history()).toEqual(['vpn12', 'vpn11']);
+    // Past the retention: the ended session goes at the next hourly prune, the live one stays.
+    t.clock.advance(retentionMs + HOUR_MS);
+    state.report('vpn12', report([current]));
+    await timers.advance(WATCH_MS);
+    expect(history()).toEqual(['vpn12']);
+    expect(logged).toContain('history: removed 1 ended sessions');
+  });
+
   it('prunes audit entries past retentionDays at start and then hourly, not on every tick', async () => {
     const retentionMs = t.fleet.spec.audit.retentionDays * 86_400_000;
     const entry = (subject: string) => ({

@@ -15,12 +15,20 @@
  * anyway). Its sessions stay in the table and in /v1/sessions, flagged stale, until its agent
  * reports again.
  */
-import type { AgentReport, ServerView, SessionView } from '../api/index.js';
+import {
+  type AgentReport,
+  type Eviction,
+  type KillResult,
+  type RoutesView,
+  type ServerView,
+  type SessionView,
+  sessionId,
+} from '../api/index.js';
 import { NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
 import { Fleet } from '../service/fleet.js';
 import { loadSpec } from '../service/spec-file.js';
-import type { AuditEntry, ChangeFeed } from '../store/types.js';
+import type { AuditEntry, ChangeFeed, StoredSession } from '../store/types.js';
 import type { Clock, Timers } from '../sys/time.js';
 import { Authenticator } from './auth.js';
 import { Coalescer } from './builds.js';
@@ -29,6 +37,7 @@ import { type IngestOptions, ReportIngest } from './ingest.js';
 import type { ControllerEvents } from './metrics.js';
 import { PollWaiters, type Served, served } from './polls.js';
 import { type KnownUser, knownUser } from './reports.js';
+import { routesView } from './routes-view.js';
 import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
@@ -41,6 +50,16 @@ export const ADMIN_ACTOR = 'api:admin';
  */
 export type ChangeKind = 'sessions' | 'servers' | 'fleet';
 const HOUR_MS = 3_600_000;
+/** Ended sessions kept per user in the location history, however young (a flapping client). */
+export const HISTORY_PER_USER = 1000;
+
+/** An operator's kill not yet carried out: one live session of `user` on `server`. */
+interface Kill {
+  server: string;
+  user: string;
+  since: string;
+  clientId: number;
+}
 
 export interface StateOptions extends IngestOptions {
   fleetDir: string;
@@ -67,6 +86,12 @@ export class ControllerState {
   private readonly staleAfterMs: number;
   /** Evictions already written to the audit log (server, user, since). */
   private issuedEvictions = new Set<string>();
+  /**
+   * Operators' kills, by server and session id, until the session is gone from the table: a
+   * reconnect (another session) is not killed again. Kept in memory: a controller restart
+   * forgets a kill not yet carried out, and the operator asks again.
+   */
+  private readonly kills = new Map<string, Kill>();
   private staleKey = '';
   private lastPruneAt = 0;
   private lastSpecProblem = '';
@@ -94,6 +119,7 @@ export class ControllerState {
       clock,
       opts.log,
       opts,
+      (server) => this.directives.get(server)?.directive,
     );
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
@@ -172,8 +198,12 @@ export class ControllerState {
     if (this.lastPruneAt && now.getTime() - this.lastPruneAt < HOUR_MS) return 0;
     this.lastPruneAt = now.getTime();
     const days = this.fleet.spec.audit.retentionDays;
-    const removed = this.store.pruneAudit(new Date(now.getTime() - days * 86_400_000));
+    const cutoff = new Date(now.getTime() - days * 86_400_000);
+    const removed = this.store.pruneAudit(cutoff);
     if (removed) this.opts.log(`audit: removed ${removed} entries older than ${days} days`);
+    // The location history is kept as long as the audit log that tells the same story.
+    const sessions = this.store.pruneHistory(cutoff, HISTORY_PER_USER);
+    if (sessions) this.opts.log(`history: removed ${sessions} ended sessions`);
     return removed;
   }
 
@@ -232,13 +262,14 @@ export class ControllerState {
     this.staleKey = [...stale].sort().join(',');
     const sessions = this.store.listSessions().filter((s) => known.has(s.server));
     const evict = evictions(sessions, stale);
+    const kills = this.pendingKills(sessions);
     const issued = new Set<string>();
     const fresh: AuditEntry[] = [];
     for (const server of servers) {
       const bundle = this.bundles.get(server);
       if (!bundle) continue;
-      const list = evict.get(server) ?? [];
-      for (const e of list) {
+      const evicted = evict.get(server) ?? [];
+      for (const e of evicted) {
         const key = `${server}\0${e.user}\0${e.since}`;
         issued.add(key);
         if (!this.issuedEvictions.has(key))
@@ -250,6 +281,9 @@ export class ControllerState {
             detail: { server, since: e.since },
           });
       }
+      const list = [...evicted, ...(kills.get(server) ?? [])].sort((a, b) =>
+        a.user < b.user ? -1 : a.user > b.user ? 1 : 0,
+      );
       const drain = states.get(server)?.draining ?? false;
       const token = directiveToken(bundle.digest, list, drain);
       if (this.directives.get(server)?.directive.token === token) continue;
@@ -265,6 +299,65 @@ export class ControllerState {
     this.issuedEvictions = issued;
     if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
     for (const e of fresh) this.opts.events?.evictionIssued(String(e.detail?.server));
+  }
+
+  /**
+   * The kills still to carry out, as evict entries per server; kills whose session is gone
+   * from the table (ended, by the kill or otherwise) are dropped here.
+   */
+  private pendingKills(sessions: readonly StoredSession[]): Map<string, Eviction[]> {
+    const live = new Set(sessions.map((s) => `${s.server}\0${sessionId(s)}`));
+    const out = new Map<string, Eviction[]>();
+    for (const [key, k] of this.kills) {
+      if (!live.has(key)) {
+        this.kills.delete(key);
+        continue;
+      }
+      let list = out.get(k.server);
+      if (!list) out.set(k.server, (list = []));
+      list.push({ user: k.user, since: k.since, clientId: k.clientId, reason: 'operator' });
+    }
+    return out;
+  }
+
+  /**
+   * Asks `server`'s agent, with its next directive, to end the live session(s) of `user` there.
+   * Asking again for a session already asked for changes nothing (and audits nothing).
+   */
+  killSession(server: string, user: string, actor: string): KillResult {
+    this.server(server);
+    const stale = this.staleNow(this.clock.now()).has(server);
+    const targets = this.store.listSessions(server).filter((s) => s.user === user);
+    if (!targets.length) throw new NotFound(`no live session of ${user} on ${server}`);
+    const at = this.clock.now().toISOString();
+    const fresh: AuditEntry[] = [];
+    for (const s of targets) {
+      const key = `${server}\0${sessionId(s)}`;
+      if (this.kills.has(key)) continue;
+      this.kills.set(key, { server, user, since: s.since, clientId: s.clientId });
+      fresh.push({
+        at,
+        actor,
+        action: 'session.kill',
+        subject: user,
+        detail: { server, since: s.since, realAddress: s.realAddress },
+      });
+    }
+    if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
+    this.recomputeDirectives();
+    return { server, user, sessions: targets.map((s) => sessionView(s, stale)) };
+  }
+
+  /** Each connected user's and each routed address's host routes against the sessions. */
+  routes(): RoutesView {
+    const states = this.store.listServerStates();
+    return routesView({
+      servers: this.fleet.serverNames(),
+      routes: new Map(states.map((s) => [s.name, s.routes])),
+      stale: this.staleNow(this.clock.now()),
+      sessions: this.store.listSessions(),
+      users: [...this.knownUsers()].map(([name, u]) => ({ name, ipv4: u.ipv4, ipv6: u.ipv6 })),
+    });
   }
 
   /** Records a server's report (see ReportIngest) and decides evictions again. */

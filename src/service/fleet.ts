@@ -9,7 +9,7 @@ import type { Bundle, PinnedSnapshot } from '../render/bundle.js';
 import type { RenderOptions } from '../render/types.js';
 import type { FleetSpec } from '../spec/schema.js';
 import type { Validation } from '../spec/validate.js';
-import type { FleetStore, Pools, User, UserStatus } from '../store/types.js';
+import type { FleetStore, HistoryEntry, Pools, User, UserStatus } from '../store/types.js';
 import { Bundles } from './bundles.js';
 import { type ServiceContext, poolsOf, serverNamesOf } from './context.js';
 import { specPath } from './layout.js';
@@ -115,6 +115,15 @@ export class Fleet {
 
   getUser(name: string): User {
     return this.users.get(name);
+  }
+
+  /**
+   * The sessions the user had and has, newest first (the location history). Only those that
+   * ended since the user was created: a name used again does not inherit the old one's.
+   */
+  userHistory(name: string, limit: number): HistoryEntry[] {
+    const user = this.users.get(name);
+    return this.ctx.store.sessionHistory(name, { limit, after: user.createdAt });
   }
 
   setStatus(name: string, status: UserStatus): Promise<User> {

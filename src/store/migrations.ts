@@ -77,4 +77,30 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE sessions ADD COLUMN first_seen TEXT;
   `,
+  // 4: the location history (one row per session a user had, closed with why it ended), seeded
+  // with the sessions live now; and each server's host routes as its agent last reported them
+  // (JSON {ipv4, ipv6}), kept in the store so that any controller can show them.
+  `
+  CREATE TABLE session_history (
+    id           INTEGER PRIMARY KEY,
+    user         TEXT NOT NULL,
+    server       TEXT NOT NULL,
+    real_address TEXT NOT NULL,
+    ipv4         TEXT,
+    ipv6         TEXT,
+    since        TEXT NOT NULL,
+    client_id    INTEGER NOT NULL,
+    until        TEXT,
+    bytes_in     INTEGER NOT NULL DEFAULT 0,
+    bytes_out    INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT CHECK (reason IN ('disconnect', 'eviction', 'revoke', 'disable', 'delete',
+                                        'drain', 'killed', 'server-lost')),
+    UNIQUE (server, user, since, client_id)
+  );
+  CREATE INDEX session_history_user ON session_history(user, since);
+  CREATE INDEX session_history_until ON session_history(until) WHERE until IS NOT NULL;
+  INSERT INTO session_history (user, server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out)
+    SELECT user, server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out FROM sessions;
+  ALTER TABLE servers ADD COLUMN routes TEXT;
+  `,
 ];

@@ -99,6 +99,7 @@ describe('SqliteStore on a real file', () => {
         'certs',
         'released_addresses',
         'servers',
+        'session_history',
         'sessions',
         'settings',
         'user_groups',

@@ -15,6 +15,8 @@ import type {
   CertAttachment,
   ChangeFeed,
   FleetStore,
+  HistoryEntry,
+  HostRoutes,
   NewCert,
   NewUser,
   Pools,
@@ -22,6 +24,7 @@ import type {
   RevokedCert,
   ServerReport,
   ServerState,
+  SessionEndReason,
   StoredCert,
   StoredSession,
   User,
@@ -75,6 +78,35 @@ interface ServerRow {
   health: string | null;
   bundle_digest: string | null;
   reported_at: string | null;
+  routes: string | null;
+}
+
+interface HistoryRow {
+  user: string;
+  server: string;
+  real_address: string;
+  ipv4: string | null;
+  ipv6: string | null;
+  since: string;
+  until: string | null;
+  bytes_in: number;
+  bytes_out: number;
+  reason: SessionEndReason | null;
+}
+
+function toHistoryEntry(r: HistoryRow): HistoryEntry {
+  return {
+    user: r.user,
+    server: r.server,
+    realAddress: r.real_address,
+    ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
+    ...(r.ipv6 ? { ipv6: r.ipv6 } : {}),
+    since: r.since,
+    ...(r.until ? { until: r.until } : {}),
+    bytesIn: r.bytes_in,
+    bytesOut: r.bytes_out,
+    ...(r.reason ? { reason: r.reason } : {}),
+  };
 }
 
 function toSession(r: SessionRow): StoredSession {
@@ -100,6 +132,7 @@ function toServerState(r: ServerRow): ServerState {
     ...(r.health ? { health: JSON.parse(r.health) as Record<string, unknown> } : {}),
     ...(r.bundle_digest ? { bundleDigest: r.bundle_digest } : {}),
     ...(r.reported_at ? { reportedAt: r.reported_at } : {}),
+    ...(r.routes ? { routes: JSON.parse(r.routes) as HostRoutes } : {}),
   };
 }
 
@@ -562,21 +595,29 @@ export class SqliteStore implements FleetStore {
 
   recordReport(server: string, report: ServerReport): void {
     this.transaction(() => {
-      const seen = new Map(
+      const previous = new Map(
         this.db
           .prepare<[string], SessionRow>('SELECT * FROM sessions WHERE server = ?')
           .all(server)
-          .map((r) => [
-            sessionId({ user: r.user, since: r.since, clientId: r.client_id }),
-            r.first_seen ?? r.reported_at,
-          ]),
+          .map((r) => [sessionId({ user: r.user, since: r.since, clientId: r.client_id }), r]),
       );
       this.db.prepare('DELETE FROM sessions WHERE server = ?').run(server);
       const insert = this.db.prepare(
         `INSERT OR REPLACE INTO sessions (server, user, real_address, ipv4, ipv6, since, bytes_in, bytes_out, client_id, reported_at, first_seen)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
+      // A session seen before has its history row open already; a new one opens its row (or
+      // opens it again, if it comes back after a report that missed it).
+      const open = this.db.prepare(
+        `INSERT INTO session_history (user, server, real_address, ipv4, ipv6, since, client_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (server, user, since, client_id) DO UPDATE SET until = NULL, reason = NULL`,
+      );
+      const live = new Set<string>();
       for (const s of report.sessions) {
+        const id = sessionId(s);
+        live.add(id);
+        const before = previous.get(id);
         insert.run(
           server,
           s.user,
@@ -588,7 +629,36 @@ export class SqliteStore implements FleetStore {
           s.bytesOut,
           s.clientId,
           report.at,
-          seen.get(sessionId(s)) ?? report.at,
+          before ? (before.first_seen ?? before.reported_at) : report.at,
+        );
+        if (!before)
+          open.run(
+            s.user,
+            server,
+            s.realAddress,
+            s.ipv4 ?? null,
+            s.ipv6 ?? null,
+            s.since,
+            s.clientId,
+          );
+      }
+      const ends = new Map((report.ended ?? []).map((e) => [sessionId(e), e]));
+      const close = this.db.prepare(
+        `UPDATE session_history SET until = ?, reason = ?, bytes_in = ?, bytes_out = ?
+         WHERE server = ? AND user = ? AND since = ? AND client_id = ? AND until IS NULL`,
+      );
+      for (const [id, r] of previous) {
+        if (live.has(id)) continue;
+        const end = ends.get(id);
+        close.run(
+          end?.at ?? report.at,
+          end?.reason ?? 'disconnect',
+          r.bytes_in,
+          r.bytes_out,
+          server,
+          r.user,
+          r.since,
+          r.client_id,
         );
       }
       this.recordHealth(server, report);
@@ -598,10 +668,53 @@ export class SqliteStore implements FleetStore {
   recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): void {
     this.db
       .prepare(
-        `INSERT INTO servers (name, draining, health, bundle_digest, reported_at) VALUES (?, 0, ?, ?, ?)
-         ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest, reported_at = excluded.reported_at`,
+        `INSERT INTO servers (name, draining, health, bundle_digest, reported_at, routes) VALUES (?, 0, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest,
+           reported_at = excluded.reported_at, routes = excluded.routes`,
       )
-      .run(server, JSON.stringify(report.health), report.bundleDigest ?? null, report.at);
+      .run(
+        server,
+        JSON.stringify(report.health),
+        report.bundleDigest ?? null,
+        report.at,
+        report.routes
+          ? JSON.stringify({ ipv4: report.routes.ipv4, ipv6: report.routes.ipv6 })
+          : null,
+      );
+  }
+
+  sessionHistory(user: string, opts: { limit: number; after?: string }): HistoryEntry[] {
+    // A live row shows the live session's counters; an ended one those it was last seen with.
+    return this.db
+      .prepare<[string, string | null, string | null, number], HistoryRow>(
+        `SELECT h.user, h.server, h.real_address, h.ipv4, h.ipv6, h.since, h.until, h.reason,
+                coalesce(s.bytes_in, h.bytes_in) AS bytes_in, coalesce(s.bytes_out, h.bytes_out) AS bytes_out
+         FROM session_history h
+         LEFT JOIN sessions s ON h.until IS NULL AND s.server = h.server AND s.user = h.user AND s.since = h.since
+         WHERE h.user = ? AND (? IS NULL OR h.until IS NULL OR h.until >= ?)
+         ORDER BY h.since DESC, h.id DESC LIMIT ?`,
+      )
+      .all(user, opts.after ?? null, opts.after ?? null, opts.limit)
+      .map(toHistoryEntry);
+  }
+
+  pruneHistory(before: Date, keepPerUser: number): number {
+    return this.transaction(() => {
+      // `until` is always written by toISOString(), so string order is time order.
+      const old = this.db
+        .prepare('DELETE FROM session_history WHERE until IS NOT NULL AND until < ?')
+        .run(before.toISOString()).changes;
+      const beyond = this.db
+        .prepare(
+          `DELETE FROM session_history WHERE id IN (
+             SELECT id FROM (
+               SELECT id, row_number() OVER (PARTITION BY user ORDER BY since DESC, id DESC) AS n
+               FROM session_history WHERE until IS NOT NULL)
+             WHERE n > ?)`,
+        )
+        .run(keepPerUser).changes;
+      return old + beyond;
+    });
   }
 
   listSessions(server?: string): StoredSession[] {

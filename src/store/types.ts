@@ -112,6 +112,43 @@ export interface ServerState {
   /** Digest of the bundle the agent says it has applied. */
   bundleDigest?: string;
   reportedAt?: string;
+  /** The host routes its agent last reported; absent when its agent reports none. */
+  routes?: HostRoutes;
+}
+
+/** /32 and /128 destinations, without a prefix length. */
+export interface HostRoutes {
+  ipv4: string[];
+  ipv6: string[];
+}
+
+/** Why a session ended: see SessionEndReason in src/api/history.ts for each one's meaning. */
+export type SessionEndReason =
+  'disconnect' | 'eviction' | 'revoke' | 'disable' | 'delete' | 'drain' | 'killed' | 'server-lost';
+
+/** How one session that a report no longer lists ended. */
+export interface SessionEnd {
+  user: string;
+  since: string;
+  clientId: number;
+  reason: SessionEndReason;
+  /** When it ended (ISO 8601). */
+  at: string;
+}
+
+/** One session a user had (or has: `until` absent), in the location history. */
+export interface HistoryEntry {
+  user: string;
+  server: string;
+  realAddress: string;
+  ipv4?: string;
+  ipv6?: string;
+  since: string;
+  until?: string;
+  /** The last reported counters (the live session's while it lasts). */
+  bytesIn: number;
+  bytesOut: number;
+  reason?: SessionEndReason;
 }
 
 /** One agent report: the server's whole session list replaces the previous one. */
@@ -120,6 +157,13 @@ export interface ServerReport {
   health: Record<string, unknown>;
   bundleDigest?: string;
   sessions: Omit<StoredSession, 'server' | 'reportedAt' | 'firstSeen'>[];
+  /** The host routes the server holds; absent: unknown (an agent that does not say). */
+  routes?: HostRoutes;
+  /**
+   * How sessions the previous report listed and this one does not ended; one not named here
+   * ended by `disconnect` at `at`.
+   */
+  ended?: SessionEnd[];
 }
 
 /**
@@ -187,7 +231,10 @@ export interface FleetStore {
   /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */
   pruneAudit(before: Date): number;
 
-  /** Replaces every session of `server` and records its report, in one transaction. */
+  /**
+   * Replaces every session of `server` and records its report, in one transaction: the location
+   * history gains a row for each new session and closes the row of each session gone.
+   */
   recordReport(server: string, report: ServerReport): void;
   /**
    * Records a report's health and applied bundle but leaves the server's sessions as they are:
@@ -197,5 +244,15 @@ export interface FleetStore {
   /** Sessions of every server (or one), ordered by server, user, since. */
   listSessions(server?: string): StoredSession[];
   listServerStates(): ServerState[];
+  /**
+   * The sessions `user` had and has, newest first; only those that ended at or after `after`
+   * (or are live), when given: a name reused by a new user does not inherit the old history.
+   */
+  sessionHistory(user: string, opts: { limit: number; after?: string }): HistoryEntry[];
+  /**
+   * Deletes history rows of sessions that ended before `before`, and beyond the newest
+   * `keepPerUser` ended rows of each user; live rows stay. Returns how many went.
+   */
+  pruneHistory(before: Date, keepPerUser: number): number;
   setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState;
 }

@@ -101,6 +101,37 @@ export function registerUsers(program: Command): void {
     });
 
   user
+    .command('history <name>')
+    .description(
+      "the user's location history: each session's server, real address, from, until, bytes and why it ended, newest first",
+    )
+    .option('--limit <n>', 'how many sessions, 1-9999', '100')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { limit: string; json?: boolean }, cmd: Command) => {
+      if (!/^[1-9][0-9]{0,3}$/.test(opts.limit))
+        throw new InputError('--limit', `"${opts.limit}" is not a number from 1 to 9999`);
+      const rows = (await withFleet(cmd, (f) => f.userHistory(name, Number(opts.limit)))).map(
+        (h) => ({
+          server: h.server,
+          realAddress: h.realAddress,
+          ipv4: h.ipv4 ?? null,
+          ipv6: h.ipv6 ?? null,
+          since: h.since,
+          until: h.until ?? null,
+          bytesIn: h.bytesIn,
+          bytesOut: h.bytesOut,
+          reason: h.reason ?? null,
+        }),
+      );
+      if (opts.json) printJson(rows);
+      else
+        printTable(
+          rows.map((r) => ({ ...r, until: r.until ?? 'live' })),
+          ['server', 'realAddress', 'since', 'until', 'bytesIn', 'bytesOut', 'reason'],
+        );
+    });
+
+  user
     .command('groups <name>')
     .description("replace a user's groups")
     .option('-g, --group <group>', 'group (repeatable, or comma-separated)', collect, [])
