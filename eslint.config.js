@@ -11,18 +11,24 @@ const rooms = (...names) => names.flatMap((n) => [`../${n}/**`, `../../${n}/**`]
 /** What no pure layer may import. */
 const UPPER = rooms('sys', 'store', 'service', 'controller', 'agent', 'cli', 'lab', 'client');
 
-/** Files matching `files` (tests excepted) may not import `groups` (relative paths) or `paths`. */
-function layer(files, groups, paths = []) {
+/**
+ * Files matching `files` (tests excepted) may not import `groups` (relative paths) or `paths`.
+ * No layer imports the console (src/console): only src/controller/app.ts mounts it (below).
+ */
+function layer(files, groups, paths = [], ignores = []) {
+  const console = files === 'src/console/**' ? [] : rooms('console');
   return [
     {
       files: [files],
-      ignores: ['**/*.test.ts', '**/testing.ts'],
+      ignores: ['**/*.test.ts', '**/testing.ts', ...ignores],
       rules: {
         'no-restricted-imports': [
           'error',
           {
             paths,
-            patterns: [{ group: groups, message: 'this folder may not import that layer' }],
+            patterns: [
+              { group: [...groups, ...console], message: 'this folder may not import that layer' },
+            ],
           },
         ],
       },
@@ -60,7 +66,38 @@ export default tseslint.config(
     rooms('sys', 'service', 'controller', 'agent', 'cli', 'lab', 'client', 'render'),
   ),
   ...layer('src/service/**', rooms('controller', 'agent', 'cli', 'lab', 'client')),
-  ...layer('src/controller/**', rooms('agent', 'cli', 'lab')),
+  ...layer('src/controller/**', rooms('agent', 'cli', 'lab'), [], ['src/controller/app.ts']),
+  // app.ts assembles the controller: it alone mounts the console's routes.
+  {
+    files: ['src/controller/app.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: rooms('agent', 'cli', 'lab'),
+              message: 'this folder may not import that layer',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // The console (server-rendered pages): the wire contract, core, spec, and the controller's
+  // state and views for their types; everything else through the ControllerState it is given.
+  ...layer('src/console/**', [
+    ...rooms('sys', 'store', 'service', 'agent', 'cli', 'lab', 'client', 'render'),
+    '../controller/**',
+    '!../controller/state.js',
+    '!../controller/views.js',
+    '../../controller/**',
+    '!../../controller/state.js',
+    '!../../controller/views.js',
+  ]),
+  // The browser script runs in a page: it imports nothing of ours.
+  ...layer('src/console/browser/**', ['../**', './**']),
+  ...layer('src/cli/**', []),
   ...layer('src/agent/**', rooms('controller', 'service', 'store', 'cli', 'lab')),
   ...layer('src/sys/**', rooms('store', 'service', 'controller', 'agent', 'cli', 'lab', 'client')),
   ...layer('src/lab/**', rooms('cli')),

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { POLL_WAIT_MS } from '../api/index.js';
+import { consoleRoutes } from '../console/routes.js';
 import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
 import { type HttpOptions, createHttp } from './http.js';
@@ -54,7 +55,8 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
   const clock = opts.clock ?? systemClock;
   const { fleet, changes } = openWatchedFleet(opts.fleetDir, { clock, actor: ADMIN_ACTOR });
   const metrics = new ControllerMetrics(clock, opts.metrics);
-  const state = new ControllerState(fleet, changes, clock, opts.timers ?? realTimers, {
+  const timers = opts.timers ?? realTimers;
+  const state = new ControllerState(fleet, changes, clock, timers, {
     ...opts,
     log,
     events: metrics,
@@ -70,6 +72,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
+    consoleRoutes(app, state, { clock, timers });
     await state.refresh();
     await app.ready();
     state.start(opts.watchIntervalMs ?? 200);

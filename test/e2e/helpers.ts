@@ -53,12 +53,10 @@ export async function buildOnce(): Promise<void> {
   const stale = !existsSync(built) || newestSource(join(ROOT, 'src')) > statSync(built).mtimeMs;
   if (!stale) return;
   const code = await new Promise<number | null>((resolve) =>
-    spawn('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' }).on(
-      'exit',
-      resolve,
-    ),
+    // The whole build: the console's browser script and styles come with it.
+    spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).on('exit', resolve),
   );
-  if (code !== 0) throw new Error(`tsc -p tsconfig.build.json exited ${code}`);
+  if (code !== 0) throw new Error(`npm run build exited ${code}`);
 }
 
 function newestSource(dir: string): number {

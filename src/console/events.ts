@@ -1,0 +1,106 @@
+/**
+ * `GET /console/events`: server-sent events telling open console pages that something moved,
+ * so they re-fetch their live region. One event names every kind of change since the last one
+ * (`event: change`, `data: {"what":["sessions"]}`), at most one per `coalesceMs` (250 ms: four
+ * a second, however fast agents report); a comment line every `heartbeatMs` keeps proxies and
+ * the socket's idle timeout from cutting a quiet stream. Streams are bounded: beyond
+ * `maxStreams` a new one is refused with 503.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ChangeKind, ControllerState } from '../controller/state.js';
+
+/** The timers the stream needs (the controller's Timers, or a test's fake ones). */
+export interface StreamTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export interface EventOptions {
+  timers: StreamTimers;
+  maxStreams?: number;
+  coalesceMs?: number;
+  heartbeatMs?: number;
+  /** Headers every console answer carries (the CSP). */
+  headers: Record<string, string>;
+}
+
+export interface EventStreams {
+  /** Streams open now. */
+  readonly open: number;
+}
+
+export function eventRoutes(
+  app: FastifyInstance,
+  state: ControllerState,
+  opts: EventOptions,
+): EventStreams {
+  const maxStreams = opts.maxStreams ?? 100;
+  const coalesceMs = opts.coalesceMs ?? 250;
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const { timers } = opts;
+  const closers = new Set<() => void>();
+
+  // A stream never ends by itself: end them all before the server waits for its connections.
+  app.addHook('preClose', (done) => {
+    for (const close of [...closers]) close();
+    done();
+  });
+
+  app.get(
+    '/console/events',
+    { config: { auth: 'viewer' }, schema: { hide: true } },
+    (req, reply) => {
+      if (closers.size >= maxStreams) {
+        void reply
+          .code(503)
+          .send({ error: `too many console event streams open (${maxStreams}); try again later` });
+        return;
+      }
+      // Quiet between changes, but never for longer than a heartbeat: a socket silent for three
+      // is a client gone without a word. Writes count as activity for Node's socket timeout.
+      req.raw.socket?.setTimeout?.(3 * heartbeatMs);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        ...opts.headers,
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        // Tells a reverse proxy (nginx) not to hold the events back in a buffer.
+        'x-accel-buffering': 'no',
+      });
+      res.write(': connected\nretry: 2000\n\n');
+
+      const pending = new Set<ChangeKind>();
+      let flushTimer: unknown;
+      const flush = () => {
+        flushTimer = undefined;
+        if (!pending.size) return;
+        res.write(`event: change\ndata: ${JSON.stringify({ what: [...pending] })}\n\n`);
+        pending.clear();
+      };
+      const unsubscribe = state.onChange((what) => {
+        pending.add(what);
+        flushTimer ??= timers.setTimeout(flush, coalesceMs);
+      });
+      const heartbeat = timers.setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+      const close = () => {
+        if (!closers.delete(close)) return;
+        unsubscribe();
+        if (flushTimer !== undefined) timers.clearTimeout(flushTimer);
+        timers.clearInterval(heartbeat);
+        res.end();
+      };
+      closers.add(close);
+      res.on('close', close);
+    },
+  );
+
+  return {
+    get open() {
+      return closers.size;
+    },
+  };
+}

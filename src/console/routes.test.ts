@@ -1,0 +1,479 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Role, SessionReport, User } from '../api/index.js';
+import { createHttp } from '../controller/http.js';
+import { ControllerState } from '../controller/state.js';
+import { type ControllerFleet, FakeTimers, controllerFleet } from '../controller/testing.js';
+import type { EventStreams } from './events.js';
+import { CONTENT_SECURITY_POLICY, type ConsoleOptions, consoleRoutes } from './routes.js';
+
+const HEALTHY = { openvpn: true, routing: true, ruleset: true, draining: false, ok: true };
+const AUTH = { authorization: 'Bearer admin-token' };
+const HOSTILE = '"><script>alert(1)</script>';
+
+let t: ControllerFleet;
+let timers: FakeTimers;
+let state: ControllerState;
+let app: FastifyInstance;
+let streams: EventStreams;
+let jsDir: string;
+let ann: User;
+
+async function start(more: Partial<ConsoleOptions> = {}): Promise<void> {
+  app = await createHttp({}, state.auth, () => {});
+  // Stands in for the session-based roles the auth hook will give: after it has identified the
+  // admin token, `x-test-role` lowers the caller's role.
+  app.addHook('onRequest', (req, _reply, done) => {
+    const role = req.headers['x-test-role'] as Role | undefined;
+    if (role && req.who) req.who = { actor: `test:${role}`, role };
+    done();
+  });
+  streams = consoleRoutes(app, state, {
+    clock: t.clock,
+    timers,
+    assetDirs: { css: fileURLToPath(new URL('./assets', import.meta.url)), js: jsDir },
+    ...more,
+  });
+  await app.ready();
+}
+
+beforeEach(async () => {
+  t = await controllerFleet();
+  [ann] = await t.fleet.addUsers([{ name: 'ann', groups: [] }], { issueCerts: false });
+  timers = new FakeTimers(t.clock);
+  state = new ControllerState(t.fleet, t.changes, t.clock, timers, {
+    fleetDir: t.dir,
+    baseDir: (server) => `/etc/ovpn-fleet/${server}`,
+    adminToken: 'admin-token',
+    log: () => {},
+  });
+  await state.refresh();
+  jsDir = mkdtempSync(join(tmpdir(), 'ovf-console-js-'));
+  writeFileSync(join(jsDir, 'console.js'), 'export {};\n');
+  await start();
+});
+
+afterEach(async () => {
+  await app.close();
+  await state.close();
+  t.cleanup();
+  rmSync(jsDir, { recursive: true, force: true });
+});
+
+function annOnline(realAddress = '198.51.100.7:40000'): void {
+  const session: SessionReport = {
+    user: 'ann',
+    realAddress,
+    ipv4: ann.ipv4,
+    since: new Date(t.clock.now().getTime() - 60_000).toISOString(),
+    bytesIn: 1234,
+    bytesOut: 5678,
+    clientId: 3,
+  };
+  state.report('vpn11', { sessions: [session], health: HEALTHY, bundleDigest: 'applied' });
+}
+
+/** Markup with white space squeezed, so assertions need not follow the templates' layout. */
+const flat = (s: string) => s.replace(/\s+/g, ' ').replace(/> </g, '><').replace(/ >/g, '>');
+
+async function page(url: string, role?: Role) {
+  const res = await app.inject({
+    url,
+    headers: { ...AUTH, ...(role ? { 'x-test-role': role } : {}) },
+  });
+  return { statusCode: res.statusCode, headers: res.headers, body: flat(res.body) };
+}
+
+describe('console pages', () => {
+  const pages = [
+    ['/console', 'Overview of'],
+    ['/console/sessions', 'Sessions'],
+    ['/console/users', 'Users'],
+    ['/console/users/ann', 'User ann'],
+    ['/console/routes', 'Routes'],
+    ['/console/policy', 'Policy'],
+    ['/console/pki', 'PKI'],
+    ['/console/audit', 'Audit log'],
+  ] as const;
+
+  it.each(pages)('%s renders a whole page with a strict CSP', async (url, title) => {
+    const res = await page(url);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.body).toMatch(/^<!doctype html><html lang="en">/);
+    expect(res.body).toContain(`<h1>${title}`);
+    expect(res.body).toContain('<meta name="csrf-token"');
+    expect(res.body).toContain('<a class="skip" href="#main">');
+    expect(res.body).toContain('aria-live="polite"');
+    // No inline script or style anywhere: the CSP would refuse them.
+    expect(res.body).not.toMatch(/<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=/i);
+  });
+
+  it('answers only the live region for ?fragment=1', async () => {
+    annOnline();
+    const res = await page('/console/sessions?fragment=1');
+    expect(res.statusCode).toBe(200);
+    expect(res.body).not.toContain('<html');
+    expect(res.body).not.toContain('<form');
+    expect(res.body).toContain('data-testid="session-row" data-user="ann" data-server="vpn11"');
+  });
+
+  it('shows the servers, load balancers and CRL on the Overview, and a session as it arrives', async () => {
+    let body = (await page('/console')).body;
+    expect(body).toContain('<svg class="cluster" role="img"');
+    expect(body).toContain('198.51.100.10'); // dc1's load balancer in the example fleet
+    expect(body).toMatch(/data-testid="crl"> ?CRL #\d+ next update/);
+    expect(body).toContain('never reported');
+    expect(body).toContain('0 sessions on 6 servers');
+    annOnline();
+    body = (await page('/console')).body;
+    expect(body).toContain('1 sessions on 6 servers');
+    expect(body).toMatch(
+      /data-server="vpn11">\s*<rect[^>]*><\/rect>\s*<text[^>]*>vpn11<\/text>\s*<text[^>]*>1 session</,
+    );
+    expect(body).toContain('<span class="badge badge-ok">healthy</span>');
+  });
+
+  it('lists sessions and filters them by user, server and site on the server', async () => {
+    annOnline();
+    expect((await page('/console/sessions?server=vpn11')).body).toContain('data-user="ann"');
+    expect((await page('/console/sessions?site=dc1')).body).toContain('data-user="ann"');
+    expect((await page('/console/sessions?user=AN')).body).toContain('data-user="ann"');
+    const other = (await page('/console/sessions?server=vpn21')).body;
+    expect(other).not.toContain('data-user="ann"');
+    expect(other).toContain('0 sessions of 1.');
+  });
+
+  it('searches and pages users on the server', async () => {
+    await t.fleet.addUsers(
+      Array.from({ length: 60 }, (_, i) => ({
+        name: `u${String(i).padStart(2, '0')}`,
+        groups: ['dba'],
+      })),
+      { issueCerts: false },
+    );
+    const first = (await page('/console/users')).body;
+    expect(first).toContain('Users 1–50 of 61.');
+    expect(first).toContain('href="/console/users?page=2" rel="next"');
+    const second = (await page('/console/users?page=2')).body;
+    expect(second).toContain('Users 51–61 of 61.');
+    const found = (await page('/console/users?q=u05')).body;
+    expect(found).toContain('Users 1–1 of 1 matching “u05”.');
+    expect((await page('/console/users?q=dba')).body).toContain('of 60 matching');
+    expect((await page('/console/users?page=999')).body).toContain('Users 51–61 of 61.');
+  });
+
+  it('shows a user with addresses, sessions, audit entries and says the history is not served yet', async () => {
+    annOnline();
+    const body = (await page('/console/users/ann')).body;
+    expect(body).toContain(`<code>${ann.ipv4}</code>`);
+    expect(body).toContain('data-testid="session-row" data-user="ann"');
+    expect(body).toContain('This controller does not serve GET /v1/users/:name/history yet.');
+    expect(body).toContain('user.add');
+  });
+
+  it('renders the history and routes the API answers, with mismatches counted', async () => {
+    await app.close();
+    app = await createHttp({}, state.auth, () => {});
+    app.get('/v1/users/:name/history', { config: { auth: 'viewer' } }, () => [
+      {
+        server: 'vpn21',
+        realAddress: HOSTILE,
+        ipv4: ann.ipv4,
+        ipv6: null,
+        from: '2024-01-01T00:00:00.000Z',
+        until: '2024-01-01T01:00:00.000Z',
+        bytesIn: 10,
+        bytesOut: 20,
+        ended: 'eviction',
+      },
+    ]);
+    app.get('/v1/routes', { config: { auth: 'viewer' } }, () => ({
+      routes: [
+        {
+          user: 'ann',
+          ipv4: ann.ipv4,
+          ipv6: ann.ipv6,
+          server: 'vpn11',
+          v4Servers: ['vpn11', 'vpn21'],
+          v6Servers: ['vpn11'],
+          problem: 'duplicate',
+        },
+        {
+          user: 'bob',
+          ipv4: '10.200.0.9',
+          ipv6: null,
+          server: 'vpn21',
+          v4Servers: [],
+          v6Servers: [],
+          problems: ['missing'],
+        },
+      ],
+    }));
+    streams = consoleRoutes(app, state, { clock: t.clock, timers });
+    await app.ready();
+    const user = (await page('/console/users/ann')).body;
+    expect(user).toContain('data-testid="history"');
+    expect(user).toContain('eviction');
+    expect(user).not.toContain('<script>alert(1)');
+    expect(user).toContain('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
+    const routes = (await page('/console/routes')).body;
+    expect(routes).toContain('2 mismatched</span>: 1 missing, 0 stale, 1 on two servers.');
+    expect(routes).toContain('<tr data-user="ann" class="mismatch">');
+    expect(routes).toContain('<span class="odd">vpn21</span>');
+    expect(routes).toContain('route missing');
+  });
+
+  it('says in one line that routes are not served yet', async () => {
+    expect((await page('/console/routes')).body).toContain(
+      'This controller does not serve GET /v1/routes yet.',
+    );
+  });
+
+  it('shows each group with what it may reach as compiled and its members', async () => {
+    await t.fleet.addUsers([{ name: 'dora', groups: ['staff'] }], { issueCerts: false });
+    const body = (await page('/console/policy')).body;
+    expect(body).toContain('<h2 id="group-staff">staff</h2>');
+    expect(body).toMatch(
+      /<td>intranet<\/td><td>IPv4<\/td>\s*<td><code>10\.20\.0\.0\/24<\/code><\/td>\s*<td>tcp<\/td><td>80, 443<\/td>/,
+    );
+    expect(body).toContain('1 enabled member: dora');
+  });
+
+  it('lists certificates by expiry, never a key, and revoked ones', async () => {
+    await t.fleet.profile('ann');
+    await t.fleet.setStatus('ann', 'revoked');
+    const body = (await page('/console/pki')).body;
+    expect(body).not.toContain('PRIVATE KEY');
+    expect(body).not.toContain('BEGIN CERTIFICATE');
+    expect(body).toMatch(/<td>server<\/td><td>vpn\d\d<\/td>[\s\S]*<td>CA<\/td>/);
+    expect(body).toContain('data-testid="revoked"');
+    expect(body).toMatch(/<td><code>[0-9a-f]+<\/code><\/td><td>ann<\/td>/);
+  });
+
+  it('filters the audit log and links exports with the same filter', async () => {
+    state.store.audit({
+      at: t.clock.now().toISOString(),
+      actor: HOSTILE,
+      action: 'login.fail',
+      subject: HOSTILE,
+      detail: { why: HOSTILE },
+    });
+    const all = (await page('/console/audit')).body;
+    expect(all).not.toContain('<script>alert(1)');
+    expect(all).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    const users = (await page('/console/audit?kind=user&user=ann')).body;
+    expect(users).toContain('<code>user.add</code>');
+    expect(users).not.toContain('login.fail');
+    expect(users).toContain('href="/v1/audit?format=csv&amp;user=ann&amp;kind=user"');
+    expect(users).toContain('href="/v1/audit?format=jsonl&amp;user=ann&amp;kind=user"');
+    const bad = await page('/console/audit?since=yesterday');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('since: &quot;yesterday&quot; is not a date');
+  });
+
+  it('escapes hostile values wherever they come from', async () => {
+    annOnline(HOSTILE);
+    for (const url of [
+      '/console/sessions',
+      `/console/sessions?user=${encodeURIComponent(HOSTILE)}`,
+      `/console/users?q=${encodeURIComponent(HOSTILE)}`,
+      `/console/audit?actor=${encodeURIComponent(HOSTILE)}`,
+    ]) {
+      const body = (await page(url)).body;
+      expect(body, url).not.toContain('<script>alert(1)');
+      expect(body, url).toContain('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
+    }
+    const missing = await page(`/console/users/${encodeURIComponent(HOSTILE)}`);
+    expect(missing.statusCode).toBe(404);
+    expect(missing.body).not.toContain('<script>alert(1)');
+    expect(missing.body).toContain('&lt;script&gt;');
+  });
+});
+
+describe('what each role sees', () => {
+  beforeEach(() => annOnline());
+
+  it('a viewer sees no kill, drain or user actions', async () => {
+    for (const url of ['/console', '/console/sessions', '/console/users', '/console/users/ann']) {
+      const body = (await page(url, 'viewer')).body;
+      expect(body, url).not.toMatch(/data-testid="(kill|drain|revoke|delete|disable|add-user)"/);
+      expect(body, url).not.toContain('/profile');
+    }
+    expect((await page('/console', 'viewer')).body).toContain('data-testid="role">viewer<');
+  });
+
+  it('an operator can end sessions and drain, not revoke', async () => {
+    const sessions = (await page('/console/sessions', 'operator')).body;
+    expect(sessions).toContain(
+      'data-action="kill" data-user="ann" data-server="vpn11" data-testid="kill"> End session<span class="sr"> of ann on vpn11</span>',
+    );
+    expect((await page('/console', 'operator')).body).toContain('data-testid="drain"');
+    const users = (await page('/console/users', 'operator')).body;
+    expect(users).not.toContain('data-testid="revoke"');
+    expect((await page('/console/users/ann', 'operator')).body).not.toContain(
+      'data-testid="revoke"',
+    );
+  });
+
+  it('an admin can revoke, delete, add, import and use bulk actions', async () => {
+    const users = (await page('/console/users')).body;
+    expect(users).toContain('data-op="revoke" data-user="ann" data-testid="revoke"');
+    expect(users).toContain('data-form="add-user"');
+    expect(users).toContain('data-form="import"');
+    expect(users).toContain('data-form="bulk"');
+    expect(users).toContain('name="sel" value="ann" aria-label="Select ann"');
+    expect(users).toContain('href="/v1/users/ann/profile"');
+    expect((await page('/console/users/ann')).body).toContain('data-testid="revoke"');
+  });
+});
+
+describe('login page and assets', () => {
+  it('serves the login page to anyone, with labelled fields and a safe next', async () => {
+    const res = await app.inject({ url: '/console/login?next=%2Fconsole%2Fusers%3Fq%3Da' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(res.body).toContain('<label for="login-name">Name</label>');
+    expect(res.body).toContain('<label for="login-password">Password</label>');
+    expect(res.body).toContain('data-next="/console/users?q=a"');
+    expect(res.body).not.toContain('data-action="logout"');
+    for (const next of [
+      '//evil.example/console',
+      'https://evil.example/',
+      '/v1/users',
+      '/console\\@evil',
+    ])
+      expect(
+        (await app.inject({ url: `/console/login?next=${encodeURIComponent(next)}` })).body,
+      ).toContain('data-next="/console"');
+  });
+
+  it('serves the stylesheet and the script with their content types', async () => {
+    const css = await app.inject({ url: '/console/assets/console.css' });
+    expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
+    expect(css.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(css.headers['x-content-type-options']).toBe('nosniff');
+    expect(css.body).toContain('.badge-ok');
+    const js = await app.inject({ url: '/console/assets/console.js' });
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+  });
+
+  it('answers 404 for anything but its own assets', async () => {
+    // A literal ../ is resolved before routing: it never reaches the assets route at all.
+    const literal = await app.inject({ url: '/console/assets/../routes.ts' });
+    expect(literal.statusCode).not.toBe(200);
+    expect(literal.body).not.toContain('consoleRoutes');
+    for (const url of [
+      '/console/assets/..%2F..%2F..%2Fpackage.json',
+      '/console/assets/..%2Froutes.ts',
+      '/console/assets/%2E%2E%2Froutes.ts',
+      '/console/assets/routes.ts',
+      '/console/assets/console.js.map', // not built here
+    ])
+      expect((await app.inject({ url })).statusCode, url).toBe(404);
+  });
+
+  it('keeps the pages and the event stream behind authentication', async () => {
+    expect((await app.inject({ url: '/console' })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/console/events' })).statusCode).toBe(401);
+  });
+});
+
+describe('the event stream', () => {
+  interface Stream {
+    res: IncomingMessage;
+    text: () => string;
+    until: (s: string, count?: number) => Promise<void>;
+  }
+
+  async function open(): Promise<Stream> {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    expect(address).toContain('127.0.0.1');
+    return new Promise((resolve, reject) => {
+      const req = get(
+        { host: '127.0.0.1', port, path: '/console/events', headers: AUTH },
+        (res) => {
+          let text = '';
+          const waiters: (() => void)[] = [];
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+            waiters.splice(0).forEach((w) => w());
+          });
+          const until = (s: string, count = 1): Promise<void> =>
+            new Promise((done) => {
+              const check = () =>
+                text.split(s).length - 1 >= count ? done() : waiters.push(check);
+              check();
+            });
+          resolve({ res, text: () => text, until });
+        },
+      );
+      req.on('error', reject);
+    });
+  }
+
+  it('sends one coalesced event after changes, heartbeats, and unsubscribes on close', async () => {
+    const unsubscribed = vi.fn();
+    const subscribe = state.onChange.bind(state);
+    vi.spyOn(state, 'onChange').mockImplementation((listener) => {
+      const off = subscribe(listener);
+      return () => {
+        unsubscribed();
+        return off();
+      };
+    });
+    const stream = await open();
+    expect(stream.res.statusCode).toBe(200);
+    expect(stream.res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(stream.res.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    await stream.until(': connected');
+    expect(streams.open).toBe(1);
+
+    annOnline();
+    state.setDraining('vpn21', true);
+    annOnline();
+    await timers.advance(250);
+    await stream.until('event: change');
+    expect(stream.text()).toContain('event: change\ndata: {"what":["sessions","servers"]}\n\n');
+
+    await timers.advance(15_000);
+    await stream.until(': heartbeat');
+    state.setDraining('vpn21', false);
+    await timers.advance(250);
+    await stream.until('event: change', 2);
+    expect(stream.text().split('event: change').length - 1).toBe(2);
+    expect(stream.text()).toContain('data: {"what":["servers"]}');
+
+    expect(unsubscribed).not.toHaveBeenCalled();
+    stream.res.destroy();
+    await vi.waitFor(() => expect(streams.open).toBe(0));
+    expect(unsubscribed).toHaveBeenCalledTimes(1);
+    expect(timers.pending).toBe(0); // the close stopped its heartbeat too
+  });
+
+  it('refuses a stream beyond the limit with 503, and ends open streams when the app closes', async () => {
+    await app.close();
+    await start({ maxStreams: 1 });
+    const stream = await open();
+    await stream.until(': connected');
+    const second = await app.inject({ url: '/console/events', headers: AUTH });
+    expect(second.statusCode).toBe(503);
+    expect(second.json().error).toContain('too many console event streams');
+    const ended = new Promise<void>((r) => stream.res.on('end', r));
+    await app.close();
+    await ended;
+    expect(streams.open).toBe(0);
+  });
+});
