@@ -5,6 +5,7 @@
  * with the lab's prefix; every process is tracked by pid in the state file.
  */
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Conflict, InputError, NeedsPrivilege, NotFound } from '../errors.js';
@@ -38,6 +39,11 @@ export const DEFAULT_PREFIX = 'ovf';
  * it, and the host's own network is left untouched.
  */
 export const LAB_CONTROLLER_PORT = 8080;
+/**
+ * Each agent also serves /metrics on its server's backbone address, this port, for a
+ * Prometheus in the core namespace; with a token (lab/metrics.token), as on real servers.
+ */
+export const LAB_AGENT_METRICS_PORT = 9469;
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
 const FRR_BIN = '/usr/lib/frr';
 const SHARED_FRR_FILES = [
@@ -427,12 +433,19 @@ export class Lab {
     );
   }
 
+  /** The bearer token Prometheus presents to the lab's agents (made once per lab). */
+  get metricsTokenFile(): string {
+    return join(this.state.dir, 'metrics.token');
+  }
+
   startAgent(server: string): void {
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s) throw new NotFound(`no server named ${server} in the lab`);
     const dir = this.serverDir(server);
     const tokenFile = join(dir, 'agent.token');
     writeFileAtomic(tokenFile, `${this.fleet.agentToken(server)}\n`, 0o600);
+    if (!existsSync(this.metricsTokenFile))
+      writeFileAtomic(this.metricsTokenFile, `${randomBytes(24).toString('hex')}\n`, 0o600);
     const p = spawnDetached(
       [
         ...this.cliScript(),
@@ -447,6 +460,10 @@ export class Lab {
         dir,
         '--frr-instance',
         s.ns,
+        '--metrics-listen',
+        `${s.backboneAddress}:${LAB_AGENT_METRICS_PORT}`,
+        '--metrics-token-file',
+        this.metricsTokenFile,
       ],
       { netns: s.ns, logFile: join(dir, 'run', 'agent.log') },
     );

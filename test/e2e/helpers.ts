@@ -78,15 +78,21 @@ export interface CliResult {
  * Runs the CLI without blocking this process: the test worker must keep answering its runner
  * while a command waits for a tunnel.
  */
-export function cli(dir: string, args: string[], timeoutMs = 300_000): Promise<CliResult> {
+export function cli(
+  dir: string,
+  args: string[],
+  timeoutMs = 300_000,
+  input?: string,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, '--dir', dir, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) child.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -95,8 +101,13 @@ export function cli(dir: string, args: string[], timeoutMs = 300_000): Promise<C
   });
 }
 
-export async function cliOk(dir: string, args: string[], timeoutMs?: number): Promise<string> {
-  const r = await cli(dir, args, timeoutMs);
+export async function cliOk(
+  dir: string,
+  args: string[],
+  timeoutMs?: number,
+  input?: string,
+): Promise<string> {
+  const r = await cli(dir, args, timeoutMs, input);
   if (r.code !== 0)
     throw new Error(`ovpn-fleet ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
