@@ -10,6 +10,7 @@ import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
 import { agentRoutes } from './routes/agent.js';
+import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
 import { userRoutes } from './routes/users.js';
@@ -56,6 +57,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     metaRoutes(app, state);
     userRoutes(app, state);
     serverRoutes(app, state);
+    auditRoutes(app, state);
     agentRoutes(app, state, {
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
