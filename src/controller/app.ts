@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { POLL_WAIT_MS } from '../api/index.js';
 import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
+import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
 import { agentRoutes } from './routes/agent.js';
@@ -34,12 +35,16 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   staleAfterMs?: number;
   /** One-line log messages; default: standard error. */
   log?: (line: string) => void;
+  /** Ship the audit log to a file and/or syslog as it grows (see audit-sink.ts). */
+  auditSink?: AuditSinkOptions;
 }
 
 export interface Controller {
   app: FastifyInstance;
   /** Recomputes bundles and directives now (what the watcher does on a change). */
   refresh(): Promise<void>;
+  /** Reopens the audit log file (on SIGHUP, after logrotate moved it). */
+  reopenAuditLog(): void;
   /** Answers waiting polls with 204, stops the watcher, the server and the store. */
   close(): Promise<void>;
 }
@@ -52,6 +57,11 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     ...opts,
     log,
   });
+  const sinkOptions = opts.auditSink;
+  const sink =
+    sinkOptions && (sinkOptions.file !== undefined || sinkOptions.syslog)
+      ? new AuditSink(state.store, opts.timers ?? realTimers, log, sinkOptions)
+      : undefined;
   try {
     const app = await createHttp(opts, state.auth, log);
     metaRoutes(app, state);
@@ -64,17 +74,22 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     });
     await state.refresh();
     await app.ready();
+    sink?.start();
     state.start(opts.watchIntervalMs ?? 200);
     return {
       app,
       refresh: () => state.refresh(),
+      reopenAuditLog: () => sink?.reopen(),
       async close() {
         await state.close();
         await app.close();
+        // After the server: the last requests' entries are shipped too.
+        await sink?.stop();
         state.fleet.close();
       },
     };
   } catch (err) {
+    await sink?.stop().catch(() => undefined);
     await state.close();
     state.fleet.close();
     throw err;

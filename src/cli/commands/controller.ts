@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { InputError, Timeout } from '../../errors.js';
 import { sleep } from '../../sys/time.js';
 import { openFleet } from '../../service/open.js';
@@ -74,6 +75,11 @@ export function registerControllerCommands(program: Command): void {
       'refuse connections beyond this many (keep it below the open-files limit)',
       '1024',
     )
+    .option(
+      '--audit-log <file>',
+      'also append every audit entry to FILE as one JSON line (created 0600; reopened on SIGHUP)',
+    )
+    .option('--audit-syslog', 'also send every audit entry to syslog (authpriv.info, via logger)')
     .action(
       async (
         opts: {
@@ -82,6 +88,8 @@ export function registerControllerCommands(program: Command): void {
           tlsCert?: string;
           tlsKey?: string;
           maxConnections: string;
+          auditLog?: string;
+          auditSyslog?: boolean;
         },
         cmd: Command,
       ) => {
@@ -112,6 +120,14 @@ export function registerControllerCommands(program: Command): void {
           adminToken: admin.token,
           maxConnections,
           ...(https ? { https } : {}),
+          ...(opts.auditLog !== undefined || opts.auditSyslog
+            ? {
+                auditSink: {
+                  ...(opts.auditLog !== undefined ? { file: resolvePath(opts.auditLog) } : {}),
+                  syslog: opts.auditSyslog === true,
+                },
+              }
+            : {}),
         });
         let where: string;
         try {
@@ -123,10 +139,14 @@ export function registerControllerCommands(program: Command): void {
         say(
           `controller listening on ${where}; admin token ${admin.created ? 'created in' : 'in'} ${admin.path}`,
         );
+        // logrotate's postrotate sends SIGHUP: the audit log file is opened again.
+        const reopen = () => ctl.reopenAuditLog();
+        process.on('SIGHUP', reopen);
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));
         });
+        process.off('SIGHUP', reopen);
         await ctl.close();
         say(`controller stopped (${signal})`);
       },
