@@ -381,6 +381,8 @@ describe('SqliteStore: user search and the audit log', () => {
       { sort: 'created', descending: true, offset: 9990 },
       { sort: 'name', descending: true, limit: 3 },
       { q: 'nobody-has-this' },
+      // past the last match: no rows, the total still counted
+      { q: 'user0012', offset: 50, limit: 10 },
     ];
     for (const s of searches) {
       const got = store.searchUsers(s);

@@ -383,32 +383,59 @@ export class SqliteStore implements FleetStore {
       args.push(search.group);
     }
     if (search.q) {
-      // A substring can use no B-tree index: this scans the users (a few ms at 10,000). The
-      // status and group conditions above are indexed and narrow the scan first.
+      // A substring can use no B-tree index: this scans the users (~10 ms at 10,000). The
+      // status and group conditions above are indexed and narrow the scan first. The groups
+      // are matched by one uncorrelated subquery (evaluated once) rather than a lookup per
+      // user, which measured about twice as slow.
       const like = containsPattern(search.q);
       where.push(
         `(u.name LIKE ? ESCAPE '\\' OR u.ipv4 LIKE ? ESCAPE '\\' OR u.ipv6 LIKE ? ESCAPE '\\'
-          OR EXISTS (SELECT 1 FROM user_groups g WHERE g.user_id = u.id AND g.group_name LIKE ? ESCAPE '\\'))`,
+          OR u.id IN (SELECT user_id FROM user_groups WHERE group_name LIKE ? ESCAPE '\\'))`,
       );
       args.push(like, like, like, like);
     }
     const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const order = userOrder(search.sort ?? 'name', search.descending ?? false);
+    const limit = search.limit ?? -1;
+    const offset = search.offset ?? 0;
+    const count = () =>
+      this.db
+        .prepare<typeof args, { n: number }>(`SELECT count(*) AS n FROM users u ${filter}`)
+        .get(...args)!.n;
     // One read transaction: the count and the page see the same users.
     return this.db
       .transaction(() => {
-        const total = this.db
-          .prepare<typeof args, { n: number }>(`SELECT count(*) AS n FROM users u ${filter}`)
-          .get(...args)!.n;
-        // The page's ids first, then the full rows (groups, certificate) of those alone.
-        const page = `SELECT u.id FROM users u ${filter} ORDER BY ${order} LIMIT ? OFFSET ?`;
-        const users = this.db
-          .prepare<(string | number)[], UserRow>(
-            `${USER_SELECT} WHERE u.id IN (${page}) ORDER BY ${order}`,
-          )
-          .all(...args, search.limit ?? -1, search.offset ?? 0)
-          .map(toUser);
-        return { total, users };
+        let total: number;
+        let ids: number[];
+        if (!filter) {
+          // Unfiltered: the page walks an index and stops; counting is cheap on its own.
+          total = count();
+          ids = this.db
+            .prepare<[number, number], { id: number }>(
+              `SELECT u.id FROM users u ORDER BY ${order} LIMIT ? OFFSET ?`,
+            )
+            .all(limit, offset)
+            .map((r) => r.id);
+        } else {
+          // Filtered: one scan yields the page and, through the window, the number of matches.
+          const rows = this.db
+            .prepare<(string | number)[], { id: number; total: number }>(
+              `SELECT u.id, count(*) OVER () AS total FROM users u ${filter} ORDER BY ${order} LIMIT ? OFFSET ?`,
+            )
+            .all(...args, limit, offset);
+          ids = rows.map((r) => r.id);
+          total = rows[0]?.total ?? (offset > 0 ? count() : 0);
+        }
+        // Then the full rows (groups, certificate) of the page alone, in the page's order.
+        const byId = new Map(
+          this.db
+            .prepare<[string], UserRow>(
+              `${USER_SELECT} WHERE u.id IN (SELECT value FROM json_each(?))`,
+            )
+            .all(JSON.stringify(ids))
+            .map((r) => [r.id, toUser(r)]),
+        );
+        return { total, users: ids.map((id) => byId.get(id)!) };
       })
       .deferred();
   }
