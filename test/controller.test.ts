@@ -212,7 +212,7 @@ describe('users API', () => {
 
     const profile = await app.inject({ url: '/v1/users/alice/profile', headers: admin });
     expect(profile.statusCode).toBe(200);
-    expect(profile.headers['content-type']).toMatch(/^text\/plain/);
+    expect(profile.headers['content-type']).toBe('application/x-openvpn-profile');
     expect(profile.body).toContain('BEGIN CERTIFICATE');
 
     const disabled = await app.inject({

@@ -27,3 +27,48 @@ export type NewUserBody = z.infer<typeof NewUserBody>;
 
 export const GroupsBody = z.strictObject({ groups: z.array(z.string()) });
 export type GroupsBody = z.infer<typeof GroupsBody>;
+
+/**
+ * `GET /v1/users` narrowed to a page (the console's Users page). Without any parameter the
+ * answer is every user, as before. Values are strings (query strings are validated without type
+ * coercion); the controller checks the ranges and names the field it refuses.
+ */
+export const UserListQuery = z.strictObject({
+  q: z
+    .string()
+    .max(200)
+    .optional()
+    .describe(
+      'a substring of the name, either address or a group (ASCII case ignored; % and _ match themselves)',
+    ),
+  status: UserStatus.optional(),
+  group: z.string().max(200).optional().describe('members of this group only'),
+  offset: z.string().max(16).optional().describe('skip this many, 0-1000000 (default 0)'),
+  limit: z.string().max(16).optional().describe('at most this many, 1-500 (default: all)'),
+  sort: z
+    .enum(['name', '-name', 'created', '-created', 'status', '-status'])
+    .optional()
+    .describe('order (default name; "-" for descending); ties are ordered by name'),
+});
+export type UserListQuery = z.infer<typeof UserListQuery>;
+
+/** What `POST /v1/users/bulk` can do to each user it names. */
+export const BulkAction = z.enum(['enable', 'disable', 'revoke', 'delete']);
+export type BulkAction = z.infer<typeof BulkAction>;
+
+export const BulkBody = z.strictObject({
+  action: BulkAction,
+  names: z.array(z.string().min(1).max(200)).min(1).max(1000),
+});
+export type BulkBody = z.infer<typeof BulkBody>;
+
+export const BulkResult = z.object({
+  action: BulkAction,
+  users: z.array(User).describe('the users as changed (for delete: as they were)'),
+});
+export type BulkResult = z.infer<typeof BulkResult>;
+
+export const ImportResult = z.object({
+  users: z.array(User).describe('the users added, without certificates yet'),
+});
+export type ImportResult = z.infer<typeof ImportResult>;

@@ -8,10 +8,12 @@ import { POLL_WAIT_MS } from '../api/index.js';
 import { consoleRoutes } from '../console/routes.js';
 import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
+import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
+import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -38,6 +40,8 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   log?: (line: string) => void;
   /** Who besides the admin may read /metrics, and whether series may name users. */
   metrics?: MetricsOptions;
+  /** Ship the audit log to a file and/or syslog as it grows (see audit-sink.ts). */
+  auditSink?: AuditSinkOptions;
 }
 
 export interface Controller {
@@ -46,6 +50,8 @@ export interface Controller {
   metrics: ControllerMetrics;
   /** Recomputes bundles and directives now (what the watcher does on a change). */
   refresh(): Promise<void>;
+  /** Reopens the audit log file (on SIGHUP, after logrotate moved it). */
+  reopenAuditLog(): void;
   /** Answers waiting polls with 204, stops the watcher, the server and the store. */
   close(): Promise<void>;
 }
@@ -61,6 +67,11 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     log,
     events: metrics,
   });
+  const sinkOptions = opts.auditSink;
+  const sink =
+    sinkOptions && (sinkOptions.file !== undefined || sinkOptions.syslog)
+      ? new AuditSink(state.store, opts.timers ?? realTimers, log, sinkOptions)
+      : undefined;
   try {
     const app = await createHttp(opts, state.auth, log);
     metrics.attach(app, state);
@@ -68,6 +79,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     userRoutes(app, state);
     serverRoutes(app, state);
     sessionRoutes(app, state);
+    auditRoutes(app, state);
     agentRoutes(app, state, {
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
@@ -75,18 +87,23 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     consoleRoutes(app, state, { clock, timers });
     await state.refresh();
     await app.ready();
+    sink?.start();
     state.start(opts.watchIntervalMs ?? 200);
     return {
       app,
       metrics,
       refresh: () => state.refresh(),
+      reopenAuditLog: () => sink?.reopen(),
       async close() {
         await state.close();
         await app.close();
+        // After the server: the last requests' entries are shipped too.
+        await sink?.stop();
         state.fleet.close();
       },
     };
   } catch (err) {
+    await sink?.stop().catch(() => undefined);
     await state.close();
     state.fleet.close();
     throw err;

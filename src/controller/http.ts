@@ -77,6 +77,8 @@ function formatValidation(errors: FastifySchemaValidationError[], dataVar: strin
   } else if (e.keyword === 'additionalProperties') {
     field += `.${String(params.additionalProperty)}`;
     message = 'is not a known field';
+  } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+    message = `must be one of ${params.allowedValues.map(String).join(', ')}`;
   }
   return new Error(`${field}: ${message}`);
 }

@@ -138,6 +138,11 @@ export class ControllerState {
     return this.fleet.store;
   }
 
+  /** The controller's clock (injected: tests move it by hand). */
+  now(): Date {
+    return this.clock.now();
+  }
+
   get specProblem(): string | undefined {
     return this.lastSpecProblem || undefined;
   }

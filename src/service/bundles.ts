@@ -93,9 +93,13 @@ export class Bundles {
 
   /**
    * `anyStatus` is for the lab, which must show that a revoked or disabled user's existing
-   * profile is refused by the servers.
+   * profile is refused by the servers. `audit` records the hand-out (`user.profile`, with the
+   * certificate serial): a profile carries the user's private key.
    */
-  async profile(name: string, opts: { anyStatus?: boolean } = {}): Promise<string> {
+  async profile(
+    name: string,
+    opts: { anyStatus?: boolean; audit?: boolean } = {},
+  ): Promise<string> {
     let user = this.users.get(name);
     if (user.status !== 'enabled' && !opts.anyStatus)
       throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
@@ -105,7 +109,7 @@ export class Bundles {
     }
     const cert = user.certSerial ? this.ctx.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
-    return renderProfile({
+    const text = renderProfile({
       spec: this.ctx.spec,
       user: name,
       caPem: this.pki.caPair().certPem,
@@ -113,5 +117,14 @@ export class Bundles {
       keyPem: cert.keyPem,
       tlsCryptKey: this.secrets.tlsCryptKey(),
     });
+    if (opts.audit)
+      this.ctx.store.audit({
+        at: this.ctx.clock.now().toISOString(),
+        actor: this.ctx.actor,
+        action: 'user.profile',
+        subject: name,
+        detail: { serial: cert.serial },
+      });
+    return text;
   }
 }

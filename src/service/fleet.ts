@@ -9,19 +9,27 @@ import type { Bundle, PinnedSnapshot } from '../render/bundle.js';
 import type { RenderOptions } from '../render/types.js';
 import type { FleetSpec } from '../spec/schema.js';
 import type { Validation } from '../spec/validate.js';
-import type { FleetStore, HistoryEntry, Pools, User, UserStatus } from '../store/types.js';
+import type {
+  FleetStore,
+  HistoryEntry,
+  Pools,
+  User,
+  UserPage,
+  UserSearch,
+  UserStatus,
+} from '../store/types.js';
 import { Bundles } from './bundles.js';
 import { type ServiceContext, poolsOf, serverNamesOf } from './context.js';
 import { specPath } from './layout.js';
 import { PkiLifecycle, type PkiStatusRow } from './pki-lifecycle.js';
 import { Secrets } from './secrets.js';
 import { SpecEdits } from './spec-edits.js';
-import { type AddUserRequest, Users } from './users.js';
+import { type AddUserRequest, type BulkAction, Users } from './users.js';
 
 export { type Clock, actorName, systemClock } from './context.js';
 export { SPEC_FILE, SPEC_FILE_MODE, STORE_FILE } from './layout.js';
 export { type PkiStatusRow, VALIDITY } from './pki-lifecycle.js';
-export type { AddUserRequest } from './users.js';
+export { type AddUserRequest, BULK_MAX, type BulkAction } from './users.js';
 
 export class Fleet {
   readonly secrets: Secrets;
@@ -62,6 +70,11 @@ export class Fleet {
   /** The same store, clock and actor with another (already validated) spec: a reloaded fleet.yaml. */
   withSpec(spec: FleetSpec): Fleet {
     return new Fleet({ ...this.ctx, spec });
+  }
+
+  /** The same fleet acting for someone else: their name goes into the audit log. */
+  as(actor: string): Fleet {
+    return actor === this.ctx.actor ? this : new Fleet({ ...this.ctx, actor });
   }
 
   pools(): Pools {
@@ -111,6 +124,14 @@ export class Fleet {
 
   listUsers(): User[] {
     return this.users.list();
+  }
+
+  searchUsers(search: UserSearch): UserPage {
+    return this.users.search(search);
+  }
+
+  bulkUsers(action: BulkAction, names: string[]): Promise<User[]> {
+    return this.users.bulk(action, names);
   }
 
   getUser(name: string): User {
@@ -165,7 +186,7 @@ export class Fleet {
     return this.output.bundle(server, options);
   }
 
-  profile(name: string, opts: { anyStatus?: boolean } = {}): Promise<string> {
+  profile(name: string, opts: { anyStatus?: boolean; audit?: boolean } = {}): Promise<string> {
     return this.output.profile(name, opts);
   }
 }

@@ -110,3 +110,89 @@ describe('users', () => {
     expect(users().get('ann').certSerial).toBe(clientCertsOf('ann')[0].serial);
   });
 });
+
+describe('bulk actions', () => {
+  const statuses = () =>
+    Object.fromEntries(
+      users()
+        .list()
+        .map((u) => [u.name, u.status]),
+    );
+
+  it('revokes many users in one go: one audit entry each with the actor, one new CRL for all', async () => {
+    const added = await users().add([{ name: 'ann' }, { name: 'bob' }, { name: 'cid' }]);
+    const crlBefore = t.fleet.store.revocationState().crlNumber;
+    const lastId = t.fleet.store.lastAuditId();
+    const fleet = t.fleet.as('console:eve');
+    const revoked = await fleet.bulkUsers('revoke', ['ann', 'cid']);
+    expect(revoked.map((u) => [u.name, u.status])).toEqual([
+      ['ann', 'revoked'],
+      ['cid', 'revoked'],
+    ]);
+    expect(statuses()).toEqual({ ann: 'revoked', bob: 'enabled', cid: 'revoked' });
+    const state = t.fleet.store.revocationState();
+    expect(state.revoked.map((r) => r.serial).sort()).toEqual(
+      [added[0].certSerial, added[2].certSerial].sort(),
+    );
+    expect(state.crlNumber).toBe(crlBefore + 1);
+    expect(
+      t.fleet.store.auditSince(lastId, 100).map((e) => [e.actor, e.action, e.subject]),
+    ).toEqual([
+      ['console:eve', 'user.revoke', 'ann'],
+      ['console:eve', 'user.revoke', 'cid'],
+    ]);
+  });
+
+  it('changes nobody when one name is unknown or one transition is refused', async () => {
+    await users().add([{ name: 'ann' }, { name: 'bob' }, { name: 'cid' }]);
+    await users().setStatus('bob', 'revoked');
+    await users().setStatus('ann', 'disabled');
+    const before = statuses();
+    const lastId = t.fleet.store.lastAuditId();
+    const crl = t.fleet.store.revocationState().crlNumber;
+    // ann could be enabled, but bob is revoked: neither changes.
+    await expect(users().bulk('enable', ['ann', 'bob'])).rejects.toThrow(/user bob is revoked/);
+    await expect(users().bulk('disable', ['cid', 'zed'])).rejects.toThrow(
+      /^names\[1\]: no user named zed$/,
+    );
+    await expect(users().bulk('delete', ['cid', 'zed'])).rejects.toThrow(NotFound);
+    await expect(users().bulk('revoke', ['cid', 'cid'])).rejects.toThrow(
+      /^names\[1\]: cid is listed twice$/,
+    );
+    await expect(users().bulk('revoke', ['cid', '../x'])).rejects.toThrow(/^names\[1\]: /);
+    await expect(users().bulk('revoke', [])).rejects.toThrow(InputError);
+    await expect(
+      users().bulk(
+        'disable',
+        Array.from({ length: 1001 }, (_, i) => `u${i}`),
+      ),
+    ).rejects.toThrow(/at most 1000 users/);
+    expect(statuses()).toEqual(before);
+    expect(t.fleet.store.lastAuditId()).toBe(lastId);
+    expect(t.fleet.store.revocationState().crlNumber).toBe(crl);
+    expect(users().get('cid').certSerial).toBeDefined();
+  });
+
+  it('deletes many users, revoking every certificate of theirs', async () => {
+    const added = await users().add([{ name: 'ann' }, { name: 'bob' }]);
+    await users().bulk('delete', ['ann', 'bob']);
+    expect(users().list()).toEqual([]);
+    for (const u of added) expect(t.fleet.store.getCert(u.certSerial!)?.revokedAt).toBeDefined();
+  });
+
+  it('records a profile hand-out when asked, with the certificate serial and the actor', async () => {
+    await users().add([{ name: 'ann' }]);
+    const lastId = t.fleet.store.lastAuditId();
+    await t.fleet.profile('ann');
+    expect(t.fleet.store.lastAuditId()).toBe(lastId);
+    await t.fleet.as('api:test').profile('ann', { audit: true });
+    expect(t.fleet.store.auditSince(lastId, 10)).toEqual([
+      expect.objectContaining({
+        actor: 'api:test',
+        action: 'user.profile',
+        subject: 'ann',
+        detail: { serial: users().get('ann').certSerial },
+      }),
+    ]);
+  });
+});

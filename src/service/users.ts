@@ -6,13 +6,25 @@
 import { Conflict, InputError, NotFound } from '../errors.js';
 import { userNameProblem } from '../core/names.js';
 import { serverCommonName } from '../render/types.js';
-import type { FleetStore, User, UserStatus } from '../store/types.js';
+import type { FleetStore, User, UserPage, UserSearch, UserStatus } from '../store/types.js';
 import { type ServiceContext, poolsOf } from './context.js';
 import { type UserRequest, parseUserCsv } from './csv.js';
 import { SPEC_FILE } from './layout.js';
 import type { PkiLifecycle } from './pki-lifecycle.js';
 
 export type AddUserRequest = UserRequest;
+
+/** What a bulk action does to each user it names. */
+export type BulkAction = 'enable' | 'disable' | 'revoke' | 'delete';
+
+/** The most users one bulk action may name. */
+export const BULK_MAX = 1000;
+
+const BULK_STATUS: Record<Exclude<BulkAction, 'delete'>, UserStatus> = {
+  enable: 'enabled',
+  disable: 'disabled',
+  revoke: 'revoked',
+};
 
 export class Users {
   constructor(
@@ -102,6 +114,49 @@ export class Users {
 
   list(): User[] {
     return this.ctx.store.listUsers();
+  }
+
+  /** A filtered, sorted page of users (see UserSearch); the store does the work. */
+  search(search: UserSearch): UserPage {
+    return this.ctx.store.searchUsers(search);
+  }
+
+  /**
+   * One action on many users, all or nothing: every name is checked and every change made in
+   * one transaction, so an unknown name or a refused transition (enabling a revoked user)
+   * changes nobody. Each user gets its own audit entry. Certificates are revoked in the same
+   * transaction and the CRL is signed once for the whole batch. Returns the users as changed
+   * (for `delete`: as they were).
+   */
+  async bulk(action: BulkAction, names: string[]): Promise<User[]> {
+    if (names.length === 0) throw new InputError('names', 'is empty: name at least one user');
+    if (names.length > BULK_MAX)
+      throw new InputError('names', `at most ${BULK_MAX} users at once, got ${names.length}`);
+    const seen = new Set<string>();
+    for (const [i, name] of names.entries()) {
+      const problem = userNameProblem(name);
+      if (problem) throw new InputError(`names[${i}]`, problem);
+      if (seen.has(name)) throw new InputError(`names[${i}]`, `${name} is listed twice`);
+      seen.add(name);
+    }
+    const { store, actor } = this.ctx;
+    const now = this.ctx.clock.now();
+    const changed = store.transaction(() =>
+      names.map((name, i) => {
+        if (!store.getUser(name)) throw new NotFound(`names[${i}]: no user named ${name}`);
+        if (action === 'delete') {
+          const deleted = store.deleteUser(name, now, actor);
+          store.revokeClientCerts(name, now);
+          return deleted;
+        }
+        const status = BULK_STATUS[action];
+        const user = store.setStatus(name, status, now, actor);
+        if (status === 'revoked') store.revokeClientCerts(name, now);
+        return user;
+      }),
+    );
+    if (action === 'revoke' || action === 'delete') await this.pki.ensureCrl(true);
+    return changed;
   }
 
   get(name: string): User {

@@ -103,4 +103,28 @@ export const MIGRATIONS: string[] = [
     SELECT user, server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out FROM sessions;
   ALTER TABLE servers ADD COLUMN routes TEXT;
   `,
+  // 5 (users search, audit filters and sinks): indexes for the console's user search and the
+  // audit filters, and audit ids that are never reused. Without AUTOINCREMENT SQLite hands out
+  // max(id)+1, so after a retention prune that empties the table ids would start again at 1 and
+  // an audit sink that remembers "shipped up to id N" would skip the new entries.
+  `
+  CREATE TABLE audit_v4 (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail  TEXT
+  );
+  INSERT INTO audit_v4 (id, at, actor, action, subject, detail)
+    SELECT id, at, actor, action, subject, detail FROM audit;
+  DROP TABLE audit;
+  ALTER TABLE audit_v4 RENAME TO audit;
+  CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor, id);
+  CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject, id);
+  CREATE INDEX IF NOT EXISTS audit_action ON audit(action, id);
+  CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+  CREATE INDEX IF NOT EXISTS users_created ON users(created_at, name);
+  CREATE INDEX IF NOT EXISTS users_status ON users(status, name);
+  `,
 ];

@@ -10,7 +10,7 @@ import { Conflict, InputError } from '../errors.js';
 import { FIXED_NOW } from '../testing.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './sqlite.js';
-import type { NewUser, Pools } from './types.js';
+import type { NewUser, Pools, User, UserSearch } from './types.js';
 
 const DAY_MS = 86_400_000;
 const POOLS: Pools = {
@@ -102,6 +102,7 @@ describe('SqliteStore on a real file', () => {
         'session_history',
         'sessions',
         'settings',
+        'sqlite_sequence',
         'user_groups',
         'users',
       ]);
@@ -291,4 +292,209 @@ store.close();
       store.close();
     }
   }, 30_000);
+});
+
+describe('SqliteStore: user search and the audit log', () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteStore;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ovf-store-search-'));
+    file = join(dir, 'fleet.db');
+    store = new SqliteStore(file);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const BIG: Pools = {
+    ipv4: mustParsePrefix('10.200.0.0/16'),
+    ipv6: mustParsePrefix('fd00:200::/112'),
+    quarantineDays: 30,
+  };
+
+  /** What a search must answer, computed in JS from the whole list (the slow way). */
+  function expected(all: User[], s: UserSearch): { total: number; names: string[] } {
+    const q = s.q?.toLowerCase();
+    const hit = all.filter(
+      (u) =>
+        (s.status === undefined || u.status === s.status) &&
+        (s.group === undefined || u.groups.includes(s.group)) &&
+        (q === undefined ||
+          [u.name, u.ipv4, u.ipv6, ...u.groups].some((v) => v.toLowerCase().includes(q))),
+    );
+    const key = (u: User) =>
+      s.sort === 'created' ? u.createdAt : s.sort === 'status' ? u.status : '';
+    const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    hit.sort((a, b) => {
+      const c = cmp(key(a), key(b)) || cmp(a.name, b.name);
+      return s.descending ? -c : c;
+    });
+    const start = s.offset ?? 0;
+    const page = hit.slice(start, s.limit === undefined ? undefined : start + s.limit);
+    return { total: hit.length, names: page.map((u) => u.name) };
+  }
+
+  it('searches 10,000 users in SQL: filters, literal wildcards, sorting and pages agree with a scan', () => {
+    const groups = ['staff', 'dba', 'ops', '50%off'];
+    // Four batches a day apart, so that sorting by creation time has something to sort.
+    for (let batch = 0; batch < 4; batch++) {
+      const users: NewUser[] = [];
+      for (let i = batch; i < 10_000; i += 4) {
+        users.push({
+          name: `user${String(i).padStart(5, '0')}`,
+          groups: groups.filter((_, g) => (i >> g) % 3 === 0 && g < 3),
+        });
+      }
+      if (batch === 0) {
+        users.push({ name: 'x_y', groups: ['50%off'] }, { name: 'Mixed.Case', groups: [] });
+      }
+      store.createUsers(users, BIG, days(batch - 10), 'test');
+    }
+    store.transaction(() => {
+      for (let i = 0; i < 10_000; i += 7) {
+        const name = `user${String(i).padStart(5, '0')}`;
+        store.setStatus(name, i % 2 ? 'disabled' : 'revoked', FIXED_NOW, 'test');
+      }
+    });
+    const all = store.listUsers();
+    expect(all).toHaveLength(10_002);
+
+    const searches: UserSearch[] = [
+      {},
+      { limit: 50 },
+      { q: 'user0012' },
+      { q: 'USER0012', limit: 5, offset: 3 },
+      { q: '10.200.1.' },
+      { q: 'fd00:200::2a' },
+      { q: 'db' },
+      // A wildcard character in q is literal: "_" is not "any character", "%" not "anything".
+      { q: '_' },
+      { q: '%' },
+      { q: '50%' },
+      { q: 'mixed.case' },
+      { status: 'revoked' },
+      { status: 'disabled', group: 'ops', sort: 'created', descending: true, limit: 20 },
+      { group: 'dba', q: '9', offset: 100, limit: 100 },
+      { sort: 'status', limit: 30, offset: 1420 },
+      { sort: 'created', descending: true, offset: 9990 },
+      { sort: 'name', descending: true, limit: 3 },
+      { q: 'nobody-has-this' },
+      // past the last match: no rows, the total still counted
+      { q: 'user0012', offset: 50, limit: 10 },
+    ];
+    for (const s of searches) {
+      const got = store.searchUsers(s);
+      expect({ total: got.total, names: got.users.map((u) => u.name) }, JSON.stringify(s)).toEqual(
+        expected(all, s),
+      );
+    }
+    // The literal-wildcard searches find exactly what holds the character.
+    expect(store.searchUsers({ q: '_' }).users.map((u) => u.name)).toEqual(['x_y']);
+    expect(store.searchUsers({ q: '%' }).users.map((u) => u.name)).toEqual(['x_y']);
+    // Paging through the whole list in pages of 500 sees every user once, in order.
+    const paged: string[] = [];
+    for (let offset = 0; ; offset += 500) {
+      const page = store.searchUsers({ offset, limit: 500, sort: 'created' });
+      expect(page.total).toBe(10_002);
+      if (page.users.length === 0) break;
+      paged.push(...page.users.map((u) => u.name));
+    }
+    expect(paged).toEqual(expected(all, { sort: 'created' }).names);
+    // The rows are whole users: groups and certificate as getUser gives them.
+    const one = store.searchUsers({ q: 'user00000' }).users[0];
+    expect(one).toEqual(store.getUser('user00000'));
+  }, 60_000);
+
+  it('filters the audit log by actor, subject, action or prefix and time, newest first, with a cursor', () => {
+    const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 10, minute)).toISOString();
+    const log = [
+      { at: at(0), actor: 'cli:root', action: 'user.add', subject: 'alice' },
+      { at: at(1), actor: 'api:admin', action: 'user.disable', subject: 'alice' },
+      { at: at(2), actor: 'agent:vpn11', action: 'session.connect', subject: 'alice' },
+      { at: at(3), actor: 'agent:vpn11', action: 'session.disconnect', subject: 'bob' },
+      { at: at(4), actor: 'api:admin', action: 'server.drain', subject: 'vpn11' },
+      { at: at(5), actor: 'agent:vpn12', action: 'session.connect', subject: 'bob' },
+      { at: at(6), actor: 'api:admin', action: 'sessionx.other', subject: 'bob' },
+    ];
+    for (const e of log) store.audit(e);
+    const subjects = (f: Parameters<SqliteStore['auditQuery']>[0]) =>
+      store.auditQuery(f).map((e) => `${e.action}:${e.subject}`);
+    expect(subjects({ limit: 3 })).toEqual([
+      'sessionx.other:bob',
+      'session.connect:bob',
+      'server.drain:vpn11',
+    ]);
+    expect(subjects({ limit: 100, actor: 'agent:vpn11' })).toEqual([
+      'session.disconnect:bob',
+      'session.connect:alice',
+    ]);
+    // A prefix ending in "." takes that family only, not "sessionx.".
+    expect(subjects({ limit: 100, actionPrefix: 'session.' })).toEqual([
+      'session.connect:bob',
+      'session.disconnect:bob',
+      'session.connect:alice',
+    ]);
+    expect(subjects({ limit: 100, action: 'session.connect', subject: 'bob' })).toEqual([
+      'session.connect:bob',
+    ]);
+    // since inclusive, until exclusive
+    expect(subjects({ limit: 100, since: new Date(at(2)), until: new Date(at(4)) })).toEqual([
+      'session.disconnect:bob',
+      'session.connect:alice',
+    ]);
+    // Paging with the cursor: each page continues below the last id seen.
+    const first = store.auditQuery({ limit: 4 });
+    const second = store.auditQuery({ limit: 4, before: first.at(-1)!.id });
+    expect([...first, ...second].map((e) => e.at)).toEqual(log.map((e) => e.at).reverse());
+    expect(store.auditQuery({ limit: 100, subject: 'carol' })).toEqual([]);
+  });
+
+  it('tails the log by id, and never hands out an id twice, not even after a prune empties it', () => {
+    expect(store.lastAuditId()).toBe(0);
+    const entry = (subject: string, at = FIXED_NOW) =>
+      store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
+    entry('a', days(-100));
+    entry('b', days(-100));
+    entry('c', days(-100));
+    const ids = store.auditSince(0, 10).map((e) => e.id);
+    expect(store.auditSince(0, 10).map((e) => e.subject)).toEqual(['a', 'b', 'c']);
+    expect(store.auditSince(ids[0], 1).map((e) => e.subject)).toEqual(['b']);
+    expect(store.lastAuditId()).toBe(ids[2]);
+    expect(store.pruneAudit(days(-30))).toBe(3);
+    entry('d');
+    const [d] = store.auditSince(ids[2], 10);
+    expect(d).toMatchObject({ subject: 'd' });
+    expect(d.id).toBeGreaterThan(ids[2]);
+  });
+
+  it('keeps the audit entries and their ids when migrating a store from before audit ids were kept', () => {
+    store.close();
+    rmSync(file);
+    const raw = new Database(file);
+    for (let i = 0; i < 3; i++) raw.exec(MIGRATIONS[i]);
+    raw.pragma('user_version = 3');
+    const insert = raw.prepare(
+      'INSERT INTO audit (id, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    insert.run(7, FIXED_NOW.toISOString(), 'cli:root', 'user.add', 'alice', '{"groups":[]}');
+    insert.run(9, FIXED_NOW.toISOString(), 'cli:root', 'user.add', 'bob', null);
+    raw.close();
+    store = new SqliteStore(file);
+    expect(store.auditSince(0, 10)).toEqual([
+      {
+        id: 7,
+        at: FIXED_NOW.toISOString(),
+        actor: 'cli:root',
+        action: 'user.add',
+        subject: 'alice',
+        detail: { groups: [] },
+      },
+      { id: 9, at: FIXED_NOW.toISOString(), actor: 'cli:root', action: 'user.add', subject: 'bob' },
+    ]);
+    store.audit({ at: FIXED_NOW.toISOString(), actor: 't', action: 'x', subject: 'carol' });
+    expect(store.lastAuditId()).toBe(10);
+  });
 });

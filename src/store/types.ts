@@ -72,6 +72,54 @@ export interface AuditEntry {
   detail?: Record<string, unknown>;
 }
 
+/** An audit entry as stored: its id orders entries and is never reused. */
+export interface StoredAuditEntry extends AuditEntry {
+  id: number;
+}
+
+/**
+ * Which audit entries to read, newest first. Every field narrows; `since` is inclusive,
+ * `until` exclusive; `before` is a cursor: only entries with a smaller id.
+ */
+export interface AuditFilter {
+  actor?: string;
+  subject?: string;
+  /** The exact action (`user.revoke`). */
+  action?: string;
+  /** Actions starting with this (`session.`). */
+  actionPrefix?: string;
+  since?: Date;
+  until?: Date;
+  before?: number;
+  limit: number;
+}
+
+export type UserSort = 'name' | 'created' | 'status';
+
+/** A page of users, searched and sorted by the store (the console's Users page). */
+export interface UserSearch {
+  /**
+   * A substring of the name, either address or a group, matched literally (`%` and `_` are no
+   * wildcards) and ignoring ASCII case.
+   */
+  q?: string;
+  status?: UserStatus;
+  /** Members of this group only. */
+  group?: string;
+  offset?: number;
+  /** At most this many; absent: all that match. */
+  limit?: number;
+  /** Default `name`; ties are broken by name, so pages never overlap. */
+  sort?: UserSort;
+  descending?: boolean;
+}
+
+export interface UserPage {
+  /** How many users match, whatever the offset and limit. */
+  total: number;
+  users: User[];
+}
+
 export interface Pools {
   ipv4: Prefix;
   ipv6: Prefix;
@@ -185,6 +233,8 @@ export interface FleetStore {
   createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): User[];
   getUser(name: string): User | undefined;
   listUsers(): User[];
+  /** A filtered, sorted page of users; the filtering runs in the store, not in the caller. */
+  searchUsers(search: UserSearch): UserPage;
   setStatus(name: string, status: UserStatus, now: Date, actor: string): User;
   setGroups(name: string, groups: string[], now: Date, actor: string): User;
   /**
@@ -227,7 +277,14 @@ export interface FleetStore {
   transaction<T>(fn: () => T): T;
 
   audit(entry: AuditEntry): void;
-  auditLog(limit: number): AuditEntry[];
+  /** The newest entries first. */
+  auditLog(limit: number): StoredAuditEntry[];
+  /** Entries matching `filter`, newest first. */
+  auditQuery(filter: AuditFilter): StoredAuditEntry[];
+  /** Entries with an id above `afterId`, oldest first: for tailing the log (audit sinks). */
+  auditSince(afterId: number, limit: number): StoredAuditEntry[];
+  /** The id of the newest entry, 0 when there is none. */
+  lastAuditId(): number;
   /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */
   pruneAudit(before: Date): number;
 

@@ -122,3 +122,59 @@ export function streamLines(
     },
   };
 }
+
+/** A long-running command we feed lines on its standard input (`logger`). */
+export interface StdinSink {
+  readonly pid: number | undefined;
+  /** Resolves once the text is handed to the pipe; rejects when the process is gone. */
+  write(text: string): Promise<void>;
+  /** Closes its input (it flushes and exits); SIGTERM if it has not exited a second later. */
+  stop(): void;
+}
+
+/**
+ * Starts `argv` with a pipe on its standard input. `onExit` runs once when the process ends by
+ * itself or cannot start (not after stop()): with its exit code and the end of its stderr, or
+ * with no code and why (`killed by SIGKILL`, `spawn … ENOENT`).
+ */
+export function spawnStdinSink(
+  argv: readonly string[],
+  onExit: (code: number | null, stderr: string) => void,
+): StdinSink {
+  const child = spawn(argv[0], argv.slice(1), {
+    env: baseEnv(),
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let gone = false;
+  let stopped = false;
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  // Writing to a process that died fails with EPIPE; its exit is reported through onExit.
+  child.stdin.on('error', () => undefined);
+  const exit = (code: number | null, why: string) => {
+    if (gone) return;
+    gone = true;
+    if (!stopped) onExit(code, why);
+  };
+  child.on('error', (err) => exit(null, err.message));
+  child.on('close', (code, signal) => exit(code, signal ? `killed by ${signal}` : stderr));
+  return {
+    pid: child.pid,
+    write(text: string): Promise<void> {
+      return new Promise((resolve, reject) => {
+        if (gone || stopped) return reject(new Error(`${argv[0]} is not running`));
+        child.stdin.write(text, (err) => (err ? reject(err) : resolve()));
+      });
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      child.stdin.end();
+      const kill = setTimeout(() => {
+        if (!gone) child.kill('SIGTERM');
+      }, 1000);
+      kill.unref();
+      child.once('close', () => clearTimeout(kill));
+    },
+  };
+}

@@ -15,6 +15,9 @@ import {
   writeSync,
   readFileSync,
   existsSync,
+  constants as fsConstants,
+  fdatasyncSync,
+  fstatSync,
   type Stats,
 } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -391,4 +394,61 @@ async function runLimited(jobs: (() => Promise<void>)[], parallel: number): Prom
     while (next < jobs.length) await jobs[next++]();
   };
   await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+/**
+ * A log file we only ever append to (the audit log): created with `mode` (0600) when missing,
+ * never through a symlink (O_NOFOLLOW: someone who can write the folder cannot point our log
+ * at /etc/shadow), and only ever a regular file. `reopen` is for logrotate: after it moved the
+ * file away, the next line goes to a new file at the same path.
+ */
+export class AppendOnlyFile {
+  private fd: number | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly mode = 0o600,
+  ) {}
+
+  /** Opens the file now; throws an Error naming the path when it cannot be used. */
+  open(): void {
+    if (this.fd !== undefined) return;
+    const flags = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT;
+    let fd: number;
+    try {
+      fd = openSync(this.path, flags | fsConstants.O_NOFOLLOW, this.mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // O_NOFOLLOW makes open() fail with ELOOP when the last component is a symlink.
+      if (code === 'ELOOP') throw new Error(`${this.path} is a symlink: refused`);
+      throw new Error(`cannot open ${this.path}: ${code ?? (err as Error).message}`);
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new Error(`${this.path} is not a regular file: refused`);
+    }
+    this.fd = fd;
+  }
+
+  /** Appends all of `text` and flushes it to disk before returning. */
+  append(text: string): void {
+    this.open();
+    const fd = this.fd!;
+    const bytes = Buffer.from(text);
+    for (let done = 0; done < bytes.length;)
+      done += writeSync(fd, bytes, done, bytes.length - done);
+    fdatasyncSync(fd);
+  }
+
+  /** Closes and opens the path again (after logrotate moved the file). */
+  reopen(): void {
+    this.close();
+    this.open();
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
 }

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { InputError, Timeout } from '../../errors.js';
 import { sleep } from '../../sys/time.js';
 import { openFleet } from '../../service/open.js';
@@ -92,6 +93,11 @@ export function registerControllerCommands(program: Command): void {
       '--metrics-per-user',
       'add series with a user label (one per connected user: mind the cardinality)',
     )
+    .option(
+      '--audit-log <file>',
+      'also append every audit entry to FILE as one JSON line (created 0600; reopened on SIGHUP)',
+    )
+    .option('--audit-syslog', 'also send every audit entry to syslog (authpriv.info, via logger)')
     .action(
       async (
         opts: {
@@ -103,6 +109,8 @@ export function registerControllerCommands(program: Command): void {
           metricsListen?: string;
           metricsTokenFile?: string;
           metricsPerUser?: boolean;
+          auditLog?: string;
+          auditSyslog?: boolean;
         },
         cmd: Command,
       ) => {
@@ -143,6 +151,14 @@ export function registerControllerCommands(program: Command): void {
             ...(metricsToken !== undefined ? { token: metricsToken } : {}),
             perUser: opts.metricsPerUser ?? false,
           },
+          ...(opts.auditLog !== undefined || opts.auditSyslog
+            ? {
+                auditSink: {
+                  ...(opts.auditLog !== undefined ? { file: resolvePath(opts.auditLog) } : {}),
+                  syslog: opts.auditSyslog === true,
+                },
+              }
+            : {}),
         });
         let where: string[];
         let metricsListener: Awaited<ReturnType<typeof serveMetrics>> | undefined;
@@ -169,11 +185,15 @@ export function registerControllerCommands(program: Command): void {
           say(
             `metrics on http://${formatEndpoint({ kind: 'tcp', tls: false, host: metricsAt.host, port: metricsListener.port })}/metrics`,
           );
+        // logrotate's postrotate sends SIGHUP: the audit log file is opened again.
+        const reopen = () => ctl.reopenAuditLog();
+        process.on('SIGHUP', reopen);
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));
         });
         await metricsListener?.close();
+        process.off('SIGHUP', reopen);
         await ctl.close();
         say(`controller stopped (${signal})`);
       },

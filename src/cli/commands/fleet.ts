@@ -77,7 +77,7 @@ export function registerFleetCommands(program: Command): void {
     )
     .option('-o, --out <file>', 'write here (mode 0600) instead of standard output')
     .action(async (user: string, opts: { out?: string }, cmd: Command) => {
-      const text = await withFleet(cmd, (f) => f.profile(user));
+      const text = await withFleet(cmd, (f) => f.profile(user, { audit: true }));
       if (opts.out) writeFileAtomic(resolve(opts.out), text, 0o600);
       else process.stdout.write(text);
     });

@@ -1,12 +1,6 @@
-/** `/v1/sessions`, `/v1/servers…` and `/v1/audit`: what the cluster is doing. */
+/** `/v1/sessions` and `/v1/servers…`: what the cluster is doing (the audit log: audit.ts). */
 import type { FastifyInstance } from 'fastify';
-import type {
-  AuditEntry,
-  AuditQuery,
-  NameParams,
-  ServerView,
-  SessionView,
-} from '../../api/index.js';
+import type { NameParams, ServerView, SessionView } from '../../api/index.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
 
@@ -57,18 +51,4 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
       (req): ServerView => state.setDraining(req.params.name, draining),
     );
   }
-
-  app.get<{ Querystring: AuditQuery }>(
-    '/v1/audit',
-    {
-      config: { auth: 'viewer' },
-      schema: {
-        summary: 'the newest audit entries first',
-        tags: ['audit'],
-        querystring: S.auditQuery,
-        response: { 200: { type: 'array', items: S.auditSchema }, ...S.errorResponses },
-      },
-    },
-    (req): AuditEntry[] => state.store.auditLog(Number(req.query.limit ?? 100)),
-  );
 }

@@ -1,12 +1,41 @@
 /** `/v1/users…`: the users resource. */
-import type { FastifyInstance } from 'fastify';
-import type { GroupsBody, NameParams, NewUserBody, User, UserStatus } from '../../api/index.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {
+  BulkBody,
+  BulkResult,
+  GroupsBody,
+  ImportResult,
+  NameParams,
+  NewUserBody,
+  User,
+  UserListQuery,
+  UserStatus,
+} from '../../api/index.js';
+import type { Fleet } from '../../service/fleet.js';
+import { isUserSearch, userSearchOf } from '../query.js';
 import * as S from '../schemas.js';
-import type { ControllerState } from '../state.js';
+import { ADMIN_ACTOR, type ControllerState } from '../state.js';
 
 const tags = ['users'];
 
+/** A CSV import may be this large (10,000 users with groups are ~0.3 MB). */
+export const IMPORT_MAX_BYTES = 2 * 1024 * 1024;
+
+/** The media type OpenVPN Connect and other clients open profiles by. */
+const PROFILE_TYPE = 'application/x-openvpn-profile';
+
+/**
+ * `attachment; filename="…"` for a name: user names are already letters, digits, `.`, `_` and
+ * `-`, but whatever else reaches here is replaced rather than trusted inside a quoted header.
+ */
+export function attachment(filename: string): string {
+  const safe = filename.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+  return `attachment; filename="${safe || 'download'}"`;
+}
+
 export function userRoutes(app: FastifyInstance, state: ControllerState): void {
+  /** The fleet acting for the caller: their name goes into the audit log. */
+  const fleetFor = (req: FastifyRequest): Fleet => state.fleet.as(req.who?.actor ?? ADMIN_ACTOR);
   /**
    * Changes that take something away (revoke, disable, delete, groups) answer only once every
    * server's new bundle is built and the agents are woken: when the call returns, the change
@@ -19,17 +48,88 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
    */
   const afterAdd = () => state.refreshInBackground();
 
-  app.get(
+  app.get<{ Querystring: UserListQuery }>(
     '/v1/users',
     {
       config: { auth: 'viewer' },
       schema: {
-        summary: 'list users',
+        summary:
+          'list users; with q, status, group, sort, offset or limit a page of them, searched by the store (X-Total-Count: how many match)',
         tags,
-        response: { 200: { type: 'array', items: S.userSchema }, ...S.errorResponses },
+        querystring: S.userListQuery,
+        response: {
+          200: {
+            type: 'array',
+            items: S.userSchema,
+            headers: {
+              'x-total-count': {
+                type: 'integer',
+                description: 'how many users match, whatever offset and limit',
+              },
+            },
+          },
+          ...S.errorResponses,
+        },
       },
     },
-    (): User[] => state.fleet.listUsers(),
+    (req, reply): User[] => {
+      // Without parameters: every user, exactly as before (the CLI's client relies on it).
+      if (!isUserSearch(req.query)) {
+        const all = state.fleet.listUsers();
+        void reply.header('x-total-count', all.length);
+        return all;
+      }
+      const page = state.fleet.searchUsers(userSearchOf(req.query));
+      void reply.header('x-total-count', page.total);
+      return page.users;
+    },
+  );
+
+  app.post<{ Body: BulkBody }>(
+    '/v1/users/bulk',
+    {
+      schema: {
+        summary:
+          'enable, disable, revoke or delete up to 1,000 users, all or nothing (an unknown name or a refused change changes nobody); one audit entry per user, one new CRL',
+        tags,
+        body: S.bulkBody,
+        response: { 200: S.bulkResult, ...S.errorResponses },
+      },
+    },
+    async (req): Promise<BulkResult> => {
+      const { action, names } = req.body;
+      const users = await fleetFor(req).bulkUsers(action, names);
+      await afterWrite();
+      return { action, users };
+    },
+  );
+
+  // Registered here, for the import alone: fastify parses only JSON and plain text by itself.
+  app.addContentTypeParser(
+    'text/csv',
+    { parseAs: 'string', bodyLimit: IMPORT_MAX_BYTES },
+    (_req, body, done) => done(null, body),
+  );
+
+  app.post<{ Body: string }>(
+    '/v1/users/import',
+    {
+      bodyLimit: IMPORT_MAX_BYTES,
+      schema: {
+        summary:
+          'add users from CSV (text/csv, at most 2 MiB): "name,groups" rows, groups separated by ";", as `user import`; all rows or none; certificates come with the first profile',
+        tags,
+        consumes: ['text/csv'],
+        body: { type: 'string' },
+        response: { 201: S.importResult, ...S.errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const users = await fleetFor(req).importCsv(req.body, 'body');
+      afterAdd();
+      const result: ImportResult = { users };
+      return reply.code(201).send(result);
+    },
   );
 
   app.post<{ Body: NewUserBody }>(
@@ -45,7 +145,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     },
     async (req, reply) => {
       const body = req.body;
-      const [user]: User[] = await state.fleet.addUsers([
+      const [user]: User[] = await fleetFor(req).addUsers([
         {
           name: body.name,
           groups: body.groups ?? [],
@@ -89,7 +189,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         },
       },
       async (req): Promise<User> => {
-        const user = await state.fleet.setStatus(req.params.name, status);
+        const user = await fleetFor(req).setStatus(req.params.name, status);
         await afterWrite();
         return user;
       },
@@ -108,7 +208,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
       },
     },
     async (req): Promise<User> => {
-      const user = state.fleet.setGroups(req.params.name, req.body.groups);
+      const user = fleetFor(req).setGroups(req.params.name, req.body.groups);
       await afterWrite();
       return user;
     },
@@ -125,7 +225,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
       },
     },
     async (req): Promise<User> => {
-      const user = await state.fleet.deleteUser(req.params.name);
+      const user = await fleetFor(req).deleteUser(req.params.name);
       await afterWrite();
       return user;
     },
@@ -134,24 +234,33 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
   app.get<{ Params: NameParams }>(
     '/v1/users/:name/profile',
     {
-      config: { auth: 'viewer' },
+      // A profile carries the user's private key: whoever downloads it can be that user. And a
+      // first download issues the certificate, a write. Admins only.
+      config: { auth: 'admin' },
       schema: {
-        summary: "the user's client profile (.ovpn, text) with inline keys",
+        summary:
+          "the user's client profile (.ovpn) with inline keys, as a download; audited as user.profile",
         tags,
         params: S.userNameParams,
-        produces: ['text/plain'],
+        produces: [PROFILE_TYPE],
         response: { ...S.errorResponses },
       },
     },
     async (req, reply) => {
       const name = req.params.name;
-      const hadCert = Boolean(state.fleet.getUser(name).certSerial);
-      const text = await state.fleet.profile(name);
+      const fleet = fleetFor(req);
+      const hadCert = Boolean(fleet.getUser(name).certSerial);
+      const text = await fleet.profile(name, { audit: true });
       // A first profile issues the certificate: a write like any other.
       if (!hadCert) await afterWrite();
+      // The body is a secret: never stored by a cache or a proxy, never sniffed into
+      // something a browser would render. fastify's own logger is off (http.ts) and no hook
+      // of ours logs bodies.
       return reply
-        .type('text/plain; charset=utf-8')
-        .header('content-disposition', `attachment; filename="${name}.ovpn"`)
+        .type(PROFILE_TYPE)
+        .header('content-disposition', attachment(`${name}.ovpn`))
+        .header('cache-control', 'no-store')
+        .header('x-content-type-options', 'nosniff')
         .send(text);
     },
   );
