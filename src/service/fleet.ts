@@ -10,6 +10,7 @@ import type { RenderOptions } from '../render/types.js';
 import type { FleetSpec } from '../spec/schema.js';
 import type { Validation } from '../spec/validate.js';
 import type { FleetStore, Pools, User, UserStatus } from '../store/types.js';
+import { Admins } from './admins.js';
 import { Bundles } from './bundles.js';
 import { type ServiceContext, poolsOf, serverNamesOf } from './context.js';
 import { specPath } from './layout.js';
@@ -28,6 +29,7 @@ export class Fleet {
   readonly pki: PkiLifecycle;
   readonly users: Users;
   readonly specEdits: SpecEdits;
+  readonly admins: Admins;
   /** Bundles and profiles: what the fleet hands to servers and users. */
   readonly output: Bundles;
 
@@ -36,6 +38,7 @@ export class Fleet {
     this.pki = new PkiLifecycle(ctx, this.secrets);
     this.users = new Users(ctx, this.pki);
     this.specEdits = new SpecEdits(ctx);
+    this.admins = new Admins(ctx);
     this.output = new Bundles(ctx, this.pki, this.secrets, this.users);
   }
 
@@ -62,6 +65,14 @@ export class Fleet {
   /** The same store, clock and actor with another (already validated) spec: a reloaded fleet.yaml. */
   withSpec(spec: FleetSpec): Fleet {
     return new Fleet({ ...this.ctx, spec });
+  }
+
+  /**
+   * The same fleet acting for `actor` (what the audit log records): the controller's routes
+   * act for whoever called them. Services hold no state of their own, so this is cheap.
+   */
+  as(actor: string): Fleet {
+    return actor === this.ctx.actor ? this : new Fleet({ ...this.ctx, actor });
   }
 
   pools(): Pools {
