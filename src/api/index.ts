@@ -10,5 +10,6 @@ export * from './common.js';
 export * from './health.js';
 export { jsonSchema, type JsonSchema } from './json-schema.js';
 export * from './servers.js';
+export * from './session.js';
 export * from './sessions.js';
 export * from './users.js';

@@ -9,9 +9,11 @@ import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
+import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
+import { sessionRoutes } from './routes/session.js';
 import { userRoutes } from './routes/users.js';
 import { ADMIN_ACTOR, ControllerState } from './state.js';
 
@@ -31,6 +33,12 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   /** How often to look for changes made by other processes. */
   watchIntervalMs?: number;
   staleAfterMs?: number;
+  /** A console session without a request for this long ends (default 30 minutes). */
+  consoleIdleTimeoutMs?: number;
+  /** A console session ends this long after sign-in, busy or not (default 12 hours). */
+  consoleSessionLifetimeMs?: number;
+  /** Failed sign-ins allowed per account and per client address (default 5 and 20 in 15 min). */
+  loginLimit?: LoginLimitOptions;
   /** One-line log messages; default: standard error. */
   log?: (line: string) => void;
 }
@@ -52,8 +60,13 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     log,
   });
   try {
-    const app = await createHttp(opts, state.auth, log);
+    const app = await createHttp(
+      opts,
+      { tokens: state.auth, sessions: state.consoleSessions },
+      log,
+    );
     metaRoutes(app, state);
+    sessionRoutes(app, state, { secure: Boolean(opts.https) });
     userRoutes(app, state);
     serverRoutes(app, state);
     agentRoutes(app, state, {

@@ -15,6 +15,7 @@ export const errorResponses = {
   404: errorSchema,
   409: errorSchema,
   422: errorSchema,
+  429: errorSchema,
   500: errorSchema,
   503: errorSchema,
   504: errorSchema,
@@ -33,3 +34,6 @@ export const healthResponse = jsonSchema(api.Health);
 export const pollQuery = jsonSchema(api.PollQuery);
 export const reportBody = jsonSchema(api.AgentReport);
 export const directiveSchema = jsonSchema(api.Directive);
+export const signInBody = jsonSchema(api.SignInBody);
+export const sessionInfo = jsonSchema(api.SessionInfo);
+export const passwordChangeBody = jsonSchema(api.PasswordChangeBody);

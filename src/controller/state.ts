@@ -18,6 +18,7 @@
 import type { AgentReport, ServerView, SessionView } from '../api/index.js';
 import { NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
+import { ConsoleSessions } from '../service/console-sessions.js';
 import { Fleet } from '../service/fleet.js';
 import { loadSpec } from '../service/spec-file.js';
 import type { AuditEntry, ChangeFeed } from '../store/types.js';
@@ -26,8 +27,10 @@ import { Authenticator } from './auth.js';
 import { Coalescer } from './builds.js';
 import { directiveToken, evictions } from './directives.js';
 import { type IngestOptions, ReportIngest } from './ingest.js';
+import { type LoginLimitOptions, LoginLimiter } from './login-limit.js';
 import { PollWaiters, type Served, served } from './polls.js';
 import { type KnownUser, knownUser } from './reports.js';
+import { SignIn } from './sign-in.js';
 import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
@@ -49,12 +52,20 @@ export interface StateOptions extends IngestOptions {
   /** Each server's agent token; default: `Fleet.agentToken`. */
   serverToken?: (server: string) => string;
   staleAfterMs?: number;
+  /** A console session without a request for this long ends (default 30 minutes). */
+  consoleIdleTimeoutMs?: number;
+  /** A console session ends this long after sign-in, busy or not (default 12 hours). */
+  consoleSessionLifetimeMs?: number;
+  /** Failed sign-ins allowed per account and per address (default 5 and 20 in 15 minutes). */
+  loginLimit?: LoginLimitOptions;
   log: (line: string) => void;
 }
 
 export class ControllerState {
   fleet: Fleet;
   readonly auth: Authenticator;
+  readonly consoleSessions: ConsoleSessions;
+  readonly signIn: SignIn;
   readonly polls: PollWaiters;
   readonly directives = new Map<string, Served>();
   private bundles = new Map<string, Bundle>();
@@ -82,6 +93,19 @@ export class ControllerState {
     this.fleet = fleet;
     this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
     this.auth = new Authenticator(opts.adminToken);
+    this.consoleSessions = new ConsoleSessions(fleet.store, clock, {
+      ...(opts.consoleIdleTimeoutMs !== undefined
+        ? { idleTimeoutMs: opts.consoleIdleTimeoutMs }
+        : {}),
+      ...(opts.consoleSessionLifetimeMs !== undefined
+        ? { lifetimeMs: opts.consoleSessionLifetimeMs }
+        : {}),
+    });
+    this.signIn = new SignIn(
+      () => this.fleet,
+      this.consoleSessions,
+      new LoginLimiter(clock, opts.loginLimit),
+    );
     this.loadAgentTokens();
     this.polls = new PollWaiters(timers);
     this.builds = new Coalescer(() => this.buildOnce());
@@ -291,9 +315,10 @@ export class ControllerState {
     return view;
   }
 
-  setDraining(name: string, draining: boolean): ServerView {
+  /** `actor`: who asked, for the audit log (`api:admin`, `console:NAME`). */
+  setDraining(name: string, draining: boolean, actor: string): ServerView {
     this.server(name);
-    this.store.setDraining(name, draining, this.clock.now(), ADMIN_ACTOR);
+    this.store.setDraining(name, draining, this.clock.now(), actor);
     this.recomputeDirectives();
     this.changed('servers');
     return this.server(name);

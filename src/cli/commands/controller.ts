@@ -74,6 +74,11 @@ export function registerControllerCommands(program: Command): void {
       'refuse connections beyond this many (keep it below the open-files limit)',
       '1024',
     )
+    .option(
+      '--console-idle-timeout <minutes>',
+      'end a console session after this many minutes without a request',
+      '30',
+    )
     .action(
       async (
         opts: {
@@ -82,6 +87,7 @@ export function registerControllerCommands(program: Command): void {
           tlsCert?: string;
           tlsKey?: string;
           maxConnections: string;
+          consoleIdleTimeout: string;
         },
         cmd: Command,
       ) => {
@@ -92,6 +98,12 @@ export function registerControllerCommands(program: Command): void {
           throw new InputError(
             '--max-connections',
             `must be 16-1000000, got ${opts.maxConnections}`,
+          );
+        const idleMinutes = Number(opts.consoleIdleTimeout);
+        if (!Number.isInteger(idleMinutes) || idleMinutes < 1 || idleMinutes > 720)
+          throw new InputError(
+            '--console-idle-timeout',
+            `must be 1-720 minutes, got ${opts.consoleIdleTimeout}`,
           );
         if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
           throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
@@ -111,6 +123,7 @@ export function registerControllerCommands(program: Command): void {
           baseDir: (server) => baseDirOf(base, server),
           adminToken: admin.token,
           maxConnections,
+          consoleIdleTimeoutMs: idleMinutes * 60_000,
           ...(https ? { https } : {}),
         });
         let where: string;

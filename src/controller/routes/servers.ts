@@ -7,6 +7,7 @@ import type {
   ServerView,
   SessionView,
 } from '../../api/index.js';
+import { callerOf } from '../http.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
 
@@ -54,7 +55,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
           response: { 200: S.serverSchema, ...S.errorResponses },
         },
       },
-      (req): ServerView => state.setDraining(req.params.name, draining),
+      (req): ServerView => state.setDraining(req.params.name, draining, callerOf(req).actor),
     );
   }
 

@@ -1,6 +1,7 @@
 /** `/v1/users…`: the users resource. */
 import type { FastifyInstance } from 'fastify';
 import type { GroupsBody, NameParams, NewUserBody, User, UserStatus } from '../../api/index.js';
+import { type Caller, callerOf } from '../http.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
 
@@ -18,6 +19,8 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
    * (requests meanwhile share one build); the servers have the user ~0.2–0.6 s later.
    */
   const afterAdd = () => state.refreshInBackground();
+  /** The fleet acting for whoever called: the audit log names them (`api:admin`, `console:NAME`). */
+  const fleetFor = (req: { who?: Caller }) => state.fleet.as(callerOf(req).actor);
 
   app.get(
     '/v1/users',
@@ -45,7 +48,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     },
     async (req, reply) => {
       const body = req.body;
-      const [user]: User[] = await state.fleet.addUsers([
+      const [user]: User[] = await fleetFor(req).addUsers([
         {
           name: body.name,
           groups: body.groups ?? [],
@@ -89,7 +92,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         },
       },
       async (req): Promise<User> => {
-        const user = await state.fleet.setStatus(req.params.name, status);
+        const user = await fleetFor(req).setStatus(req.params.name, status);
         await afterWrite();
         return user;
       },
@@ -108,7 +111,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
       },
     },
     async (req): Promise<User> => {
-      const user = state.fleet.setGroups(req.params.name, req.body.groups);
+      const user = fleetFor(req).setGroups(req.params.name, req.body.groups);
       await afterWrite();
       return user;
     },
@@ -125,7 +128,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
       },
     },
     async (req): Promise<User> => {
-      const user = await state.fleet.deleteUser(req.params.name);
+      const user = await fleetFor(req).deleteUser(req.params.name);
       await afterWrite();
       return user;
     },
@@ -145,8 +148,9 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     },
     async (req, reply) => {
       const name = req.params.name;
-      const hadCert = Boolean(state.fleet.getUser(name).certSerial);
-      const text = await state.fleet.profile(name);
+      const fleet = fleetFor(req);
+      const hadCert = Boolean(fleet.getUser(name).certSerial);
+      const text = await fleet.profile(name);
       // A first profile issues the certificate: a write like any other.
       if (!hadCert) await afterWrite();
       return reply
