@@ -380,36 +380,42 @@ describe('ovpn-fleet admin', { timeout: 60_000 }, () => {
     ok(['admin', 'add', 'ann', '--role', 'admin']);
     const cases: [string[], string | undefined, number, string][] = [
       [
-        ['add', 'x\u001b[2J', '--role', 'viewer'],
+        ['admin', 'add', 'x\u001b[2J', '--role', 'viewer'],
         undefined,
         2,
         'name: "x\\u001b[2J" is not a valid admin name',
       ],
       [
-        ['add', 'cid', '--role', 'root'],
+        ['admin', 'add', 'cid', '--role', 'root'],
         undefined,
         2,
         'role: "root" is not a role: use viewer, operator, admin',
       ],
       [
-        ['add', 'cid', '--role', 'viewer', '--password-stdin'],
+        ['admin', 'add', 'cid', '--role', 'viewer', '--password-stdin'],
         'short\n',
         2,
         'password: must be at least 12 characters (got 5)',
       ],
       [
-        ['add', 'cid', '--role', 'viewer', '--password-stdin'],
+        ['admin', 'add', 'cid', '--role', 'viewer', '--password-stdin'],
         '',
         2,
         '--password-stdin: no password on standard input',
       ],
-      [['add', 'ann', '--role', 'viewer'], undefined, 4, 'admin ann already exists'],
-      [['remove', 'zed'], undefined, 3, 'no admin named zed'],
-      [['role', 'ann', 'god'], undefined, 2, 'role: "god" is not a role'],
-      [['passwd', 'zed'], undefined, 3, 'no admin named zed'],
+      [['admin', 'add', 'ann', '--role', 'viewer'], undefined, 4, 'admin ann already exists'],
+      [['admin', 'remove', 'zed'], undefined, 3, 'no admin named zed'],
+      [['admin', 'role', 'ann', 'god'], undefined, 2, 'role: "god" is not a role'],
+      [['admin', 'passwd', 'zed'], undefined, 3, 'no admin named zed'],
+      [
+        ['controller', '--console-idle-timeout', '0'],
+        undefined,
+        2,
+        '--console-idle-timeout: must be 1-720 minutes, got 0',
+      ],
     ];
     const runs = await Promise.all(
-      cases.map(([args, input]) => cliAsync(['admin', ...args], dir, [], input ?? '')),
+      cases.map(([args, input]) => cliAsync(args, dir, [], input ?? '')),
     );
     for (const [i, [args, , status, message]] of cases.entries()) {
       const r = runs[i];
