@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { openFleet } from '../src/service/open.js';
 import { EXAMPLE_FLEET_YAML } from '../src/spec/example.js';
 import { selfSignedCert } from '../src/testing.js';
 
@@ -52,10 +53,11 @@ interface Run {
 /** The fleet of the running test: a fresh copy of the template, see beforeEach. */
 let dir: string;
 
-function cli(args: string[], opts: { cwd?: string } = {}): Run {
+function cli(args: string[], opts: { cwd?: string; input?: string } = {}): Run {
   const r = spawnSync(process.execPath, [BIN, '--dir', dir, ...args], {
     cwd: opts.cwd ?? dir,
     encoding: 'utf8',
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
     env: { ...process.env, LC_ALL: 'C', OVPN_FLEET_DIR: '' },
   });
   if (r.error) throw r.error;
@@ -66,7 +68,12 @@ function cli(args: string[], opts: { cwd?: string } = {}): Run {
  * Like cli() but without blocking, so independent runs share the machine's cores (and a server
  * in this process can answer). `nodeArgs` go to node before the script.
  */
-function cliAsync(args: string[], fleetDir = dir, nodeArgs: string[] = []): Promise<Run> {
+function cliAsync(
+  args: string[],
+  fleetDir = dir,
+  nodeArgs: string[] = [],
+  input = '',
+): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [...nodeArgs, BIN, '--dir', fleetDir, ...args], {
       cwd: fleetDir,
@@ -80,6 +87,7 @@ function cliAsync(args: string[], fleetDir = dir, nodeArgs: string[] = []): Prom
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', fail);
     child.on('close', (status) => done({ status, stdout, stderr }));
+    child.stdin.end(input);
   });
 }
 
@@ -358,6 +366,112 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
       description: 'external: "people"',
       members: 0,
     });
+  });
+});
+
+describe('ovpn-fleet admin', { timeout: 60_000 }, () => {
+  const admins = () =>
+    JSON.parse(ok(['admin', 'list', '--json'])) as {
+      name: string;
+      role: string;
+      mustChangePassword: boolean;
+    }[];
+
+  it('adds with a one-time password printed once, or a password from stdin; lists, changes, removes', async () => {
+    const added = ok(['admin', 'add', 'ann', '--role', 'operator']);
+    const otp = /one-time password .*: (\S+)\n$/.exec(added)?.[1];
+    expect(added).toMatch(/^added admin ann \(operator\)\n/);
+    expect(otp).toMatch(/^\S{20}$/);
+    const chosen = 'a passphrase of mine';
+    const r = cli(['admin', 'add', 'bob', '--role', 'viewer', '--password-stdin'], {
+      input: `${chosen}\n`,
+    });
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', 'added admin bob (viewer)\n']);
+    expect(admins()).toMatchObject([
+      { name: 'ann', role: 'operator', mustChangePassword: true },
+      { name: 'bob', role: 'viewer', mustChangePassword: false },
+    ]);
+    const table = ok(['admin', 'list']).split('\n');
+    expect(table[0]).toMatch(/^NAME\s+ROLE\s+MUSTCHANGEPASSWORD/);
+    expect(table[1]).toMatch(/^ann\s+operator\s+true/);
+
+    const fleet = openFleet(dir);
+    try {
+      expect(await fleet.admins.authenticate('ann', otp!)).toMatchObject({ name: 'ann' });
+      expect(await fleet.admins.authenticate('bob', chosen)).toMatchObject({ name: 'bob' });
+    } finally {
+      fleet.close();
+    }
+    // Neither password is anywhere in the store's files.
+    for (const f of readdirSync(dir).filter((n) => n.startsWith('fleet.db'))) {
+      const bytes = readFileSync(join(dir, f));
+      expect(bytes.includes(chosen)).toBe(false);
+      expect(bytes.includes(otp!)).toBe(false);
+    }
+
+    expect(ok(['admin', 'role', 'bob', 'admin'])).toBe('bob: admin\n');
+    const reset = ok(['admin', 'passwd', 'bob']);
+    expect(reset).toMatch(/^new password for admin bob \(admin\)\none-time password .*: \S{20}\n$/);
+    expect(admins()[1]).toMatchObject({ role: 'admin', mustChangePassword: true });
+    const again = cli(['admin', 'passwd', 'bob', '--password-stdin', '--json'], {
+      input: 'another long passphrase\r\n',
+    });
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ name: 'bob', mustChangePassword: false });
+    expect(JSON.parse(again.stdout)).not.toHaveProperty('oneTimePassword');
+    expect(ok(['admin', 'remove', 'ann'])).toBe('removed admin ann (operator)\n');
+    expect(admins().map((a) => a.name)).toEqual(['bob']);
+  });
+
+  it('refuses bad input in one line with the mapped exit code, writing nothing', async () => {
+    ok(['admin', 'add', 'ann', '--role', 'admin']);
+    const cases: [string[], string | undefined, number, string][] = [
+      [
+        ['admin', 'add', 'x\u001b[2J', '--role', 'viewer'],
+        undefined,
+        2,
+        'name: "x\\u001b[2J" is not a valid admin name',
+      ],
+      [
+        ['admin', 'add', 'cid', '--role', 'root'],
+        undefined,
+        2,
+        'role: "root" is not a role: use viewer, operator, admin',
+      ],
+      [
+        ['admin', 'add', 'cid', '--role', 'viewer', '--password-stdin'],
+        'short\n',
+        2,
+        'password: must be at least 12 characters (got 5)',
+      ],
+      [
+        ['admin', 'add', 'cid', '--role', 'viewer', '--password-stdin'],
+        '',
+        2,
+        '--password-stdin: no password on standard input',
+      ],
+      [['admin', 'add', 'ann', '--role', 'viewer'], undefined, 4, 'admin ann already exists'],
+      [['admin', 'remove', 'zed'], undefined, 3, 'no admin named zed'],
+      [['admin', 'role', 'ann', 'god'], undefined, 2, 'role: "god" is not a role'],
+      [['admin', 'passwd', 'zed'], undefined, 3, 'no admin named zed'],
+      [
+        ['controller', '--console-idle-timeout', '0'],
+        undefined,
+        2,
+        '--console-idle-timeout: must be 1-720 minutes, got 0',
+      ],
+    ];
+    const runs = await Promise.all(
+      cases.map(([args, input]) => cliAsync(args, dir, [], input ?? '')),
+    );
+    for (const [i, [args, , status, message]] of cases.entries()) {
+      const r = runs[i];
+      expect.soft([args, r.status], args.join(' ')).toEqual([args, status]);
+      expect.soft(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect.soft(r.stderr, args.join(' ')).toContain(message);
+      expect.soft(r.stderr, args.join(' ')).not.toContain('short\n');
+    }
+    expect(admins().map((a) => [a.name, a.role])).toEqual([['ann', 'admin']]);
   });
 });
 

@@ -12,5 +12,6 @@ export * from './history.js';
 export * from './host-routes.js';
 export { jsonSchema, type JsonSchema } from './json-schema.js';
 export * from './servers.js';
+export * from './session.js';
 export * from './sessions.js';
 export * from './users.js';

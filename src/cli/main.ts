@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { FleetError, SpecError } from '../errors.js';
 import { EXIT_INTERNAL, describeError } from './exit-codes.js';
+import { registerAdmins } from './commands/admin.js';
 import { registerAgent } from './commands/agent.js';
 import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInit(program);
   registerUsers(program);
+  registerAdmins(program);
   registerFleetCommands(program);
   registerLab(program);
   registerControllerCommands(program);

@@ -26,7 +26,7 @@ let jsDir: string;
 let ann: User;
 
 async function start(more: Partial<ConsoleOptions> = {}): Promise<void> {
-  app = await createHttp({}, state.auth, () => {});
+  app = await createHttp({}, { tokens: state.auth, sessions: state.consoleSessions }, () => {});
   // Stands in for the session-based roles the auth hook will give: after it has identified the
   // admin token, `x-test-role` lowers the caller's role.
   app.addHook('onRequest', (req, _reply, done) => {
@@ -182,7 +182,7 @@ describe('console pages', () => {
 
   it('renders the history and routes the API answers, with mismatches counted', async () => {
     await app.close();
-    app = await createHttp({}, state.auth, () => {});
+    app = await createHttp({}, { tokens: state.auth, sessions: state.consoleSessions }, () => {});
     app.get('/v1/users/:name/history', { config: { auth: 'viewer' } }, () => [
       {
         server: 'vpn21',
@@ -384,7 +384,12 @@ describe('login page and assets', () => {
   });
 
   it('keeps the pages and the event stream behind authentication', async () => {
-    expect((await app.inject({ url: '/console' })).statusCode).toBe(401);
+    // A page sends the browser to sign in, and back here after; the stream just refuses.
+    const page = await app.inject({ url: '/console/users?q=ann' });
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe(
+      `/console/login?next=${encodeURIComponent('/console/users?q=ann')}`,
+    );
     expect((await app.inject({ url: '/console/events' })).statusCode).toBe(401);
   });
 });
@@ -442,7 +447,7 @@ describe('the event stream', () => {
     expect(streams.open).toBe(1);
 
     annOnline();
-    state.setDraining('vpn21', true);
+    state.setDraining('vpn21', true, 'api:admin');
     annOnline();
     await timers.advance(250);
     await stream.until('event: change');
@@ -450,7 +455,7 @@ describe('the event stream', () => {
 
     await timers.advance(15_000);
     await stream.until(': heartbeat');
-    state.setDraining('vpn21', false);
+    state.setDraining('vpn21', false, 'api:admin');
     await timers.advance(250);
     await stream.until('event: change', 2);
     expect(stream.text().split('event: change').length - 1).toBe(2);

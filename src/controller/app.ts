@@ -12,11 +12,13 @@ import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
+import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { serverRoutes } from './routes/servers.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { signInRoutes } from './routes/session.js';
 import { userRoutes } from './routes/users.js';
 import { ADMIN_ACTOR, ControllerState } from './state.js';
 
@@ -36,6 +38,12 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   /** How often to look for changes made by other processes. */
   watchIntervalMs?: number;
   staleAfterMs?: number;
+  /** A console session without a request for this long ends (default 30 minutes). */
+  consoleIdleTimeoutMs?: number;
+  /** A console session ends this long after sign-in, busy or not (default 12 hours). */
+  consoleSessionLifetimeMs?: number;
+  /** Failed sign-ins allowed per account and per client address (default 5 and 20 in 15 min). */
+  loginLimit?: LoginLimitOptions;
   /** One-line log messages; default: standard error. */
   log?: (line: string) => void;
   /** Who besides the admin may read /metrics, and whether series may name users. */
@@ -73,9 +81,14 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       ? new AuditSink(state.store, opts.timers ?? realTimers, log, sinkOptions)
       : undefined;
   try {
-    const app = await createHttp(opts, state.auth, log);
+    const app = await createHttp(
+      opts,
+      { tokens: state.auth, sessions: state.consoleSessions },
+      log,
+    );
     metrics.attach(app, state);
     metaRoutes(app, state);
+    signInRoutes(app, state, { secure: Boolean(opts.https) });
     userRoutes(app, state);
     serverRoutes(app, state);
     sessionRoutes(app, state);

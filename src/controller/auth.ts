@@ -89,3 +89,32 @@ export class Authenticator {
     }
   }
 }
+
+/** The value of cookie `name` in a Cookie header, or undefined. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * The session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's page
+ * sends it), Path=/ (the console and the API), Secure when the controller serves HTTPS. No
+ * Max-Age: the controller ends the session (idle timeout, lifetime), the browser forgets the
+ * cookie when it closes.
+ */
+export function sessionCookie(name: string, id: string, secure: boolean): string {
+  return `${name}=${id}; HttpOnly; SameSite=Strict; Path=/${secure ? '; Secure' : ''}`;
+}
+
+/** Tells the browser to drop the session cookie. */
+export function clearedCookie(name: string, secure: boolean): string {
+  return `${name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure ? '; Secure' : ''}`;
+}
+
+/** Compares a presented CSRF token with the session's in constant time. */
+export function sameCsrfToken(presented: string, expected: string): boolean {
+  return sameToken(tokenDigest(presented), tokenDigest(expected));
+}

@@ -7,3 +7,13 @@ export class Forbidden extends FleetError {}
 
 /** Not ready to answer yet (no bundle built for the server). */
 export class Unavailable extends FleetError {}
+
+/** Too many failed sign-ins: try again after `retryAfterSeconds` (the Retry-After header). */
+export class TooManyRequests extends FleetError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

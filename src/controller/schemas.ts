@@ -15,6 +15,7 @@ export const errorResponses = {
   404: errorSchema,
   409: errorSchema,
   422: errorSchema,
+  429: errorSchema,
   500: errorSchema,
   503: errorSchema,
   504: errorSchema,
@@ -42,3 +43,6 @@ export const historyQuery = jsonSchema(api.HistoryQuery);
 export const routesViewSchema = jsonSchema(api.RoutesView);
 export const killBody = jsonSchema(api.KillBody);
 export const killResult = jsonSchema(api.KillResult);
+export const signInBody = jsonSchema(api.SignInBody);
+export const sessionInfo = jsonSchema(api.SessionInfo);
+export const passwordChangeBody = jsonSchema(api.PasswordChangeBody);

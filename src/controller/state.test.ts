@@ -121,7 +121,7 @@ describe('ControllerState', () => {
   it('wakes the waiting poll of a server when it is drained', async () => {
     const before = directiveOf('vpn12');
     const poll = state.polls.wait('vpn12', WAIT_MS, noClient);
-    expect(state.setDraining('vpn12', true).draining).toBe(true);
+    expect(state.setDraining('vpn12', true, 'api:admin').draining).toBe(true);
     const next = await poll;
     expect(next?.directive).toMatchObject({
       drain: true,
@@ -146,7 +146,7 @@ describe('ControllerState', () => {
     const stop = state.onChange((what) => seen.push(what));
     state.report('vpn11', report([annSession(5)]));
     expect(seen).toEqual(['sessions']);
-    state.setDraining('vpn12', true);
+    state.setDraining('vpn12', true, 'api:admin');
     expect(seen).toEqual(['sessions', 'servers']);
     await timers.advance(STALE_AFTER_MS + WATCH_MS);
     expect(seen).toEqual(['sessions', 'servers', 'servers']);

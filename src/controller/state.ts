@@ -26,6 +26,7 @@ import {
 } from '../api/index.js';
 import { NotFound } from '../errors.js';
 import type { Bundle } from '../render/bundle.js';
+import { ConsoleSessions } from '../service/console-sessions.js';
 import { Fleet } from '../service/fleet.js';
 import { loadSpec } from '../service/spec-file.js';
 import type { AuditEntry, ChangeFeed, StoredSession } from '../store/types.js';
@@ -37,7 +38,9 @@ import { type IngestOptions, ReportIngest } from './ingest.js';
 import type { ControllerEvents } from './metrics.js';
 import { PollWaiters, type Served, served } from './polls.js';
 import { type KnownUser, knownUser } from './reports.js';
+import { type LoginLimitOptions, LoginLimiter } from './login-limit.js';
 import { routesView } from './routes-view.js';
+import { SignIn } from './sign-in.js';
 import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
@@ -69,6 +72,12 @@ export interface StateOptions extends IngestOptions {
   /** Each server's agent token; default: `Fleet.agentToken`. */
   serverToken?: (server: string) => string;
   staleAfterMs?: number;
+  /** A console session without a request for this long ends (default 30 minutes). */
+  consoleIdleTimeoutMs?: number;
+  /** A console session ends this long after sign-in, busy or not (default 12 hours). */
+  consoleSessionLifetimeMs?: number;
+  /** Failed sign-ins allowed per account and per address (default 5 and 20 in 15 minutes). */
+  loginLimit?: LoginLimitOptions;
   log: (line: string) => void;
   /** Told of evictions and drains as they happen (the metrics' counters). */
   events?: ControllerEvents;
@@ -77,6 +86,8 @@ export interface StateOptions extends IngestOptions {
 export class ControllerState {
   fleet: Fleet;
   readonly auth: Authenticator;
+  readonly consoleSessions: ConsoleSessions;
+  readonly signIn: SignIn;
   readonly polls: PollWaiters;
   readonly directives = new Map<string, Served>();
   private bundles = new Map<string, Bundle>();
@@ -110,6 +121,19 @@ export class ControllerState {
     this.fleet = fleet;
     this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
     this.auth = new Authenticator(opts.adminToken);
+    this.consoleSessions = new ConsoleSessions(fleet.store, clock, {
+      ...(opts.consoleIdleTimeoutMs !== undefined
+        ? { idleTimeoutMs: opts.consoleIdleTimeoutMs }
+        : {}),
+      ...(opts.consoleSessionLifetimeMs !== undefined
+        ? { lifetimeMs: opts.consoleSessionLifetimeMs }
+        : {}),
+    });
+    this.signIn = new SignIn(
+      () => this.fleet,
+      this.consoleSessions,
+      new LoginLimiter(clock, opts.loginLimit),
+    );
     this.loadAgentTokens();
     this.polls = new PollWaiters(timers);
     this.builds = new Coalescer(() => this.buildOnce());
@@ -393,9 +417,10 @@ export class ControllerState {
     return view;
   }
 
-  setDraining(name: string, draining: boolean): ServerView {
+  /** `actor`: who asked, for the audit log (`api:admin`, `console:NAME`). */
+  setDraining(name: string, draining: boolean, actor: string): ServerView {
     const was = this.server(name).draining;
-    this.store.setDraining(name, draining, this.clock.now(), ADMIN_ACTOR);
+    this.store.setDraining(name, draining, this.clock.now(), actor);
     if (was !== draining) this.opts.events?.drainChanged(name, draining);
     this.recomputeDirectives();
     this.changed('servers');

@@ -18,6 +18,7 @@ import type {
   UserSearch,
   UserStatus,
 } from '../store/types.js';
+import { Admins } from './admins.js';
 import { Bundles } from './bundles.js';
 import { type ServiceContext, poolsOf, serverNamesOf } from './context.js';
 import { specPath } from './layout.js';
@@ -36,6 +37,7 @@ export class Fleet {
   readonly pki: PkiLifecycle;
   readonly users: Users;
   readonly specEdits: SpecEdits;
+  readonly admins: Admins;
   /** Bundles and profiles: what the fleet hands to servers and users. */
   readonly output: Bundles;
 
@@ -44,6 +46,7 @@ export class Fleet {
     this.pki = new PkiLifecycle(ctx, this.secrets);
     this.users = new Users(ctx, this.pki);
     this.specEdits = new SpecEdits(ctx);
+    this.admins = new Admins(ctx);
     this.output = new Bundles(ctx, this.pki, this.secrets, this.users);
   }
 
@@ -72,7 +75,10 @@ export class Fleet {
     return new Fleet({ ...this.ctx, spec });
   }
 
-  /** The same fleet acting for someone else: their name goes into the audit log. */
+  /**
+   * The same fleet acting for `actor` (what the audit log records): the controller's routes
+   * act for whoever called them. Services hold no state of their own, so this is cheap.
+   */
   as(actor: string): Fleet {
     return actor === this.ctx.actor ? this : new Fleet({ ...this.ctx, actor });
   }

@@ -127,4 +127,27 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX IF NOT EXISTS users_created ON users(created_at, name);
   CREATE INDEX IF NOT EXISTS users_status ON users(status, name);
   `,
+  // 6: admin accounts of the console and the API, and their sign-in sessions. A session row is
+  // keyed by the SHA-256 of the cookie's value: whoever reads the store (a backup, a copy of
+  // the file) learns no cookie that signs in. Deleting an admin takes its sessions with it.
+  `
+  CREATE TABLE admins (
+    name                 TEXT PRIMARY KEY,
+    role                 TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    password_hash        TEXT NOT NULL,
+    must_change_password INTEGER NOT NULL DEFAULT 0,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    password_changed_at  TEXT NOT NULL
+  );
+  CREATE TABLE admin_sessions (
+    id_sha256    TEXT PRIMARY KEY,
+    admin        TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+    csrf_token   TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    address      TEXT
+  );
+  CREATE INDEX admin_sessions_admin ON admin_sessions(admin);
+  `,
 ];

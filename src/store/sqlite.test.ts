@@ -6,11 +6,11 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mustParsePrefix } from '../core/ip.js';
-import { Conflict, InputError } from '../errors.js';
+import { Conflict, InputError, NotFound } from '../errors.js';
 import { FIXED_NOW } from '../testing.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './sqlite.js';
-import type { NewUser, Pools, User, UserSearch } from './types.js';
+import type { AdminSession, NewUser, Pools, User, UserSearch } from './types.js';
 
 const DAY_MS = 86_400_000;
 const POOLS: Pools = {
@@ -95,6 +95,8 @@ describe('SqliteStore on a real file', () => {
         .map((r) => r.name)
         .sort();
       expect(tables).toEqual([
+        'admin_sessions',
+        'admins',
         'audit',
         'certs',
         'released_addresses',
@@ -225,6 +227,121 @@ describe('SqliteStore on a real file', () => {
   it('refuses a name twice in one batch, inserting nothing', () => {
     expect(() => add([newUser('twin'), newUser('twin')])).toThrow(Conflict);
     expect(store.listUsers()).toEqual([]);
+  });
+});
+
+describe('SqliteStore: admins and their sessions', () => {
+  let dir: string;
+  let store: SqliteStore;
+  const at = (minutes: number) => new Date(FIXED_NOW.getTime() + minutes * 60_000);
+  const session = (id: string, admin: string, minutes = 0): AdminSession => ({
+    idSha256: id,
+    admin,
+    csrfToken: `csrf-${id}`,
+    createdAt: at(minutes).toISOString(),
+    lastSeenAt: at(minutes).toISOString(),
+    address: '192.0.2.9',
+  });
+  const add = (name: string, role: 'viewer' | 'operator' | 'admin' = 'viewer') =>
+    store.createAdmin(
+      { name, role, passwordHash: `hash-of-${name}`, mustChangePassword: true },
+      FIXED_NOW,
+      'cli:root',
+    );
+  const sessionIds = () =>
+    ['s1', 's2', 's3'].filter((id) => store.getAdminSession(id) !== undefined);
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ovf-store-'));
+    store = new SqliteStore(join(dir, 'fleet.db'));
+    add('ann', 'operator');
+    add('bob');
+    store.createAdminSession(session('s1', 'ann'), 'console:ann');
+    store.createAdminSession(session('s2', 'ann'), 'console:ann');
+    store.createAdminSession(session('s3', 'bob'), 'console:bob');
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('adds, lists and refuses a name twice; sessions come back with their admin', () => {
+    expect(store.listAdmins().map((a) => [a.name, a.role, a.mustChangePassword])).toEqual([
+      ['ann', 'operator', true],
+      ['bob', 'viewer', true],
+    ]);
+    expect(() => add('ann')).toThrow(Conflict);
+    expect(store.getAdminSession('s1')).toMatchObject({
+      session: { admin: 'ann', csrfToken: 'csrf-s1', address: '192.0.2.9' },
+      admin: { name: 'ann', role: 'operator' },
+    });
+    expect(store.getAdminSession('nope')).toBeUndefined();
+    expect(() => store.createAdminSession(session('s9', 'zed'), 'console:zed')).toThrow(NotFound);
+  });
+
+  it('ends every session of an admin whose role changes or who is removed', () => {
+    expect(store.setAdminRole('ann', 'admin', at(1), 'cli:root').role).toBe('admin');
+    expect(sessionIds()).toEqual(['s3']);
+    expect(store.deleteAdmin('bob', at(2), 'cli:root').name).toBe('bob');
+    expect(sessionIds()).toEqual([]);
+    expect(store.getAdmin('bob')).toBeUndefined();
+    expect(() => store.deleteAdmin('bob', at(2), 'cli:root')).toThrow(NotFound);
+    expect(() => store.setAdminRole('bob', 'admin', at(2), 'cli:root')).toThrow(NotFound);
+  });
+
+  it('a new password ends the sessions but the one that changed it', () => {
+    const changed = store.setAdminPassword(
+      'ann',
+      { passwordHash: 'new-hash', mustChangePassword: false, keepSession: 's2' },
+      at(5),
+      'console:ann',
+    );
+    expect(changed).toMatchObject({ passwordHash: 'new-hash', mustChangePassword: false });
+    expect(store.getAdmin('ann')).toMatchObject({
+      passwordHash: 'new-hash',
+      mustChangePassword: false,
+      passwordChangedAt: at(5).toISOString(),
+    });
+    expect(sessionIds()).toEqual(['s2', 's3']);
+    store.setAdminPassword('ann', { passwordHash: 'h3', mustChangePassword: true }, at(6), 'x');
+    expect(sessionIds()).toEqual(['s3']);
+  });
+
+  it('ends one session, touches, and prunes idle or too old ones', () => {
+    expect(store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(true);
+    expect(store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(false);
+    store.touchAdminSession('s2', at(20));
+    expect(store.getAdminSession('s2')!.session.lastSeenAt).toBe(at(20).toISOString());
+    // s3 idle since 0; s2 seen at 20 but created at 0.
+    expect(store.pruneAdminSessions(at(10), at(-1))).toBe(1);
+    expect(sessionIds()).toEqual(['s2']);
+    expect(store.pruneAdminSessions(at(10), at(1))).toBe(1);
+    expect(sessionIds()).toEqual([]);
+  });
+
+  it('audits every change with its actor, and never a hash or a session id', () => {
+    store.setAdminRole('bob', 'operator', at(1), 'cli:root');
+    store.setAdminPassword('bob', { passwordHash: 'h2', mustChangePassword: false }, at(2), 'x');
+    store.endAdminSession('s1', 'idle', at(3), 'controller');
+    store.deleteAdmin('ann', at(4), 'cli:root');
+    const log = store.auditLog(100).reverse();
+    expect(log.map((e) => [e.actor, e.action, e.subject])).toEqual([
+      ['cli:root', 'admin.add', 'ann'],
+      ['cli:root', 'admin.add', 'bob'],
+      ['console:ann', 'admin.login', 'ann'],
+      ['console:ann', 'admin.login', 'ann'],
+      ['console:bob', 'admin.login', 'bob'],
+      ['cli:root', 'admin.role', 'bob'],
+      ['x', 'admin.password', 'bob'],
+      ['controller', 'admin.logout', 'ann'],
+      ['cli:root', 'admin.remove', 'ann'],
+    ]);
+    expect(log[5].detail).toEqual({ from: 'viewer', to: 'operator', sessionsEnded: 1 });
+    expect(log[7].detail).toEqual({ reason: 'idle' });
+    expect(log[8].detail).toEqual({ role: 'operator', sessionsEnded: 1 });
+    const text = JSON.stringify(log);
+    for (const secret of ['hash-of', 'h2', 'csrf-', '"s1"', '"s2"'])
+      expect(text).not.toContain(secret);
   });
 });
 

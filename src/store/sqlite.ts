@@ -11,6 +11,9 @@ import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
 import { sessionId } from '../api/index.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
+  Admin,
+  AdminRole,
+  AdminSession,
   AuditEntry,
   AuditFilter,
   CertAttachment,
@@ -18,6 +21,7 @@ import type {
   FleetStore,
   HistoryEntry,
   HostRoutes,
+  NewAdmin,
   NewCert,
   NewUser,
   Pools,
@@ -145,6 +149,46 @@ function toHistoryEntry(r: HistoryRow): HistoryEntry {
     bytesIn: r.bytes_in,
     bytesOut: r.bytes_out,
     ...(r.reason ? { reason: r.reason } : {}),
+  };
+}
+
+interface AdminRow {
+  name: string;
+  role: AdminRole;
+  password_hash: string;
+  must_change_password: number;
+  created_at: string;
+  password_changed_at: string;
+}
+
+interface AdminSessionRow {
+  id_sha256: string;
+  admin: string;
+  csrf_token: string;
+  created_at: string;
+  last_seen_at: string;
+  address: string | null;
+}
+
+function toAdmin(r: AdminRow): Admin {
+  return {
+    name: r.name,
+    role: r.role,
+    passwordHash: r.password_hash,
+    mustChangePassword: r.must_change_password !== 0,
+    createdAt: r.created_at,
+    passwordChangedAt: r.password_changed_at,
+  };
+}
+
+function toAdminSession(r: AdminSessionRow): AdminSession {
+  return {
+    idSha256: r.id_sha256,
+    admin: r.admin,
+    csrfToken: r.csrf_token,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    ...(r.address !== null ? { address: r.address } : {}),
   };
 }
 
@@ -893,5 +937,194 @@ export class SqliteStore implements FleetStore {
         this.db.prepare<[string], ServerRow>('SELECT * FROM servers WHERE name = ?').get(name)!,
       );
     });
+  }
+
+  createAdmin(admin: NewAdmin, now: Date, actor: string): Admin {
+    return this.transaction(() => {
+      if (this.getAdmin(admin.name)) throw new Conflict(`admin ${admin.name} already exists`);
+      const at = now.toISOString();
+      this.db
+        .prepare(
+          `INSERT INTO admins (name, role, password_hash, must_change_password, created_at, updated_at, password_changed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          admin.name,
+          admin.role,
+          admin.passwordHash,
+          admin.mustChangePassword ? 1 : 0,
+          at,
+          at,
+          at,
+        );
+      this.audit({
+        at,
+        actor,
+        action: 'admin.add',
+        subject: admin.name,
+        detail: { role: admin.role, mustChangePassword: admin.mustChangePassword },
+      });
+      return this.getAdmin(admin.name)!;
+    });
+  }
+
+  getAdmin(name: string): Admin | undefined {
+    const r = this.db.prepare<[string], AdminRow>('SELECT * FROM admins WHERE name = ?').get(name);
+    return r && toAdmin(r);
+  }
+
+  private mustGetAdmin(name: string): Admin {
+    const a = this.getAdmin(name);
+    if (!a) throw new NotFound(`no admin named ${name}`);
+    return a;
+  }
+
+  listAdmins(): Admin[] {
+    return this.db.prepare<[], AdminRow>('SELECT * FROM admins ORDER BY name').all().map(toAdmin);
+  }
+
+  /** Ends every session of `name` but `keep`; returns how many ended. */
+  private endSessionsOf(name: string, keep?: string): number {
+    return this.db
+      .prepare('DELETE FROM admin_sessions WHERE admin = ? AND id_sha256 IS NOT ?')
+      .run(name, keep ?? null).changes;
+  }
+
+  deleteAdmin(name: string, now: Date, actor: string): Admin {
+    return this.transaction(() => {
+      const admin = this.mustGetAdmin(name);
+      const sessionsEnded = this.endSessionsOf(name);
+      this.db.prepare('DELETE FROM admins WHERE name = ?').run(name);
+      this.audit({
+        at: now.toISOString(),
+        actor,
+        action: 'admin.remove',
+        subject: name,
+        detail: { role: admin.role, sessionsEnded },
+      });
+      return admin;
+    });
+  }
+
+  setAdminRole(name: string, role: AdminRole, now: Date, actor: string): Admin {
+    return this.transaction(() => {
+      const before = this.mustGetAdmin(name);
+      const at = now.toISOString();
+      this.db
+        .prepare('UPDATE admins SET role = ?, updated_at = ? WHERE name = ?')
+        .run(role, at, name);
+      const sessionsEnded = this.endSessionsOf(name);
+      this.audit({
+        at,
+        actor,
+        action: 'admin.role',
+        subject: name,
+        detail: { from: before.role, to: role, sessionsEnded },
+      });
+      return { ...before, role };
+    });
+  }
+
+  setAdminPassword(
+    name: string,
+    change: { passwordHash: string; mustChangePassword: boolean; keepSession?: string },
+    now: Date,
+    actor: string,
+  ): Admin {
+    return this.transaction(() => {
+      const before = this.mustGetAdmin(name);
+      const at = now.toISOString();
+      this.db
+        .prepare(
+          'UPDATE admins SET password_hash = ?, must_change_password = ?, updated_at = ?, password_changed_at = ? WHERE name = ?',
+        )
+        .run(change.passwordHash, change.mustChangePassword ? 1 : 0, at, at, name);
+      const sessionsEnded = this.endSessionsOf(name, change.keepSession);
+      this.audit({
+        at,
+        actor,
+        action: 'admin.password',
+        subject: name,
+        detail: { mustChangePassword: change.mustChangePassword, sessionsEnded },
+      });
+      return {
+        ...before,
+        passwordHash: change.passwordHash,
+        mustChangePassword: change.mustChangePassword,
+        passwordChangedAt: at,
+      };
+    });
+  }
+
+  createAdminSession(session: AdminSession, actor: string): void {
+    this.transaction(() => {
+      // Checked in the same transaction: an admin removed a moment ago gets no new session.
+      this.mustGetAdmin(session.admin);
+      this.db
+        .prepare(
+          `INSERT INTO admin_sessions (id_sha256, admin, csrf_token, created_at, last_seen_at, address)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          session.idSha256,
+          session.admin,
+          session.csrfToken,
+          session.createdAt,
+          session.lastSeenAt,
+          session.address ?? null,
+        );
+      this.audit({
+        at: session.createdAt,
+        actor,
+        action: 'admin.login',
+        subject: session.admin,
+        ...(session.address !== undefined ? { detail: { address: session.address } } : {}),
+      });
+    });
+  }
+
+  getAdminSession(idSha256: string): { session: AdminSession; admin: Admin } | undefined {
+    // One read transaction: the session and its admin as of one instant.
+    return this.db
+      .transaction(() => {
+        const r = this.db
+          .prepare<[string], AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?')
+          .get(idSha256);
+        if (!r) return undefined;
+        const admin = this.getAdmin(r.admin);
+        return admin && { session: toAdminSession(r), admin };
+      })
+      .deferred();
+  }
+
+  touchAdminSession(idSha256: string, at: Date): void {
+    this.db
+      .prepare('UPDATE admin_sessions SET last_seen_at = ? WHERE id_sha256 = ?')
+      .run(at.toISOString(), idSha256);
+  }
+
+  endAdminSession(idSha256: string, reason: string, now: Date, actor: string): boolean {
+    return this.transaction(() => {
+      const r = this.db
+        .prepare<[string], AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?')
+        .get(idSha256);
+      if (!r) return false;
+      this.db.prepare('DELETE FROM admin_sessions WHERE id_sha256 = ?').run(idSha256);
+      this.audit({
+        at: now.toISOString(),
+        actor,
+        action: 'admin.logout',
+        subject: r.admin,
+        detail: { reason },
+      });
+      return true;
+    });
+  }
+
+  pruneAdminSessions(idleBefore: Date, createdBefore: Date): number {
+    // Timestamps are all written by toISOString(), so string order is time order.
+    return this.db
+      .prepare('DELETE FROM admin_sessions WHERE last_seen_at < ? OR created_at < ?')
+      .run(idleBefore.toISOString(), createdBefore.toISOString()).changes;
   }
 }

@@ -126,6 +126,40 @@ export interface Pools {
   quarantineDays: number;
 }
 
+/** Who may do what (the same three roles as the wire contract's `Role`). */
+export type AdminRole = 'viewer' | 'operator' | 'admin';
+
+/** An admin account of the console and the API, as stored. */
+export interface Admin {
+  name: string;
+  role: AdminRole;
+  /** The self-describing KDF string (see src/service/passwords.ts); never the password. */
+  passwordHash: string;
+  /** A one-time password was set: the next sign-in may only change it. */
+  mustChangePassword: boolean;
+  createdAt: string;
+  passwordChangedAt: string;
+}
+
+export interface NewAdmin {
+  name: string;
+  role: AdminRole;
+  passwordHash: string;
+  mustChangePassword: boolean;
+}
+
+/** A signed-in console session. The cookie's value itself is never stored, only its SHA-256. */
+export interface AdminSession {
+  /** Lower-case hex SHA-256 of the session id the browser holds. */
+  idSha256: string;
+  admin: string;
+  csrfToken: string;
+  createdAt: string;
+  lastSeenAt: string;
+  /** The client address that signed in (for the audit log and the console). */
+  address?: string;
+}
+
 /** What renderers need from the store: a consistent view taken at one instant. */
 export interface Snapshot {
   users: User[];
@@ -312,4 +346,40 @@ export interface FleetStore {
    */
   pruneHistory(before: Date, keepPerUser: number): number;
   setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState;
+
+  /** Adds an admin account (Conflict when the name is taken); audited `admin.add`. */
+  createAdmin(admin: NewAdmin, now: Date, actor: string): Admin;
+  getAdmin(name: string): Admin | undefined;
+  /** Ordered by name. */
+  listAdmins(): Admin[];
+  /** Removes the account and ends its sessions (NotFound when absent); audited `admin.remove`. */
+  deleteAdmin(name: string, now: Date, actor: string): Admin;
+  /** Changes the role and ends the admin's sessions; audited `admin.role`. */
+  setAdminRole(name: string, role: AdminRole, now: Date, actor: string): Admin;
+  /**
+   * Replaces the password hash and ends the admin's sessions, except `keepSession` (the
+   * SHA-256 of the session that changed its own password); audited `admin.password`.
+   */
+  setAdminPassword(
+    name: string,
+    change: { passwordHash: string; mustChangePassword: boolean; keepSession?: string },
+    now: Date,
+    actor: string,
+  ): Admin;
+  /** Stores a new session of an existing admin (NotFound when removed meanwhile); audited `admin.login`. */
+  createAdminSession(session: AdminSession, actor: string): void;
+  /** The session and its admin, or undefined. */
+  getAdminSession(idSha256: string): { session: AdminSession; admin: Admin } | undefined;
+  /** Records activity (not audited: bookkeeping, not a change anyone made). */
+  touchAdminSession(idSha256: string, at: Date): void;
+  /**
+   * Ends one session; true when it existed. Audited `admin.logout` with `reason` (logout, idle,
+   * expired).
+   */
+  endAdminSession(idSha256: string, reason: string, now: Date, actor: string): boolean;
+  /**
+   * Deletes sessions idle since before `idleBefore` or created before `createdBefore`; returns
+   * how many. Not audited one by one: nobody ended them, they lapsed.
+   */
+  pruneAdminSessions(idleBefore: Date, createdBefore: Date): number;
 }

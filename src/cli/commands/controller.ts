@@ -98,6 +98,11 @@ export function registerControllerCommands(program: Command): void {
       'also append every audit entry to FILE as one JSON line (created 0600; reopened on SIGHUP)',
     )
     .option('--audit-syslog', 'also send every audit entry to syslog (authpriv.info, via logger)')
+    .option(
+      '--console-idle-timeout <minutes>',
+      'end a console session after this many minutes without a request',
+      '30',
+    )
     .action(
       async (
         opts: {
@@ -111,6 +116,7 @@ export function registerControllerCommands(program: Command): void {
           metricsPerUser?: boolean;
           auditLog?: string;
           auditSyslog?: boolean;
+          consoleIdleTimeout: string;
         },
         cmd: Command,
       ) => {
@@ -121,6 +127,12 @@ export function registerControllerCommands(program: Command): void {
           throw new InputError(
             '--max-connections',
             `must be 16-1000000, got ${opts.maxConnections}`,
+          );
+        const idleMinutes = Number(opts.consoleIdleTimeout);
+        if (!Number.isInteger(idleMinutes) || idleMinutes < 1 || idleMinutes > 720)
+          throw new InputError(
+            '--console-idle-timeout',
+            `must be 1-720 minutes, got ${opts.consoleIdleTimeout}`,
           );
         if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
           throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
@@ -146,6 +158,7 @@ export function registerControllerCommands(program: Command): void {
           baseDir: (server) => baseDirOf(base, server),
           adminToken: admin.token,
           maxConnections,
+          consoleIdleTimeoutMs: idleMinutes * 60_000,
           ...(https ? { https } : {}),
           metrics: {
             ...(metricsToken !== undefined ? { token: metricsToken } : {}),

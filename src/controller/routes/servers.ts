@@ -1,6 +1,7 @@
 /** `/v1/sessions` and `/v1/servers…`: what the cluster is doing (the audit log: audit.ts). */
 import type { FastifyInstance } from 'fastify';
 import type { NameParams, ServerView, SessionView } from '../../api/index.js';
+import { callerOf } from '../http.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
 
@@ -48,7 +49,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
           response: { 200: S.serverSchema, ...S.errorResponses },
         },
       },
-      (req): ServerView => state.setDraining(req.params.name, draining),
+      (req): ServerView => state.setDraining(req.params.name, draining, callerOf(req).actor),
     );
   }
 }

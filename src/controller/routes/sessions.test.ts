@@ -40,7 +40,7 @@ beforeEach(async () => {
     log: () => {},
   });
   await state.refresh();
-  app = await createHttp({}, state.auth, () => {});
+  app = await createHttp({}, { tokens: state.auth, sessions: state.consoleSessions }, () => {});
   // Stand-in for the accounts of other roles (the admin token is always `admin`): a test
   // header turns the caller into a viewer or an operator, checked as http.ts checks roles.
   app.addHook('onRequest', (req, _reply, done) => {

@@ -1,5 +1,5 @@
 /** `/v1/users…`: the users resource. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type {
   BulkBody,
   BulkResult,
@@ -11,10 +11,10 @@ import type {
   UserListQuery,
   UserStatus,
 } from '../../api/index.js';
-import type { Fleet } from '../../service/fleet.js';
 import { isUserSearch, userSearchOf } from '../query.js';
+import { type Caller, callerOf } from '../http.js';
 import * as S from '../schemas.js';
-import { ADMIN_ACTOR, type ControllerState } from '../state.js';
+import type { ControllerState } from '../state.js';
 
 const tags = ['users'];
 
@@ -34,8 +34,6 @@ export function attachment(filename: string): string {
 }
 
 export function userRoutes(app: FastifyInstance, state: ControllerState): void {
-  /** The fleet acting for the caller: their name goes into the audit log. */
-  const fleetFor = (req: FastifyRequest): Fleet => state.fleet.as(req.who?.actor ?? ADMIN_ACTOR);
   /**
    * Changes that take something away (revoke, disable, delete, groups) answer only once every
    * server's new bundle is built and the agents are woken: when the call returns, the change
@@ -47,6 +45,8 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
    * (requests meanwhile share one build); the servers have the user ~0.2–0.6 s later.
    */
   const afterAdd = () => state.refreshInBackground();
+  /** The fleet acting for whoever called: the audit log names them (`api:admin`, `console:NAME`). */
+  const fleetFor = (req: { who?: Caller }) => state.fleet.as(callerOf(req).actor);
 
   app.get<{ Querystring: UserListQuery }>(
     '/v1/users',

@@ -1,0 +1,84 @@
+/**
+ * Signing in to the console and changing one's own password: the rate limit, the password
+ * check, the audit entries and the new session, in one place for the JSON route
+ * (routes/session.ts) and any form the console serves.
+ */
+import { InputError } from '../errors.js';
+import { adminNameProblem } from '../service/admins.js';
+import type { ConsoleSession, ConsoleSessions } from '../service/console-sessions.js';
+import type { Fleet } from '../service/fleet.js';
+import { TooManyRequests, Unauthorized } from './http-errors.js';
+import type { Attempt, LoginLimiter } from './login-limit.js';
+
+export class SignIn {
+  constructor(
+    private readonly fleet: () => Fleet,
+    private readonly sessions: ConsoleSessions,
+    private readonly limiter: LoginLimiter,
+  ) {}
+
+  /**
+   * A new session when `password` is `name`'s. A wrong password and an unknown name get the
+   * same answer after the same work (one scrypt); past the limit, every attempt is a 429
+   * without a password check. Every attempt with a well-formed name is audited.
+   */
+  async attempt(
+    name: string,
+    password: string,
+    address: string | undefined,
+  ): Promise<{ id: string; session: ConsoleSession }> {
+    const problem = adminNameProblem(name);
+    if (problem) throw new InputError('name', problem);
+    const fleet = this.fleet();
+    const known = () => fleet.store.getAdmin(name) !== undefined;
+    const attempt = this.begin(name, address, known);
+    const admin = await fleet.admins.authenticate(name, password);
+    if (!admin) {
+      const exists = known();
+      this.sessions.recordFailure(
+        exists ? name : undefined,
+        address,
+        exists ? 'wrong password' : 'unknown name',
+      );
+      throw new Unauthorized('wrong name or password');
+    }
+    attempt.succeeded();
+    return this.sessions.open(admin.name, address);
+  }
+
+  /**
+   * The signed-in admin changes its password: needs the current one (a left-open browser is
+   * not enough), counted by the same limiter. Every other session of the admin ends.
+   */
+  async changePassword(
+    session: ConsoleSession,
+    current: string,
+    next: string,
+    address: string | undefined,
+  ): Promise<ConsoleSession> {
+    const attempt = this.begin(session.name, address, () => true);
+    const fleet = this.fleet().as(`console:${session.name}`);
+    let changed;
+    try {
+      changed = await fleet.admins.changeOwnPassword(session.name, current, next, session.idSha256);
+    } catch (err) {
+      // A refused new password (too short, …) is no failed password check.
+      attempt.succeeded();
+      throw err;
+    }
+    if (!changed) {
+      this.sessions.recordFailure(session.name, address, 'wrong current password');
+      throw new InputError('current', 'is not the current password');
+    }
+    attempt.succeeded();
+    return { ...session, role: changed.role, mustChangePassword: changed.mustChangePassword };
+  }
+
+  private begin(name: string, address: string | undefined, known: () => boolean): Attempt {
+    const attempt = this.limiter.begin(name, address);
+    const wait = attempt.retryAfter;
+    if (wait === 0) return attempt;
+    this.sessions.recordFailure(known() ? name : undefined, address, 'rate limited');
+    throw new TooManyRequests(`too many failed sign-ins: try again in ${wait} s`, wait);
+  }
+}
