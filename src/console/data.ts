@@ -1,184 +1,107 @@
 /**
- * Where the console's pages get what they show. Every read that another part of the
- * controller is about to provide better goes through one function here, so switching to it
- * touches this file only:
+ * Where the console's pages get what they show: the controller's state, its fleet and its
+ * store, called directly (never a round trip through the JSON API), typed with the wire
+ * contract's types where a page shows what the API would answer.
  *
- * - `findUsers`: scans `listUsers()`; switch to the store-side search when it lands.
- * - `auditEntries`, `userAudit`: filter the newest entries of `auditLog()`; switch to the
- *   store's filtered audit query when it lands.
- * - `userHistory`, `routeRows`: ask the JSON API itself (`GET /v1/users/:name/history`,
- *   `GET /v1/routes`) with the caller's own credentials, through fastify's `inject` (no
- *   socket). While a route is not registered the page says so in one line.
+ * - `findUsers`: the store-side search (`searchUsers`), one page and the total.
+ * - `auditFilterOf`, `auditEntries`, `userAudit`: the store's filtered audit query, with the
+ *   same filter names and the same checks as `GET /v1/audit`, so the page's export links ask
+ *   that route for exactly what the page shows.
+ * - `userHistory`: the user's location history, as `GET /v1/users/:name/history` answers it.
+ * - `routeRows`: host routes against sessions, as `GET /v1/routes` answers it.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AuditEntry, User } from '../api/index.js';
+import type { AuditEntry, HistoryEntry, RoutesView } from '../api/index.js';
 import type { ControllerState } from '../controller/state.js';
 import type { AuditFilter } from './pages/audit.js';
-import type { Fetched } from './pages/format.js';
-import type { RouteProblem, RouteRow } from './pages/routes.js';
-import type { HistoryEntry } from './pages/user.js';
 
-export interface UserSearch {
-  q: string;
-  offset: number;
-  limit: number;
+// The store's own types, through the state's signatures: the console imports no store module.
+export type UserSearch = Parameters<ControllerState['fleet']['searchUsers']>[0];
+export type UserPage = ReturnType<ControllerState['fleet']['searchUsers']>;
+/** The store's audit filter without its limit. */
+export type StoreAuditFilter = Omit<Parameters<ControllerState['store']['auditQuery']>[0], 'limit'>;
+
+/** A page of users matching the search, and how many match in all. */
+export function findUsers(state: ControllerState, search: UserSearch): UserPage {
+  return state.fleet.searchUsers({ sort: 'name', ...search });
 }
 
-/** Users whose name contains `q` (any case), whose address starts with it, or in group `q`. */
-export function findUsers(state: ControllerState, s: UserSearch): { users: User[]; total: number } {
-  const q = s.q.trim().toLowerCase();
-  const all = state.fleet.listUsers();
-  const hits = q
-    ? all.filter(
-        (u) =>
-          u.name.toLowerCase().includes(q) ||
-          u.ipv4.startsWith(q) ||
-          u.ipv6.startsWith(q) ||
-          u.groups.some((g) => g.toLowerCase() === q),
-      )
-    : all;
-  return { users: hits.slice(s.offset, s.offset + s.limit), total: hits.length };
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,9})?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
+
+/**
+ * A date (midnight UTC) or a date-time with an offset, as `GET /v1/audit` takes them (see
+ * src/controller/query.ts): a time without an offset, or a day the month lacks, is refused
+ * there, so it is refused here too rather than shown as a page the export link would not give.
+ */
+function instant(raw: string): Date | undefined {
+  const m = ISO.exec(raw);
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d)
+    return undefined;
+  const at = new Date(m[4] === undefined ? `${m[1]}-${m[2]}-${m[3]}T00:00:00Z` : raw);
+  return Number.isNaN(at.getTime()) ? undefined : at;
 }
 
-/** How many of the newest entries the filters below look through. */
-export const AUDIT_SCAN = 5000;
+const KIND = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
-/** A filter's bounds as times; a bad value is an error naming the field. */
-export function auditBounds(f: AuditFilter): { since?: number; until?: number } | string {
-  const out: { since?: number; until?: number } = {};
+/** The page's filter as the store's; a bad value is one line naming the field. */
+export function auditFilterOf(f: AuditFilter): StoreAuditFilter | string {
+  const out: StoreAuditFilter = {};
+  if (f.actor) out.actor = f.actor;
+  if (f.user) out.subject = f.user;
+  if (f.kind) {
+    if (!KIND.test(f.kind))
+      return `kind: "${f.kind}" is not an action (user.revoke) or a prefix ending in "." (user.)`;
+    if (f.kind.endsWith('.')) out.actionPrefix = f.kind;
+    else out.action = f.kind;
+  }
   for (const key of ['since', 'until'] as const) {
     const v = f[key];
     if (!v) continue;
-    const t = Date.parse(v);
-    if (Number.isNaN(t)) return `${key}: "${v}" is not a date (2024-05-01) or an ISO time`;
-    out[key] = t;
+    const at = instant(v);
+    if (!at)
+      return `${key}: "${v}" is not a date (2030-01-31) or a date-time with offset (2030-01-31T10:00:00Z)`;
+    out[key] = at;
   }
+  if (out.since && out.until && out.until <= out.since)
+    return `until: must be later than since (${out.since.toISOString()})`;
   return out;
 }
 
-export function auditEntries(state: ControllerState, f: AuditFilter, limit: number): AuditEntry[] {
-  const bounds = auditBounds(f);
-  if (typeof bounds === 'string') return [];
-  const actor = f.actor?.toLowerCase();
-  const user = f.user?.toLowerCase();
-  const kind = f.kind?.toLowerCase();
-  const out: AuditEntry[] = [];
-  for (const e of state.store.auditLog(AUDIT_SCAN)) {
-    const at = Date.parse(e.at);
-    if (actor && !e.actor.toLowerCase().includes(actor)) continue;
-    if (user && e.subject.toLowerCase() !== user) continue;
-    if (kind && e.action !== kind && !e.action.startsWith(`${kind}.`)) continue;
-    if (bounds.since !== undefined && at < bounds.since) continue;
-    if (bounds.until !== undefined && at >= bounds.until) continue;
-    out.push(e);
-    if (out.length >= limit) break;
-  }
-  return out;
+/** The newest `limit` entries matching `filter`, newest first. */
+export function auditEntries(
+  state: ControllerState,
+  filter: StoreAuditFilter,
+  limit: number,
+): AuditEntry[] {
+  return state.store.auditQuery({ ...filter, limit });
 }
 
-export function userAudit(state: ControllerState, name: string): AuditEntry[] {
-  return auditEntries(state, { user: name }, 200);
+export function userAudit(state: ControllerState, name: string, limit = 200): AuditEntry[] {
+  return auditEntries(state, { subject: name }, limit);
 }
 
-/** GET `url` from the API as the caller, when `pattern` is a registered route. */
-async function apiGet(
-  app: FastifyInstance,
-  req: FastifyRequest,
-  pattern: string,
-  url: string,
-): Promise<Fetched<unknown>> {
-  if (!app.hasRoute({ method: 'GET', url: pattern }))
-    return { ok: false, why: `This controller does not serve GET ${pattern} yet.` };
-  const headers: Record<string, string> = {};
-  if (req.headers.cookie) headers.cookie = req.headers.cookie;
-  if (req.headers.authorization) headers.authorization = req.headers.authorization;
-  const res = await app.inject({ method: 'GET', url, headers });
-  if (res.statusCode !== 200) {
-    let why = `GET ${url} answered ${res.statusCode}`;
-    try {
-      const body = res.json<{ error?: unknown }>();
-      if (typeof body.error === 'string') why += `: ${body.error}`;
-    } catch {
-      // not JSON: the status says enough
-    }
-    return { ok: false, why };
-  }
-  return { ok: true, value: res.json<unknown>() };
+/** The user's sessions, newest first, as `GET /v1/users/:name/history` lists them. */
+export function userHistory(state: ControllerState, name: string, limit = 100): HistoryEntry[] {
+  return state.fleet.userHistory(name, limit).map((h) => ({
+    user: h.user,
+    server: h.server,
+    realAddress: h.realAddress,
+    ipv4: h.ipv4 ?? null,
+    ipv6: h.ipv6 ?? null,
+    since: h.since,
+    until: h.until ?? null,
+    bytesIn: h.bytesIn,
+    bytesOut: h.bytesOut,
+    reason: h.reason ?? null,
+  }));
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
-const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-const strings = (v: unknown): string[] =>
-  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-
-/** A list from an answer that is a list, or an object holding one under `key`. */
-function listIn(body: unknown, key: string): unknown[] | undefined {
-  if (Array.isArray(body)) return body as unknown[];
-  if (isObject(body) && Array.isArray(body[key])) return body[key] as unknown[];
-  return undefined;
-}
-
-export async function userHistory(
-  app: FastifyInstance,
-  req: FastifyRequest,
-  name: string,
-): Promise<Fetched<HistoryEntry[]>> {
-  const got = await apiGet(
-    app,
-    req,
-    '/v1/users/:name/history',
-    `/v1/users/${encodeURIComponent(name)}/history`,
-  );
-  if (!got.ok) return got;
-  const list = listIn(got.value, 'history');
-  if (!list) return { ok: false, why: 'The history answer is not a list.' };
-  return {
-    ok: true,
-    value: list.filter(isObject).map((h) => ({
-      server: str(h.server),
-      realAddress: str(h.realAddress),
-      ipv4: strOrNull(h.ipv4),
-      ipv6: strOrNull(h.ipv6),
-      from: str(h.from),
-      until: strOrNull(h.until),
-      bytesIn: num(h.bytesIn),
-      bytesOut: num(h.bytesOut),
-      ended: strOrNull(h.ended),
-    })),
-  };
-}
-
-const PROBLEMS: readonly string[] = ['missing', 'stale', 'duplicate'];
-
-/**
- * Rows of `GET /v1/routes`: a list (or `{routes: [...]}`) of per-user entries. Field names
- * taken: user, ipv4, ipv6, server (the session's), v4Servers and v6Servers (the agents holding
- * the /32 and /128), problem (one word or null) or problems (a list).
- */
-export async function routeRows(
-  app: FastifyInstance,
-  req: FastifyRequest,
-): Promise<Fetched<RouteRow[]>> {
-  const got = await apiGet(app, req, '/v1/routes', '/v1/routes');
-  if (!got.ok) return got;
-  const list = listIn(got.value, 'routes');
-  if (!list) return { ok: false, why: 'The routes answer is not a list.' };
-  return {
-    ok: true,
-    value: list.filter(isObject).map((r) => ({
-      user: str(r.user),
-      ipv4: strOrNull(r.ipv4),
-      ipv6: strOrNull(r.ipv6),
-      server: strOrNull(r.server),
-      v4Servers: strings(r.v4Servers),
-      v6Servers: strings(r.v6Servers),
-      problems: [...strings(r.problems), ...strings([r.problem])].filter((p): p is RouteProblem =>
-        PROBLEMS.includes(p),
-      ),
-    })),
-  };
+/** Host routes against sessions, as `GET /v1/routes` answers. */
+export function routeRows(state: ControllerState): RoutesView {
+  return state.routes();
 }
 
 let crlCache: { pem: string; info: { nextUpdate?: string; number?: number } } | undefined;

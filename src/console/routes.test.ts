@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Role, SessionReport, User } from '../api/index.js';
+import type { Role, SessionInfo, SessionReport, User } from '../api/index.js';
 import { createHttp } from '../controller/http.js';
+import { signInRoutes } from '../controller/routes/session.js';
+import { userRoutes } from '../controller/routes/users.js';
 import { ControllerState } from '../controller/state.js';
 import { type ControllerFleet, FakeTimers, controllerFleet } from '../controller/testing.js';
 import type { EventStreams } from './events.js';
@@ -27,16 +29,13 @@ let ann: User;
 
 async function start(more: Partial<ConsoleOptions> = {}): Promise<void> {
   app = await createHttp({}, { tokens: state.auth, sessions: state.consoleSessions }, () => {});
-  // Stands in for the session-based roles the auth hook will give: after it has identified the
-  // admin token, `x-test-role` lowers the caller's role.
-  app.addHook('onRequest', (req, _reply, done) => {
-    const role = req.headers['x-test-role'] as Role | undefined;
-    if (role && req.who) req.who = { actor: `test:${role}`, role };
-    done();
-  });
+  // The routes a signed-in person's browser calls besides the pages (as app.ts mounts them).
+  signInRoutes(app, state, { secure: false });
+  userRoutes(app, state);
   streams = consoleRoutes(app, state, {
     clock: t.clock,
     timers,
+    csrfToken: (req) => req.who?.session?.csrfToken,
     assetDirs: { css: fileURLToPath(new URL('./assets', import.meta.url)), js: jsDir },
     ...more,
   });
@@ -57,6 +56,7 @@ beforeEach(async () => {
   jsDir = mkdtempSync(join(tmpdir(), 'ovf-console-js-'));
   writeFileSync(join(jsDir, 'console.js'), 'export {};\n');
   await start();
+  signedIn.clear();
 });
 
 afterEach(async () => {
@@ -82,11 +82,37 @@ function annOnline(realAddress = '198.51.100.7:40000'): void {
 /** Markup with white space squeezed, so assertions need not follow the templates' layout. */
 const flat = (s: string) => s.replace(/\s+/g, ' ').replace(/> </g, '><').replace(/ >/g, '>');
 
-async function page(url: string, role?: Role) {
+const PASSWORD = 'correct horse battery';
+
+/** Session headers (cookie, CSRF token) of a real account of each role, signed in once. */
+const signedIn = new Map<Role, { cookie: string; 'x-csrf-token': string }>();
+
+async function signIn(name: string, password: string) {
   const res = await app.inject({
-    url,
-    headers: { ...AUTH, ...(role ? { 'x-test-role': role } : {}) },
+    method: 'POST',
+    url: '/v1/session',
+    headers: { 'content-type': 'application/json' },
+    payload: { name, password },
   });
+  expect(res.statusCode, res.body).toBe(200);
+  const cookie = String(res.headers['set-cookie']).split(';')[0];
+  return { cookie, info: res.json<SessionInfo>() };
+}
+
+async function session(role: Role) {
+  let headers = signedIn.get(role);
+  if (!headers) {
+    await state.fleet.admins.add(`${role}-1`, role, PASSWORD);
+    const { cookie, info } = await signIn(`${role}-1`, PASSWORD);
+    headers = { cookie, 'x-csrf-token': info.csrfToken };
+    signedIn.set(role, headers);
+  }
+  return headers;
+}
+
+/** A page as the admin token, or as a signed-in account of `role`. */
+async function page(url: string, role?: Role) {
+  const res = await app.inject({ url, headers: role ? await session(role) : AUTH });
   return { statusCode: res.statusCode, headers: res.headers, body: flat(res.body) };
 }
 
@@ -169,73 +195,115 @@ describe('console pages', () => {
     expect(found).toContain('Users 1–1 of 1 matching “u05”.');
     expect((await page('/console/users?q=dba')).body).toContain('of 60 matching');
     expect((await page('/console/users?page=999')).body).toContain('Users 51–61 of 61.');
+    // Filters by status and group, kept in the pager's links.
+    await t.fleet.setStatus('u07', 'disabled');
+    const disabled = (await page('/console/users?status=disabled')).body;
+    expect(disabled).toContain('Users 1–1 of 1, disabled.');
+    expect(disabled).toContain('data-user="u07"');
+    expect(disabled).toContain('<option value="disabled" selected>disabled</option>');
+    const dba = (await page('/console/users?group=dba&q=u')).body;
+    expect(dba).toContain('Users 1–50 of 60 matching “u”, in dba.');
+    expect(dba).toContain('href="/console/users?q=u&amp;group=dba&amp;page=2" rel="next"');
+    // An unknown status or group is no filter at all.
+    expect((await page('/console/users?status=bogus&group=nope')).body).toContain(
+      'Users 1–50 of 61.',
+    );
   });
 
-  it('shows a user with addresses, sessions, audit entries and says the history is not served yet', async () => {
-    annOnline();
-    const body = (await page('/console/users/ann')).body;
-    expect(body).toContain(`<code>${ann.ipv4}</code>`);
-    expect(body).toContain('data-testid="session-row" data-user="ann"');
-    expect(body).toContain('This controller does not serve GET /v1/users/:name/history yet.');
-    expect(body).toContain('user.add');
-  });
-
-  it('renders the history and routes the API answers, with mismatches counted', async () => {
-    await app.close();
-    app = await createHttp({}, { tokens: state.auth, sessions: state.consoleSessions }, () => {});
-    app.get('/v1/users/:name/history', { config: { auth: 'viewer' } }, () => [
-      {
-        server: 'vpn21',
-        realAddress: HOSTILE,
-        ipv4: ann.ipv4,
-        ipv6: null,
-        from: '2024-01-01T00:00:00.000Z',
-        until: '2024-01-01T01:00:00.000Z',
-        bytesIn: 10,
-        bytesOut: 20,
-        ended: 'eviction',
-      },
-    ]);
-    app.get('/v1/routes', { config: { auth: 'viewer' } }, () => ({
-      routes: [
+  it('shows a user with addresses, current sessions, the location history and audit entries', async () => {
+    annOnline(HOSTILE);
+    t.clock.advance(5_000);
+    // The client left vpn11 (its session closes: disconnect) and came back on vpn21.
+    state.report('vpn11', { sessions: [], health: HEALTHY, bundleDigest: 'applied' });
+    t.clock.advance(5_000);
+    state.report('vpn21', {
+      sessions: [
         {
           user: 'ann',
+          realAddress: '203.0.113.9:5000',
           ipv4: ann.ipv4,
-          ipv6: ann.ipv6,
-          server: 'vpn11',
-          v4Servers: ['vpn11', 'vpn21'],
-          v6Servers: ['vpn11'],
-          problem: 'duplicate',
-        },
-        {
-          user: 'bob',
-          ipv4: '10.200.0.9',
-          ipv6: null,
-          server: 'vpn21',
-          v4Servers: [],
-          v6Servers: [],
-          problems: ['missing'],
+          since: t.clock.now().toISOString(),
+          bytesIn: 1,
+          bytesOut: 2,
+          clientId: 4,
         },
       ],
-    }));
-    streams = consoleRoutes(app, state, { clock: t.clock, timers });
-    await app.ready();
-    const user = (await page('/console/users/ann')).body;
-    expect(user).toContain('data-testid="history"');
-    expect(user).toContain('eviction');
-    expect(user).not.toContain('<script>alert(1)');
-    expect(user).toContain('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
-    const routes = (await page('/console/routes')).body;
-    expect(routes).toContain('2 mismatched</span>: 1 missing, 0 stale, 1 on two servers.');
-    expect(routes).toContain('<tr data-user="ann" class="mismatch">');
-    expect(routes).toContain('<span class="odd">vpn21</span>');
-    expect(routes).toContain('route missing');
+      health: HEALTHY,
+      bundleDigest: 'applied',
+    });
+    const body = (await page('/console/users/ann')).body;
+    expect(body).toContain(`<code>${ann.ipv4}</code>`);
+    expect(body).toContain('data-testid="session-row" data-user="ann" data-server="vpn21"');
+    // Newest first: the live one on vpn21, then the one that ended on vpn11.
+    const rows = [...body.matchAll(/data-testid="history-row" data-server="(vpn\d+)"/g)];
+    expect(rows.map((m) => m[1])).toEqual(['vpn21', 'vpn11']);
+    expect(body).toMatch(
+      /data-server="vpn21"><td>vpn21<\/td><td><code>203\.0\.113\.9:5000<\/code><\/td>[\s\S]*?<span class="badge badge-ok">connected<\/span>/,
+    );
+    expect(body).toMatch(
+      /data-server="vpn11">[\s\S]*?<td class="num">1\.2 kB<\/td><td class="num">5\.7 kB<\/td><td>disconnect<\/td>/,
+    );
+    // The real address the client came from is the client's to choose: escaped.
+    expect(body).not.toContain('<script>alert(1)');
+    expect(body).toContain('<code>&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</code>');
+    expect(body).toContain('<code>user.add</code>');
   });
 
-  it('says in one line that routes are not served yet', async () => {
-    expect((await page('/console/routes')).body).toContain(
-      'This controller does not serve GET /v1/routes yet.',
+  it('says so when a user has no history yet', async () => {
+    expect((await page('/console/users/ann')).body).toContain('No session recorded yet.');
+  });
+
+  it('shows the host routes the agents report against the sessions, problems counted', async () => {
+    annOnline();
+    // vpn11 holds ann's /32 (her session is there), vpn21 holds it too: a duplicate.
+    state.report('vpn21', {
+      sessions: [],
+      health: HEALTHY,
+      bundleDigest: 'applied',
+      routes: { ipv4: [ann.ipv4, '10.200.255.250'], ipv6: [] },
+    });
+    state.report('vpn11', {
+      sessions: [
+        {
+          user: 'ann',
+          realAddress: '198.51.100.7:40000',
+          ipv4: ann.ipv4,
+          since: t.clock.now().toISOString(),
+          bytesIn: 0,
+          bytesOut: 0,
+          clientId: 3,
+        },
+      ],
+      health: HEALTHY,
+      bundleDigest: 'applied',
+      routes: { ipv4: [ann.ipv4], ipv6: [] },
+    });
+    const view = state.routes();
+    const body = (await page('/console/routes')).body;
+    expect(body).toContain(
+      `${view.rows.length} users or addresses with a session or a host route;`,
     );
+    expect(body).toContain(
+      `: ${view.counts.missing} missing, ${view.counts.duplicate} on two servers, ${view.counts.stale} stale;`,
+    );
+    expect(view.counts.duplicate).toBeGreaterThan(0);
+    expect(body).toContain('<tr data-user="ann" class="mismatch">');
+    expect(body).toContain('<span class="odd">vpn21</span>');
+    expect(body).toContain('on two servers</span>');
+    // An address nobody owns, held by vpn21: a row without a user.
+    expect(body).toContain('<span class="muted">no user</span>');
+    // The servers that never reported routes are listed as unverified, in one line.
+    expect(view.unverifiedServers.length).toBeGreaterThan(0);
+    expect(body).toContain(
+      `<span class="badge badge-warn">unverified</span> on ${view.unverifiedServers.join(', ')} (stale, or no routes reported).`,
+    );
+    expect(view.unverifiedServers).not.toContain('vpn11');
+  });
+
+  it('says when there are no routes and no sessions', async () => {
+    const body = (await page('/console/routes')).body;
+    expect(body).toContain('No user is connected and no server holds a host route.');
+    expect(body).toContain('no mismatch');
   });
 
   it('shows each group with what it may reach as compiled and its members', async () => {
@@ -259,7 +327,7 @@ describe('console pages', () => {
     expect(body).toMatch(/<td><code>[0-9a-f]+<\/code><\/td><td>ann<\/td>/);
   });
 
-  it('filters the audit log and links exports with the same filter', async () => {
+  it('filters the audit log in the store and links exports with the same filter', async () => {
     state.store.audit({
       at: t.clock.now().toISOString(),
       actor: HOSTILE,
@@ -270,14 +338,34 @@ describe('console pages', () => {
     const all = (await page('/console/audit')).body;
     expect(all).not.toContain('<script>alert(1)');
     expect(all).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
-    const users = (await page('/console/audit?kind=user&user=ann')).body;
+    const users = (await page('/console/audit?kind=user.&user=ann')).body;
     expect(users).toContain('<code>user.add</code>');
     expect(users).not.toContain('login.fail');
-    expect(users).toContain('href="/v1/audit?format=csv&amp;user=ann&amp;kind=user"');
-    expect(users).toContain('href="/v1/audit?format=jsonl&amp;user=ann&amp;kind=user"');
+    expect(users).toContain('href="/v1/audit?format=csv&amp;user=ann&amp;kind=user."');
+    expect(users).toContain('href="/v1/audit?format=jsonl&amp;user=ann&amp;kind=user."');
+    // An exact action, an actor, and bounds (until is exclusive).
+    expect((await page('/console/audit?kind=user.add')).body).toContain('<code>user.add</code>');
+    expect((await page('/console/audit?kind=user.revoke')).body).toContain('No entry matches.');
+    expect((await page(`/console/audit?actor=${encodeURIComponent(HOSTILE)}`)).body).toContain(
+      '<code>login.fail</code>',
+    );
+    const now = t.clock.now().toISOString();
+    expect((await page(`/console/audit?until=${now}&kind=login.fail`)).body).toContain(
+      'No entry matches.',
+    );
+    expect((await page(`/console/audit?since=${now}&kind=login.fail`)).body).toContain(
+      '<code>login.fail</code>',
+    );
+    // What the export route refuses, the page refuses too, naming the field.
     const bad = await page('/console/audit?since=yesterday');
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toContain('since: &quot;yesterday&quot; is not a date');
+    const local = await page('/console/audit?until=2030-01-31T10:00:00');
+    expect(local.statusCode).toBe(400);
+    expect((await page('/console/audit?since=2030-02-01&until=2030-01-01')).body).toContain(
+      'until: must be later than since',
+    );
+    expect((await page('/console/audit?kind=%25')).statusCode).toBe(400);
   });
 
   it('escapes hostile values wherever they come from', async () => {
@@ -311,6 +399,34 @@ describe('what each role sees', () => {
     expect((await page('/console', 'viewer')).body).toContain('data-testid="role">viewer<');
   });
 
+  it('a signed-in viewer gets the CSRF token in the page, no revoke button, and 403 on revoke', async () => {
+    const headers = await session('viewer');
+    const body = (await page('/console/users/ann', 'viewer')).body;
+    expect(body).toContain(`<meta name="csrf-token" content="${headers['x-csrf-token']}" /`);
+    expect(body).toContain('data-testid="who">console:viewer-1<');
+    expect(body).not.toContain('data-testid="revoke"');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/users/ann/revoke',
+      headers,
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.json<{ error: string }>().error).toContain('needs the admin role');
+    expect(state.store.getUser('ann')?.status).toBe('enabled');
+    // The same session with the admin role may (the 403 was the role, not the request).
+    const admin = await app.inject({
+      method: 'POST',
+      url: '/v1/users/ann/revoke',
+      headers: await session('admin'),
+    });
+    expect(admin.statusCode, admin.body).toBe(200);
+    expect(state.store.getUser('ann')?.status).toBe('revoked');
+  });
+
+  it('a bearer token has no session: the CSRF meta tag is empty', async () => {
+    expect((await page('/console')).body).toContain('<meta name="csrf-token" content="" /');
+  });
+
   it('an operator can end sessions and drain, not revoke', async () => {
     const sessions = (await page('/console/sessions', 'operator')).body;
     expect(sessions).toContain(
@@ -333,6 +449,19 @@ describe('what each role sees', () => {
     expect(users).toContain('name="sel" value="ann" aria-label="Select ann"');
     expect(users).toContain('href="/v1/users/ann/profile"');
     expect((await page('/console/users/ann')).body).toContain('data-testid="revoke"');
+    // A signed-in admin account sees the same, profile link included.
+    const signed = (await page('/console/users', 'admin')).body;
+    expect(signed).toContain('data-op="revoke" data-user="ann" data-testid="revoke"');
+    expect(signed).toContain('href="/v1/users/ann/profile"');
+  });
+
+  it('an operator may not download a profile, and gets no link to one', async () => {
+    expect((await page('/console/users/ann', 'operator')).body).not.toContain('/profile');
+    const res = await app.inject({
+      url: '/v1/users/ann/profile',
+      headers: await session('operator'),
+    });
+    expect(res.statusCode).toBe(403);
   });
 });
 
@@ -354,6 +483,33 @@ describe('login page and assets', () => {
       expect(
         (await app.inject({ url: `/console/login?next=${encodeURIComponent(next)}` })).body,
       ).toContain('data-next="/console"');
+  });
+
+  it('lets an admin with a one-time password set a new one, and then go on', async () => {
+    const login = (await app.inject({ url: '/console/login' })).body;
+    expect(flat(login)).toMatch(/<form class="card login" data-form="password" [^>]*hidden>/);
+    expect(login).toContain('<label for="password-next">New password</label>');
+    const { oneTimePassword } = await state.fleet.admins.add('newbie', 'admin');
+    const { cookie, info } = await signIn('newbie', oneTimePassword!);
+    expect(info.mustChangePassword).toBe(true);
+    // Until the password is changed, the pages refuse the session.
+    expect((await app.inject({ url: '/console', headers: { cookie } })).statusCode).toBe(403);
+    const change = (headers: Record<string, string>) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/session/password',
+        headers: { cookie, ...headers },
+        payload: { current: oneTimePassword, next: 'a password of my own' },
+      });
+    expect((await change({})).statusCode).toBe(403); // no x-csrf-token
+    const res = await change({ 'x-csrf-token': info.csrfToken });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json<SessionInfo>().mustChangePassword).toBe(false);
+    const home = await app.inject({ url: '/console', headers: { cookie } });
+    expect(home.statusCode).toBe(200);
+    expect(home.body).toContain(
+      `<meta name="csrf-token" content="${res.json<SessionInfo>().csrfToken}"`,
+    );
   });
 
   it('serves the stylesheet and the script with their content types', async () => {

@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { compilePolicy } from '../core/policy.js';
 import type { ControllerState } from '../controller/state.js';
+import { UserStatus } from '../api/index.js';
 import {
-  auditBounds,
   auditEntries,
+  auditFilterOf,
   crlSummary,
   findUsers,
   routeRows,
@@ -188,27 +189,42 @@ export function consoleRoutes(
   });
 
   view('/console/users', (req, ctx) => {
-    const q = param(req, 'q');
+    // Control characters have no business in a search (the API refuses them too).
+    const q = param(req, 'q').replace(/[\x00-\x1f\x7f]/g, '');
     const asked = Number.parseInt(param(req, 'page') || '1', 10);
-    let page = Number.isSafeInteger(asked) && asked > 0 ? asked : 1;
-    let found = findUsers(state, { q, offset: (page - 1) * pageSize, limit: pageSize });
+    const parsed = UserStatus.safeParse(param(req, 'status'));
+    const status = parsed.success ? parsed.data : '';
+    const groups = state.fleet.spec.groups.map((g) => g.name);
+    const group = groups.includes(param(req, 'group')) ? param(req, 'group') : '';
+    const search = (p: number) =>
+      findUsers(state, {
+        ...(q ? { q } : {}),
+        ...(status ? { status } : {}),
+        ...(group ? { group } : {}),
+        offset: (p - 1) * pageSize,
+        limit: pageSize,
+      });
+    let page = Number.isSafeInteger(asked) && asked > 0 ? Math.min(asked, 1_000_000) : 1;
+    let found = search(page);
     const pages = Math.max(1, Math.ceil(found.total / pageSize));
     if (page > pages) {
       // Past the end (the list shrank since the link was made): show the last page.
       page = pages;
-      found = findUsers(state, { q, offset: (page - 1) * pageSize, limit: pageSize });
+      found = search(page);
     }
     return usersPage(ctx, {
       ...found,
       q,
+      status,
+      group,
       page,
       pageSize,
-      groups: state.fleet.spec.groups.map((g) => g.name),
+      groups,
       online: new Set(state.sessions().map((s) => s.user)),
     });
   });
 
-  view('/console/users/:name', async (req, ctx) => {
+  view('/console/users/:name', (req, ctx) => {
     const name = (req.params as { name: string }).name;
     const user = state.store.getUser(name);
     if (!user) return noSuchUserPage(name);
@@ -216,12 +232,12 @@ export function consoleRoutes(
       user,
       sessions: state.sessions().filter((s) => s.user === name),
       siteOf: siteOf(),
-      history: await userHistory(app, req, name),
+      history: userHistory(state, name),
       audit: userAudit(state, name),
     });
   });
 
-  view('/console/routes', async (req, ctx) => routesPage(ctx, { rows: await routeRows(app, req) }));
+  view('/console/routes', (_req, ctx) => routesPage(ctx, { view: routeRows(state) }));
 
   view('/console/policy', (_req, ctx) => {
     const spec = state.fleet.spec;
@@ -265,11 +281,13 @@ export function consoleRoutes(
       const v = opt(param(req, key));
       if (v) filter[key] = v;
     }
-    const bounds = auditBounds(filter);
     const limit = 500;
-    const page = auditPage(ctx, { entries: auditEntries(state, filter, limit), filter, limit });
-    if (typeof bounds === 'string') return { ...page, live: unavailable(bounds), status: 400 };
-    return page;
+    const query = auditFilterOf(filter);
+    if (typeof query === 'string') {
+      const page = auditPage(ctx, { entries: [], filter, limit });
+      return { ...page, live: unavailable(query), status: 400 };
+    }
+    return auditPage(ctx, { entries: auditEntries(state, query, limit), filter, limit });
   });
 
   return eventRoutes(app, state, {

@@ -97,7 +97,12 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
-    consoleRoutes(app, state, { clock, timers });
+    consoleRoutes(app, state, {
+      clock,
+      timers,
+      // The page's <meta name="csrf-token">: the caller's console session's (none for a token).
+      csrfToken: (req) => req.who?.session?.csrfToken,
+    });
     await state.refresh();
     await app.ready();
     sink?.start();

@@ -114,6 +114,36 @@ async function login(form: HTMLFormElement): Promise<void> {
     if (error) error.textContent = errorOf(answer);
     return;
   }
+  const session = answer.data as { csrfToken?: unknown; mustChangePassword?: unknown };
+  if (typeof session.csrfToken === 'string') sessionStorage.setItem(CSRF_KEY, session.csrfToken);
+  const change = document.querySelector<HTMLFormElement>('form[data-form="password"]');
+  if (session.mustChangePassword === true && change) {
+    // A one-time password: every other route refuses this session until it is replaced.
+    form.hidden = true;
+    change.hidden = false;
+    const current = change.querySelector<HTMLInputElement>('input[name="current"]');
+    if (current) current.value = text(data, 'password');
+    change.querySelector<HTMLInputElement>('input[name="next"]')?.focus();
+    return;
+  }
+  location.assign(safeNext(form.dataset.next));
+}
+
+async function changePassword(form: HTMLFormElement): Promise<void> {
+  const data = new FormData(form);
+  const error = document.getElementById('password-error');
+  const say = (line: string) => {
+    if (error) error.textContent = line;
+  };
+  say('');
+  const next = text(data, 'next');
+  if (next !== text(data, 'again')) return say('The two new passwords differ.');
+  // The token of the session just opened (the login page has none in its meta tag).
+  const answer = await api('POST', '/v1/session/password', {
+    current: text(data, 'current'),
+    next,
+  });
+  if (!answer.ok) return say(errorOf(answer));
   const session = answer.data as { csrfToken?: unknown };
   if (typeof session.csrfToken === 'string') sessionStorage.setItem(CSRF_KEY, session.csrfToken);
   location.assign(safeNext(form.dataset.next));
@@ -190,6 +220,8 @@ async function onForm(form: HTMLFormElement): Promise<void> {
   switch (form.dataset.form) {
     case 'login':
       return login(form);
+    case 'password':
+      return changePassword(form);
     case 'add-user': {
       const name = text(data, 'name').trim();
       const groups = data.getAll('groups').map(String);

@@ -4,15 +4,17 @@ import { type Html, html, query } from '../html.js';
 import type { Page, PageContext } from '../layout.js';
 import { time } from './format.js';
 
+/** The page's filter: the names and meanings of `GET /v1/audit`'s query (the export links). */
 export interface AuditFilter {
+  /** Exactly this actor (`console:ann`, `api:admin`). */
   actor?: string;
-  /** The entry's subject (a user, a server…). */
+  /** The entry's subject (a user, a server…), exactly. */
   user?: string;
-  /** The action, or its first part: `user` matches `user.add`, `user.revoke`… */
+  /** The action (`user.revoke`), or a prefix ending in "." (`user.`). */
   kind?: string;
-  /** ISO time or date: entries at or after. */
+  /** A date, or an ISO time with offset: entries at or after. */
   since?: string;
-  /** ISO time or date: entries before. */
+  /** A date, or an ISO time with offset: entries before. */
   until?: string;
 }
 
@@ -91,9 +93,9 @@ export function auditPage(_ctx: PageContext, data: AuditData): Page {
       aria-label="Filter the audit log"
     >
       ${field('actor', 'Actor', f.actor)} ${field('user', 'User or subject', f.user)}
-      ${field('kind', 'Kind', f.kind, 'user.revoke or user')}
-      ${field('since', 'From', f.since, '2024-05-01 or ISO time')}
-      ${field('until', 'Until', f.until, '2024-06-01 or ISO time')}
+      ${field('kind', 'Kind', f.kind, 'user.revoke or user.')}
+      ${field('since', 'From', f.since, '2030-01-31 or 2030-01-31T10:00:00Z')}
+      ${field('until', 'Until', f.until, '2030-02-01 or ISO time with offset')}
       <button type="submit">Filter</button>
       <a href="/console/audit">Clear</a>
     </form>

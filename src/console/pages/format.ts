@@ -68,6 +68,3 @@ export function shortDigest(digest: string | null | undefined): string {
 export function unavailable(what: string): Html {
   return html`<p class="notice" data-testid="unavailable">${what}</p>`;
 }
-
-/** Data a page got from another part of the controller, or one line saying why not. */
-export type Fetched<T> = { ok: true; value: T } | { ok: false; why: string };

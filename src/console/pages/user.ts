@@ -2,34 +2,20 @@
  * One user: addresses, groups, status, certificate, current sessions, where they have been
  * (location history) and what the audit log says about them.
  */
-import type { AuditEntry, SessionView, User } from '../../api/index.js';
+import type { AuditEntry, HistoryEntry, SessionView, User } from '../../api/index.js';
 import { type Html, html, path } from '../html.js';
 import { type Page, type PageContext, may } from '../layout.js';
 import { auditTable } from './audit.js';
-import { type Fetched, badge, bytes, daysUntil, time, unavailable } from './format.js';
+import { badge, bytes, daysUntil, time } from './format.js';
 import { sessionTable } from './sessions.js';
 import { statusBadge, userActions } from './users.js';
-
-/** One stay of the user on a server, as `GET /v1/users/:name/history` lists them. */
-export interface HistoryEntry {
-  server: string;
-  realAddress: string;
-  ipv4?: string | null;
-  ipv6?: string | null;
-  from: string;
-  /** Absent or null while the session lasts. */
-  until?: string | null;
-  bytesIn: number;
-  bytesOut: number;
-  /** Why it ended: disconnect, eviction, revoke, drain, server lost… */
-  ended?: string | null;
-}
 
 export interface UserData {
   user: User;
   sessions: SessionView[];
   siteOf: ReadonlyMap<string, string>;
-  history: Fetched<HistoryEntry[]>;
+  /** Newest first, as `GET /v1/users/:name/history` lists them. */
+  history: HistoryEntry[];
   audit: AuditEntry[];
 }
 
@@ -46,22 +32,22 @@ function historyTable(entries: readonly HistoryEntry[]): Html {
         <th scope="col">Until</th>
         <th scope="col" class="num">In</th>
         <th scope="col" class="num">Out</th>
-        <th scope="col">Ended by</th>
+        <th scope="col">Why it ended</th>
       </tr>
     </thead>
     <tbody>
       ${entries.map(
         (h) =>
-          html`<tr>
+          html`<tr data-testid="history-row" data-server="${h.server}">
             <td>${h.server}</td>
             <td><code>${h.realAddress}</code></td>
             <td><code>${h.ipv4 ?? '—'}</code></td>
             <td><code>${h.ipv6 ?? '—'}</code></td>
-            <td>${time(h.from)}</td>
+            <td>${time(h.since)}</td>
             <td>${h.until ? time(h.until) : badge('ok', 'connected')}</td>
             <td class="num">${bytes(h.bytesIn)}</td>
             <td class="num">${bytes(h.bytesOut)}</td>
-            <td>${h.ended ?? ''}</td>
+            <td>${h.reason ?? ''}</td>
           </tr>`,
       )}
     </tbody>
@@ -115,7 +101,7 @@ export function userPage(ctx: PageContext, data: UserData): Page {
     </section>
     <section aria-labelledby="history-title">
       <h2 id="history-title">Location history</h2>
-      ${data.history.ok ? historyTable(data.history.value) : unavailable(data.history.why)}
+      ${historyTable(data.history)}
     </section>
     <section aria-labelledby="audit-title">
       <h2 id="audit-title">Audit entries</h2>

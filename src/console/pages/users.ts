@@ -3,7 +3,7 @@
  * per-row actions and bulk actions on a selection. Writes go to the JSON API from the browser
  * script; an admin sees the write controls, others see the list.
  */
-import type { User } from '../../api/index.js';
+import { type User, UserStatus } from '../../api/index.js';
 import { type Html, html, path, query } from '../html.js';
 import { type Page, type PageContext, may } from '../layout.js';
 import { badge, time } from './format.js';
@@ -12,6 +12,9 @@ export interface UsersData {
   users: User[];
   total: number;
   q: string;
+  /** Only users of this status / members of this group ('' : any). */
+  status: UserStatus | '';
+  group: string;
   page: number;
   pageSize: number;
   groups: string[];
@@ -59,6 +62,26 @@ function searchForm(data: UsersData): Html {
         placeholder="name, address or group"
         autocomplete="off"
       />
+    </div>
+    <div class="field">
+      <label for="f-status">Status</label>
+      <select id="f-status" name="status">
+        <option value="" ${data.status === '' ? html` selected` : ''}>any</option>
+        ${UserStatus.options.map(
+          (st) =>
+            html`<option value="${st}" ${data.status === st ? html` selected` : ''}>${st}</option>`,
+        )}
+      </select>
+    </div>
+    <div class="field">
+      <label for="f-group">Group</label>
+      <select id="f-group" name="group">
+        <option value="" ${data.group === '' ? html` selected` : ''}>any</option>
+        ${data.groups.map(
+          (g) =>
+            html`<option value="${g}" ${data.group === g ? html` selected` : ''}>${g}</option>`,
+        )}
+      </select>
     </div>
     <button type="submit">Search</button>
     <a href="/console/users">Clear</a>
@@ -127,7 +150,11 @@ function bulkBar(): Html {
 function pager(data: UsersData): Html {
   const pages = Math.max(1, Math.ceil(data.total / data.pageSize));
   const link = (p: number, label: string, rel: string) =>
-    html`<a href="${`/console/users${query({ q: data.q, page: p })}`}" rel="${rel}">${label}</a>`;
+    html`<a
+      href="${`/console/users${query({ q: data.q, status: data.status, group: data.group, page: p })}`}"
+      rel="${rel}"
+      >${label}</a
+    >`;
   return html`<nav class="pager" aria-label="Pages">
     ${data.page > 1 ? link(data.page - 1, '← Previous', 'prev') : ''}
     <span>Page ${data.page} of ${pages}</span>
@@ -188,7 +215,9 @@ export function usersPage(ctx: PageContext, data: UsersData): Page {
       ${
         data.total === 0
           ? 'No user matches.'
-          : `Users ${first}–${last} of ${data.total}${data.q ? ` matching “${data.q}”` : ''}.`
+          : `Users ${first}–${last} of ${data.total}${data.q ? ` matching “${data.q}”` : ''}${
+              data.status ? `, ${data.status}` : ''
+            }${data.group ? `, in ${data.group}` : ''}.`
       }
     </p>
     ${data.users.length > 0 && usersTable(ctx, data)} ${pager(data)}`;
