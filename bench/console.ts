@@ -265,7 +265,7 @@ async function main(): Promise<void> {
       '',
       `${USERS} users, ${SESSIONS} live sessions over ${s.servers.length} servers, ` +
         `${RUNS} runs per figure after ${WARMUP} warm-up runs (first ms: the very first request), ` +
-        `admin bearer token, fastify inject (no sockets, no browser); node ${process.version}, ` +
+        `admin bearer token, fastify inject (no sockets, no browser: the server's share of a page's first render only); node ${process.version}, ` +
         `written ${new Date().toISOString()}.`,
       '',
       ...table(rows),
