@@ -194,6 +194,21 @@ describe.runIf(runs)('the console and the metrics, in a browser and in Prometheu
     expect(await row.getAttribute('data-server')).toBe('vpn21');
     await shot(page, 'sessions');
 
+    // The network's view: vpn21's agent holds walt's /32 and /128, and nothing disagrees.
+    await waitUntil(
+      'walt routed via vpn21 on the Routes page',
+      async () => {
+        await page.goto(`${BASE}/console/routes`);
+        const row = (
+          await page.locator('tr', { hasText: 'walt' }).first().innerText({ timeout: 1000 })
+        )
+          .split('\t')
+          .map((cell) => cell.trim());
+        return row.filter((cell) => cell === 'vpn21').length === 3 && row.includes('ok');
+      },
+      15_000,
+      500,
+    );
     for (const name of ['routes', 'policy', 'pki', 'audit']) {
       await page.goto(`${BASE}/console/${name}`);
       await shot(page, name);
