@@ -23,6 +23,12 @@ export interface LoginLimitOptions {
 export interface Attempt {
   /** Whole seconds to wait before trying again; 0 when this attempt may go on. */
   readonly retryAfter: number;
+  /**
+   * For a refused attempt: true only for the first refusal of an over-limit key since it went
+   * over (at most once per key per window), so that a flood of refused requests writes one
+   * audit entry, not one each.
+   */
+  readonly firstRefusal: boolean;
   succeeded(): void;
 }
 
@@ -31,6 +37,8 @@ const MAX_KEYS = 10_000;
 
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
+  /** Over-limit keys whose refusal was already reported, and since when. */
+  private readonly reported = new Map<string, number>();
   private readonly perAccount: number;
   private readonly perAddress: number;
   readonly windowMs: number;
@@ -53,11 +61,31 @@ export class LoginLimiter {
     const now = this.clock.now().getTime();
     const keys = [{ key: `name:${name}`, limit: this.perAccount }];
     if (address !== undefined) keys.push({ key: `addr:${address}`, limit: this.perAddress });
-    const waitMs = Math.max(...keys.map(({ key, limit }) => this.waitMs(key, limit, now)));
-    if (waitMs > 0) return { retryAfter: Math.ceil(waitMs / 1000), succeeded: () => {} };
+    const waits = keys.map(({ key, limit }) => ({ key, ms: this.waitMs(key, limit, now) }));
+    let firstRefusal = false;
+    for (const { key, ms } of waits) {
+      const since = this.reported.get(key);
+      if (ms === 0 || (since !== undefined && now - since >= this.windowMs)) {
+        this.reported.delete(key);
+        if (ms === 0) continue;
+      }
+      if (this.reported.has(key)) continue;
+      firstRefusal = true;
+      this.reported.set(key, now);
+      // Bounded like the counts: a key forgotten here is at worst reported once more.
+      while (this.reported.size > MAX_KEYS) {
+        const oldest = this.reported.keys().next().value;
+        if (oldest === undefined) break;
+        this.reported.delete(oldest);
+      }
+    }
+    const waitMs = Math.max(...waits.map((w) => w.ms));
+    if (waitMs > 0)
+      return { retryAfter: Math.ceil(waitMs / 1000), firstRefusal, succeeded: () => {} };
     for (const { key } of keys) this.add(key, now);
     return {
       retryAfter: 0,
+      firstRefusal: false,
       // A correct password clears the account's failures, and takes back this attempt's
       // count of the address (its other failures stay).
       succeeded: () => {

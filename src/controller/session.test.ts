@@ -245,8 +245,28 @@ describe('sign-in', { timeout: 60_000 }, () => {
     const reasons = (await audit(ctl, 100))
       .filter((e) => e.action === 'admin.login-failed')
       .map((e) => (e.detail as { reason: string }).reason);
-    expect(reasons.filter((r) => r === 'rate limited')).toHaveLength(3);
-    expect(reasons).toHaveLength(13);
+    // One entry per key going over its limit (vic, ghost), not one per refused request.
+    expect(reasons.filter((r) => r === 'rate limited')).toHaveLength(2);
+    expect(reasons).toHaveLength(12);
+  });
+
+  it('a flood of refused sign-ins writes one audit entry per over-limit key and window', async () => {
+    const { ctl, clock } = await setup();
+    for (let i = 0; i < 5; i++) await signIn(ctl, 'vic', `wrong-${i}`);
+    for (let i = 0; i < 40; i++)
+      expect((await signIn(ctl, 'vic', `flood-${i}`)).statusCode).toBe(429);
+    const limited = async () =>
+      (await audit(ctl, 200)).filter(
+        (e) => (e.detail as { reason?: string } | undefined)?.reason === 'rate limited',
+      );
+    expect((await limited()).map((e) => [e.subject, e.detail])).toEqual([
+      ['vic', { reason: 'rate limited', address: '192.0.2.10', retryAfter: 900 }],
+    ]);
+    // Over the limit again in a later window: one more entry.
+    clock.advance(15 * MINUTE);
+    for (let i = 0; i < 5; i++) await signIn(ctl, 'vic', `wrong-${i}`);
+    for (let i = 0; i < 10; i++) await signIn(ctl, 'vic', `flood-${i}`);
+    expect(await limited()).toHaveLength(2);
   });
 
   it('counts concurrent attempts: a burst gets no more password checks than the limit', async () => {

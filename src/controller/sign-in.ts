@@ -78,7 +78,12 @@ export class SignIn {
     const attempt = this.limiter.begin(name, address);
     const wait = attempt.retryAfter;
     if (wait === 0) return attempt;
-    this.sessions.recordFailure(known() ? name : undefined, address, 'rate limited');
+    // One entry when a name or an address goes over its limit, not one per refused request:
+    // an unauthenticated flood must not fill the audit log (and its sink, and syslog).
+    if (attempt.firstRefusal)
+      this.sessions.recordFailure(known() ? name : undefined, address, 'rate limited', {
+        retryAfter: wait,
+      });
     throw new TooManyRequests(`too many failed sign-ins: try again in ${wait} s`, wait);
   }
 }

@@ -118,13 +118,18 @@ export class ConsoleSessions {
    * Records a refused sign-in. An unknown name is not written down: people type their password
    * into the name field, and viewers read the audit log.
    */
-  recordFailure(name: string | undefined, address: string | undefined, reason: string): void {
+  recordFailure(
+    name: string | undefined,
+    address: string | undefined,
+    reason: string,
+    extra: Record<string, string | number> = {},
+  ): void {
     this.store.audit({
       at: this.clock.now().toISOString(),
       actor: 'console',
       action: 'admin.login-failed',
       subject: name ?? '(unknown name)',
-      detail: { reason, ...(address !== undefined ? { address } : {}) },
+      detail: { reason, ...(address !== undefined ? { address } : {}), ...extra },
     });
   }
 
