@@ -461,6 +461,22 @@ describe('sessions on the API', { timeout: 60_000 }, () => {
   });
 });
 
+describe("changing one's own password", { timeout: 60_000 }, () => {
+  it('a refused new password neither counts as a failure nor clears the failures counted', async () => {
+    const { ctl } = await setup();
+    const ann = await browser(ctl, 'ann');
+    const change = (current: string, next: string) =>
+      ann.send('POST', '/v1/session/password', { current, next });
+    for (let i = 0; i < 4; i++)
+      expectError(await change(`wrong-${i}`, 'a-new-password-1'), 400, /^current: is not/);
+    expectError(await change(PASSWORD.ann, 'short'), 400, /^next: must be at least 12/);
+    expectError(await change(PASSWORD.ann, PASSWORD.ann), 400, /^next: must differ/);
+    expectError(await change('wrong-4', 'a-new-password-1'), 400, /^current: is not/);
+    // Five failures of ann's: the bad new passwords did not wipe them.
+    expectError(await change(PASSWORD.ann, 'a-new-password-1'), 429, /^too many failed/);
+  });
+});
+
 describe('one-time passwords', { timeout: 60_000 }, () => {
   it('allow only changing the password; the change needs the current one and ends the other sessions', async () => {
     const { ctl } = await setup();

@@ -7,6 +7,7 @@ import { InputError } from '../errors.js';
 import { adminNameProblem } from '../service/admins.js';
 import type { ConsoleSession, ConsoleSessions } from '../service/console-sessions.js';
 import type { Fleet } from '../service/fleet.js';
+import { MAX_PASSWORD_LENGTH, passwordProblem } from '../service/passwords.js';
 import { TooManyRequests, Unauthorized } from './http-errors.js';
 import type { Attempt, LoginLimiter } from './login-limit.js';
 
@@ -56,16 +57,23 @@ export class SignIn {
     next: string,
     address: string | undefined,
   ): Promise<ConsoleSession> {
+    // A refused new password (too short, …) is no failed password check: refused before the
+    // limiter counts anything. An error after `begin` leaves the attempt counted — only a
+    // correct current password takes failures back.
+    const problem = passwordProblem(next);
+    if (problem) throw new InputError('next', problem);
+    if (next.normalize('NFC') === current.normalize('NFC'))
+      throw new InputError('next', 'must differ from the current password');
+    if (current.length > MAX_PASSWORD_LENGTH)
+      throw new InputError('current', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
     const attempt = this.begin(session.name, address, () => true);
     const fleet = this.fleet().as(`console:${session.name}`);
-    let changed;
-    try {
-      changed = await fleet.admins.changeOwnPassword(session.name, current, next, session.idSha256);
-    } catch (err) {
-      // A refused new password (too short, …) is no failed password check.
-      attempt.succeeded();
-      throw err;
-    }
+    const changed = await fleet.admins.changeOwnPassword(
+      session.name,
+      current,
+      next,
+      session.idSha256,
+    );
     if (!changed) {
       this.sessions.recordFailure(session.name, address, 'wrong current password');
       throw new InputError('current', 'is not the current password');
