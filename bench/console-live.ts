@@ -30,7 +30,7 @@ import type * as LabModule from '../src/lab/lab.js';
 import type * as OpenModule from '../src/service/open.js';
 import type { Fleet } from '../src/service/fleet.js';
 import { sleep, waitFor } from '../src/sys/time.js';
-import { seconds, summarize } from './lab-report.js';
+import { seconds as unsigned, summarize } from './lab-report.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -52,6 +52,8 @@ const TARGET_MS = 1000;
 const RESULTS = join(import.meta.dirname, 'results', 'console-live.md');
 const DIST = new URL('../dist/', import.meta.url);
 
+/** The disconnect's return comes after the row is gone (the client exits ~1 s after SIGTERM). */
+const seconds = (ms: number) => (ms < 0 ? `-${unsigned(-ms)}` : unsigned(ms));
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const now = () => performance.now();
 
