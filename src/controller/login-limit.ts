@@ -8,6 +8,7 @@
  * behind one address (issue 15) would each count on their own — the store would be the place
  * then.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Clock } from '../sys/time.js';
 
 export interface LoginLimitOptions {
@@ -17,6 +18,12 @@ export interface LoginLimitOptions {
   perAddress?: number;
   /** Default 15 minutes. */
   windowMs?: number;
+  /**
+   * Password checks (scrypt) under way at once, over all sign-ins and password changes
+   * (default 2): beyond, a 429 at once without hashing, so that a burst cannot fill libuv's
+   * thread pool (4 threads, shared with file I/O and DNS).
+   */
+  maxConcurrentChecks?: number;
 }
 
 /** A sign-in attempt under way. */
@@ -35,13 +42,52 @@ export interface Attempt {
 /** Keys kept at most; beyond it the oldest go first (a flood of made-up names cannot fill memory). */
 const MAX_KEYS = 10_000;
 
+/**
+ * The limiter's key of a client address: an IPv4 address as it is, an IPv6 one by its /64 (one
+ * host commonly holds a whole /64, and would otherwise get a fresh count per address), an
+ * IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, a dual-stack socket's view) as the IPv4 one.
+ */
+export function addressKey(address: string): string {
+  const a = address.replace(/%.*$/, '');
+  if (isIPv4(a) || !isIPv6(a)) return a;
+  const groups = ipv6Groups(a);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff)
+    return [groups[6] >> 8, groups[6] & 255, groups[7] >> 8, groups[7] & 255].join('.');
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a dotted tail converted). */
+function ipv6Groups(a: string): number[] {
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  let text = a;
+  if (dotted) {
+    const [b0, b1, b2, b3] = dotted.slice(1).map(Number);
+    text = `${a.slice(0, dotted.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const part = (s: string | undefined) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = part(head);
+  const t = part(tail);
+  return [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
 export class LoginLimiter {
+  /**
+   * Failures of existing accounts: never evicted (there are only so many accounts), so that a
+   * flood of addresses or made-up names cannot make the limiter forget an account's failures.
+   */
+  private readonly accounts = new Map<string, number[]>();
+  /** Failures of unknown names and of addresses: bounded, the oldest go first. */
   private readonly failures = new Map<string, number[]>();
   /** Over-limit keys whose refusal was already reported, and since when. */
   private readonly reported = new Map<string, number>();
   private readonly perAccount: number;
   private readonly perAddress: number;
   readonly windowMs: number;
+  readonly maxConcurrentChecks: number;
 
   constructor(
     private readonly clock: Clock,
@@ -50,17 +96,22 @@ export class LoginLimiter {
     this.perAccount = opts.perAccount ?? 5;
     this.perAddress = opts.perAddress ?? 20;
     this.windowMs = opts.windowMs ?? 15 * 60_000;
+    this.maxConcurrentChecks = opts.maxConcurrentChecks ?? 2;
   }
 
   /**
    * Starts a sign-in attempt: refused (`retryAfter` > 0, nothing counted) when the account or
    * the address is over its limit; else counted as a failure at once — so that concurrent
    * attempts, all waiting on scrypt, see each other — until `succeeded` takes it back.
+   * `known` says whether the account exists: it only chooses where the count is kept (an
+   * unknown name still has a count of its own, so 429s do not tell which names exist).
    */
-  begin(name: string, address: string | undefined): Attempt {
+  begin(name: string, address: string | undefined, known: boolean): Attempt {
     const now = this.clock.now().getTime();
-    const keys = [{ key: `name:${name}`, limit: this.perAccount }];
-    if (address !== undefined) keys.push({ key: `addr:${address}`, limit: this.perAddress });
+    const nameKey = `${known ? 'account' : 'name'}:${name}`;
+    const addrKey = address !== undefined ? `addr:${addressKey(address)}` : undefined;
+    const keys = [{ key: nameKey, limit: this.perAccount }];
+    if (addrKey !== undefined) keys.push({ key: addrKey, limit: this.perAddress });
     const waits = keys.map(({ key, limit }) => ({ key, ms: this.waitMs(key, limit, now) }));
     let firstRefusal = false;
     for (const { key, ms } of waits) {
@@ -89,19 +140,24 @@ export class LoginLimiter {
       // A correct password clears the account's failures, and takes back this attempt's
       // count of the address (its other failures stay).
       succeeded: () => {
-        this.failures.delete(`name:${name}`);
-        if (address === undefined) return;
-        const list = this.failures.get(`addr:${address}`);
+        this.mapOf(nameKey).delete(nameKey);
+        if (addrKey === undefined) return;
+        const list = this.failures.get(addrKey);
         const i = list?.lastIndexOf(now) ?? -1;
         if (i >= 0) list!.splice(i, 1);
       },
     };
   }
 
+  private mapOf(key: string): Map<string, number[]> {
+    return key.startsWith('account:') ? this.accounts : this.failures;
+  }
+
   private recent(key: string, now: number): number[] {
-    const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    if (list.length) this.failures.set(key, list);
-    else this.failures.delete(key);
+    const map = this.mapOf(key);
+    const list = (map.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    if (list.length) map.set(key, list);
+    else map.delete(key);
     return list;
   }
 
@@ -115,6 +171,10 @@ export class LoginLimiter {
   private add(key: string, now: number): void {
     const list = this.recent(key, now);
     list.push(now);
+    if (this.mapOf(key) === this.accounts) {
+      this.accounts.set(key, list);
+      return;
+    }
     this.failures.delete(key);
     this.failures.set(key, list);
     while (this.failures.size > MAX_KEYS) {

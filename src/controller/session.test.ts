@@ -270,11 +270,25 @@ describe('sign-in', { timeout: 60_000 }, () => {
   });
 
   it('counts concurrent attempts: a burst gets no more password checks than the limit', async () => {
-    const { ctl } = await setup();
+    const { ctl } = await setup({ loginLimit: { maxConcurrentChecks: 8 } });
     const burst = await Promise.all(
       Array.from({ length: 8 }, (_, i) => signIn(ctl, 'olga', `wrong-${i}`)),
     );
     expect(burst.map((r) => r.statusCode).sort()).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+  });
+
+  it('checks at most two passwords at once: beyond, a 429 at once, neither counted nor audited', async () => {
+    const { ctl } = await setup();
+    const burst = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => signIn(ctl, 'olga', `wrong-${i}`)),
+    );
+    expect(burst.map((r) => r.statusCode).sort()).toEqual([401, 401, 429, 429, 429, 429]);
+    expect(burst.find((r) => r.statusCode === 429)!.headers['retry-after']).toBe('1');
+    const failed = (await audit(ctl)).filter((e) => e.action === 'admin.login-failed');
+    expect(failed).toHaveLength(2);
+    // Only the two checked attempts count towards olga's limit of 5.
+    for (let i = 0; i < 3; i++) expect((await signIn(ctl, 'olga', 'wrong')).statusCode).toBe(401);
+    expect((await signIn(ctl, 'olga', PASSWORD.olga)).statusCode).toBe(429);
   });
 
   it('rate-limits failures per client address over all names', async () => {

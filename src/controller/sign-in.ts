@@ -12,6 +12,9 @@ import { TooManyRequests, Unauthorized } from './http-errors.js';
 import type { Attempt, LoginLimiter } from './login-limit.js';
 
 export class SignIn {
+  /** Password checks (scrypt) under way now. */
+  private checking = 0;
+
   constructor(
     private readonly fleet: () => Fleet,
     private readonly sessions: ConsoleSessions,
@@ -32,8 +35,15 @@ export class SignIn {
     if (problem) throw new InputError('name', problem);
     const fleet = this.fleet();
     const known = () => fleet.store.getAdmin(name) !== undefined;
-    const attempt = this.begin(name, address, known);
-    const admin = await fleet.admins.authenticate(name, password);
+    const release = this.checkSlot();
+    let admin;
+    try {
+      const attempt = this.begin(name, address, known);
+      admin = await fleet.admins.authenticate(name, password);
+      if (admin) attempt.succeeded();
+    } finally {
+      release();
+    }
     if (!admin) {
       const exists = known();
       this.sessions.recordFailure(
@@ -43,7 +53,6 @@ export class SignIn {
       );
       throw new Unauthorized('wrong name or password');
     }
-    attempt.succeeded();
     return this.sessions.open(admin.name, address);
   }
 
@@ -66,14 +75,16 @@ export class SignIn {
       throw new InputError('next', 'must differ from the current password');
     if (current.length > MAX_PASSWORD_LENGTH)
       throw new InputError('current', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
-    const attempt = this.begin(session.name, address, () => true);
     const fleet = this.fleet().as(`console:${session.name}`);
-    const changed = await fleet.admins.changeOwnPassword(
-      session.name,
-      current,
-      next,
-      session.idSha256,
-    );
+    const release = this.checkSlot();
+    let attempt: Attempt;
+    let changed;
+    try {
+      attempt = this.begin(session.name, address, () => true);
+      changed = await fleet.admins.changeOwnPassword(session.name, current, next, session.idSha256);
+    } finally {
+      release();
+    }
     if (!changed) {
       this.sessions.recordFailure(session.name, address, 'wrong current password');
       throw new InputError('current', 'is not the current password');
@@ -82,14 +93,30 @@ export class SignIn {
     return { ...session, role: changed.role, mustChangePassword: changed.mustChangePassword };
   }
 
+  /**
+   * A place among the password checks under way, or a 429 at once (nothing counted, nothing
+   * audited, no hashing) when they are all taken.
+   */
+  private checkSlot(): () => void {
+    if (this.checking >= this.limiter.maxConcurrentChecks)
+      throw new TooManyRequests('too many sign-ins under way: try again in 1 s', 1);
+    this.checking++;
+    let released = false;
+    return () => {
+      if (!released) this.checking--;
+      released = true;
+    };
+  }
+
   private begin(name: string, address: string | undefined, known: () => boolean): Attempt {
-    const attempt = this.limiter.begin(name, address);
+    const exists = known();
+    const attempt = this.limiter.begin(name, address, exists);
     const wait = attempt.retryAfter;
     if (wait === 0) return attempt;
     // One entry when a name or an address goes over its limit, not one per refused request:
     // an unauthenticated flood must not fill the audit log (and its sink, and syslog).
     if (attempt.firstRefusal)
-      this.sessions.recordFailure(known() ? name : undefined, address, 'rate limited', {
+      this.sessions.recordFailure(exists ? name : undefined, address, 'rate limited', {
         retryAfter: wait,
       });
     throw new TooManyRequests(`too many failed sign-ins: try again in ${wait} s`, wait);
