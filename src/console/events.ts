@@ -4,7 +4,10 @@
  * (`event: change`, `data: {"what":["sessions"]}`), at most one per `coalesceMs` (250 ms: four
  * a second, however fast agents report); a comment line every `heartbeatMs` keeps proxies and
  * the socket's idle timeout from cutting a quiet stream. Streams are bounded: beyond
- * `maxStreams` a new one is refused with 503.
+ * `maxStreams` in all, or `maxPerSession` of one console session (bearer-token callers share
+ * one such allowance), a new one is refused with 503. A session's stream ends when the session
+ * does: each heartbeat checks it is still there (not signed out, idle, or its account changed),
+ * and its lifetime ends the stream at the latest.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ChangeKind, ControllerState } from '../controller/state.js';
@@ -20,6 +23,8 @@ export interface StreamTimers {
 export interface EventOptions {
   timers: StreamTimers;
   maxStreams?: number;
+  /** Streams of one console session (default 4). */
+  maxPerSession?: number;
   coalesceMs?: number;
   heartbeatMs?: number;
   /** Headers every console answer carries (the CSP). */
@@ -40,7 +45,10 @@ export function eventRoutes(
   const coalesceMs = opts.coalesceMs ?? 250;
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const { timers } = opts;
+  const maxPerSession = opts.maxPerSession ?? 4;
   const closers = new Set<() => void>();
+  /** Streams open per session (by its id's hash; `bearer` for token callers). */
+  const perSession = new Map<string, number>();
 
   // A stream never ends by itself: end them all before the server waits for its connections.
   app.addHook('preClose', (done) => {
@@ -58,6 +66,16 @@ export function eventRoutes(
           .send({ error: `too many console event streams open (${maxStreams}); try again later` });
         return;
       }
+      const session = req.who?.session;
+      const owner = session?.idSha256 ?? 'bearer';
+      const mine = perSession.get(owner) ?? 0;
+      if (mine >= maxPerSession) {
+        void reply.code(503).send({
+          error: `too many console event streams open for this session (${maxPerSession}); close a tab or try again later`,
+        });
+        return;
+      }
+      perSession.set(owner, mine + 1);
       // Quiet between changes, but never for longer than a heartbeat: a socket silent for three
       // is a client gone without a word. Writes count as activity for Node's socket timeout.
       req.raw.socket?.setTimeout?.(3 * heartbeatMs);
@@ -85,12 +103,22 @@ export function eventRoutes(
         pending.add(what);
         flushTimer ??= timers.setTimeout(flush, coalesceMs);
       });
-      const heartbeat = timers.setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+      const heartbeat = timers.setInterval(() => {
+        if (session && !state.consoleSessions.alive(session.idSha256)) close();
+        else res.write(': heartbeat\n\n');
+      }, heartbeatMs);
+      const lifetime = session
+        ? timers.setTimeout(() => close(), state.consoleSessions.remainingMs(session))
+        : undefined;
       const close = () => {
         if (!closers.delete(close)) return;
+        const left = (perSession.get(owner) ?? 1) - 1;
+        if (left > 0) perSession.set(owner, left);
+        else perSession.delete(owner);
         unsubscribe();
         if (flushTimer !== undefined) timers.clearTimeout(flushTimer);
         timers.clearInterval(heartbeat);
+        if (lifetime !== undefined) timers.clearTimeout(lifetime);
         res.end();
       };
       closers.add(close);

@@ -557,30 +557,28 @@ describe('the event stream', () => {
     until: (s: string, count?: number) => Promise<void>;
   }
 
-  async function open(): Promise<Stream> {
-    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  async function open(headers: Record<string, string> = AUTH): Promise<Stream> {
+    if (!app.server.listening) {
+      const address = await app.listen({ host: '127.0.0.1', port: 0 });
+      expect(address).toContain('127.0.0.1');
+    }
     const { port } = app.server.address() as AddressInfo;
-    expect(address).toContain('127.0.0.1');
     return new Promise((resolve, reject) => {
-      const req = get(
-        { host: '127.0.0.1', port, path: '/console/events', headers: AUTH },
-        (res) => {
-          let text = '';
-          const waiters: (() => void)[] = [];
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            text += chunk;
-            waiters.splice(0).forEach((w) => w());
+      const req = get({ host: '127.0.0.1', port, path: '/console/events', headers }, (res) => {
+        let text = '';
+        const waiters: (() => void)[] = [];
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+          waiters.splice(0).forEach((w) => w());
+        });
+        const until = (s: string, count = 1): Promise<void> =>
+          new Promise((done) => {
+            const check = () => (text.split(s).length - 1 >= count ? done() : waiters.push(check));
+            check();
           });
-          const until = (s: string, count = 1): Promise<void> =>
-            new Promise((done) => {
-              const check = () =>
-                text.split(s).length - 1 >= count ? done() : waiters.push(check);
-              check();
-            });
-          resolve({ res, text: () => text, until });
-        },
-      );
+        resolve({ res, text: () => text, until });
+      });
       req.on('error', reject);
     });
   }
@@ -622,6 +620,49 @@ describe('the event stream', () => {
     await vi.waitFor(() => expect(streams.open).toBe(0));
     expect(unsubscribed).toHaveBeenCalledTimes(1);
     expect(timers.pending).toBe(0); // the close stopped its heartbeat too
+  });
+
+  it('allows 4 streams per console session (and 4 for bearer callers), 503 beyond', async () => {
+    const viewer = { cookie: (await session('viewer')).cookie };
+    const operator = { cookie: (await session('operator')).cookie };
+    for (let i = 0; i < 4; i++) await (await open(viewer)).until(': connected');
+    const fifth = await app.inject({ url: '/console/events', headers: viewer });
+    expect(fifth.statusCode).toBe(503);
+    expect(fifth.json().error).toContain('for this session (4)');
+    // Another session, and bearer callers, have their own allowance.
+    await (await open(operator)).until(': connected');
+    for (let i = 0; i < 4; i++) await (await open()).until(': connected');
+    expect((await app.inject({ url: '/console/events', headers: AUTH })).statusCode).toBe(503);
+    expect(streams.open).toBe(9);
+  });
+
+  it("ends a session's stream at the next heartbeat once the session is gone, or idle", async () => {
+    const { cookie, info } = await signIn(
+      (await state.fleet.admins.add('out-1', 'viewer', PASSWORD)).admin.name,
+      PASSWORD,
+    );
+    const stream = await open({ cookie });
+    await stream.until(': connected');
+    const ended = new Promise<void>((r) => stream.res.on('end', r));
+    const out = await app.inject({
+      method: 'DELETE',
+      url: '/v1/session',
+      headers: { cookie, 'x-csrf-token': info.csrfToken },
+    });
+    expect(out.statusCode).toBe(204);
+    await timers.advance(15_000);
+    await ended;
+    expect(stream.text()).not.toContain(': heartbeat');
+    await vi.waitFor(() => expect(streams.open).toBe(0));
+
+    // A session nobody uses: the stream ends with it, after the idle timeout.
+    const idle = await open({ cookie: (await session('viewer')).cookie });
+    await idle.until(': connected');
+    const idleEnded = new Promise<void>((r) => idle.res.on('end', r));
+    await timers.advance(30 * 60_000);
+    await idleEnded;
+    await vi.waitFor(() => expect(streams.open).toBe(0));
+    expect(timers.pending).toBe(0);
   });
 
   it('refuses a stream beyond the limit with 503, and ends open streams when the app closes', async () => {

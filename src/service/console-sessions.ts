@@ -109,6 +109,28 @@ export class ConsoleSessions {
     return { session: view({ ...session, lastSeenAt }, admin) };
   }
 
+  /**
+   * Whether a session found earlier still holds: not ended (logout, the account removed or
+   * changed), not idle, not too old. Reads only; the next request ends a lapsed one.
+   */
+  alive(idSha256: string): boolean {
+    const found = this.store.getAdminSession(idSha256);
+    if (!found) return false;
+    const now = this.clock.now().getTime();
+    return (
+      now - Date.parse(found.session.lastSeenAt) < this.idleTimeoutMs &&
+      now - Date.parse(found.session.createdAt) < this.lifetimeMs
+    );
+  }
+
+  /** Milliseconds until `session` reaches its lifetime. */
+  remainingMs(session: ConsoleSession): number {
+    return Math.max(
+      0,
+      Date.parse(session.createdAt) + this.lifetimeMs - this.clock.now().getTime(),
+    );
+  }
+
   /** Signs out: true when the session existed. */
   close(idSha256: string, actor: string): boolean {
     return this.store.endAdminSession(idSha256, 'logout', this.clock.now(), actor);
