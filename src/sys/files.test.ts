@@ -12,11 +12,13 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RenderedFile } from '../render/types.js';
 import {
+  AppendOnlyFile,
   bundleFilesProblem,
   bundlePathProblem,
   bundleWriteProblem,
@@ -251,5 +253,25 @@ describe('bundlePathProblem', () => {
   it('refuses a path twice and a path that is also a folder', () => {
     expect(bundleFilesProblem([{ path: 'a' }, { path: 'a' }])).toContain('listed twice');
     expect(bundleFilesProblem([{ path: 'hooks' }, { path: 'hooks/x' }])).toContain('"hooks"');
+  });
+});
+
+describe('AppendOnlyFile', () => {
+  it('refuses a FIFO at its path at once instead of blocking in open()', () => {
+    const path = join(root, 'audit.log');
+    execFileSync('mkfifo', [path]);
+    const log = new AppendOnlyFile(path);
+    expect(() => log.open()).toThrow(`${path} is a FIFO or socket: refused`);
+  });
+
+  it('takes group and other access away from an existing log of ours, then appends', () => {
+    const path = join(root, 'audit.log');
+    writeFileSync(path, 'old line\n');
+    chmodSync(path, 0o644);
+    const log = new AppendOnlyFile(path);
+    log.append('new line\n');
+    log.close();
+    expect(modeOf(path)).toBe(0o600);
+    expect(readFileSync(path, 'utf8')).toBe('old line\nnew line\n');
   });
 });

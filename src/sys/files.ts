@@ -413,7 +413,10 @@ export class AppendOnlyFile {
   /** Opens the file now; throws an Error naming the path when it cannot be used. */
   open(): void {
     if (this.fd !== undefined) return;
-    const flags = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT;
+    // O_NONBLOCK: a FIFO put at the path fails with ENXIO (no reader) instead of blocking the
+    // event loop in open(2) until someone reads it; it changes nothing for a regular file.
+    const flags =
+      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NONBLOCK;
     let fd: number;
     try {
       fd = openSync(this.path, flags | fsConstants.O_NOFOLLOW, this.mode);
@@ -421,12 +424,22 @@ export class AppendOnlyFile {
       const code = (err as NodeJS.ErrnoException).code;
       // O_NOFOLLOW makes open() fail with ELOOP when the last component is a symlink.
       if (code === 'ELOOP') throw new Error(`${this.path} is a symlink: refused`);
+      if (code === 'ENXIO') throw new Error(`${this.path} is a FIFO or socket: refused`);
       throw new Error(`cannot open ${this.path}: ${code ?? (err as Error).message}`);
     }
-    if (!fstatSync(fd).isFile()) {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
       closeSync(fd);
       throw new Error(`${this.path} is not a regular file: refused`);
     }
+    // A file someone else owns is refused; ours, readable by group or others (made by hand,
+    // or by an older version), gets our mode back before anything is written to it.
+    const uid = process.getuid?.();
+    if (uid !== undefined && stat.uid !== uid) {
+      closeSync(fd);
+      throw new Error(`${this.path} is owned by uid ${stat.uid}, not us (${uid}): refused`);
+    }
+    if ((stat.mode & 0o077) !== 0) fchmodSync(fd, this.mode);
     this.fd = fd;
   }
 
