@@ -383,6 +383,23 @@ describe('sessions on the API', { timeout: 60_000 }, () => {
     expect((await form(olga.csrf)).json()).toMatchObject({ draining: false });
   });
 
+  it('signing in again with a session cookie ends the previous session', async () => {
+    const { ctl } = await setup();
+    const first = await browser(ctl, 'vic');
+    const again = await ctl.app.inject({
+      method: 'POST',
+      url: '/v1/session',
+      payload: { name: 'ann', password: PASSWORD.ann },
+      headers: { cookie: first.cookie },
+    });
+    expect(again.statusCode).toBe(200);
+    expectError(await first.get('/v1/session'), 401, /^no such session/);
+    const cookie = String(again.headers['set-cookie']).split(';')[0];
+    expect((await ctl.app.inject({ url: '/v1/session', headers: { cookie } })).json().name).toBe(
+      'ann',
+    );
+  });
+
   it('signs out: the cookie is dropped and the session gone', async () => {
     const { ctl } = await setup();
     const vic = await browser(ctl, 'vic');

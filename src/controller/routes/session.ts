@@ -12,7 +12,7 @@ import {
 } from '../../api/index.js';
 import { InputError, NotFound } from '../../errors.js';
 import type { ConsoleSession } from '../../service/console-sessions.js';
-import { clearedCookie, sessionCookie } from '../auth.js';
+import { clearedCookie, cookieValue, sessionCookie } from '../auth.js';
 import { type Caller, callerOf } from '../http.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
@@ -69,6 +69,14 @@ export function signInRoutes(
         req.body.password,
         req.ip || undefined,
       );
+      // Signing in again in a browser that has a session ends that one: one browser, one
+      // session (and a session cookie someone planted does not outlive the sign-in).
+      const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      if (previous !== undefined) {
+        const found = state.consoleSessions.find(previous);
+        if ('session' in found)
+          state.consoleSessions.close(found.session.idSha256, `console:${session.name}`);
+      }
       reply
         .header('set-cookie', sessionCookie(SESSION_COOKIE, id, opts.secure))
         .header('cache-control', 'no-store');
