@@ -8,6 +8,16 @@ import { z } from 'zod';
 import { Role } from './admins.js';
 
 export const SESSION_COOKIE = 'ovpn_fleet_session';
+
+/**
+ * The cookie's name as a controller serving `secure` (HTTPS) sets and reads it: under TLS the
+ * `__Host-` prefix, which browsers accept only with Secure, Path=/ and no Domain — so a sibling
+ * subdomain cannot plant a session cookie of its own (a sign-in CSRF). Plain HTTP (loopback, the
+ * unix socket) keeps the bare name: browsers refuse `__Host-` cookies without Secure.
+ */
+export function sessionCookieName(secure: boolean): string {
+  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
 export const CSRF_HEADER = 'x-csrf-token';
 export const CSRF_FIELD = '_csrf';
 

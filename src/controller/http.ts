@@ -10,7 +10,13 @@ import fastify, {
   type FastifySchemaValidationError,
 } from 'fastify';
 import { Conflict, FleetError, InputError, NotFound, SpecError, Timeout } from '../errors.js';
-import { CSRF_FIELD, CSRF_HEADER, type Role, SESSION_COOKIE, roleAtLeast } from '../api/index.js';
+import {
+  CSRF_FIELD,
+  CSRF_HEADER,
+  type Role,
+  roleAtLeast,
+  sessionCookieName,
+} from '../api/index.js';
 import type { ConsoleSession, SessionLookup } from '../service/console-sessions.js';
 import { type Authenticator, clearedCookie, cookieValue, sameCsrfToken } from './auth.js';
 import { Forbidden, TooManyRequests, Unauthorized, Unavailable } from './http-errors.js';
@@ -172,6 +178,7 @@ export async function createHttp(
   log: (line: string) => void,
 ): Promise<FastifyInstance> {
   const secure = Boolean(opts.https);
+  const cookieName = sessionCookieName(secure);
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   const { connectionsCheckingInterval, headersTimeout } = nodeServerOptions(opts);
   const serverOptions = { connectionsCheckingInterval, headersTimeout };
@@ -196,8 +203,8 @@ export async function createHttp(
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof Unauthorized) {
       // A stale or unknown session cookie is dropped, so the browser stops sending it.
-      if (cookieValue(req.headers.cookie, SESSION_COOKIE) !== undefined)
-        reply.header('set-cookie', clearedCookie(SESSION_COOKIE, secure));
+      if (cookieValue(req.headers.cookie, cookieName) !== undefined)
+        reply.header('set-cookie', clearedCookie(cookieName, secure));
       if (req.routeOptions.config?.html)
         return reply.code(303).header('location', loginRedirect(req.url)).send();
       // Whoever failed to authenticate gets no kept-alive connection to try again on, and a
@@ -232,7 +239,7 @@ export async function createHttp(
     const scope = config.auth ?? 'admin';
     if (scope === 'none') return done();
     try {
-      const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      const cookie = cookieValue(req.headers.cookie, cookieName);
       // A bearer token wins over a cookie; agents always use their token.
       if (req.headers.authorization !== undefined || cookie === undefined || scope === 'agent') {
         const who = credentials.tokens.identify(req.headers.authorization);
@@ -295,8 +302,8 @@ export async function createHttp(
           session: {
             type: 'apiKey',
             in: 'cookie',
-            name: SESSION_COOKIE,
-            description: `console session (POST /v1/session); changes also need the ${CSRF_HEADER} header`,
+            name: cookieName,
+            description: `console session (POST /v1/session; named __Host-ovpn_fleet_session under TLS); changes also need the ${CSRF_HEADER} header`,
           },
         },
       },

@@ -157,9 +157,20 @@ describe('sign-in', { timeout: 60_000 }, () => {
       https: { cert: readFile(files.cert), key: readFile(files.key) },
     });
     const secure = await signIn(tls.ctl, 'ann', PASSWORD.ann);
-    expect(String(secure.headers['set-cookie'])).toMatch(
-      /; HttpOnly; SameSite=Strict; Path=\/; Secure$/,
+    const tlsCookie = String(secure.headers['set-cookie']);
+    // Under TLS the __Host- prefix: a sibling subdomain cannot plant a session cookie.
+    expect(tlsCookie).toMatch(
+      /^__Host-ovpn_fleet_session=[\w-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/,
     );
+    const session = tlsCookie.split(';')[0];
+    const tlsMe = await tls.ctl.app.inject({ url: '/v1/session', headers: { cookie: session } });
+    expect(tlsMe.statusCode).toBe(200);
+    // The bare name is not a session on a TLS controller.
+    const planted = await tls.ctl.app.inject({
+      url: '/v1/session',
+      headers: { cookie: session.replace('__Host-', '') },
+    });
+    expect(planted.statusCode).toBe(401);
   });
 
   it('refuses hostile or malformed input with a 400 naming the field, before any account is touched', async () => {

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   type PasswordChangeBody,
-  SESSION_COOKIE,
+  sessionCookieName,
   type SessionInfo,
   type SignInBody,
 } from '../../api/index.js';
@@ -71,14 +71,14 @@ export function signInRoutes(
       );
       // Signing in again in a browser that has a session ends that one: one browser, one
       // session (and a session cookie someone planted does not outlive the sign-in).
-      const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      const previous = cookieValue(req.headers.cookie, sessionCookieName(opts.secure));
       if (previous !== undefined) {
         const found = state.consoleSessions.find(previous);
         if ('session' in found)
           state.consoleSessions.close(found.session.idSha256, `console:${session.name}`);
       }
       reply
-        .header('set-cookie', sessionCookie(SESSION_COOKIE, id, opts.secure))
+        .header('set-cookie', sessionCookie(sessionCookieName(opts.secure), id, opts.secure))
         .header('cache-control', 'no-store');
       return info(session);
     },
@@ -117,7 +117,7 @@ export function signInRoutes(
       state.consoleSessions.close(session.idSha256, callerOf(req).actor);
       return reply
         .code(204)
-        .header('set-cookie', clearedCookie(SESSION_COOKIE, opts.secure))
+        .header('set-cookie', clearedCookie(sessionCookieName(opts.secure), opts.secure))
         .send();
     },
   );
