@@ -31,15 +31,9 @@ import type * as OpenModule from '../src/service/open.js';
 import type { Fleet } from '../src/service/fleet.js';
 import { sleep, waitFor } from '../src/sys/time.js';
 import { seconds as unsigned, summarize } from './lab-report.js';
+import { intArg } from './measure.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const n = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
-  return n;
-}
-
-const USERS = arg('--users', 12);
+const USERS = intArg('--users', 12);
 const PREFIX = 'obw';
 const CORE = `${PREFIX}-core`;
 const CHROMIUM = '/usr/bin/chromium';

@@ -19,18 +19,11 @@ import { join } from 'node:path';
 import type { AgentReport, ServerView, SessionReport } from '../src/api/index.js';
 import { type Controller, type ControllerOptions, buildController } from '../src/controller/app.js';
 import { initFleet } from '../src/service/open.js';
-import { percentile, seededRandom } from './measure.js';
+import { intArg, percentile, seededRandom } from './measure.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const n = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
-  return n;
-}
-
-const USERS = arg('--users', 10_000);
-const SESSIONS = arg('--sessions', 1_000);
-const RUNS = arg('--runs', 100);
+const USERS = intArg('--users', 10_000);
+const SESSIONS = intArg('--sessions', 1_000);
+const RUNS = intArg('--runs', 100);
 /** Runs before the measured ones: the JIT, SQLite's page cache, the metrics' cached figures. */
 const WARMUP = 10;
 const ADMIN = 'bench';

@@ -10,17 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildController } from '../src/controller/app.js';
 import { initFleet } from '../src/service/open.js';
-import { percentile, seededRandom } from './measure.js';
+import { intArg, percentile, seededRandom } from './measure.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const n = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
-  return n;
-}
-
-const USERS = arg('--users', 10_000);
-const RUNS = arg('--runs', 200);
+const USERS = intArg('--users', 10_000);
+const RUNS = intArg('--runs', 200);
 const TARGET_MS = 100;
 
 function csvOf(count: number, groups: string[]): string {

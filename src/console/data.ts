@@ -12,6 +12,7 @@
  */
 import type { AuditEntry, HistoryEntry, RoutesView } from '../api/index.js';
 import type { ControllerState } from '../controller/state.js';
+import { historyView } from '../controller/views.js';
 import type { AuditFilter } from './pages/audit.js';
 
 // The store's own types, through the state's signatures: the console imports no store module.
@@ -85,18 +86,7 @@ export function userAudit(state: ControllerState, name: string, limit = 200): Au
 
 /** The user's sessions, newest first, as `GET /v1/users/:name/history` lists them. */
 export function userHistory(state: ControllerState, name: string, limit = 100): HistoryEntry[] {
-  return state.fleet.userHistory(name, limit).map((h) => ({
-    user: h.user,
-    server: h.server,
-    realAddress: h.realAddress,
-    ipv4: h.ipv4 ?? null,
-    ipv6: h.ipv6 ?? null,
-    since: h.since,
-    until: h.until ?? null,
-    bytesIn: h.bytesIn,
-    bytesOut: h.bytesOut,
-    reason: h.reason ?? null,
-  }));
+  return state.fleet.userHistory(name, limit).map(historyView);
 }
 
 /** Host routes against sessions, as `GET /v1/routes` answers. */

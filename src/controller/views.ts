@@ -2,9 +2,13 @@
  * What the API shows of sessions and servers, from the store's rows. Pure: the caller passes
  * `now` and which servers are stale.
  */
-import type { ServerView, SessionView } from '../api/index.js';
+import type { HistoryEntry, ServerView, SessionView } from '../api/index.js';
 import type { FleetSpec } from '../spec/schema.js';
-import type { ServerState, StoredSession } from '../store/types.js';
+import type {
+  HistoryEntry as StoredHistoryEntry,
+  ServerState,
+  StoredSession,
+} from '../store/types.js';
 
 /** A server whose agent has not reported for this long is stale. */
 export const STALE_AFTER_MS = 10_000;
@@ -29,6 +33,22 @@ export function staleServers(
   return new Set(
     names.filter((n) => unknown.has(n) || isStale(reported.get(n), now, staleAfterMs)),
   );
+}
+
+/** One row of a user's location history as the API and the console show it. */
+export function historyView(h: StoredHistoryEntry): HistoryEntry {
+  return {
+    user: h.user,
+    server: h.server,
+    realAddress: h.realAddress,
+    ipv4: h.ipv4 ?? null,
+    ipv6: h.ipv6 ?? null,
+    since: h.since,
+    until: h.until ?? null,
+    bytesIn: h.bytesIn,
+    bytesOut: h.bytesOut,
+    reason: h.reason ?? null,
+  };
 }
 
 export function sessionView(s: StoredSession, stale: boolean): SessionView {

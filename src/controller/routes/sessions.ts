@@ -11,24 +11,9 @@ import type {
   NameParams,
   RoutesView,
 } from '../../api/index.js';
-import type { HistoryEntry as StoredHistoryEntry } from '../../store/types.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
-
-export function historyEntry(h: StoredHistoryEntry): HistoryEntry {
-  return {
-    user: h.user,
-    server: h.server,
-    realAddress: h.realAddress,
-    ipv4: h.ipv4 ?? null,
-    ipv6: h.ipv6 ?? null,
-    since: h.since,
-    until: h.until ?? null,
-    bytesIn: h.bytesIn,
-    bytesOut: h.bytesOut,
-    reason: h.reason ?? null,
-  };
-}
+import { historyView } from '../views.js';
 
 export function sessionRoutes(app: FastifyInstance, state: ControllerState): void {
   app.get<{ Params: NameParams; Querystring: HistoryQuery }>(
@@ -45,7 +30,7 @@ export function sessionRoutes(app: FastifyInstance, state: ControllerState): voi
       },
     },
     (req): HistoryEntry[] =>
-      state.fleet.userHistory(req.params.name, Number(req.query.limit ?? 100)).map(historyEntry),
+      state.fleet.userHistory(req.params.name, Number(req.query.limit ?? 100)).map(historyView),
   );
 
   app.get(
