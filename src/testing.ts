@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { it } from 'vitest';
 import { InputError } from './errors.js';
 import { addressAt, FIRST_USER_OFFSET } from './core/ipam.js';
 import { mustParsePrefix } from './core/ip.js';
@@ -209,4 +210,23 @@ export function selfSignedCert(
     cert,
   ]);
   return { cert, key };
+}
+
+/**
+ * A test that needs something this machine may lack (`why` says what, or is undefined when it is
+ * there). Without it the test is skipped on a workstation, visibly, its reason in its name;
+ * under CI=true it runs and fails with that reason: a check that cannot run must not pass.
+ */
+export function itNeeds(
+  why: string | undefined,
+  name: string,
+  fn: () => unknown,
+  timeoutMs?: number,
+): void {
+  if (!why) it(name, fn, timeoutMs);
+  else if (process.env.CI === 'true')
+    it(name, () => {
+      throw new Error(`cannot run under CI: ${why}`);
+    });
+  else it.skip(`${name} (skipped: ${why})`, fn);
 }

@@ -10,12 +10,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { AgentReport } from '../src/api/index.js';
 import { AgentRegistry } from '../src/agent/metrics.js';
 import { type Controller, buildController } from '../src/controller/app.js';
 import { type ControllerFleet, FakeTimers, controllerFleet } from '../src/controller/testing.js';
 import { run } from '../src/sys/exec.js';
+import { itNeeds } from '../src/testing.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const RULES_DIR = resolve(import.meta.dirname, '..', 'deploy', 'prometheus');
@@ -23,12 +24,7 @@ const ADMIN = 'admin-token-for-promtool';
 
 function itWithPromtool(name: string, fn: () => Promise<void>, timeoutMs = 60_000): void {
   const why = existsSync(PROMTOOL) ? undefined : `needs ${PROMTOOL} (apt-get install prometheus)`;
-  if (!why) it(name, fn, timeoutMs);
-  else if (process.env.CI === 'true')
-    it(name, () => {
-      throw new Error(`cannot run under CI: ${why}`);
-    });
-  else it.skip(`${name} (skipped: ${why})`, fn);
+  itNeeds(why, name, fn, timeoutMs);
 }
 
 /** promtool's verdict: exit 0 and nothing said, or the test shows what it said. */

@@ -13,6 +13,7 @@ import {
   snapshotWith,
   specWith,
   protectedSpec,
+  itNeeds,
 } from '../testing.js';
 import { type Bundle, renderFleet, serverContexts } from './bundle.js';
 import { renderFrrConf } from './frr.js';
@@ -281,19 +282,9 @@ function unmet(needs: { tools: string[]; root?: boolean }): string | undefined {
   return missing.length ? `needs ${missing.join(', ')}` : undefined;
 }
 
-/**
- * A test that needs real tools. Without them it is skipped on a workstation, visibly, its reason
- * in its name; under CI=true it runs and fails with that reason: a check that cannot run must
- * not pass (install frr, nftables and iproute2, and run as root).
- */
+/** A test that needs real tools (frr, nftables, iproute2) and root: see itNeeds. */
 function itWith(needs: { tools: string[]; root?: boolean }, name: string, fn: () => void): void {
-  const why = unmet(needs);
-  if (!why) it(name, fn);
-  else if (process.env.CI === 'true')
-    it(name, () => {
-      throw new Error(`cannot run under CI: ${why}`);
-    });
-  else it.skip(`${name} (skipped: ${why})`, fn);
+  itNeeds(unmet(needs), name, fn);
 }
 
 describe('real tools accept the generated configs', () => {
