@@ -106,11 +106,16 @@ function routingOf(opts: SetupOptions): RoutingProtocol {
 function pathsFor(opts: CommonOptions & { bin?: string }, server: string): DeployPaths {
   const bin = opts.bin ?? DEFAULT_DEPLOY_PATHS.bin;
   if (!bin.startsWith('/')) throw new InputError('--bin', `${bin} is not an absolute path`);
-  return {
-    ...DEFAULT_DEPLOY_PATHS,
-    bin,
-    bundleDir: baseDirOf(parseBaseDir(opts.bundleDir), server),
-  };
+  let base: string;
+  try {
+    base = parseBaseDir(opts.bundleDir);
+  } catch (err) {
+    // parseBaseDir speaks of the controller's --base; here the same path is --bundle-dir.
+    if (err instanceof InputError)
+      throw new InputError('--bundle-dir', err.message.slice(`${err.field}: `.length));
+    throw err;
+  }
+  return { ...DEFAULT_DEPLOY_PATHS, bin, bundleDir: baseDirOf(base, server) };
 }
 
 function mustBeRoot(root: string, dryRun: boolean | undefined): void {
