@@ -44,9 +44,12 @@ export const UNIT = {
 
 /** The variable the agent's unit passes as its options (word-split by systemd). */
 export const AGENT_OPTIONS_VAR = 'OVPN_FLEET_AGENT_OPTIONS';
+/** Options the operator adds in local.env (setup leaves that file alone). */
+export const AGENT_EXTRA_OPTIONS_VAR = 'OVPN_FLEET_AGENT_EXTRA_OPTIONS';
 export const CONTROLLER_OPTIONS_VAR = 'OVPN_FLEET_CONTROLLER_OPTIONS';
 
 export const agentEnvPath = (p: DeployPaths) => `${p.agentConfigDir}/agent.env`;
+export const agentLocalEnvPath = (p: DeployPaths) => `${p.agentConfigDir}/local.env`;
 export const agentTokenPath = (p: DeployPaths) => `${p.agentConfigDir}/token`;
 export const agentCaPath = (p: DeployPaths) => `${p.agentConfigDir}/controller-ca.pem`;
 /**
@@ -205,8 +208,13 @@ export function agentUnit(p: DeployPaths): string {
       [
         ['Type', 'simple'],
         ['EnvironmentFile', agentEnvPath(p)],
-        c('$VAR (not ${VAR}): systemd splits the options at whitespace into arguments.'),
-        ['ExecStart', `${p.bin} agent $${AGENT_OPTIONS_VAR}`],
+        c(
+          `Yours, never written by setup: ${AGENT_EXTRA_OPTIONS_VAR}=--metrics-listen ... (optional).`,
+        ),
+        ['EnvironmentFile', `-${agentLocalEnvPath(p)}`],
+        c('$VAR (not ${VAR}): systemd splits the options at whitespace into arguments; unset,'),
+        c('it stands for none.'),
+        ['ExecStart', `${p.bin} agent $${AGENT_OPTIONS_VAR} $${AGENT_EXTRA_OPTIONS_VAR}`],
         ['Restart', 'on-failure'],
         ['RestartSec', '2s'],
         ...HARDENING,
@@ -242,7 +250,7 @@ export function controllerUnit(p: DeployPaths): string {
       'Service',
       [
         ['Type', 'simple'],
-        c(`--listen, --tls-cert, --tls-key … in ${CONTROLLER_OPTIONS_VAR}.`),
+        c(`--listen, --tls-cert, --tls-key ... in ${CONTROLLER_OPTIONS_VAR}.`),
         ['EnvironmentFile', p.controllerEnv],
         ['ExecStart', `${p.bin} --dir ${CONTROLLER_DIR} controller $${CONTROLLER_OPTIONS_VAR}`],
         c('SIGHUP reopens --audit-log (logrotate).'),
