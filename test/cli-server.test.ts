@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chownSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -18,7 +19,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { registerServer } from '../src/cli/commands/server.js';
+import { registerControllerCommands } from '../src/cli/commands/controller.js';
+import { registerControllerSetup, registerServer } from '../src/cli/commands/server.js';
 import { describeError } from '../src/cli/exit-codes.js';
 import { SERVER_PACKAGES } from '../src/deploy/plan.js';
 import { DEBIAN_FRR_DAEMONS, fakeDebianRoot } from '../src/deploy/testing.js';
@@ -57,17 +59,23 @@ interface Run {
 
 /** The command in this process, its errors turned into a line and a code as main.ts does. */
 async function server(args: string[]): Promise<Run> {
-  const program = new Command('ovpn-fleet').exitOverride();
+  return ovpnFleet(['server', ...args]);
+}
+
+async function ovpnFleet(args: string[]): Promise<Run> {
+  const program = new Command('ovpn-fleet').exitOverride().option('--dir <dir>');
   let stderr = '';
   program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: (s) => (stderr += s) });
+  registerControllerCommands(program);
   registerServer(program);
+  registerControllerSetup(program);
   let stdout = '';
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
     stdout += String(chunk);
     return true;
   });
   try {
-    await program.parseAsync(['server', ...args], { from: 'user' });
+    await program.parseAsync(args, { from: 'user' });
     return { code: 0, stdout, stderr };
   } catch (err) {
     if (err instanceof CommanderError) return { code: 2, stdout, stderr };
@@ -362,4 +370,60 @@ describe('the ovpn-fleet executable', () => {
     },
     60_000,
   );
+});
+
+describe('controller setup --root', () => {
+  it("writes the controller's unit and the options given, copies its TLS files, and remove undoes it", async () => {
+    const noFleet = await ovpnFleet(['controller', 'setup', '--root', root]);
+    expect(noFleet.code).toBe(4);
+    expect(noFleet.stderr).toMatch(
+      /^ovpn-fleet: no fleet in \/var\/lib\/ovpn-fleet: run ovpn-fleet --dir/,
+    );
+    mkdirSync(join(root, 'var/lib/ovpn-fleet'));
+    writeFileSync(join(root, 'var/lib/ovpn-fleet/fleet.yaml'), 'fleet: x\n');
+    const { cert, key } = selfSignedCert(work, 'controller');
+    const args = [
+      'controller',
+      'setup',
+      '--listen',
+      '10.0.0.5:8443',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+      '--audit-syslog',
+      '--root',
+      root,
+    ];
+    const r = await ovpnFleet(args);
+    expect(r.stderr).toBe('');
+    expect(read('/etc/default/ovpn-fleet-controller')).toMatch(
+      /^OVPN_FLEET_CONTROLLER_OPTIONS=--listen 10\.0\.0\.5:8443 --tls-cert \/etc\/ovpn-fleet-controller\/tls\.crt --tls-key \/etc\/ovpn-fleet-controller\/tls\.key --audit-syslog$/m,
+    );
+    expect(modeOf('/etc/ovpn-fleet-controller/tls.key')).toBe('600');
+    expect(read('/etc/ovpn-fleet-controller/tls.key')).toBe(readFileSync(key, 'utf8'));
+    expect(r.stdout).not.toContain(readFileSync(key, 'utf8').split('\n')[1]);
+    expect(modeOf('/etc/systemd/system/ovpn-fleet-controller.service')).toBe('644');
+    const before = tree();
+    expect((await ovpnFleet(args)).stdout).toMatch(
+      /controller setup: unchanged, nothing to write\n$/,
+    );
+    expect(tree()).toEqual(before);
+    const plain = await ovpnFleet([
+      'controller',
+      'setup',
+      '--listen',
+      '10.0.0.5:8443',
+      '--root',
+      root,
+    ]);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(
+      /^ovpn-fleet: --listen: 10\.0\.0\.5:8443 is not a loopback address/,
+    );
+    const removed = await ovpnFleet(['controller', 'remove', '--root', root]);
+    expect(removed.code).toBe(0);
+    expect(Object.keys(tree()).filter((p) => p.includes('ovpn-fleet-controller'))).toEqual([]);
+    expect(read('/var/lib/ovpn-fleet/fleet.yaml')).toBe('fleet: x\n');
+  });
 });

@@ -9,7 +9,7 @@ import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
 import { registerLab } from './commands/lab.js';
-import { registerServer } from './commands/server.js';
+import { registerControllerSetup, registerServer } from './commands/server.js';
 import { registerUsers } from './commands/users.js';
 import { escapeControl } from './output.js';
 
@@ -27,6 +27,7 @@ export function buildProgram(): Command {
   registerControllerCommands(program);
   registerAgent(program);
   registerServer(program);
+  registerControllerSetup(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -8,6 +8,8 @@ import {
   type ServerSetupInput,
   SYSCTL_DROP_IN,
   UNIT_DIR,
+  planControllerRemove,
+  planControllerSetup,
   planServerRemove,
   planServerSetup,
 } from './plan.js';
@@ -231,5 +233,41 @@ describe('server remove plan', () => {
     const plan = planServerRemove(DEFAULT_DEPLOY_PATHS, lookIn(freshHost()));
     expect(commands(plan)).toEqual([]);
     expect(plan.steps.every((s) => s.kind !== 'run' && s.state === 'absent')).toBe(true);
+  });
+});
+
+describe('controller setup plan', () => {
+  const withFleet = () =>
+    new Map<string, Existing>([
+      ['/var/lib/ovpn-fleet/fleet.yaml', { kind: 'file', content: 'fleet: x\n', mode: 0o644 }],
+    ]);
+  const controllerInput = {
+    paths: DEFAULT_DEPLOY_PATHS,
+    options: [['--listen', 'unix:/var/lib/ovpn-fleet/run/controller.sock'], ['--metrics-per-user']],
+  };
+
+  it('needs the fleet in /var/lib/ovpn-fleet, writes unit and options, and a second run nothing', () => {
+    expect(() => planControllerSetup(controllerInput, lookIn(new Map()))).toThrow(/no fleet in/);
+    const host = withFleet();
+    const plan = planControllerSetup(controllerInput, lookIn(host));
+    expect(commands(plan)).toEqual([
+      'systemctl daemon-reload',
+      'systemctl enable ovpn-fleet-controller.service',
+      'systemctl restart ovpn-fleet-controller.service',
+    ]);
+    carryOut(plan, host);
+    expect((host.get('/etc/default/ovpn-fleet-controller') as { content: string }).content).toMatch(
+      /^OVPN_FLEET_CONTROLLER_OPTIONS=--listen unix:\/var\/lib\/ovpn-fleet\/run\/controller\.sock --metrics-per-user$/m,
+    );
+    const again = planControllerSetup(controllerInput, lookIn(host));
+    expect(
+      again.steps.every((s) => s.kind === 'run' || ['unchanged', 'absent'].includes(s.state)),
+    ).toBe(true);
+    expect(commands(again)).toEqual([
+      'systemctl enable ovpn-fleet-controller.service',
+      'systemctl start ovpn-fleet-controller.service',
+    ]);
+    carryOut(planControllerRemove(DEFAULT_DEPLOY_PATHS, lookIn(host)), host);
+    expect([...host.keys()]).toEqual(['/var/lib/ovpn-fleet/fleet.yaml']);
   });
 });

@@ -21,6 +21,9 @@ import {
   agentEnvPath,
   agentTokenPath,
   bundleRunDir,
+  CONTROLLER_DIR,
+  CONTROLLER_OPTIONS_VAR,
+  controllerUnit,
   serverUnits,
 } from './units.js';
 
@@ -327,4 +330,104 @@ export function planServerRemove(paths: DeployPaths, look: Look): Plan {
   if (files[0].state === 'delete')
     notes.push('forwarding stays on until the next boot (sysctl settings are not undone live)');
   return { steps, notes };
+}
+
+/** The controller's TLS files, copied where its unit (read-only /etc) finds them. */
+export const CONTROLLER_CONFIG_DIR = '/etc/ovpn-fleet-controller';
+export const CONTROLLER_TLS_CERT = `${CONTROLLER_CONFIG_DIR}/tls.crt`;
+export const CONTROLLER_TLS_KEY = `${CONTROLLER_CONFIG_DIR}/tls.key`;
+
+export interface ControllerSetupInput {
+  paths: DeployPaths;
+  /**
+   * The controller's options as argv pairs or flags (`['--listen', 'unix:/x']`, `['--audit-syslog']`),
+   * TLS files already pointing at CONTROLLER_TLS_CERT / _KEY.
+   */
+  options: string[][];
+  tls?: { certPem: string; keyPem: string };
+}
+
+export function controllerEnvFile(input: ControllerSetupInput): string {
+  const words = input.options.map(([flag, value]) =>
+    value === undefined ? flag : `${flag} ${safeOption(flag, value)}`,
+  );
+  return [
+    '# Written by ovpn-fleet controller setup: run it again to change these (a hand edit is',
+    "# overwritten). The controller's options, split at whitespace by its unit.",
+    `${CONTROLLER_OPTIONS_VAR}=${words.join(' ')}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The controller host: its unit, its options and TLS files. The fleet directory must exist
+ * (`ovpn-fleet --dir /var/lib/ovpn-fleet init`), or the service would fail at every start.
+ */
+export function planControllerSetup(input: ControllerSetupInput, look: Look): Plan {
+  const p = input.paths;
+  if (look(`${CONTROLLER_DIR}/fleet.yaml`)?.kind !== 'file')
+    throw new Conflict(
+      `no fleet in ${CONTROLLER_DIR}: run ovpn-fleet --dir ${CONTROLLER_DIR} init first (or move your fleet directory there)`,
+    );
+  const unit = fileStep(look, {
+    path: `${UNIT_DIR}/${UNIT.controller}`,
+    content: controllerUnit(p),
+    mode: 0o644,
+  });
+  const settings: Step[] = [
+    fileStep(look, { path: p.controllerEnv, content: controllerEnvFile(input), mode: 0o644 }),
+    ...(input.tls
+      ? [
+          fileStep(look, { path: CONTROLLER_TLS_CERT, content: input.tls.certPem, mode: 0o644 }),
+          fileStep(look, {
+            path: CONTROLLER_TLS_KEY,
+            content: input.tls.keyPem,
+            mode: 0o600,
+            secret: true,
+          }),
+        ]
+      : [deleteStep(look, CONTROLLER_TLS_CERT), deleteStep(look, CONTROLLER_TLS_KEY)]),
+  ];
+  const steps: Step[] = [dirStep(look, CONTROLLER_CONFIG_DIR, 0o750), unit, ...settings];
+  if (changed(unit))
+    steps.push({ kind: 'run', argv: ['systemctl', 'daemon-reload'], why: 'unit changed' });
+  steps.push(
+    { kind: 'run', argv: ['systemctl', 'enable', UNIT.controller], why: 'start at boot' },
+    changed(unit) || settings.some(changed)
+      ? {
+          kind: 'run',
+          argv: ['systemctl', 'restart', UNIT.controller],
+          why: 'its settings changed',
+        }
+      : { kind: 'run', argv: ['systemctl', 'start', UNIT.controller], why: 'ensure running' },
+  );
+  return { steps, notes: [] };
+}
+
+export function planControllerRemove(paths: DeployPaths, look: Look): Plan {
+  const unit = deleteStep(look, `${UNIT_DIR}/${UNIT.controller}`);
+  const steps: Step[] = [];
+  if (changed(unit))
+    steps.push({
+      kind: 'run',
+      argv: ['systemctl', 'disable', '--now', UNIT.controller],
+      why: 'stop and no longer start at boot',
+    });
+  steps.push(
+    unit,
+    deleteStep(look, paths.controllerEnv),
+    deleteStep(look, CONTROLLER_TLS_CERT),
+    deleteStep(look, CONTROLLER_TLS_KEY),
+    {
+      kind: 'rmdir',
+      path: CONTROLLER_CONFIG_DIR,
+      state: look(CONTROLLER_CONFIG_DIR)?.kind === 'dir' ? 'rmdir' : 'absent',
+    },
+  );
+  if (changed(unit))
+    steps.push({ kind: 'run', argv: ['systemctl', 'daemon-reload'], why: 'unit removed' });
+  return {
+    steps,
+    notes: [`${CONTROLLER_DIR} (fleet.yaml, the store, the CA) is left in place`],
+  };
 }

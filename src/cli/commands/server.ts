@@ -1,6 +1,7 @@
 /**
  * `server setup` / `server remove`: put a VPN server's services in place on a Debian host (as
- * root), or take them away again. The work is planned by src/deploy/plan.ts and carried out by
+ * root), or take them away again; `controller setup` / `controller remove` the same for the
+ * controller host. The work is planned by src/deploy/plan.ts and carried out by
  * src/deploy/apply.ts; this file reads and checks the flags.
  */
 import type { Command } from 'commander';
@@ -11,12 +12,17 @@ import { InputError, NeedsPrivilege, NotFound } from '../../errors.js';
 import { applyPlan, lookUnder, missingPackages } from '../../deploy/apply.js';
 import { ROUTING_PROTOCOLS, type RoutingProtocol } from '../../deploy/frr-daemons.js';
 import {
+  CONTROLLER_TLS_CERT,
+  CONTROLLER_TLS_KEY,
   type Plan,
   SERVER_PACKAGES,
+  planControllerRemove,
+  planControllerSetup,
   planServerRemove,
   planServerSetup,
 } from '../../deploy/plan.js';
-import { DEFAULT_DEPLOY_PATHS, type DeployPaths } from '../../deploy/units.js';
+import { CONTROLLER_DIR, DEFAULT_DEPLOY_PATHS, type DeployPaths } from '../../deploy/units.js';
+import { parseListen } from '../../controller/listen.js';
 import { loadSpec } from '../../service/spec-file.js';
 import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
 import { say } from '../output.js';
@@ -121,7 +127,7 @@ function pathsFor(opts: CommonOptions & { bin?: string }, server: string): Deplo
 function mustBeRoot(root: string, dryRun: boolean | undefined): void {
   if (root === '/' && !dryRun && process.getuid?.() !== 0)
     throw new NeedsPrivilege(
-      'server setup and remove change /etc and run systemctl: run as root (or try --dry-run)',
+      'setup and remove change /etc and run systemctl: run as root (or try --dry-run)',
     );
 }
 
@@ -232,5 +238,103 @@ export function registerServer(program: Command): void {
       const paths = pathsFor(opts, '{server}');
       mustBeRoot(root, opts.dryRun);
       await carryOut(planServerRemove(paths, lookUnder(root)), root, opts.dryRun, 'remove');
+    });
+}
+
+/**
+ * `controller setup` and `controller remove`, under the `controller` command of
+ * controller.ts (registered before this). setup takes the controller's own options: commander
+ * parses a parent's options anywhere on the line, so `controller setup --listen X` fills the
+ * `controller` command's --listen, which is what the service will run with. Those given on the
+ * line go into its settings file; the TLS files are copied next to it.
+ */
+export function registerControllerSetup(program: Command): void {
+  const controller = program.commands.find((c) => c.name() === 'controller');
+  if (!controller) throw new Error('registerControllerSetup needs the controller command first');
+
+  controller
+    .command('setup')
+    .description(
+      "as root on the controller host: the controller's unit, with the options given to this command (controller setup --listen … --tls-cert …), enabled and started",
+    )
+    .option('--bin <path>', 'the ovpn-fleet executable the unit runs', DEFAULT_DEPLOY_PATHS.bin)
+    .option('--root <dir>', ROOT_HELP, '/')
+    .option('--dry-run', 'print every file and command, write and run nothing')
+    .action(async (opts: { bin: string; root: string; dryRun?: boolean }, cmd: Command) => {
+      const parent = cmd.parent!;
+      const dir = cmd.optsWithGlobals<{ dir?: string }>().dir;
+      if (dir !== undefined && resolve(dir) !== CONTROLLER_DIR)
+        throw new InputError(
+          '--dir',
+          `the controller service runs on ${CONTROLLER_DIR}, not ${dir}`,
+        );
+      const root = opts.root === '/' ? '/' : parseRoot(opts.root);
+      const paths = pathsFor(
+        { bundleDir: DEFAULT_DEPLOY_PATHS.bundleDir, root, bin: opts.bin },
+        '',
+      );
+      const given = parent.options.filter(
+        (o) => parent.getOptionValueSource(o.attributeName()) === 'cli',
+      );
+      const values = parent.opts<Record<string, string | string[] | boolean>>();
+      const certFile = values.tlsCert as string | undefined;
+      const keyFile = values.tlsKey as string | undefined;
+      if (Boolean(certFile) !== Boolean(keyFile))
+        throw new InputError('--tls-cert', '--tls-cert and --tls-key go together');
+      const tls =
+        certFile && keyFile
+          ? {
+              certPem: readFileOrFail(certFile, '--tls-cert').toString('utf8'),
+              keyPem: readFileOrFail(keyFile, '--tls-key').toString('utf8'),
+            }
+          : undefined;
+      const options: string[][] = [];
+      for (const o of given) {
+        const flag = o.long!;
+        const value = values[o.attributeName()];
+        if (flag === '--tls-cert') options.push([flag, CONTROLLER_TLS_CERT]);
+        else if (flag === '--tls-key') options.push([flag, CONTROLLER_TLS_KEY]);
+        else if (flag === '--listen')
+          for (const l of value as string[]) {
+            // Refused now, as the controller would refuse it at every start.
+            parseListen(l, tls !== undefined);
+            options.push([flag, l]);
+          }
+        else if (flag === '--base') options.push([flag, parseBaseDir(value as string)]);
+        else if (typeof value === 'boolean') options.push([flag]);
+        else options.push([flag, String(value)]);
+      }
+      mustBeRoot(root, opts.dryRun);
+      try {
+        accessSync(join(root, paths.bin), fsConstants.X_OK);
+      } catch {
+        throw new InputError(
+          '--bin',
+          `${paths.bin} is not an executable${root !== '/' ? ` under ${root}` : ''}`,
+        );
+      }
+      const plan = planControllerSetup(
+        { paths, options, ...(tls ? { tls } : {}) },
+        lookUnder(root),
+      );
+      await carryOut(plan, root, opts.dryRun, 'controller setup');
+    });
+
+  controller
+    .command('remove')
+    .description(
+      "stop and disable the controller's service, remove its unit and settings (the fleet stays)",
+    )
+    .option('--root <dir>', ROOT_HELP, '/')
+    .option('--dry-run', 'print every step, change nothing')
+    .action(async (opts: { root: string; dryRun?: boolean }) => {
+      const root = opts.root === '/' ? '/' : parseRoot(opts.root);
+      mustBeRoot(root, opts.dryRun);
+      await carryOut(
+        planControllerRemove(DEFAULT_DEPLOY_PATHS, lookUnder(root)),
+        root,
+        opts.dryRun,
+        'controller remove',
+      );
     });
 }
