@@ -227,6 +227,36 @@ describe(`agent protocol: this controller answers ${OLDEST_AGENT_PROTOCOL} to ${
     ]);
   });
 
+  it('an agent the controller refuses says why once, and keeps its last good bundle', async () => {
+    const fake = new FakeHost();
+    const refusal = `{"error":"${AGENT_PROTOCOL_HEADER}: agent protocol ${AGENT_PROTOCOL} is newer than this controller"}`;
+    let polls = 0;
+    fake.controller.poll = () => {
+      polls++;
+      return Promise.resolve({ status: 400, text: refusal });
+    };
+    const lines: string[] = [];
+    const agent = new Agent({
+      server: 'vpn11',
+      bundleDir: '/fake/bundle',
+      controller: 'unix:/nowhere',
+      token: 't',
+      tunDevice: 'vpn0',
+      routeProtocol: 201,
+      log: (l) => lines.push(l),
+      host: fake,
+    });
+    await agent.start();
+    await fake.clock.advance(60_000);
+    const stopped = agent.stop();
+    await fake.clock.advance(60_000);
+    await stopped;
+    expect(polls).toBeGreaterThan(5);
+    expect(lines.filter((l) => l.includes('controller answered'))).toEqual([
+      `controller answered 400: ${refusal}`,
+    ]);
+  });
+
   it("today's agent applies the directive and reports over HTTP to today's controller", async () => {
     const { ctl, token } = await controller();
     const address = await ctl.app.listen({ host: '127.0.0.1', port: 0 });
