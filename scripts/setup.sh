@@ -5,10 +5,12 @@ set -eu
 cd "$(dirname "$0")/.."
 
 need_pkgs=""
+# python3, make and g++: better-sqlite3 compiles from source (npm ci, and the global install test).
 for pair in openvpn:/usr/sbin/openvpn frr:/usr/lib/frr/zebra nftables:/usr/sbin/nft \
   iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping conntrack:/usr/sbin/conntrack \
   iperf3:/usr/bin/iperf3 iptables:/usr/sbin/iptables openssl:/usr/bin/openssl \
-  chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl; do
+  chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl \
+  python3:/usr/bin/python3 make:/usr/bin/make g++:/usr/bin/g++; do
   [ -e "${pair#*:}" ] || need_pkgs="$need_pkgs ${pair%%:*}"
 done
 if [ -n "$need_pkgs" ]; then

@@ -40,6 +40,22 @@ export class NotFound extends FleetError {}
 /** The request contradicts the current state (it exists already, it is revoked, it is full). */
 export class Conflict extends FleetError {}
 
+/**
+ * The store was written by a newer release (its schema is past the last migration this code
+ * has): opening it could misread or damage what that release wrote, so nothing touches it.
+ */
+export class StoreTooNew extends FleetError {
+  constructor(
+    readonly file: string,
+    readonly storeVersion: number,
+    readonly knownVersion: number,
+  ) {
+    super(
+      `${file}: store schema ${storeVersion} is newer than this ovpn-fleet knows (${knownVersion}): it was written by a newer release; run that release or a newer one`,
+    );
+  }
+}
+
 /** Something awaited did not happen in time. */
 export class Timeout extends FleetError {}
 

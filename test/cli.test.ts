@@ -147,6 +147,21 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
     expect(again.stderr).toMatch(/already holds a fleet/);
   });
 
+  it('--version and -V print the version of the package.json it was installed with', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) {
+      const r = cli([flag]);
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        status: 0,
+        stdout: `${version}\n`,
+        stderr: '',
+      });
+    }
+  });
+
   it('adds a user with groups and lists it as JSON', () => {
     ok(['user', 'add', 'alice', '-g', 'staff', '--group', 'engineering']);
     ok(['user', 'add', 'bob', '-g', 'staff,dba']);

@@ -202,7 +202,9 @@ export class Agent {
             backoff = Math.min(backoff * 2, 5000);
           }
         } else if (r.status !== 204) {
-          this.log(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
+          // Once until something succeeds: a controller that refuses this agent's protocol
+          // refuses every poll, and one line says why.
+          this.logOnce(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
           await this.sleep(backoff);
           backoff = Math.min(backoff * 2, 5000);
         }

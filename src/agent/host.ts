@@ -14,7 +14,12 @@ import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
 import { ManagementClient } from './management.js';
-import { type AgentReport, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
+import {
+  type AgentReport,
+  POLL_WAIT_MS,
+  type SessionReport,
+  agentProtocolHeaders,
+} from '../api/index.js';
 import { RouteView } from './route-view.js';
 
 export interface AgentClock {
@@ -125,6 +130,22 @@ export const realClock: AgentClock = {
   },
 };
 
+/**
+ * The long-poll and the report over HTTP, each request saying which agent protocol it speaks
+ * (src/api/agent.ts): the poll on a client whose timeout outlasts the controller's wait.
+ */
+export function controllerLink(
+  poller: ControllerClient,
+  reporter: ControllerClient,
+): ControllerLink {
+  const headers = agentProtocolHeaders();
+  return {
+    poll: (known) =>
+      poller.raw('GET', `/v1/agent/poll?known=${encodeURIComponent(known)}`, undefined, headers),
+    report: (body) => reporter.raw('POST', '/v1/agent/report', body, headers),
+  };
+}
+
 /** What runs on a VPN server. */
 export function realHost(o: RealHostOptions): AgentHost {
   const dir = o.bundleDir;
@@ -166,10 +187,7 @@ export function realHost(o: RealHostOptions): AgentHost {
     clock: realClock,
     management,
     routes: new RouteView({ log: o.log }),
-    controller: {
-      poll: (known) => poller.raw('GET', `/v1/agent/poll?known=${encodeURIComponent(known)}`),
-      report: (body) => reporter.raw('POST', '/v1/agent/report', body),
-    },
+    controller: controllerLink(poller, reporter),
     async serveHealth(answer) {
       const sock = join(dir, 'run', 'agent.sock');
       rmSync(sock, { force: true });

@@ -9,12 +9,74 @@
  * Agents authenticate with `Authorization: Bearer <server token>` and can read only their own
  * server's directive and report only their own server's sessions. The controller validates
  * reports with these schemas, the agent validates directives with them.
+ *
+ * Both requests carry the agent protocol version in the `Ovpn-Fleet-Agent-Protocol` header (see
+ * AGENT_PROTOCOL); the controller answers this version and the one before it, so the agents of
+ * a fleet can be upgraded after their controller, one server at a time.
  */
 import { z } from 'zod';
 import { HostRoutes } from './host-routes.js';
 import { ServerHealth } from './servers.js';
 
 export const POLL_WAIT_MS = 25_000;
+
+/**
+ * The version of this contract (the poll, the directive, the report) an agent speaks, sent in
+ * AGENT_PROTOCOL_HEADER on both requests and echoed in the controller's answers.
+ *
+ *   1  ovpn-fleet 0.1.0: no header (an agent that sends none speaks 1)
+ *   2  the header; the same bodies as 1
+ *
+ * Optional fields may come and go within a version: the agent strips what it does not know and
+ * the report schema takes fields an older agent leaves out as optional. A change an agent of
+ * the previous version would misread (a field removed, renamed or retyped, a new obligation)
+ * needs the next number, and the controller must still answer OLDEST_AGENT_PROTOCOL the old way.
+ */
+export const AGENT_PROTOCOL = 2;
+/** The oldest agent protocol the controller answers: the previous release's. */
+export const OLDEST_AGENT_PROTOCOL = 1;
+/** HTTP header names are case-insensitive; node hands them over lower-cased. */
+export const AGENT_PROTOCOL_HEADER = 'ovpn-fleet-agent-protocol';
+/** The headers every agent request carries besides its token. */
+export const agentProtocolHeaders = (): Record<string, string> => ({
+  [AGENT_PROTOCOL_HEADER]: String(AGENT_PROTOCOL),
+});
+
+/** The agent requests' headers, as the OpenAPI document shows them (other headers pass). */
+export const AgentRequestHeaders = z.object({
+  [AGENT_PROTOCOL_HEADER]: z
+    .string()
+    .regex(/^[0-9]{1,6}$/)
+    .optional()
+    .describe(
+      `the agent protocol version the agent speaks (absent: 1); the controller answers ${OLDEST_AGENT_PROTOCOL} to ${AGENT_PROTOCOL} and refuses others with 400`,
+    ),
+});
+
+/**
+ * The protocol version a request's header names, or why the controller will not answer it (the
+ * controller says it as `ovpn-fleet-agent-protocol: <why>`, status 400): unreadable, older than it still speaks (upgrade the agent), or newer than it knows
+ * (upgrade the controller first).
+ */
+export function agentProtocolOf(
+  header: string | string[] | undefined,
+): { version: number } | { refused: string } {
+  if (header === undefined) return { version: 1 };
+  const range = `this controller speaks ${OLDEST_AGENT_PROTOCOL} to ${AGENT_PROTOCOL}`;
+  const text = Array.isArray(header) ? header.join(',') : header;
+  if (!/^[0-9]{1,6}$/.test(text))
+    return { refused: `"${text.slice(0, 40)}" is not a version number` };
+  const version = Number(text);
+  if (version < OLDEST_AGENT_PROTOCOL)
+    return {
+      refused: `agent protocol ${version} is too old (${range}): upgrade the agent`,
+    };
+  if (version > AGENT_PROTOCOL)
+    return {
+      refused: `agent protocol ${version} is newer than this controller (${range}): upgrade the controller first`,
+    };
+  return { version };
+}
 
 /** One live OpenVPN session, as the server's management interface reports it. */
 export const SessionReport = z.strictObject({

@@ -12,10 +12,12 @@ import { registerLab } from './commands/lab.js';
 import { registerControllerSetup, registerServer } from './commands/server.js';
 import { registerUsers } from './commands/users.js';
 import { escapeControl } from './output.js';
+import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('ovpn-fleet')
     .description('Routed multi-site OpenVPN cluster: users, addresses, PKI, configs, lab')
+    .version(packageVersion(), '-V, --version', 'print the version of ovpn-fleet')
     .option('--dir <dir>', 'fleet directory (default: $OVPN_FLEET_DIR or the current directory)')
     .showHelpAfterError(false)
     .exitOverride();

@@ -170,13 +170,20 @@ export class ControllerClient {
     return parsed.data;
   }
 
-  raw(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  /** One request, answered with its status and text; `headers` add to the token's. */
+  raw(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; text: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const e = this.endpoint;
     const options: RequestOptions & { ca?: string | Buffer } = {
       method,
       path,
       headers: {
+        ...headers,
         authorization: `Bearer ${this.token}`,
         accept: 'application/json',
         ...(payload !== undefined

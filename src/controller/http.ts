@@ -21,6 +21,7 @@ import type { ConsoleSession, SessionLookup } from '../service/console-sessions.
 import { type Authenticator, clearedCookie, cookieValue, sameCsrfToken } from './auth.js';
 import { Forbidden, TooManyRequests, Unauthorized, Unavailable } from './http-errors.js';
 import { ADMIN_ACTOR, oneLine } from './state.js';
+import { validationLine } from './validation-messages.js';
 
 /** Who may call a route: nobody needs to authenticate, a server's agent, or at least a role. */
 type Scope = 'none' | 'agent' | Role;
@@ -139,22 +140,9 @@ export function httpStatusOf(err: unknown): number {
   return 500;
 }
 
-/** "body.groups: must be array", "body.name: is required": the field first, on one line. */
+/** The first problem of a request as one line, the field first (validation-messages.ts). */
 function formatValidation(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const e = errors[0];
-  const params = e.params;
-  let field = `${dataVar}${e.instancePath.replaceAll('/', '.')}`;
-  let message = e.message ?? 'is invalid';
-  if (e.keyword === 'required') {
-    field += `.${String(params.missingProperty)}`;
-    message = 'is required';
-  } else if (e.keyword === 'additionalProperties') {
-    field += `.${String(params.additionalProperty)}`;
-    message = 'is not a known field';
-  } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
-    message = `must be one of ${params.allowedValues.map(String).join(', ')}`;
-  }
-  return new Error(`${field}: ${message}`);
+  return new Error(validationLine(errors, dataVar));
 }
 
 /**
@@ -194,7 +182,8 @@ export async function createHttp(
     connectionTimeout: requestTimeoutMs,
     keepAliveTimeout: 5_000,
     // Unknown fields and wrong types are errors, not silently dropped or converted.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // `verbose`: errors carry the value and its schema, for a message naming both.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, verbose: true } },
     schemaErrorFormatter: formatValidation,
   }) as unknown as FastifyInstance;
 

@@ -36,6 +36,7 @@ export const auditSchema = jsonSchema(api.AuditEntry);
 export const auditQuery = jsonSchema(api.AuditQuery);
 export const healthResponse = jsonSchema(api.Health);
 export const pollQuery = jsonSchema(api.PollQuery);
+export const agentHeaders = jsonSchema(api.AgentRequestHeaders);
 export const reportBody = jsonSchema(api.AgentReport);
 export const directiveSchema = jsonSchema(api.Directive);
 export const historySchema = jsonSchema(api.HistoryEntry);

@@ -20,7 +20,12 @@ const ipAny = z
 function prefixOf(family?: 4 | 6) {
   return z.string().superRefine((s, ctx) => {
     const r = parsePrefix(s, family);
-    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+    // Every reason names the value but the one about the length: say which prefix it means.
+    if (!r.ok)
+      ctx.addIssue({
+        code: 'custom',
+        message: r.reason.includes('"') ? r.reason : `"${s}": ${r.reason}`,
+      });
   });
 }
 const prefix4 = prefixOf(4);
@@ -57,9 +62,12 @@ export const serverSchema = z.strictObject({
 });
 
 export const siteSchema = z.strictObject({
-  name: nameField('site name'),
+  name: nameField('site name').describe('Unique site name.'),
   loadBalancer: ipAny.optional().describe('Address clients dial first for this site.'),
-  servers: z.array(serverSchema).min(1, 'a site needs at least one server'),
+  servers: z
+    .array(serverSchema)
+    .min(1, 'a site needs at least one server')
+    .describe("The site's VPN servers."),
 });
 
 const ospfSchema = z.strictObject({
@@ -79,14 +87,15 @@ const ospfSchema = z.strictObject({
 });
 
 const bgpNeighborSchema = z.strictObject({
-  address: ipv4,
-  asn: z.number().int().min(1).max(4294967295),
+  address: ipv4.describe("The router's address on a server's backbone link."),
+  asn: z.number().int().min(1).max(4294967295).describe("The router's ASN."),
   password: z
     .string()
     .min(8)
     .max(80)
-    .regex(/^[!-~]+$/)
-    .optional(),
+    .regex(/^[!-~]+$/, 'not printable ASCII without spaces')
+    .optional()
+    .describe('TCP-MD5 password of the session.'),
 });
 
 const bgpSchema = z.strictObject({
@@ -106,14 +115,21 @@ const ripSchema = z.strictObject({
         .string()
         .min(8)
         .max(16)
-        .regex(/^[!-~]+$/),
+        .regex(/^[!-~]+$/, 'not printable ASCII without spaces')
+        .describe('RIP MD5 authentication key.'),
     })
     .optional(),
 });
 
 export const routingSchema = z.discriminatedUnion('protocol', [
-  z.strictObject({ protocol: z.literal('ospf'), ospf: ospfSchema }),
-  z.strictObject({ protocol: z.literal('bgp'), bgp: bgpSchema }),
+  z.strictObject({
+    protocol: z.literal('ospf'),
+    ospf: ospfSchema.describe('OSPF area, authentication and timers.'),
+  }),
+  z.strictObject({
+    protocol: z.literal('bgp'),
+    bgp: bgpSchema.describe("The servers' ASN and the routers they peer with."),
+  }),
   z.strictObject({ protocol: z.literal('rip'), rip: ripSchema.default({}) }),
 ]);
 
@@ -130,17 +146,21 @@ export const ruleSchema = z.strictObject({
 
 export const fleetSchema = z.strictObject({
   fleet: nameField('fleet name').describe('Name of the fleet; prefixes generated names.'),
-  pools: z.strictObject({
-    ipv4: prefix4.describe("User pool; the first address is every server's tun address."),
-    ipv6: prefix6,
-    quarantineDays: z
-      .number()
-      .int()
-      .min(0)
-      .max(3650)
-      .default(30)
-      .describe("Days a deleted user's addresses stay unused."),
-  }),
+  pools: z
+    .strictObject({
+      ipv4: prefix4.describe("User pool; the first address is every server's tun address."),
+      ipv6: prefix6.describe(
+        "User pool for IPv6; the first address is every server's tun address.",
+      ),
+      quarantineDays: z
+        .number()
+        .int()
+        .min(0)
+        .max(3650)
+        .default(30)
+        .describe("Days a deleted user's addresses stay unused."),
+    })
+    .describe('The address pools every user gets one IPv4 and one IPv6 address from, for life.'),
   openvpn: z
     .strictObject({
       port: port.default(1194),
@@ -185,12 +205,17 @@ export const fleetSchema = z.strictObject({
       dataCiphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
       push: { dns: [], routes: [] },
     }),
-  sites: z.array(siteSchema).min(1, 'a fleet needs at least one site'),
-  routing: routingSchema,
+  sites: z
+    .array(siteSchema)
+    .min(1, 'a fleet needs at least one site')
+    .describe('Datacenters and their VPN servers.'),
+  routing: routingSchema.describe(
+    "How the servers announce users' host routes to the datacenter: protocol ospf, bgp or rip.",
+  ),
   groups: z
     .array(
       z.strictObject({
-        name: nameField('group name'),
+        name: nameField('group name').describe('Group name the policy refers to.'),
         description: z.string().max(200).optional(),
       }),
     )
@@ -198,7 +223,7 @@ export const fleetSchema = z.strictObject({
   networks: z
     .array(
       z.strictObject({
-        name: nameField('network name'),
+        name: nameField('network name').describe('Network name the policy refers to.'),
         ipv4: z.array(prefix4).default([]),
         ipv6: z.array(prefix6).default([]),
       }),

@@ -43,8 +43,10 @@ describe('validateSpec', () => {
     expect(lines).toContain(
       'pools.ipv4: "10.200.0.1/16" has host bits set (did you mean 10.200.0.0/16?)',
     );
-    expect(lines).toContain('sites[0].servers[1].routerId: not an IPv4 address');
-    expect(lines).toContain('sites[0]: unknown field "colour"');
+    expect(lines).toContain('sites[0].servers[1].routerId: "r1" is not an IPv4 address');
+    expect(lines).toContain(
+      'sites[0]: unknown field "colour" (fields here: name, loadBalancer, servers)',
+    );
   });
 
   it('refuses overlapping pools and pools too small for the users', () => {

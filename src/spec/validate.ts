@@ -5,6 +5,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { SpecIssue } from '../errors.js';
+import { humanMessage, markDefaultMessages } from './messages.js';
 import { type FleetSpec, fleetSchema } from './schema.js';
 import { type RuleContext, rules, warningRules } from './rules.js';
 
@@ -23,20 +24,16 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-function zodIssues(error: z.ZodError): SpecIssue[] {
-  return error.issues.map((issue) => {
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys')
-      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (issue.code === 'invalid_union' && issue.path.at(-1) === 'routing')
-      message = 'protocol must be ospf, bgp or rip';
-    return { path: formatPath(issue.path), message };
-  });
+function zodIssues(error: z.ZodError, input: unknown): SpecIssue[] {
+  return error.issues.map((issue) => ({
+    path: formatPath(issue.path),
+    message: humanMessage(issue, input, fleetSchema),
+  }));
 }
 
 export function validateSpec(input: unknown, ctx: RuleContext = {}): Validation {
-  const parsed = fleetSchema.safeParse(input);
-  if (!parsed.success) return { errors: zodIssues(parsed.error), warnings: [] };
+  const parsed = fleetSchema.safeParse(input, markDefaultMessages);
+  if (!parsed.success) return { errors: zodIssues(parsed.error, input), warnings: [] };
   const spec = parsed.data;
   const errors = rules.flatMap((rule) => rule(spec, ctx));
   const warnings: SpecIssue[] = warningRules.flatMap((rule) => rule(spec, ctx));

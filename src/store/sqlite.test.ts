@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mustParsePrefix } from '../core/ip.js';
-import { Conflict, InputError, NotFound } from '../errors.js';
+import { Conflict, InputError, NotFound, StoreTooNew } from '../errors.js';
 import { FIXED_NOW } from '../testing.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './sqlite.js';
@@ -585,6 +585,31 @@ describe('SqliteStore: user search and the audit log', () => {
     const [d] = store.auditSince(ids[2], 10);
     expect(d).toMatchObject({ subject: 'd' });
     expect(d.id).toBeGreaterThan(ids[2]);
+  });
+
+  it('refuses a store a newer release migrated further, in one line, leaving it untouched', () => {
+    store.close();
+    const raw = new Database(file);
+    raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    raw.close();
+    const before = readFileSync(file);
+    let err: unknown;
+    try {
+      store = new SqliteStore(file);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StoreTooNew);
+    expect((err as Error).message).toBe(
+      `${file}: store schema ${MIGRATIONS.length + 1} is newer than this ovpn-fleet knows (${MIGRATIONS.length}): it was written by a newer release; run that release or a newer one`,
+    );
+    expect((err as Error).message).not.toContain('\n');
+    expect(readFileSync(file).equals(before)).toBe(true);
+    // The store at the version this code knows opens again (afterEach closes it).
+    const back = new Database(file);
+    back.pragma(`user_version = ${MIGRATIONS.length}`);
+    back.close();
+    store = new SqliteStore(file);
   });
 
   it('keeps the audit entries and their ids when migrating a store from before audit ids were kept', () => {

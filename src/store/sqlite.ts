@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { Conflict, InputError, NotFound } from '../errors.js';
+import { Conflict, InputError, NotFound, StoreTooNew } from '../errors.js';
 import { OffsetAllocator, checkPinnable, offsetOf } from '../core/ipam.js';
 import { sessionId } from '../api/index.js';
 import { MIGRATIONS } from './migrations.js';
@@ -253,10 +253,22 @@ export class SqliteStore implements FleetStore {
     // readable by others, not even for a moment.
     if (fresh) closeSync(openSync(file, 'wx', 0o600));
     this.db = new Database(file);
+    this.refuseNewerSchema(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+  }
+
+  /**
+   * Migrations only run forward: a store a newer release has migrated further is left exactly as
+   * it is (closed before any pragma writes to it), and the caller gets one line saying why.
+   */
+  private refuseNewerSchema(file: string): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version <= MIGRATIONS.length) return;
+    this.db.close();
+    throw new StoreTooNew(file, version, MIGRATIONS.length);
   }
 
   private migrate(): void {

@@ -98,7 +98,7 @@ describe('GET /v1/audit', () => {
     expect400(await get('/v1/audit?actor=a%00'), /^querystring\.actor: control characters/);
     expect400(
       await get('/v1/audit?format=xml'),
-      /^querystring\.format: must be one of json, jsonl, csv$/,
+      /^querystring\.format: must be one of json, jsonl, csv, got "xml"$/,
     );
   });
 

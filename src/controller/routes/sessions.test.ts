@@ -193,18 +193,21 @@ describe('GET /v1/routes', () => {
       });
       oneLine(r, 400, re);
     };
-    await bad({ ipv4: ['10.0.0.300'], ipv6: [] }, /^body\.routes\.ipv4\.0: /);
-    await bad({ ipv4: ['10.0.0.0/24'], ipv6: [] }, /^body\.routes\.ipv4\.0: /);
-    await bad({ ipv4: [], ipv6: ['fe80::1%vpn0'] }, /^body\.routes\.ipv6\.0: /);
-    await bad({ ipv4: [], ipv6: ['10.0.0.1'] }, /^body\.routes\.ipv6\.0: /);
-    await bad({ ipv4: [7], ipv6: [] }, /^body\.routes\.ipv4\.0: /);
+    await bad({ ipv4: ['10.0.0.300'], ipv6: [] }, /^body\.routes\.ipv4\[0\]: /);
+    await bad({ ipv4: ['10.0.0.0/24'], ipv6: [] }, /^body\.routes\.ipv4\[0\]: /);
+    await bad({ ipv4: [], ipv6: ['fe80::1%vpn0'] }, /^body\.routes\.ipv6\[0\]: /);
+    await bad({ ipv4: [], ipv6: ['10.0.0.1'] }, /^body\.routes\.ipv6\[0\]: /);
+    await bad({ ipv4: [7], ipv6: [] }, /^body\.routes\.ipv4\[0\]: /);
     await bad({ ipv4: [] }, /^body\.routes\.ipv6: is required/);
     await bad({ ipv4: [], ipv6: [], ipv5: [] }, /^body\.routes\.ipv5: is not a known field/);
     const many = Array.from(
       { length: MAX_HOST_ROUTES + 1 },
       (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
     );
-    await bad({ ipv4: many, ipv6: [] }, /^body\.routes\.ipv4: must NOT have more than 20000 items/);
+    await bad(
+      { ipv4: many, ipv6: [] },
+      /^body\.routes\.ipv4: must have at most 20000 items \(got 20001\)$/,
+    );
     // Nothing of the refused reports was kept.
     expect(t.fleet.store.listServerStates().find((s) => s.name === 'vpn11')).toBeUndefined();
   });
