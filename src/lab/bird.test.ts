@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FleetSpec } from '../spec/schema.js';
 import { bgpSpec, exampleSpec, itNeeds, ripSpec, specWith } from '../testing.js';
-import { renderBirdConf } from './bird.js';
+import { birdRoutersRefusal, renderBirdConf } from './bird.js';
 import { planLab } from './plan.js';
 
 const LOG = '/tmp/lab/bird.log';
@@ -86,4 +86,16 @@ describe('renderBirdConf', () => {
       }
     },
   );
+});
+
+describe('birdRoutersRefusal', () => {
+  it("refuses, in one line naming the field, FRR 8.4's OSPFv3 trailer (BIRD refuses it) and RIP", () => {
+    expect(birdRoutersRefusal(trailerSpec(), '8.4.4')).toMatch(
+      /^the lab's servers run FRR 8\.4\.4, whose OSPFv3 trailer BIRD refuses .*routing\.ospf\.ipv6Auth/,
+    );
+    expect(birdRoutersRefusal(trailerSpec(), '9.1.0')).toBeUndefined();
+    expect(birdRoutersRefusal(exampleSpec(), '8.4.4')).toBeUndefined();
+    expect(birdRoutersRefusal(bgpSpec(), '8.4.4')).toBeUndefined();
+    expect(birdRoutersRefusal(ripSpec(), '8.4.4')).toMatch(/--routers frr for RIP/);
+  });
 });

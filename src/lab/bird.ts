@@ -15,7 +15,7 @@
  *   is IPv4 and cannot be the next hop of an IPv6 route.
  */
 import type { FleetSpec, OspfSpec } from '../spec/schema.js';
-import { ospf6Trailer } from '../spec/routing.js';
+import { FRR_OSPF6_TRAILER_FIXED, compareVersions, ospf6Trailer } from '../spec/routing.js';
 import type { LabIface, LabPlan } from './plan.js';
 import { LAB_CORE_ASN, coreRouterId, siteNeighbor } from './routers.js';
 
@@ -163,6 +163,23 @@ function bgp(plan: LabPlan, ns: string, b: BgpSpec): string[] {
     '}',
     '',
   ]);
+}
+
+/**
+ * Why the lab cannot bring this spec up on BIRD routers, or undefined. The lab's servers run
+ * this machine's FRR whatever routing.frrVersion says; before 9.1 its OSPFv3 trailer is refused
+ * by BIRD, so IPv6 would never converge and `lab up` would only time out. Said at once instead.
+ */
+export function birdRoutersRefusal(spec: FleetSpec, localFrr: string): string | undefined {
+  const r = spec.routing;
+  if (r.protocol === 'rip') return 'BIRD routers run OSPF and BGP here: use --routers frr for RIP';
+  if (
+    r.protocol === 'ospf' &&
+    ospf6Trailer(r.ospf) &&
+    compareVersions(localFrr, FRR_OSPF6_TRAILER_FIXED) < 0
+  )
+    return `the lab's servers run FRR ${localFrr}, whose OSPFv3 trailer BIRD refuses (FRR issue #15800): set routing.ospf.ipv6Auth to { type: none }, or use --routers frr`;
+  return undefined;
 }
 
 export const BIRD_RUN_ROOT = '/run/ovpn-fleet-lab';

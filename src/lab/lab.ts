@@ -28,7 +28,13 @@ import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/
 import { renderLbRuleset } from './lb.js';
 import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
 import { renderRouterConf, routingDaemons } from './routers.js';
-import { BIRD_RUN_ROOT, type LabRouters, birdPaths, renderBirdConf } from './bird.js';
+import {
+  BIRD_RUN_ROOT,
+  type LabRouters,
+  birdPaths,
+  birdRoutersRefusal,
+  renderBirdConf,
+} from './bird.js';
 import { seedBundle, seedProfile } from './seed.js';
 import {
   type LabClient,
@@ -130,11 +136,10 @@ export class Lab {
     checkPrefix(prefix);
     const routers = opts.routers ?? 'frr';
     checkLabPrerequisites(routers);
-    if (routers === 'bird' && fleet.spec.routing.protocol === 'rip')
-      throw new InputError(
-        '--routers',
-        'BIRD routers run OSPF and BGP here: use --routers frr for RIP',
-      );
+    if (routers === 'bird') {
+      const refusal = birdRoutersRefusal(fleet.spec, await localFrrVersion());
+      if (refusal) throw new InputError('--routers', refusal);
+    }
     const dir = labDir(fleet.dir, prefix);
     if (loadState(dir))
       throw new Conflict(
@@ -1111,6 +1116,15 @@ export async function listNamespaces(): Promise<string[]> {
   const r = await run(['ip', '-j', 'netns', 'list'], { allowFailure: true });
   if (r.code !== 0 || !r.stdout.trim()) return [];
   return (JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name);
+}
+
+/** This machine's FRR release ("8.4.4"), from `zebra --version`: what the lab's servers run. */
+async function localFrrVersion(): Promise<string> {
+  const r = await run([join(FRR_BIN, 'zebra'), '--version'], { allowFailure: true });
+  const m = /version (\d+\.\d+(?:\.\d+)?)/.exec(r.stdout);
+  if (!m)
+    throw new InputError('lab', `cannot tell the FRR version from "${FRR_BIN}/zebra --version"`);
+  return m[1];
 }
 
 function frrIds(): { uid: number; gid: number } {
