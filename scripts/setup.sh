@@ -10,7 +10,7 @@ for pair in openvpn:/usr/sbin/openvpn frr:/usr/lib/frr/zebra nftables:/usr/sbin/
   iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping conntrack:/usr/sbin/conntrack \
   iperf3:/usr/bin/iperf3 iptables:/usr/sbin/iptables openssl:/usr/bin/openssl \
   chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl \
-  python3:/usr/bin/python3 make:/usr/bin/make g++:/usr/bin/g++; do
+  python3:/usr/bin/python3 make:/usr/bin/make g++:/usr/bin/g++ bird2:/usr/sbin/bird; do
   [ -e "${pair#*:}" ] || need_pkgs="$need_pkgs ${pair%%:*}"
 done
 if [ -n "$need_pkgs" ]; then
@@ -22,8 +22,8 @@ if [ -n "$need_pkgs" ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need_pkgs
 fi
-# Debian starts FRR's own service when systemd runs; the lab starts its own instances per
-# namespace and never touches the host's FRR.
+# Debian starts FRR's (and bird2's) own service when systemd runs; the lab starts its own
+# instances per namespace and never touches the host's FRR or BIRD.
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -4,7 +4,15 @@
  * service hosts and clients. Nothing is added to the host's own namespace; every name starts
  * with the lab's prefix; every process is tracked by pid in the state file.
  */
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +28,13 @@ import { isAlive, readPidFile, spawnDetached, stopProcess, track } from '../sys/
 import { renderLbRuleset } from './lb.js';
 import { type LabIface, type LabPlan, MAX_CLIENTS, clientNode, planLab } from './plan.js';
 import { renderRouterConf, routingDaemons } from './routers.js';
+import {
+  BIRD_RUN_ROOT,
+  type LabRouters,
+  birdPaths,
+  birdRoutersRefusal,
+  renderBirdConf,
+} from './bird.js';
 import { seedBundle, seedProfile } from './seed.js';
 import {
   type LabClient,
@@ -61,7 +76,7 @@ export function checkPrefix(prefix: string): void {
 }
 
 /** One clear line when something the lab needs is missing. */
-export function checkLabPrerequisites(): void {
+export function checkLabPrerequisites(routers: LabRouters = 'frr'): void {
   if (process.getuid?.() !== 0)
     throw new NeedsPrivilege('the lab needs root (network namespaces, tun devices)');
   const needed: [string, string][] = [
@@ -70,6 +85,7 @@ export function checkLabPrerequisites(): void {
     ['/usr/sbin/nft', 'nftables'],
     ['/usr/sbin/conntrack', 'conntrack'],
     ['/dev/net/tun', 'a /dev/net/tun device'],
+    ...(routers === 'bird' ? ([['/usr/sbin/bird', 'bird2']] as [string, string][]) : []),
   ];
   const missing = needed.filter(([p]) => !existsSync(p)).map(([, what]) => what);
   if (missing.length)
@@ -112,11 +128,18 @@ export class Lab {
       controlPlane?: boolean;
       /** Run the servers as the seed article did (implies no control plane). */
       seed?: boolean;
+      /** The core and site routers run FRR (default) or BIRD 2: interop with a non-FRR datacenter. */
+      routers?: LabRouters;
     } = {},
   ): Promise<Lab> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
     checkPrefix(prefix);
-    checkLabPrerequisites();
+    const routers = opts.routers ?? 'frr';
+    checkLabPrerequisites(routers);
+    if (routers === 'bird') {
+      const refusal = birdRoutersRefusal(fleet.spec, await localFrrVersion());
+      if (refusal) throw new InputError('--routers', refusal);
+    }
     const dir = labDir(fleet.dir, prefix);
     if (loadState(dir))
       throw new Conflict(
@@ -138,6 +161,7 @@ export class Lab {
       port: fleet.spec.openvpn.port,
       namespaces: [],
       frrInstances: [],
+      ...(routers === 'bird' ? { birdInstances: [], routers } : {}),
       processes: [],
       clients: [],
       sharedFrrFiles: SHARED_FRR_FILES.filter((f) => existsSync(f)),
@@ -293,12 +317,40 @@ export class Lab {
 
   private async startRouting(log: (l: string) => void): Promise<void> {
     const plan = this.plan;
+    const bird = this.state.routers === 'bird';
     for (const node of plan.nodes.filter((n) => n.role === 'core' || n.role === 'router')) {
-      await this.startFrr(node.ns, renderRouterConf(this.fleet.spec, plan, node.ns));
+      if (bird) await this.startBird(node.ns);
+      else await this.startFrr(node.ns, renderRouterConf(this.fleet.spec, plan, node.ns));
     }
     log(
-      `routers: core and ${plan.nodes.filter((n) => n.role === 'router').length} site routers running ${this.fleet.spec.routing.protocol}`,
+      `routers: core and ${plan.nodes.filter((n) => n.role === 'router').length} site routers running ${this.fleet.spec.routing.protocol} on ${bird ? 'BIRD' : 'FRR'}`,
     );
+  }
+
+  /**
+   * One BIRD per router namespace. `bird` parses its config, then daemonises and writes its pid
+   * file; it runs as root here (the lab's namespaces are throwaway; Debian's bird.service, which
+   * drops to the bird user, is left alone). Stopped by pid, like everything the lab starts.
+   */
+  private async startBird(ns: string): Promise<void> {
+    const p = birdPaths(this.state.dir, ns);
+    this.state.birdInstances = [...(this.state.birdInstances ?? []), ns];
+    this.save();
+    mkdirSync(p.dir, { recursive: true });
+    mkdirSync(p.runDir, { recursive: true, mode: 0o755 });
+    writeFileAtomic(p.conf, renderBirdConf(this.fleet.spec, this.plan, ns, p.log));
+    rmSync(p.pidFile, { force: true });
+    await run(['bird', '-c', p.conf, '-s', p.socket, '-P', p.pidFile], {
+      netns: ns,
+      timeoutMs: 20_000,
+    });
+    const pid = await waitFor(`bird pid file in ${ns}`, () => readPidFile(p.pidFile), 5000, 20);
+    this.recordProcess({ id: `${ns}/bird`, kind: 'bird', ns, pid, pidFile: p.pidFile });
+  }
+
+  /** The control socket of a lab router's BIRD (`birdc -s SOCKET show route`). */
+  birdSocket(ns: string): string {
+    return birdPaths(this.state.dir, ns).socket;
   }
 
   // ---------------------------------------------------------------- servers
@@ -936,6 +988,7 @@ export class Lab {
     const host_ = this.plan.hosts.find((h) => h.ns === ns);
     if (host_) files.push(join(this.state.dir, `host-${host_.network}.log`));
     if (this.state.frrInstances.includes(ns)) files.push(`/var/run/frr/${ns}/frr.log`);
+    if (this.state.birdInstances?.includes(ns)) files.push(birdPaths(this.state.dir, ns).log);
     if (ns.startsWith(`${this.state.prefix}-lb-`))
       files.push(join(this.state.dir, 'lb-health.log'));
     return files.filter((f) => existsSync(f));
@@ -964,6 +1017,7 @@ export class Lab {
         'controller',
         'openvpn-server',
         'frr',
+        'bird',
       ] as const) {
         await Promise.all(
           state.processes
@@ -986,6 +1040,25 @@ export class Lab {
         }
         rmSync(`/etc/frr/${inst}`, { recursive: true, force: true });
         rmSync(`/var/run/frr/${inst}`, { recursive: true, force: true });
+      }
+      // Likewise a BIRD whose `lab up` crashed before recording it: its pid file names it.
+      for (const inst of state.birdInstances ?? []) {
+        const paths = birdPaths(dir, inst);
+        const pid = readPidFile(paths.pidFile);
+        const t = pid ? track(pid) : undefined;
+        if (t && isAlive(t) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(paths.conf)) {
+          processes++;
+          await stopProcess(t, 5000);
+        }
+        rmSync(paths.runDir, { recursive: true, force: true });
+      }
+      // The shared parent goes once no lab uses it (rmdir refuses a directory that is not empty).
+      if (state.birdInstances?.length) {
+        try {
+          rmdirSync(BIRD_RUN_ROOT);
+        } catch {
+          // another lab's BIRD still runs, or it is gone already
+        }
       }
     }
     // Namespaces by our prefix: those in the state, and any a crash left before recording them.
@@ -1043,6 +1116,15 @@ export async function listNamespaces(): Promise<string[]> {
   const r = await run(['ip', '-j', 'netns', 'list'], { allowFailure: true });
   if (r.code !== 0 || !r.stdout.trim()) return [];
   return (JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name);
+}
+
+/** This machine's FRR release ("8.4.4"), from `zebra --version`: what the lab's servers run. */
+async function localFrrVersion(): Promise<string> {
+  const r = await run([join(FRR_BIN, 'zebra'), '--version'], { allowFailure: true });
+  const m = /version (\d+\.\d+(?:\.\d+)?)/.exec(r.stdout);
+  if (!m)
+    throw new InputError('lab', `cannot tell the FRR version from "${FRR_BIN}/zebra --version"`);
+  return m[1];
 }
 
 function frrIds(): { uid: number; gid: number } {

@@ -1,6 +1,7 @@
 /**
  * FRR configs of the lab's own routers (core and site routers): the "datacenter network" the
  * VPN servers announce users into. Pure. Same protocol and authentication as the fleet.
+ * (`lab up --routers bird` renders BIRD instead: bird.ts.)
  */
 import type { FleetSpec } from '../spec/schema.js';
 import type { LabPlan } from './plan.js';
@@ -86,18 +87,29 @@ export const LAB_CORE_ASN = 64999;
 
 type BgpSpec = Extract<FleetSpec['routing'], { protocol: 'bgp' }>['bgp'];
 
+/** The core's router id (OSPF and BGP); site routers take their address toward the core. */
+export function coreRouterId(): string {
+  return '10.254.255.1';
+}
+
+/** A site router's ASN is that of the fleet's neighbour entry naming one of its addresses. */
+export function siteNeighbor(
+  plan: LabPlan,
+  b: BgpSpec,
+  routerNs: string,
+): BgpSpec['neighbors'][number] {
+  const mine = plan.servers.filter((s) => s.routerNs === routerNs).map((s) => s.backbonePeer);
+  const n = b.neighbors.find((x) => mine.includes(x.address));
+  if (!n) throw new Error(`lab: no routing.bgp.neighbors entry for the router of ${routerNs}`);
+  return n;
+}
+
 /**
  * Site routers peer with their servers (the fleet's neighbours) and with the core; the core
  * announces the service networks. eBGP everywhere: next hops are rewritten hop by hop.
  */
 function bgpRouter(plan: LabPlan, ns: string, b: BgpSpec): string[] {
-  // A site router's ASN is that of the fleet's neighbour entry naming one of its addresses.
-  const neighborOf = (routerNs: string) => {
-    const mine = plan.servers.filter((s) => s.routerNs === routerNs).map((s) => s.backbonePeer);
-    const n = b.neighbors.find((x) => mine.includes(x.address));
-    if (!n) throw new Error(`lab: no routing.bgp.neighbors entry for the router of ${routerNs}`);
-    return n;
-  };
+  const neighborOf = (routerNs: string) => siteNeighbor(plan, b, routerNs);
   const sessions: { address: string; asn: number; password?: string }[] = [];
   let asn = LAB_CORE_ASN;
   if (ns === plan.core) {

@@ -5,7 +5,14 @@ import { writeFileAtomic } from '../sys/files.js';
 import type { LabPlan } from './plan.js';
 
 export type ProcessKind =
-  'openvpn-server' | 'openvpn-client' | 'frr' | 'service' | 'lb-health' | 'controller' | 'agent';
+  | 'openvpn-server'
+  | 'openvpn-client'
+  | 'frr'
+  | 'bird'
+  | 'service'
+  | 'lb-health'
+  | 'controller'
+  | 'agent';
 
 export interface LabProcess {
   id: string;
@@ -32,6 +39,10 @@ export interface LabState {
   port: number;
   namespaces: string[];
   frrInstances: string[];
+  /** Routers running BIRD (`lab up --routers bird`): their pid files, for a crashed `lab up`. */
+  birdInstances?: string[];
+  /** What the core and site routers run; the servers always run FRR. Absent: frr. */
+  routers?: 'frr' | 'bird';
   processes: LabProcess[];
   clients: LabClient[];
   /** Controller and one agent per server run (off: servers run alone, as in the seed). */

@@ -6,6 +6,8 @@
  */
 import { mustParsePrefix } from '../core/ip.js';
 import { backboneNetwork } from '../spec/rules.js';
+import { ospf6Trailer } from '../spec/routing.js';
+import type { OspfSpec } from '../spec/schema.js';
 import { GENERATED_HEADER, type ServerContext } from './types.js';
 
 export const USERS_V4 = 'OVPNF-USERS-V4';
@@ -28,14 +30,14 @@ function userRouteFilters(ctx: ServerContext): string[] {
   ];
 }
 
-type OspfSpec = Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'];
-
 /**
- * One backbone interface for OSPFv2 (MD5) and OSPFv3 (HMAC-SHA-256 trailer), point-to-point
- * with the spec's timers: no DR election wait, adjacency in a few seconds. Shared with the lab's
- * own routers, which must speak exactly what the servers speak.
+ * One backbone interface for OSPFv2 (MD5) and OSPFv3 (the HMAC-SHA-256 trailer, or none, as
+ * routing.ospf.ipv6Auth says), point-to-point with the spec's timers: no DR election wait,
+ * adjacency in a few seconds. Shared with the lab's own FRR routers, which must speak exactly
+ * what the servers speak.
  */
 export function ospfInterface(iface: string, o: OspfSpec, withArea = false): string[] {
+  const trailer = ospf6Trailer(o);
   return [
     `interface ${iface}`,
     ...(withArea ? [` ip ospf area ${o.area}`] : []),
@@ -48,16 +50,17 @@ export function ospfInterface(iface: string, o: OspfSpec, withArea = false): str
     ' ipv6 ospf6 network point-to-point',
     ` ipv6 ospf6 hello-interval ${o.helloInterval}`,
     ` ipv6 ospf6 dead-interval ${o.deadInterval}`,
-    ` ipv6 ospf6 authentication key-id ${o.auth.keyId} hash-algo hmac-sha-256 key ${o.auth.key}`,
+    ...(trailer
+      ? [
+          ` ipv6 ospf6 authentication key-id ${trailer.keyId} hash-algo hmac-sha-256 key ${trailer.key}`,
+        ]
+      : []),
     'exit',
     '!',
   ];
 }
 
-function ospf(
-  ctx: ServerContext,
-  o: Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>['ospf'],
-): string[] {
+function ospf(ctx: ServerContext, o: OspfSpec): string[] {
   const { server } = ctx;
   const iface = server.backboneInterface;
   return [
@@ -207,7 +210,7 @@ export function renderFrrConf(ctx: ServerContext): string {
         : rip(ctx, r.rip);
   return [
     `! ${GENERATED_HEADER(`FRR, server ${server.name}, ${r.protocol}`)}`,
-    'frr version 8.4',
+    `frr version ${r.frrVersion}`,
     'frr defaults traditional',
     `hostname ${server.name}`,
     'service integrated-vtysh-config',

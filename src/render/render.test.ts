@@ -42,6 +42,19 @@ function contexts(spec: FleetSpec): ServerContext[] {
   return serverContexts(spec, DEFAULT_RENDER_OPTIONS);
 }
 const firstServer = (spec: FleetSpec) => contexts(spec)[0];
+
+/** The example with OSPFv3's RFC 7166 trailer, its own key id and key (FRR >= 9.1 servers). */
+const ospfTrailerSpec = () =>
+  specWith((input) => {
+    input.routing = {
+      protocol: 'ospf',
+      frrVersion: '10.2',
+      ospf: {
+        auth: { keyId: 1, key: 'md5-secret-1' },
+        ipv6Auth: { type: 'trailer', keyId: 7, key: 'a-longer-hmac-sha-256-secret' },
+      },
+    };
+  });
 const fileOf = (bundle: Bundle, path: string) => bundle.files.find((f) => f.path === path);
 
 describe('golden files', () => {
@@ -81,6 +94,12 @@ describe('golden files', () => {
     const s = build();
     expect(s.routing.protocol).toBe(protocol);
     await expect(renderFrrConf(firstServer(s))).toMatchFileSnapshot(golden(`frr-${protocol}.conf`));
+  });
+
+  it('frr.conf (ospf, OSPFv3 with the authentication trailer)', async () => {
+    await expect(renderFrrConf(firstServer(ospfTrailerSpec()))).toMatchFileSnapshot(
+      golden('frr-ospf-trailer.conf'),
+    );
   });
 
   it('nftables.nft', async () => {
@@ -294,22 +313,27 @@ describe('real tools accept the generated configs', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  itWith({ tools: ['vtysh'] }, 'vtysh --dryrun accepts frr.conf for ospf, bgp and rip', () => {
-    for (const [protocol, s] of [
-      ['ospf', exampleSpec()],
-      ['bgp', bgpSpec()],
-      ['rip', ripSpec()],
-      ['rip-noauth', specWith((i) => (i.routing = { protocol: 'rip', rip: {} }))],
-    ] as const) {
-      const file = join(dir, `frr-${protocol}.conf`);
-      writeFileSync(file, renderFrrConf(firstServer(s)));
-      const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
-      expect(
-        { protocol, status: r.status, output: `${r.stdout}${r.stderr}` },
-        `vtysh --dryrun -f ${file}`,
-      ).toMatchObject({ protocol, status: 0 });
-    }
-  });
+  itWith(
+    { tools: ['vtysh'] },
+    'vtysh --dryrun accepts frr.conf for ospf (with and without the OSPFv3 trailer), bgp and rip',
+    () => {
+      for (const [protocol, s] of [
+        ['ospf', exampleSpec()],
+        ['ospf-trailer', ospfTrailerSpec()],
+        ['bgp', bgpSpec()],
+        ['rip', ripSpec()],
+        ['rip-noauth', specWith((i) => (i.routing = { protocol: 'rip', rip: {} }))],
+      ] as const) {
+        const file = join(dir, `frr-${protocol}.conf`);
+        writeFileSync(file, renderFrrConf(firstServer(s)));
+        const r = spawnSync('vtysh', ['--dryrun', '-f', file], { encoding: 'utf8' });
+        expect(
+          { protocol, status: r.status, output: `${r.stdout}${r.stderr}` },
+          `vtysh --dryrun -f ${file}`,
+        ).toMatchObject({ protocol, status: 0 });
+      }
+    },
+  );
 
   itWith(
     { tools: ['vtysh'] },

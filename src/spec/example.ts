@@ -42,9 +42,14 @@ sites:
 # How servers tell the datacenter where each user is: only users' /32 and /128 are announced.
 routing:
   protocol: ospf                # or bgp (asn + neighbors), or rip
+  frrVersion: "8.4"             # FRR on the servers: Debian 12 ships 8.4 (zebra --version)
   ospf:
     area: 0.0.0.0
-    auth: { keyId: 1, key: change-me-ospf }   # MD5 for OSPFv2, HMAC-SHA-256 for OSPFv3; replace it
+    auth: { keyId: 1, key: change-me-ospf }   # OSPFv2 MD5; replace it
+    # OSPFv3 without authentication: FRR before 9.1 computes the RFC 7166 trailer wrongly, and
+    # then never forms an adjacency with BIRD, IOS-XR or FRR 9.1+ (no user's IPv6 route would
+    # reach the datacenter). With FRR 9.1+ on the servers: { type: trailer, key: … }.
+    ipv6Auth: { type: none }
     helloInterval: 1
     deadInterval: 3
 

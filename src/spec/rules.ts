@@ -12,6 +12,7 @@ import {
 } from '../core/ip.js';
 import type { FleetSpec } from './schema.js';
 import { poolCapacity, userSlots } from '../core/ipam.js';
+import { FRR_OSPF6_TRAILER_FIXED, compareVersions, ospf6Trailer } from './routing.js';
 
 export interface RuleContext {
   /** Users in the store (enabled, disabled and quarantined alike hold addresses). */
@@ -277,8 +278,12 @@ export const MIN_STRONG_SECRET = 12;
 const weakRoutingSecrets: Rule = (spec) => {
   const r = spec.routing;
   const secrets: { path: string; value: string }[] = [];
-  if (r.protocol === 'ospf')
+  if (r.protocol === 'ospf') {
     secrets.push({ path: 'routing.ospf.auth.key', value: r.ospf.auth.key });
+    // A trailer key of its own is checked too; one borrowed from OSPFv2 was checked just above.
+    if (r.ospf.ipv6Auth?.type === 'trailer' && r.ospf.ipv6Auth.key !== undefined)
+      secrets.push({ path: 'routing.ospf.ipv6Auth.key', value: r.ospf.ipv6Auth.key });
+  }
   if (r.protocol === 'rip' && r.rip.auth)
     secrets.push({ path: 'routing.rip.auth.key', value: r.rip.auth.key });
   if (r.protocol === 'bgp')
@@ -300,5 +305,25 @@ const weakRoutingSecrets: Rule = (spec) => {
   });
 };
 
-/** Rules whose issues do not stop a fleet from working, only from being safe. */
-export const warningRules: Rule[] = [weakRoutingSecrets];
+/**
+ * FRR before 9.1 computes the OSPFv3 authentication trailer (RFC 7166) over the wrong bytes
+ * (byte order; FRR issue #15800, fixed by commit 8a23a83eb6): its packets fail the check of
+ * BIRD, IOS-XR and FRR >= 9.1 and theirs fail its own, so the adjacency never forms and no
+ * user's IPv6 route reaches the datacenter, while OSPFv2 (MD5) carries IPv4 as if all were well.
+ * Only FRR < 9.1 on both ends agrees with itself (as the FRR-only lab does). A warning, not an
+ * error: such a datacenter exists, and the spec cannot know the routers.
+ */
+const ospf6TrailerOnOldFrr: Rule = (spec) => {
+  const r = spec.routing;
+  if (r.protocol !== 'ospf' || !ospf6Trailer(r.ospf)) return [];
+  if (compareVersions(r.frrVersion, FRR_OSPF6_TRAILER_FIXED) >= 0) return [];
+  return [
+    {
+      path: 'routing.ospf.ipv6Auth',
+      message: `the OSPFv3 trailer of FRR ${r.frrVersion} (routing.frrVersion) is computed wrongly before ${FRR_OSPF6_TRAILER_FIXED} (FRR issue #15800): no adjacency with BIRD, IOS-XR or FRR ${FRR_OSPF6_TRAILER_FIXED}+, so users' IPv6 routes never reach them; set ipv6Auth to { type: none } or run FRR ${FRR_OSPF6_TRAILER_FIXED}+ on the servers`,
+    },
+  ];
+};
+
+/** Rules whose issues do not stop a fleet from working, only from being safe or reachable. */
+export const warningRules: Rule[] = [weakRoutingSecrets, ospf6TrailerOnOldFrr];

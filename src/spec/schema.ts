@@ -70,18 +70,50 @@ export const siteSchema = z.strictObject({
     .describe("The site's VPN servers."),
 });
 
+const ospfKeyId = z.number().int().min(1).max(255);
+
+/**
+ * OSPFv3's authentication, chosen apart from OSPFv2's: the RFC 7166 trailer (HMAC-SHA-256) is
+ * computed wrongly by FRR before 9.1 (a byte-order bug, FRR issue #15800, fixed in commit
+ * 8a23a83eb6), so Debian 12's FRR 8.4 with it never forms an adjacency with BIRD, IOS-XR or
+ * FRR >= 9.1, while OSPFv2's MD5 works with all of them. See the ospf6TrailerOnOldFrr warning.
+ */
+const ospf6AuthSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('none').describe('No OSPFv3 authentication.'),
+    }),
+    z.strictObject({
+      type: z
+        .literal('trailer')
+        .describe('RFC 7166 authentication trailer, HMAC-SHA-256 (FRR >= 9.1 on the servers).'),
+      keyId: ospfKeyId.optional().describe('Key id; default: routing.ospf.auth.keyId.'),
+      key: z
+        .string()
+        .min(8, 'OSPFv3 key must be at least 8 characters')
+        .max(64, 'OSPFv3 trailer keys are at most 64 characters')
+        .regex(/^[!-~]+$/, 'OSPFv3 key must be printable ASCII without spaces')
+        .optional()
+        .describe('Key; default: routing.ospf.auth.key.'),
+    }),
+  ])
+  .describe(
+    "OSPFv3 authentication: none, or the RFC 7166 trailer. Left out: the trailer with OSPFv2's key id and key (as before this field existed). FRR before 9.1 computes the trailer wrongly and forms no adjacency with BIRD, IOS-XR or FRR >= 9.1: `validate` warns.",
+  );
+
 const ospfSchema = z.strictObject({
   area: ipv4.default('0.0.0.0'),
   auth: z
     .strictObject({
-      keyId: z.number().int().min(1).max(255).default(1),
+      keyId: ospfKeyId.default(1),
       key: z
         .string()
         .min(8, 'OSPF key must be at least 8 characters')
         .max(16, 'OSPF MD5 keys are at most 16 characters')
         .regex(/^[!-~]+$/, 'OSPF key must be printable ASCII without spaces'),
     })
-    .describe('Message-digest (MD5) authentication for OSPFv2; HMAC-SHA-256 trailer for OSPFv3.'),
+    .describe('Message-digest (MD5) authentication for OSPFv2.'),
+  ipv6Auth: ospf6AuthSchema.optional(),
   helloInterval: z.number().int().min(1).max(65535).default(1),
   deadInterval: z.number().int().min(2).max(65535).default(3),
 });
@@ -121,16 +153,37 @@ const ripSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * The servers' FRR release. Rendered into frr.conf's `frr version` line and checked against
+ * what needs a newer FRR (the OSPFv3 trailer): declared here, not probed, because validate and
+ * render run anywhere (CI, a laptop, the controller host), rarely on a VPN server.
+ */
+const frrVersion = z
+  .string({
+    // Unquoted, YAML reads 8.4 as a number (and 10.10 as 10.1): say so instead of "expected string".
+    error: (issue) =>
+      issue.input === undefined
+        ? undefined
+        : 'write the FRR version in quotes, like "8.4" (unquoted, YAML reads it as a number)',
+  })
+  .regex(/^\d{1,3}\.\d{1,3}(\.\d{1,3})?$/, 'FRR version must look like 8.4 or 10.2.1')
+  .default('8.4')
+  .describe(
+    "FRR release on the VPN servers (`/usr/lib/frr/zebra --version`); default 8.4, Debian 12's.",
+  );
+
 export const routingSchema = z.discriminatedUnion('protocol', [
   z.strictObject({
     protocol: z.literal('ospf'),
+    frrVersion,
     ospf: ospfSchema.describe('OSPF area, authentication and timers.'),
   }),
   z.strictObject({
     protocol: z.literal('bgp'),
+    frrVersion,
     bgp: bgpSchema.describe("The servers' ASN and the routers they peer with."),
   }),
-  z.strictObject({ protocol: z.literal('rip'), rip: ripSchema.default({}) }),
+  z.strictObject({ protocol: z.literal('rip'), frrVersion, rip: ripSchema.default({}) }),
 ]);
 
 export const ruleSchema = z.strictObject({
@@ -273,3 +326,4 @@ export type SiteSpec = FleetSpec['sites'][number];
 export type ServerSpec = SiteSpec['servers'][number];
 export type RoutingSpec = FleetSpec['routing'];
 export type PolicyRule = FleetSpec['policy'][number];
+export type OspfSpec = Extract<RoutingSpec, { protocol: 'ospf' }>['ospf'];

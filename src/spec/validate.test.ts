@@ -135,3 +135,63 @@ describe('validateSpec', () => {
     ]);
   });
 });
+
+describe('OSPFv3 authentication and the FRR version', () => {
+  const strongOspf = (ospf: Record<string, unknown>, frrVersion?: string) => {
+    const input = example();
+    input.routing = {
+      protocol: 'ospf',
+      ...(frrVersion ? { frrVersion } : {}),
+      ospf: { auth: { keyId: 1, key: 'q8#Vz1!pL0w9rT' }, ...ospf },
+    };
+    return validateSpec(input);
+  };
+
+  it('warns about the trailer on FRR before 9.1 (also when the field is left out), naming the field', () => {
+    const left = strongOspf({});
+    expect(left.errors).toEqual([]);
+    expect(left.warnings).toHaveLength(1);
+    expect(left.warnings[0].path).toBe('routing.ospf.ipv6Auth');
+    expect(left.warnings[0].message).toMatch(
+      /FRR 8\.4 \(routing\.frrVersion\).*#15800.*BIRD, IOS-XR or FRR 9\.1\+.*IPv6.*\{ type: none \}/,
+    );
+    expect(strongOspf({ ipv6Auth: { type: 'trailer' } }, '8.4.4').warnings).toHaveLength(1);
+    expect(strongOspf({ ipv6Auth: { type: 'trailer' } }, '9.0.1').warnings).toHaveLength(1);
+  });
+
+  it('does not warn without the trailer, or with FRR 9.1 and later', () => {
+    expect(strongOspf({ ipv6Auth: { type: 'none' } }).warnings).toEqual([]);
+    expect(strongOspf({ ipv6Auth: { type: 'trailer' } }, '9.1').warnings).toEqual([]);
+    expect(strongOspf({}, '10.2.1').warnings).toEqual([]);
+  });
+
+  it('chooses the trailer key apart from OSPFv2, and checks its strength too', () => {
+    const v = strongOspf({ ipv6Auth: { type: 'trailer', keyId: 9, key: 'short-key' } }, '10.2');
+    expect(v.warnings).toEqual([
+      { path: 'routing.ospf.ipv6Auth.key', message: 'is short (9 characters): use at least 12' },
+    ]);
+    const bad = strongOspf({ ipv6Auth: { type: 'trailer', key: 'has space' } });
+    expect(bad.errors.map((e) => e.path)).toEqual(['routing.ospf.ipv6Auth.key']);
+  });
+
+  it('asks for the FRR version in quotes (unquoted YAML makes 10.10 the number 10.1)', () => {
+    const v = parseSpecText(EXAMPLE_FLEET_YAML.replace('frrVersion: "8.4"', 'frrVersion: 10.10'));
+    expect(v.errors).toEqual([
+      {
+        path: 'routing.frrVersion',
+        message:
+          'write the FRR version in quotes, like "8.4" (unquoted, YAML reads it as a number)',
+      },
+    ]);
+  });
+
+  it('the example runs OSPFv3 without the trailer: it works with any datacenter router', () => {
+    const v = parseSpecText(EXAMPLE_FLEET_YAML);
+    expect(v.spec?.routing).toMatchObject({
+      protocol: 'ospf',
+      frrVersion: '8.4',
+      ospf: { ipv6Auth: { type: 'none' } },
+    });
+    expect(v.warnings.map((w) => w.path)).not.toContain('routing.ospf.ipv6Auth');
+  });
+});

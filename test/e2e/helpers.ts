@@ -223,7 +223,7 @@ export async function coreRoutes(
   dir: string,
   prefix: string,
   family: '-4' | '-6',
-  proto: 'ospf' | 'ospf6' | 'bgp' | 'rip' | 'ripng',
+  proto: 'ospf' | 'ospf6' | 'bgp' | 'rip' | 'ripng' | 'bird',
 ): Promise<string[]> {
   const args = [
     'lab',
@@ -245,11 +245,12 @@ export async function coreRoutes(
 
 /**
  * A fleet whose fleet.yaml routes with `routing`, one user alice (staff), and its lab up under
- * `prefix`. For the per-protocol tests.
+ * `prefix` (`upArgs` go to `lab up`, e.g. --routers bird). For the per-protocol tests.
  */
 export async function labWithRouting(
   prefix: string,
   routing: Record<string, unknown>,
+  upArgs: string[] = [],
 ): Promise<{ dir: string; alice: { ipv4: string; ipv6: string } }> {
   const dir = await newFleetDir();
   const file = join(dir, 'fleet.yaml');
@@ -261,7 +262,7 @@ export async function labWithRouting(
     ipv4: string;
     ipv6: string;
   };
-  console.log((await cliOk(dir, ['lab', 'up', '--prefix', prefix])).trim());
+  console.log((await cliOk(dir, ['lab', 'up', '--prefix', prefix, ...upArgs])).trim());
   return { dir, alice };
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../errors.js';
 import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
+import { LAB_ROUTERS, type LabRouters } from '../../lab/bird.js';
 import { run } from '../../sys/exec.js';
 import { fleetDir, withFleet } from '../context.js';
 import { printJson, printTable, say } from '../output.js';
@@ -35,12 +36,22 @@ export function registerLab(program: Command): void {
       )
       .option('--clients <n>', 'then connect the first N enabled users (up to 150)', (v) =>
         Number(v),
+      )
+      .option(
+        '--routers <impl>',
+        'core and site routers run frr or bird (BIRD 2: a datacenter that is not FRR)',
+        'frr',
       ),
   ).action(
     async (
-      opts: LabOpts & { clients?: number; controlPlane: boolean; seed?: boolean },
+      opts: LabOpts & { clients?: number; controlPlane: boolean; seed?: boolean; routers: string },
       cmd: Command,
     ) => {
+      if (!(LAB_ROUTERS as readonly string[]).includes(opts.routers))
+        throw new InputError(
+          '--routers',
+          `"${opts.routers}" is not one of ${LAB_ROUTERS.join(', ')}`,
+        );
       if (
         opts.clients !== undefined &&
         (!Number.isInteger(opts.clients) || opts.clients < 0 || opts.clients > 150)
@@ -54,6 +65,7 @@ export function registerLab(program: Command): void {
           log: say,
           controlPlane: opts.controlPlane,
           seed: opts.seed === true,
+          routers: opts.routers as LabRouters,
         });
         say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         if (opts.clients) {
