@@ -8,7 +8,8 @@ need_pkgs=""
 for pair in openvpn:/usr/sbin/openvpn frr:/usr/lib/frr/zebra nftables:/usr/sbin/nft \
   iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping conntrack:/usr/sbin/conntrack \
   iperf3:/usr/bin/iperf3 iptables:/usr/sbin/iptables openssl:/usr/bin/openssl \
-  chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl; do
+  chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl \
+  frr-pythontools:/usr/lib/frr/frr-reload.py; do
   [ -e "${pair#*:}" ] || need_pkgs="$need_pkgs ${pair%%:*}"
 done
 if [ -n "$need_pkgs" ]; then

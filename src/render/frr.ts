@@ -35,10 +35,16 @@ type OspfSpec = Extract<ServerContext['spec']['routing'], { protocol: 'ospf' }>[
  * with the spec's timers: no DR election wait, adjacency in a few seconds. Shared with the lab's
  * own routers, which must speak exactly what the servers speak.
  */
-export function ospfInterface(iface: string, o: OspfSpec, withArea = false): string[] {
+export function ospfInterface(
+  iface: string,
+  o: OspfSpec,
+  withArea = false,
+  notPassive = false,
+): string[] {
   return [
     `interface ${iface}`,
     ...(withArea ? [` ip ospf area ${o.area}`] : []),
+    ...(notPassive ? [' no ip ospf passive'] : []),
     ' ip ospf network point-to-point',
     ` ip ospf hello-interval ${o.helloInterval}`,
     ` ip ospf dead-interval ${o.deadInterval}`,
@@ -61,11 +67,14 @@ function ospf(
   const { server } = ctx;
   const iface = server.backboneInterface;
   return [
-    ...ospfInterface(iface, o),
+    // The backbone interface is exempt from `passive-interface default` on the interface, the
+    // way FRR 8.4 keeps it in its running config: `no passive-interface IFACE` under router ospf
+    // is deprecated and shown as `no ip ospf passive` there, so frr-reload.py saw a difference on
+    // every reload and ran `ip ospf passive` before putting it back, dropping the adjacency.
+    ...ospfInterface(iface, o, false, true),
     'router ospf',
     ` ospf router-id ${server.routerId}`,
     ' passive-interface default',
-    ` no passive-interface ${iface}`,
     ` network ${backboneNetwork(server.backbone)} area ${o.area}`,
     ` area ${o.area} authentication message-digest`,
     ` redistribute kernel route-map ${USERS_V4}`,
