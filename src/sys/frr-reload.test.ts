@@ -133,7 +133,7 @@ describe('frrProblem: one line from what vtysh and frr-reload.py print', () => {
 });
 
 describe('reloadFrr', () => {
-  it('checks, keeps the running config in memory, reloads, compares', async () => {
+  it('checks, keeps the running config (0600, for the way back), reloads, compares', async () => {
     const { run, ran } = scripted();
     expect(await reloadFrr(FILE, options(run))).toEqual({
       ok: true,

@@ -50,7 +50,10 @@ export interface FrrTarget {
 export interface FrrReloadOptions extends FrrTarget {
   /** frr-reload.py's `--rundir`: it writes its command files (keys included) here. */
   scratchDir: string;
-  /** Keeps the running config taken before the reload; returns its path, for the rollback. */
+  /**
+   * Keeps the running config taken before the reload (it holds the keys: 0600); returns its
+   * path, which a failed reload is rolled back to.
+   */
   keepRunning(text: string): string;
 }
 
@@ -211,16 +214,18 @@ function runReload(file: string, o: FrrReloadOptions): Promise<RunResult> {
  * before. Either way FRR is left as it was, and the result says why.
  */
 export async function reloadFrr(file: string, o: FrrReloadOptions): Promise<FrrReloadResult> {
-  let before: string;
+  let keptAt: string;
   let r: RunResult;
   try {
     const syntax = await checkFrrConf(file, o);
     if (syntax) return { ok: false, stage: 'check', problem: syntax };
-    // Without the config from before there is no way back: no reload starts without it.
-    before = await frrRunningConfig(o);
+    // Without the config from before there is no way back: no reload starts without it. It is
+    // kept on disk first (the caller's folder, which is then also there for --rundir).
+    keptAt = o.keepRunning(await frrRunningConfig(o));
     r = await runReload(file, o);
   } catch (err) {
-    // A tool that cannot start (vtysh, or frr-reload.py without frr-pythontools): nothing ran.
+    // A tool that cannot start (vtysh, or frr-reload.py without frr-pythontools), or the running
+    // config cannot be kept: nothing ran.
     return { ok: false, stage: 'check', problem: (err as Error).message };
   }
   if (r.code === 0) {
@@ -235,7 +240,7 @@ export async function reloadFrr(file: string, o: FrrReloadOptions): Promise<FrrR
   const problem = frrProblem(r);
   let restored = false;
   try {
-    restored = (await runReload(o.keepRunning(before), o)).code === 0;
+    restored = (await runReload(keptAt, o)).code === 0;
   } catch {
     // Reported as not restored.
   }
