@@ -70,7 +70,9 @@ function ospf(
     // The backbone interface is exempt from `passive-interface default` on the interface, the
     // way FRR 8.4 keeps it in its running config: `no passive-interface IFACE` under router ospf
     // is deprecated and shown as `no ip ospf passive` there, so frr-reload.py saw a difference on
-    // every reload and ran `ip ospf passive` before putting it back, dropping the adjacency.
+    // every reload: it ran `ip ospf passive` in its delete pass and put it back in its add pass.
+    // In between the interface sends no hellos and drops those it gets (ospfd's passive check);
+    // a reload slower than the dead interval (3 s) would take the adjacency down.
     ...ospfInterface(iface, o, false, true),
     'router ospf',
     ` ospf router-id ${server.routerId}`,
