@@ -10,7 +10,8 @@ for pair in openvpn:/usr/sbin/openvpn frr:/usr/lib/frr/zebra nftables:/usr/sbin/
   iproute2:/usr/sbin/ip iputils-ping:/usr/bin/ping conntrack:/usr/sbin/conntrack \
   iperf3:/usr/bin/iperf3 iptables:/usr/sbin/iptables openssl:/usr/bin/openssl \
   chromium:/usr/bin/chromium prometheus:/usr/bin/promtool curl:/usr/bin/curl \
-  python3:/usr/bin/python3 make:/usr/bin/make g++:/usr/bin/g++ bird2:/usr/sbin/bird; do
+  python3:/usr/bin/python3 make:/usr/bin/make g++:/usr/bin/g++ bird2:/usr/sbin/bird \
+  frr-pythontools:/usr/lib/frr/frr-reload.py; do
   [ -e "${pair#*:}" ] || need_pkgs="$need_pkgs ${pair%%:*}"
 done
 if [ -n "$need_pkgs" ]; then

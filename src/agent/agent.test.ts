@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from './agent.js';
 import { type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
-import { FakeHost } from './testing.js';
+import { FakeHost, RecordedMetrics } from './testing.js';
 
 let root: string;
 let dir: string;
@@ -184,16 +184,18 @@ describe('Agent on a fake host', () => {
     host = new FakeHost();
     log = [];
     started = false;
-    agent = new Agent({
-      server: 'vpn1',
-      bundleDir: '/fake/bundle',
-      controller: 'unix:/nowhere/controller.sock',
-      token: 'x',
-      tunDevice: TUN,
-      routeProtocol: PROTO,
-      log: (l) => log.push(l),
-      host,
-    });
+    agent = new Agent(agentOptions());
+  });
+
+  const agentOptions = () => ({
+    server: 'vpn1',
+    bundleDir: '/fake/bundle',
+    controller: 'unix:/nowhere/controller.sock',
+    token: 'x',
+    tunDevice: TUN,
+    routeProtocol: PROTO,
+    log: (l: string) => log.push(l),
+    host,
   });
 
   afterEach(async () => {
@@ -217,7 +219,10 @@ describe('Agent on a fake host', () => {
   it('applies a bundle once: the same digest again writes nothing, runs nothing, signals nothing', async () => {
     expect(await agent.handle(directiveOf(bundle(NEXT, ['alice'])))).toBe(true);
     expect(host.ran('nft -f')).toEqual(['nft -f /fake/bundle/nftables.nft']);
-    expect(host.ran('vtysh')).toEqual(['vtysh -f /fake/bundle/frr.conf']);
+    expect(host.ran('vtysh -f')).toEqual([]);
+    expect(host.ran('/usr/lib/frr/frr-reload.py --reload')).toEqual([
+      '/usr/lib/frr/frr-reload.py --reload --stdout --log-level warning --rundir /fake/bundle/run /fake/bundle/frr.conf',
+    ]);
     expect(host.signals).toEqual(['SIGHUP']);
     expect(host.bundle.readFile('VERSION')).toBe(`${NEXT}\n`);
 
@@ -252,8 +257,65 @@ describe('Agent on a fake host', () => {
     expect(host.bundle.files.has('ccd/bob')).toBe(true);
     expect(host.ran('nft -f')).toEqual([]);
     expect(host.ran('vtysh')).toEqual([]);
+    expect(host.ran('/usr/lib/frr/frr-reload.py')).toEqual([]);
     expect(host.signals).toEqual([]);
     expect(host.bundle.readFile('VERSION')).toBe(`${GOOD}\n`);
+  });
+
+  describe('FRR reload', () => {
+    const FILE = '/fake/bundle/frr.conf';
+    const RELOAD = `/usr/lib/frr/frr-reload.py --reload --stdout --log-level warning --rundir /fake/bundle/run`;
+    const frrDirective = (frr: string) => directiveOf(bundle(NEXT, [], { frr }));
+
+    it('makes the running config the file: checked, then frr-reload.py, removals included', async () => {
+      host.answer('vtysh -c show running-config no-header', { stdout: 'router ospf\n' });
+      await agent.handle(frrDirective('router ospf\n ospf router-id 10.0.0.1\n'));
+      expect(host.ran('vtysh').concat(host.ran('/usr/lib/frr'))).toEqual([
+        `vtysh --dryrun -f ${FILE}`,
+        'vtysh -c show running-config no-header',
+        `${RELOAD} ${FILE}`,
+        `/usr/lib/frr/frr-reload.py --test ${FILE}`,
+      ]);
+      expect(log).toContain('FRR reloaded: running config is frr.conf');
+    });
+
+    it('refuses a file vtysh cannot parse: nothing reaches FRR, one line, counted', async () => {
+      const metrics = new RecordedMetrics();
+      agent = new Agent({ ...agentOptions(), metrics });
+      host.answer(`vtysh --dryrun -f ${FILE}`, {
+        code: 2,
+        stderr: 'line 2: % Unknown command[41]:  bogus-command 1\n',
+      });
+      await agent.handle(frrDirective('router ospf\n bogus-command 1\n'));
+      expect(host.ran('/usr/lib/frr')).toEqual([]);
+      expect(log.filter((l) => l.includes('frr.conf'))).toEqual([
+        'frr.conf refused, FRR left as it was: line 2: % Unknown command[41]:  bogus-command 1',
+      ]);
+      expect(metrics.of('apply failed')).toEqual(['frr']);
+    });
+
+    it('puts the running config from before back when a daemon refuses a line half way', async () => {
+      const metrics = new RecordedMetrics();
+      agent = new Agent({ ...agentOptions(), metrics });
+      host.answer('vtysh -c show running-config no-header', { stdout: 'router ospf\n' });
+      host.answer(`${RELOAD} ${FILE}`, {
+        code: 1,
+        stdout: 'Please remove all network commands first.\n',
+        stderr:
+          'line 2: Failure to communicate[13] to ospfd, line:  ip ospf area 0.0.0.0\n\n' +
+          '2026-03-01 12:00:00,000 \x1b[91mWARNING\x1b[0m: frr-reload.py failed due to\n',
+      });
+      await agent.handle(frrDirective('interface eth1\n ip ospf area 0.0.0.0\n'));
+      expect(host.bundle.readFile('run/frr-before-reload.conf')).toBe('router ospf\n');
+      expect(host.ran('/usr/lib/frr')).toEqual([
+        `${RELOAD} ${FILE}`,
+        `${RELOAD} /fake/bundle/run/frr-before-reload.conf`,
+      ]);
+      expect(log).toContain(
+        'frr.conf refused by FRR, its running config restored: ospfd refused "ip ospf area 0.0.0.0": Please remove all network commands first.',
+      );
+      expect(metrics.of('apply failed')).toEqual(['frr']);
+    });
   });
 
   describe('ruleset confirm window', () => {

@@ -8,6 +8,7 @@
  * and remove routes by themselves, and the last good bundle stays on disk.
  */
 import { coalesced } from '../sys/coalesce.js';
+import { describeDiff, isEmptyDiff, reloadFrr } from '../sys/frr-reload.js';
 import { BundleRefused } from '../sys/files.js';
 import type { RunOptions, RunResult } from '../sys/exec.js';
 import {
@@ -57,6 +58,8 @@ export interface AgentOptions {
 }
 
 const DRAIN_TABLE = 'ovpn_fleet_drain';
+/** FRR's running config before a reload, kept for the rollback (bundle-relative). */
+const FRR_BEFORE_RELOAD = 'run/frr-before-reload.conf';
 const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
 
 /** A session as reported: which session, and the addresses it holds. */
@@ -310,18 +313,7 @@ export class Agent {
     await this.refreshSessions(false);
     await this.endDisallowedSessions();
     if (changed.includes('nftables.nft')) await this.applyRuleset(files.absolute('nftables.nft'));
-    if (changed.includes('frr.conf')) {
-      // vtysh applies the file as commands: additions and changes take effect without
-      // restarting the daemons, so adjacencies stay up.
-      const instance = this.o.frrInstance ? ['-N', this.o.frrInstance] : [];
-      const r = await this.run(['vtysh', ...instance, '-f', files.absolute('frr.conf')], {
-        allowFailure: true,
-      });
-      if (r.code !== 0) this.metrics.applyFailed('frr');
-      this.log(
-        `FRR reloaded (${r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`})`,
-      );
-    }
+    if (changed.includes('frr.conf')) await this.reloadFrr();
     if (changed.includes('server.conf')) {
       // Only OpenVPN's own config needs a restart; SIGHUP with explicit-exit-notify 2 sends
       // every client to its next remote first.
@@ -332,6 +324,38 @@ export class Agent {
     this.applied = bundle.digest;
     this.metrics.bundleApplied(bundle.digest, this.now());
     this.log(`applied bundle ${bundle.digest.slice(0, 12)} (${changed.length} files changed)`);
+  }
+
+  /**
+   * FRR's running config becomes frr.conf, removals included (`vtysh -f` only ever added), with
+   * the adjacencies kept: no daemon restarts. A file FRR refuses, whether vtysh cannot parse it
+   * or a daemon rejects a line half way, leaves the running config as it was.
+   */
+  private async reloadFrr(): Promise<void> {
+    const files = this.host.bundle;
+    const r = await reloadFrr(files.absolute('frr.conf'), {
+      ...(this.o.frrInstance ? { instance: this.o.frrInstance } : {}),
+      run: (argv, opts) => this.run(argv, opts),
+      scratchDir: files.absolute('run'),
+      keepRunning: (text) => {
+        // The running config holds the routing keys, as frr.conf does.
+        files.writeFile(FRR_BEFORE_RELOAD, text, 0o600);
+        return files.absolute(FRR_BEFORE_RELOAD);
+      },
+    });
+    if (r.ok) {
+      const drift = isEmptyDiff(r.drift) ? '' : ` (still differs: ${describeDiff(r.drift)})`;
+      this.log(`FRR reloaded: running config is frr.conf${drift}`);
+      return;
+    }
+    this.metrics.applyFailed('frr');
+    this.log(
+      r.stage === 'check'
+        ? `frr.conf refused, FRR left as it was: ${r.problem}`
+        : r.restored
+          ? `frr.conf refused by FRR, its running config restored: ${r.problem}`
+          : `frr.conf refused by FRR, and its running config could NOT be restored: ${r.problem}`,
+    );
   }
 
   private async tableExists(table: string): Promise<boolean> {

@@ -37,7 +37,8 @@ export interface BundleFolder {
    * now (a folder on the way that is a link).
    */
   writeBundle(files: RenderedFile[]): string[];
-  writeFile(path: string, content: string): void;
+  /** Written whole (temp + rename); `mode` defaults to 0644. */
+  writeFile(path: string, content: string, mode?: number): void;
   /** The file's text, or undefined when it cannot be read. */
   readFile(path: string): string | undefined;
   /** A regular file, not a link or a folder: what admits a user in ccd/. */
@@ -167,7 +168,7 @@ export function realHost(o: RealHostOptions): AgentHost {
     },
     bundle: {
       writeBundle: (files) => writeBundleFiles(dir, files),
-      writeFile: (path, content) => writeFileAtomic(join(dir, path), content),
+      writeFile: (path, content, mode) => writeFileAtomic(join(dir, path), content, mode),
       readFile(path) {
         try {
           return readFileSync(join(dir, path), 'utf8');

@@ -199,7 +199,10 @@ describe('the agent counts failed applies and rollbacks', () => {
     expect(recorded.of('apply failed')).toEqual(['refused']);
 
     host.answer('nft -f /fake/bundle/nftables.nft', { code: 1, stderr: 'Error: syntax\n' });
-    host.answer('vtysh -f /fake/bundle/frr.conf', { code: 1, stderr: 'line 1: % Unknown\n' });
+    host.answer('vtysh --dryrun -f /fake/bundle/frr.conf', {
+      code: 2,
+      stderr: 'line 1: % Unknown command[4]: bogus\n',
+    });
     expect(await agent.handle(directive(NEXT, []))).toBe(true);
     expect(recorded.of('apply failed')).toEqual(['refused', 'ruleset', 'frr']);
     expect(recorded.of('bundle')).toEqual([NEXT.slice(0, 12)]);

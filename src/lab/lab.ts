@@ -82,6 +82,8 @@ export function checkLabPrerequisites(routers: LabRouters = 'frr'): void {
   const needed: [string, string][] = [
     ['/usr/sbin/openvpn', 'openvpn'],
     [`${FRR_BIN}/zebra`, 'frr'],
+    // The agents reload FRR with it (src/sys/frr-reload.ts).
+    [`${FRR_BIN}/frr-reload.py`, 'frr-pythontools'],
     ['/usr/sbin/nft', 'nftables'],
     ['/usr/sbin/conntrack', 'conntrack'],
     ['/dev/net/tun', 'a /dev/net/tun device'],
@@ -293,6 +295,13 @@ export class Lab {
           'frr',
           '-g',
           'frr',
+          // Logging from the command line, not a `log file` line: the running config stays the
+          // server's frr.conf, which the agent's reload makes it equal to (and would otherwise
+          // remove the line, and the log with it).
+          '--log',
+          `file:${join(runDir, 'frr.log')}`,
+          '--log-level',
+          'informational',
         ],
         { netns: ns, timeoutMs: 20_000 },
       );
@@ -367,11 +376,7 @@ export class Lab {
       writeFileAtomic(join(dir, 'VERSION'), `${bundle.digest}\n`);
       await run(['nft', '-f', join(dir, 'nftables.nft')], { netns: s.ns });
       await run(['sysctl', '-q', '-p', join(dir, 'sysctl.conf')], { netns: s.ns });
-      const frr = readFileSync(join(dir, 'frr.conf'), 'utf8').replace(
-        'frr defaults traditional\n',
-        `frr defaults traditional\nlog file /var/run/frr/${s.ns}/frr.log informational\n`,
-      );
-      await this.startFrr(s.ns, frr);
+      await this.startFrr(s.ns, readFileSync(join(dir, 'frr.conf'), 'utf8'));
       await this.startOpenvpnServer(s.name);
     }
     log(`servers: ${this.plan.servers.length} running OpenVPN, FRR and nftables`);

@@ -11,13 +11,7 @@ export function renderRouterConf(spec: FleetSpec, plan: LabPlan, ns: string): st
   const r = spec.routing;
   const ifaces = plan.links.flatMap((l) => [l.a, l.b]).filter((i) => i.ns === ns && i.routing);
   const isCore = ns === plan.core;
-  const lines = [
-    'frr version 8.4',
-    'frr defaults traditional',
-    `hostname ${ns}`,
-    `log file /var/run/frr/${ns}/frr.log informational`,
-    '!',
-  ];
+  const lines = ['frr version 8.4', 'frr defaults traditional', `hostname ${ns}`, '!'];
   if (r.protocol === 'ospf') {
     const o = r.ospf;
     for (const i of ifaces) lines.push(...ospfInterface(i.name, o, true));

@@ -36,11 +36,17 @@ function userRouteFilters(ctx: ServerContext): string[] {
  * adjacency in a few seconds. Shared with the lab's own FRR routers, which must speak exactly
  * what the servers speak.
  */
-export function ospfInterface(iface: string, o: OspfSpec, withArea = false): string[] {
+export function ospfInterface(
+  iface: string,
+  o: OspfSpec,
+  withArea = false,
+  notPassive = false,
+): string[] {
   const trailer = ospf6Trailer(o);
   return [
     `interface ${iface}`,
     ...(withArea ? [` ip ospf area ${o.area}`] : []),
+    ...(notPassive ? [' no ip ospf passive'] : []),
     ' ip ospf network point-to-point',
     ` ip ospf hello-interval ${o.helloInterval}`,
     ` ip ospf dead-interval ${o.deadInterval}`,
@@ -64,11 +70,16 @@ function ospf(ctx: ServerContext, o: OspfSpec): string[] {
   const { server } = ctx;
   const iface = server.backboneInterface;
   return [
-    ...ospfInterface(iface, o),
+    // The backbone interface is exempt from `passive-interface default` on the interface, the
+    // way FRR 8.4 keeps it in its running config: `no passive-interface IFACE` under router ospf
+    // is deprecated and shown as `no ip ospf passive` there, so frr-reload.py saw a difference on
+    // every reload: it ran `ip ospf passive` in its delete pass and put it back in its add pass.
+    // In between the interface sends no hellos and drops those it gets (ospfd's passive check);
+    // a reload slower than the dead interval (3 s) would take the adjacency down.
+    ...ospfInterface(iface, o, false, true),
     'router ospf',
     ` ospf router-id ${server.routerId}`,
     ' passive-interface default',
-    ` no passive-interface ${iface}`,
     ` network ${backboneNetwork(server.backbone)} area ${o.area}`,
     ` area ${o.area} authentication message-digest`,
     ` redistribute kernel route-map ${USERS_V4}`,
