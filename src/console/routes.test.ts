@@ -249,6 +249,24 @@ describe('console pages', () => {
     expect(body).toContain('<code>user.add</code>');
   });
 
+  it('tells on the user page when a renewed certificate waits in a new profile, and until when the old one works', async () => {
+    await t.fleet.issueMissingCerts(['ann']);
+    const first = t.fleet.getUser('ann');
+    expect((await page('/console/users/ann')).body).not.toContain('data-testid="new-profile"');
+    t.clock.advance(350 * 86_400_000);
+    const due = (await page('/console/users/ann')).body;
+    expect(due).toContain('data-testid="cert-renewal"');
+    expect(due).toContain('15 days left');
+    await t.fleet.renewUserCerts(['ann']);
+    const body = (await page('/console/users/ann')).body;
+    expect(body).toContain('data-testid="new-profile"');
+    expect(body).toContain(`<time datetime="${first.certNotAfter}">`);
+    expect(body).toContain('signed by acme VPN CA');
+    expect(body).not.toContain('data-testid="cert-renewal"');
+    await t.fleet.profile('ann');
+    expect((await page('/console/users/ann')).body).not.toContain('data-testid="new-profile"');
+  });
+
   it('says so when a user has no history yet', async () => {
     expect((await page('/console/users/ann')).body).toContain('No session recorded yet.');
   });

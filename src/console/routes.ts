@@ -228,12 +228,14 @@ export function consoleRoutes(
     const name = (req.params as { name: string }).name;
     const user = state.store.getUser(name);
     if (!user) return noSuchUserPage(name);
+    const certificate = state.fleet.userCertificate(name);
     return userPage(ctx, {
       user,
       sessions: state.sessions().filter((s) => s.user === name),
       siteOf: siteOf(),
       history: userHistory(state, name),
       audit: userAudit(state, name),
+      ...(certificate ? { certificate } : {}),
     });
   });
 
