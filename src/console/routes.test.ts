@@ -345,6 +345,12 @@ describe('console pages', () => {
     expect(body).toMatch(/<td><code>[0-9a-f]+<\/code><\/td><td>ann<\/td>/);
   });
 
+  it('shows a CA rollover on the PKI page: the next CA by its state', async () => {
+    await t.fleet.pki.rolloverCa();
+    const body = (await page('/console/pki')).body;
+    expect(body).toMatch(/<td>CA<\/td><td>acme VPN CA 2<\/td>[\s\S]*?next CA, \d+ days left/);
+  });
+
   it('filters the audit log in the store and links exports with the same filter', async () => {
     state.store.audit({
       at: t.clock.now().toISOString(),

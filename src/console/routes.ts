@@ -267,6 +267,7 @@ export function consoleRoutes(
         serial: c.serial,
         notAfter: c.notAfter,
         ...(c.revokedAt ? { revokedAt: c.revokedAt } : {}),
+        ...(c.caState ? { caState: c.caState } : {}),
       })),
       ...(crl ? { crl } : {}),
       revoked: state.store.revokedCerts().map((r) => ({
