@@ -333,11 +333,42 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
       'vpn32',
     ]);
     expect(rows.find((r) => r.subject === 'henry')?.state).toBe('revoked');
-    expect(rows.find((r) => r.subject === 'alice')).toMatchObject({ kind: 'client', state: 'ok' });
+    expect(rows.find((r) => r.subject === 'alice')).toMatchObject({
+      kind: 'client',
+      state: 'valid',
+      issuer: 'acme VPN CA',
+      current: true,
+    });
     const crl = rows.find((r) => r.kind === 'crl');
     expect(crl).toMatchObject({ subject: '1 revoked', state: 'ok' });
     expect(crl!.daysLeft).toBeGreaterThan(15);
   });
+
+  it('pki renew, user show and pki ca rollover/switch: a new profile is offered, both CAs trusted', () => {
+    given(['alice']);
+    expect(ok(['pki', 'renew', 'alice', '--force'])).toMatch(/renewed alice/);
+    const shown = JSON.parse(ok(['user', 'show', 'alice', '--json'])) as {
+      certSerial: string;
+      certificate: { serial: string; newProfileAvailable: boolean; previous: unknown[] };
+    };
+    expect(shown.certificate).toMatchObject({
+      serial: shown.certSerial,
+      newProfileAvailable: true,
+    });
+    expect(shown.certificate.previous).toHaveLength(1);
+    expect(ok(['user', 'show', 'alice'])).toMatch(/newProfile\s+available/);
+    ok(['profile', 'alice', '--out', join(dir, 'alice.ovpn')]);
+    expect(ok(['user', 'show', 'alice'])).not.toMatch(/newProfile/);
+
+    expect(ok(['pki', 'ca', 'rollover'])).toMatch(/added acme VPN CA 2 \(next\)/);
+    const status = ok(['pki', 'status']);
+    expect(status).toMatch(/^ca +acme VPN CA +acme VPN CA .* active/m);
+    expect(status).toMatch(/^ca +acme VPN CA 2 .* next +trusted; signs from/m);
+    const profile = ok(['profile', 'alice']);
+    expect(profile.match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
+    expect(ok(['pki', 'ca', 'switch'])).toMatch(/acme VPN CA 2 signs from now on/);
+    expect(ok(['pki', 'renew'])).toMatch(/renewed 0 user certificates/);
+  }, 120_000);
 
   it('profile --out writes a 0600 file with everything inline, load balancers first', () => {
     given(['alice', 'henry'], ['henry']);

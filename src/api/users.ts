@@ -17,6 +17,32 @@ export const User = z.object({
 });
 export type User = z.infer<typeof User>;
 
+/** The user's current certificate, as the one-user view tells it. */
+export const UserCertificate = z.object({
+  serial: z.string(),
+  notAfter: z.string(),
+  daysLeft: z.number().int().describe('whole days until it expires (negative: expired)'),
+  issuer: z.string().optional().describe('CN of the CA that signed it'),
+  renewalDue: z
+    .boolean()
+    .describe(
+      'inside pki.renewBeforeDays and not renewed yet: the controller renews it within the hour',
+    ),
+  newProfileAvailable: z
+    .boolean()
+    .describe(
+      'a renewed certificate no profile has carried yet, while an older one is still valid: download the profile again',
+    ),
+  previous: z
+    .array(z.object({ serial: z.string(), notAfter: z.string() }))
+    .describe('older certificates still valid until they expire, oldest first'),
+});
+export type UserCertificate = z.infer<typeof UserCertificate>;
+
+/** `GET /v1/users/:name`: the user and what its certificate needs. */
+export const UserDetail = User.extend({ certificate: UserCertificate.optional() });
+export type UserDetail = z.infer<typeof UserDetail>;
+
 export const NewUserBody = z.strictObject({
   name: z.string().min(1).max(200),
   groups: z.array(z.string()).optional(),

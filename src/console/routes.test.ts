@@ -249,6 +249,24 @@ describe('console pages', () => {
     expect(body).toContain('<code>user.add</code>');
   });
 
+  it('tells on the user page when a renewed certificate waits in a new profile, and until when the old one works', async () => {
+    await t.fleet.issueMissingCerts(['ann']);
+    const first = t.fleet.getUser('ann');
+    expect((await page('/console/users/ann')).body).not.toContain('data-testid="new-profile"');
+    t.clock.advance(350 * 86_400_000);
+    const due = (await page('/console/users/ann')).body;
+    expect(due).toContain('data-testid="cert-renewal"');
+    expect(due).toContain('15 days left');
+    await t.fleet.renewUserCerts(['ann']);
+    const body = (await page('/console/users/ann')).body;
+    expect(body).toContain('data-testid="new-profile"');
+    expect(body).toContain(`<time datetime="${first.certNotAfter}">`);
+    expect(body).toContain('signed by acme VPN CA');
+    expect(body).not.toContain('data-testid="cert-renewal"');
+    await t.fleet.profile('ann');
+    expect((await page('/console/users/ann')).body).not.toContain('data-testid="new-profile"');
+  });
+
   it('says so when a user has no history yet', async () => {
     expect((await page('/console/users/ann')).body).toContain('No session recorded yet.');
   });
@@ -325,6 +343,12 @@ describe('console pages', () => {
     expect(body).toMatch(/<td>server<\/td><td>vpn\d\d<\/td>[\s\S]*<td>CA<\/td>/);
     expect(body).toContain('data-testid="revoked"');
     expect(body).toMatch(/<td><code>[0-9a-f]+<\/code><\/td><td>ann<\/td>/);
+  });
+
+  it('shows a CA rollover on the PKI page: the next CA by its state', async () => {
+    await t.fleet.pki.rolloverCa();
+    const body = (await page('/console/pki')).body;
+    expect(body).toMatch(/<td>CA<\/td><td>acme VPN CA 2<\/td>[\s\S]*?next CA, \d+ days left/);
   });
 
   it('filters the audit log in the store and links exports with the same filter', async () => {

@@ -228,12 +228,14 @@ export function consoleRoutes(
     const name = (req.params as { name: string }).name;
     const user = state.store.getUser(name);
     if (!user) return noSuchUserPage(name);
+    const certificate = state.fleet.userCertificate(name);
     return userPage(ctx, {
       user,
       sessions: state.sessions().filter((s) => s.user === name),
       siteOf: siteOf(),
       history: userHistory(state, name),
       audit: userAudit(state, name),
+      ...(certificate ? { certificate } : {}),
     });
   });
 
@@ -265,6 +267,7 @@ export function consoleRoutes(
         serial: c.serial,
         notAfter: c.notAfter,
         ...(c.revokedAt ? { revokedAt: c.revokedAt } : {}),
+        ...(c.caState ? { caState: c.caState } : {}),
       })),
       ...(crl ? { crl } : {}),
       revoked: state.store.revokedCerts().map((r) => ({

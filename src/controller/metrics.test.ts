@@ -188,6 +188,37 @@ describe('GET /metrics on the controller', () => {
     expect(sample(text, 'ovpn_fleet_revocations_total', { kind: 'client' })).toBe(1);
   });
 
+  it("counts users' current certificates by state; the earliest client expiry ignores a superseded one", async () => {
+    const { ctl, clock, dir } = await metricsController();
+    const other = openFleet(dir, { clock });
+    try {
+      await other.issueMissingCerts(['alice']);
+    } finally {
+      other.close();
+    }
+    await ctl.refresh();
+    let text = await scrape(ctl);
+    const states = () =>
+      Object.fromEntries(
+        ['valid', 'renewal_due', 'expired'].map((state) => [
+          state,
+          sample(text, 'ovpn_fleet_client_certificates', { state }),
+        ]),
+      );
+    expect(states()).toEqual({ valid: 1, renewal_due: 0, expired: 0 });
+    // 340 days on, inside the window: the controller's hourly step renews at the next build.
+    clock.advance(340 * 86_400_000);
+    await ctl.refresh();
+    text = await scrape(ctl);
+    expect(states()).toEqual({ valid: 1, renewal_due: 0, expired: 0 });
+    const nowS = clock.now().getTime() / 1000;
+    const earliest = sample(text, 'ovpn_fleet_certificate_earliest_expiry_timestamp_seconds', {
+      kind: 'client',
+    })!;
+    // The new certificate's, not the old one's 25 days from now.
+    expect(earliest).toBeGreaterThan(nowS + 364 * 86_400);
+  });
+
   it('counts evictions, drains and undrains as they happen', async () => {
     const { ctl, clock } = await metricsController();
     const t = clock.now().getTime();

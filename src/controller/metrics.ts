@@ -46,6 +46,12 @@ export const UNMATCHED_ROUTE = 'unmatched';
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const USER_STATUSES = ['enabled', 'disabled', 'revoked'] as const;
 const CERT_KINDS = ['ca', 'server', 'client'] as const;
+/** The label of each state a user's current certificate can be in (`pki status` words). */
+const CLIENT_CERT_STATES = [
+  ['valid', 'valid'],
+  ['renewal_due', 'renewal due'],
+  ['expired', 'EXPIRED'],
+] as const;
 
 /** What one scrape reads of the state, once, for every gauge. */
 interface ScrapeView {
@@ -59,8 +65,13 @@ interface ScrapeView {
 /** Figures of the store that change only with the fleet: cached until the next rebuild. */
 interface FleetFigures {
   users: Map<string, number>;
-  /** Earliest notAfter of the certificates not revoked, by kind, in Unix seconds. */
+  /**
+   * Earliest notAfter of the certificates in use (trusted CAs, servers' and users' current
+   * certificates, not revoked), by kind, in Unix seconds.
+   */
   earliestExpiry: Map<string, number>;
+  /** Users' current certificates by `pki status` state (valid, renewal due, EXPIRED). */
+  clientStates: Map<string, number>;
   revoked: Map<string, number>;
   crlNextUpdate?: number;
 }
@@ -161,8 +172,21 @@ export class ControllerMetrics implements ControllerEvents {
       },
     });
     new Gauge({
+      name: 'ovpn_fleet_client_certificates',
+      help: "Users' current certificates by state: valid, renewal_due (inside pki.renewBeforeDays, not renewed yet), expired",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const v = view();
+        if (!v) return;
+        for (const [label, state] of CLIENT_CERT_STATES)
+          this.set({ state: label }, v.figures.clientStates.get(state) ?? 0);
+      },
+    });
+    new Gauge({
       name: 'ovpn_fleet_certificate_earliest_expiry_timestamp_seconds',
-      help: 'Earliest notAfter of the certificates not revoked, by kind, as a Unix time',
+      help: "Earliest notAfter of the certificates in use (trusted CAs, servers' and users' current ones), by kind, as a Unix time",
       labelNames: ['kind'],
       registers,
       collect() {
@@ -355,21 +379,27 @@ async function fleetFigures(state: ControllerState): Promise<FleetFigures> {
   for (const u of state.fleet.listUsers()) users.set(u.status, (users.get(u.status) ?? 0) + 1);
   const earliestExpiry = new Map<string, number>();
   const revoked = new Map<string, number>();
+  const clientStates = new Map<string, number>();
   let crlNextUpdate: number | undefined;
   for (const row of await state.fleet.pkiStatus()) {
     const at = Date.parse(row.notAfter) / 1000;
     if (row.kind === 'crl') {
-      if (!Number.isNaN(at)) crlNextUpdate = at;
+      // One CRL per trusted CA: the first to lapse locks out that CA's clients.
+      if (!Number.isNaN(at)) crlNextUpdate = Math.min(at, crlNextUpdate ?? Infinity);
     } else if (row.state === 'revoked') {
       revoked.set(row.kind, (revoked.get(row.kind) ?? 0) + 1);
-    } else if (!Number.isNaN(at)) {
+    } else if (row.current && !Number.isNaN(at)) {
+      // Superseded certificates expire as planned: only those in use can lock someone out.
       earliestExpiry.set(row.kind, Math.min(at, earliestExpiry.get(row.kind) ?? Infinity));
+      if (row.kind === 'client')
+        clientStates.set(row.state, (clientStates.get(row.state) ?? 0) + 1);
     }
   }
   return {
     users,
     earliestExpiry,
     revoked,
+    clientStates,
     ...(crlNextUpdate !== undefined ? { crlNextUpdate } : {}),
   };
 }

@@ -22,6 +22,7 @@ export const errorResponses = {
 } as const;
 
 export const userSchema = jsonSchema(api.User);
+export const userDetailSchema = jsonSchema(api.UserDetail);
 export const userNameParams = jsonSchema(api.NameParams);
 export const serverNameParams = userNameParams;
 export const newUserBody = jsonSchema(api.NewUserBody);

@@ -186,6 +186,30 @@ describe('ControllerState', () => {
     expect(t.fleet.store.revocationState().crlNumber).toBe(2);
   });
 
+  it('renews a user certificate and rotates server certificates on the hourly refresh', async () => {
+    await t.fleet.issueMissingCerts(['ann']);
+    await state.refresh();
+    const before = directiveOf('vpn22');
+    const serverCrt = (files: { path: string; content: string }[]) =>
+      files.find((f) => f.path === 'server.crt')?.content;
+    const first = t.fleet.getUser('ann').certSerial;
+    // Inside both windows (user 30 days before 365, servers 60 days before 825) after 800 days.
+    t.clock.advance(800 * 86_400_000);
+    const poll = state.polls.wait('vpn22', WAIT_MS, noClient);
+    await timers.advance(WATCH_MS);
+    const next = (await poll)?.directive;
+    await state.refresh();
+    expect(t.fleet.getUser('ann').certSerial).not.toBe(first);
+    expect(serverCrt(directiveOf('vpn22').bundle.files)).not.toBe(serverCrt(before.bundle.files));
+    expect(next?.bundle.digest).not.toBe(before.bundle.digest);
+    expect(logged).toContain('pki: renewed 1 user certificates');
+    expect(logged.some((l) => l.startsWith('pki: new server certificates: '))).toBe(true);
+    const actors = t.fleet.store
+      .auditQuery({ actionPrefix: 'server.cert.', limit: 100 })
+      .map((e) => e.actor);
+    expect(new Set(actors)).toEqual(new Set(['controller']));
+  });
+
   it('prunes the location history with the audit log: ended sessions past retentionDays', async () => {
     const retentionMs = t.fleet.spec.audit.retentionDays * 86_400_000;
     const old = annSession(60);

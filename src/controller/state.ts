@@ -105,6 +105,7 @@ export class ControllerState {
   private readonly kills = new Map<string, Kill>();
   private staleKey = '';
   private lastPruneAt = 0;
+  private lastPkiStepAt = 0;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
   private userCache: Map<string, KnownUser> | undefined;
@@ -253,6 +254,7 @@ export class ControllerState {
 
   private async buildOnce(): Promise<void> {
     this.userCache = undefined;
+    await this.pkiStep();
     try {
       const bundles = await this.fleet.bundlesFor(this.opts.baseDir);
       this.bundles = new Map(bundles.map((b) => [b.server, b]));
@@ -265,6 +267,28 @@ export class ControllerState {
     }
     if (!this.closed) this.recomputeDirectives();
     this.changed('fleet');
+  }
+
+  /**
+   * The certificate lifecycle's step (renewals, server rotation, CA rollover, switch and
+   * retirement, CRLs), at the first build and then at the first build after each hour: the
+   * watcher rebuilds at least hourly, so this runs hourly too. What it changes lands in the
+   * bundles this build renders (a rotated server's server.crt and server.key, a rollover's
+   * ca.crt and crl.pem). A failure is logged and tried again at the next build.
+   */
+  private async pkiStep(): Promise<void> {
+    const now = this.clock.now().getTime();
+    if (this.lastPkiStepAt && now - this.lastPkiStepAt < HOUR_MS) return;
+    this.lastPkiStepAt = now;
+    try {
+      const r = await this.fleet.as('controller').maintainPki();
+      for (const event of r.ca) this.opts.log(`pki: CA ${event}`);
+      if (r.rotated.length) this.opts.log(`pki: new server certificates: ${r.rotated.join(', ')}`);
+      if (r.renewed.length) this.opts.log(`pki: renewed ${r.renewed.length} user certificates`);
+    } catch (err) {
+      this.lastPkiStepAt = 0;
+      this.opts.log(`pki: lifecycle step failed, trying again at the next build: ${oneLine(err)}`);
+    }
   }
 
   private staleNow(now: Date): Set<string> {

@@ -303,6 +303,7 @@ describe('pki', () => {
     expect(signature.output).toContain('verify OK');
 
     expect(crlInfo(crlPem)).toEqual({
+      issuerCommonName: 'acme VPN CA',
       thisUpdate: crlNow,
       nextUpdate: new Date(crlNow.getTime() + 30 * DAY_MS),
       revokedSerials: [client.serial],

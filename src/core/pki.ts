@@ -30,6 +30,8 @@ export interface IssuedCert extends CertAndKey {
   /** Lower-case hex without leading zeros. */
   serial: string;
   notAfter: Date;
+  /** Serial of the signing CA (a CA's own serial for a CA). */
+  issuer: string;
 }
 
 export interface CertificateInfo {
@@ -41,6 +43,8 @@ export interface CertificateInfo {
 }
 
 export interface CrlInfo {
+  /** CN of the CA that signed it: each CA of a rollover has its own name. */
+  issuerCommonName: string;
   thisUpdate: Date;
   nextUpdate: Date | undefined;
   revokedSerials: string[];
@@ -54,10 +58,21 @@ const DAY_MS = 86_400_000;
 const CLOCK_SKEW_MS = 5 * 60_000;
 const OID_CRL_NUMBER = '2.5.29.20';
 
+/** The CN of a fleet's CA: the first is "<fleet> VPN CA", each rolled-over one gets a number. */
+export function caCommonName(fleet: string, generation = 1): string {
+  return generation > 1 ? `${fleet} VPN CA ${generation}` : `${fleet} VPN CA`;
+}
+
 export async function createCa(opts: {
   fleet: string;
   now: Date;
   validDays?: number;
+  /**
+   * 1 for the first CA. Two CAs trusted side by side during a rollover get different names:
+   * OpenSSL finds a certificate's issuer and the CRL that covers it by issuer name first, and
+   * two CAs of one name leave it to key-identifier tie-breaking whether the right CRL is used.
+   */
+  generation?: number;
 }): Promise<IssuedCert> {
   const validDays = opts.validDays ?? 3650;
   checkValidDays(validDays);
@@ -68,7 +83,7 @@ export async function createCa(opts: {
   const notAfter = new Date(opts.now.getTime() + validDays * DAY_MS);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial,
-    name: nameWithCn(`${opts.fleet} VPN CA`),
+    name: nameWithCn(caCommonName(opts.fleet, opts.generation)),
     notBefore,
     notAfter,
     keys,
@@ -88,6 +103,7 @@ export async function createCa(opts: {
     keyPem: await exportPrivateKey(keys.privateKey),
     serial,
     notAfter: cert.notAfter,
+    issuer: serial,
   };
 }
 
@@ -146,6 +162,7 @@ export async function issueCertificate(
     keyPem: await exportPrivateKey(keys.privateKey),
     serial,
     notAfter: cert.notAfter,
+    issuer: normalizeSerial(caCert.serialNumber),
   };
 }
 
@@ -223,9 +240,11 @@ export function certificateInfo(certPem: string): CertificateInfo {
   };
 }
 
+/** The first CRL of the PEM text (see crlInfos for a file with one CRL per CA). */
 export function crlInfo(crlPem: string): CrlInfo {
   const crl = new x509.X509Crl(crlPem);
   const info: CrlInfo = {
+    issuerCommonName: crl.issuerName.getField('CN')[0] ?? '',
     thisUpdate: crl.thisUpdate,
     nextUpdate: crl.nextUpdate,
     revokedSerials: crl.entries.map((e) => normalizeSerial(e.serialNumber)),
@@ -233,6 +252,21 @@ export function crlInfo(crlPem: string): CrlInfo {
   const number = crl.getExtension(OID_CRL_NUMBER);
   if (number) info.crlNumber = Number(parseDerInteger(new Uint8Array(number.value)));
   return info;
+}
+
+/** Every CRL of a PEM file, in file order (OpenVPN's crl-verify reads them all: see ensureCrl). */
+export function crlInfos(pemText: string): CrlInfo[] {
+  return pemBlocks(pemText, 'X509 CRL').map(crlInfo);
+}
+
+/** Every certificate of a PEM file (a trust bundle), in file order. */
+export function certificateInfos(pemText: string): CertificateInfo[] {
+  return pemBlocks(pemText, 'CERTIFICATE').map(certificateInfo);
+}
+
+function pemBlocks(text: string, label: string): string[] {
+  const re = new RegExp(`-----BEGIN ${label}-----[\\s\\S]*?-----END ${label}-----`, 'g');
+  return [...text.matchAll(re)].map((m) => `${m[0]}\n`);
 }
 
 /** Whether the private key belongs to the certificate (a mixed-up bundle fails TLS opaquely). */

@@ -44,6 +44,11 @@ export class Bundles {
         });
       }
     }
+    // Every certificate of a user that is neither revoked nor expired is accepted: after a
+    // renewal the old one keeps working until it expires, whichever profile the user runs.
+    const live = new Map<string, string[]>();
+    for (const c of store.liveClientCerts(this.ctx.clock.now()))
+      live.set(c.subject, [...(live.get(c.subject) ?? []), c.serial]);
     return {
       users: store.listUsers().map((u) => ({
         name: u.name,
@@ -53,9 +58,12 @@ export class Bundles {
         enabled: u.status === 'enabled',
         // The servers accept only these serials for the user (ccd pin): a certificate of an
         // earlier user of the same name is refused even by a CRL that missed it.
-        certSerials: u.certSerial ? [u.certSerial] : [],
+        certSerials: [
+          ...new Set([...(live.get(u.name) ?? []), ...(u.certSerial ? [u.certSerial] : [])]),
+        ],
       })),
-      caPem: this.pki.caPair().certPem,
+      // Every trusted CA: during a rollover the servers accept clients of both.
+      caPem: this.pki.trustBundle(),
       crlPem: await this.pki.ensureCrl(),
       tlsCryptKey: this.secrets.tlsCryptKey(),
       servers,
@@ -106,17 +114,29 @@ export class Bundles {
     if (!user.certSerial && user.status === 'enabled') {
       await this.users.issueMissingCerts([name]);
       user = this.users.get(name);
+    } else if (
+      user.status === 'enabled' &&
+      user.certNotAfter &&
+      this.pki.clientRenewalDue(user.certNotAfter, this.ctx.clock.now())
+    ) {
+      // Inside the renewal window: hand out the next certificate now rather than one that the
+      // controller's next tick would replace (renewClients checks the window again).
+      await this.pki.renewClients({ names: [name] });
+      user = this.users.get(name);
     }
     const cert = user.certSerial ? this.ctx.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
     const text = renderProfile({
       spec: this.ctx.spec,
       user: name,
-      caPem: this.pki.caPair().certPem,
+      // Both CAs during a rollover: the profile keeps working across the switch.
+      caPem: this.pki.trustBundle(),
       certPem: cert.certPem,
       keyPem: cert.keyPem,
       tlsCryptKey: this.secrets.tlsCryptKey(),
     });
+    // From now on this certificate is "picked up": `user show` stops offering a new profile.
+    this.ctx.store.markCertDelivered(cert.serial, this.ctx.clock.now());
     if (opts.audit)
       this.ctx.store.audit({
         at: this.ctx.clock.now().toISOString(),

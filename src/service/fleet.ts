@@ -22,14 +22,24 @@ import { Admins } from './admins.js';
 import { Bundles } from './bundles.js';
 import { type ServiceContext, poolsOf, serverNamesOf } from './context.js';
 import { specPath } from './layout.js';
-import { PkiLifecycle, type PkiStatusRow } from './pki-lifecycle.js';
+import {
+  type MaintenanceReport,
+  PkiLifecycle,
+  type PkiStatusRow,
+  type UserCertificate,
+} from './pki-lifecycle.js';
 import { Secrets } from './secrets.js';
 import { SpecEdits } from './spec-edits.js';
 import { type AddUserRequest, type BulkAction, Users } from './users.js';
 
 export { type Clock, actorName, systemClock } from './context.js';
 export { SPEC_FILE, SPEC_FILE_MODE, STORE_FILE } from './layout.js';
-export { type PkiStatusRow, VALIDITY } from './pki-lifecycle.js';
+export {
+  type MaintenanceReport,
+  type PkiStatusRow,
+  type UserCertificate,
+  VALIDITY,
+} from './pki-lifecycle.js';
 export { type AddUserRequest, BULK_MAX, type BulkAction } from './users.js';
 
 export class Fleet {
@@ -114,6 +124,22 @@ export class Fleet {
 
   pkiStatus(): Promise<PkiStatusRow[]> {
     return this.pki.status();
+  }
+
+  /** One lifecycle step: CA rollover/switch/retire when due, renewals, rotations, CRLs. */
+  maintainPki(): Promise<MaintenanceReport> {
+    return this.pki.maintain();
+  }
+
+  /** Renews the named users' certificates if inside their window (all of them with `force`). */
+  renewUserCerts(names: string[], force = false): Promise<string[]> {
+    for (const n of names) this.users.get(n);
+    return this.pki.renewClients({ names, force });
+  }
+
+  /** The user's current certificate: expiry, renewal, whether a new profile waits. */
+  userCertificate(name: string): UserCertificate | undefined {
+    return this.pki.userCertificate(this.users.get(name));
   }
 
   addUsers(reqs: AddUserRequest[], opts: { issueCerts?: boolean } = {}): Promise<User[]> {

@@ -1,18 +1,33 @@
 /**
- * The PKI's life: the CA and server certificates made once, client certificates signed on
- * demand, and a CRL that is always current — re-issued long before it expires (an expired CRL
- * makes OpenVPN refuse every client) and whenever it disagrees with the store.
+ * The PKI's life over years: the CA and server certificates made at init, client certificates
+ * signed on demand and renewed ahead of expiry, server certificates rotated inside their own
+ * window, the CA rolled over (next → active → retiring → retired), and one CRL per trusted CA
+ * that is always current — re-issued long before it expires (an expired CRL makes OpenVPN
+ * refuse every client) and whenever it disagrees with the store.
+ *
+ * A CA rollover, step by step (each audited, each visible in `pki status`):
+ * 1. rollover — a new CA is added as `next`: every server's ca.crt and every new profile trust
+ *    both CAs; the active CA still signs everything.
+ * 2. switch — after `pki.caSwitchAfterDays` (or `pki ca switch`) the new CA becomes `active` and
+ *    signs new and renewed client certificates; the old one becomes `retiring`. Servers keep
+ *    certificates of the old CA: profiles handed out before step 1 trust only the old CA, and
+ *    they live as long as the old CA's client certificates do.
+ * 3. Once no client certificate of the retiring CA is valid any more (users renewed onto the
+ *    new CA in their normal window), the servers' certificates are rotated onto the new CA.
+ * 4. retire — `VALIDITY.restartGraceDays` later (the rolling restart that loads the new server
+ *    certificates) the old CA is dropped from every trust bundle and its CRL from crl.pem.
  */
-import { Conflict, NotFound } from '../errors.js';
+import { Conflict, InputError, NotFound } from '../errors.js';
 import type { CrlInfo, IssuedCert } from '../core/pki.js';
 import { serverCommonName } from '../render/types.js';
-import type { RevocationState, RevokedCert } from '../store/types.js';
+import type { CaState, RevocationState, RevokedCert, StoredCert, User } from '../store/types.js';
 import { sleep } from '../sys/time.js';
-import { type ServiceContext, loadPki } from './context.js';
+import { type ServiceContext, loadPki, serverNamesOf } from './context.js';
 import type { Secrets } from './secrets.js';
 
 /** Bound on re-signing a CRL that other writers keep replacing under us. */
 const CRL_ATTEMPTS = 50;
+const DAY_MS = 86_400_000;
 
 export const VALIDITY = {
   caDays: 3650,
@@ -22,16 +37,65 @@ export const VALIDITY = {
   crlDays: 30,
   /** …and is re-issued once less than this remains, long before anyone is locked out. */
   crlRenewDays: 15,
+  /**
+   * A retiring CA stays trusted this long after the last server certificate moved off it: the
+   * servers load their new certificate with a rolling restart, and a profile that trusts only
+   * the new CA must not meet a server that still presents the old certificate.
+   */
+  restartGraceDays: 7,
 };
 
 export interface PkiStatusRow {
   kind: 'ca' | 'server' | 'client' | 'crl';
   subject: string;
+  /** CRL: its number. */
+  serial: string;
+  /** CN of the CA that signed it (a CRL: the CA it speaks for; a CA: itself). */
+  issuer: string;
+  notAfter: string;
+  daysLeft: number;
+  /**
+   * CA: active, next, retiring, retired. Server and client certificates: valid, renewal due,
+   * superseded (a newer one is current; still valid until it expires), revoked, EXPIRED.
+   * CRL: ok, renew soon, EXPIRED.
+   */
+  state: string;
+  /** In use: a trusted CA, a server's current certificate, a user's current certificate. */
+  current: boolean;
+  /** What happens next, in words (e.g. "new profile not picked up yet"). */
+  note?: string;
+}
+
+/** What one lifecycle step did (the controller's hourly tick, `pki renew`). */
+export interface MaintenanceReport {
+  /** Users whose certificate was renewed. */
+  renewed: string[];
+  /** Servers that got a new certificate (their bundle's server.crt and server.key changed). */
+  rotated: string[];
+  /** CA events, in order: "rollover …", "switch …", "retire …". */
+  ca: string[];
+}
+
+/** A user's certificate as `user show`, the API and the console tell it. */
+export interface UserCertificate {
   serial: string;
   notAfter: string;
   daysLeft: number;
-  state: string;
+  /** CN of the CA that signed it. */
+  issuer?: string;
+  /** Inside the renewal window and not renewed yet (the next tick or `pki renew` does it). */
+  renewalDue: boolean;
+  /**
+   * The current certificate was renewed and no profile has carried it yet, while an older one
+   * is still valid: the user should download the new profile before the old one expires.
+   */
+  newProfileAvailable: boolean;
+  /** Older certificates still valid (not revoked, not expired), oldest first. */
+  previous: { serial: string; notAfter: string }[];
 }
+
+const daysBetween = (now: Date, iso: string) =>
+  Math.floor((new Date(iso).getTime() - now.getTime()) / DAY_MS);
 
 export class PkiLifecycle {
   constructor(
@@ -39,61 +103,131 @@ export class PkiLifecycle {
     private readonly secrets: Secrets,
   ) {}
 
-  /** Everything init creates, made now if missing: CA, secrets, server certs, a current CRL. */
+  private get windows() {
+    return this.ctx.spec.pki;
+  }
+
+  /** Everything init creates, made now if missing: CA, secrets, server certs, current CRLs. */
   async ensure(): Promise<void> {
     const { store, spec } = this.ctx;
     const now = this.ctx.clock.now();
     if (!store.getCa()) {
-      const { createCa } = await loadPki();
+      const { createCa, caCommonName } = await loadPki();
       const ca = await createCa({ fleet: spec.fleet, now, validDays: VALIDITY.caDays });
       store.putCert({
         serial: ca.serial,
         kind: 'ca',
-        subject: `${spec.fleet} VPN CA`,
+        subject: caCommonName(spec.fleet),
         notAfter: ca.notAfter.toISOString(),
         certPem: ca.certPem,
         keyPem: ca.keyPem,
+        issuedAt: now.toISOString(),
+        caState: 'active',
       });
     }
     await this.secrets.ensure();
-    for (const site of spec.sites) {
-      for (const server of site.servers) {
-        if (store.serverCert(server.name)) continue;
-        const cert = await (
-          await loadPki()
-        ).issueCertificate(this.caPair(), {
-          kind: 'server',
-          commonName: serverCommonName(spec.fleet, server.name),
-          now,
-          validDays: VALIDITY.serverDays,
-        });
-        store.putCert({
-          serial: cert.serial,
-          kind: 'server',
-          subject: server.name,
-          notAfter: cert.notAfter.toISOString(),
-          certPem: cert.certPem,
-          keyPem: cert.keyPem,
-        });
-      }
+    let signer: StoredCert | undefined;
+    for (const name of serverNamesOf(spec)) {
+      if (store.serverCert(name)) continue;
+      signer ??= this.serverSigningCa(now);
+      await this.issueServerCert(name, signer, now);
     }
     await this.ensureCrl();
   }
 
+  /** The active CA's certificate and key: it signs new client certificates. */
   caPair(): { certPem: string; keyPem: string } {
-    const ca = this.ctx.store.getCa();
-    if (!ca) throw new NotFound('no CA in the store: run "ovpn-fleet init"');
+    const ca = this.activeCa();
     return { certPem: ca.certPem, keyPem: ca.keyPem };
   }
 
+  private activeCa(): StoredCert {
+    const ca = this.ctx.store.getCa();
+    if (!ca) throw new NotFound('no CA in the store: run "ovpn-fleet init"');
+    return ca;
+  }
+
+  /** Every CA, oldest first. */
+  private cas(): StoredCert[] {
+    return this.ctx.store
+      .listCerts('ca')
+      .sort(
+        (a, b) =>
+          (a.issuedAt ?? '').localeCompare(b.issuedAt ?? '') ||
+          a.notAfter.localeCompare(b.notAfter),
+      );
+  }
+
+  /** The CAs every server and every new profile trust: all but the retired, active first. */
+  trustedCas(): StoredCert[] {
+    const order: Record<CaState, number> = { active: 0, next: 1, retiring: 2, retired: 3 };
+    return this.cas()
+      .filter((c) => c.caState !== 'retired')
+      .sort((a, b) => order[a.caState ?? 'active'] - order[b.caState ?? 'active']);
+  }
+
+  /** The trust bundle: ca.crt on every server and <ca> in every new profile. */
+  trustBundle(): string {
+    return this.trustedCas()
+      .map((c) => c.certPem)
+      .join('');
+  }
+
   /**
-   * Issues a new CRL when forced, when none exists, when its nextUpdate is getting close, or
-   * when its serials differ from the store's revoked certificates (so any snapshot heals a CRL
-   * that missed a revocation). Signing is async (WebCrypto) and a store transaction takes a
-   * synchronous callback, so the CRL is signed from a snapshot and written only if, inside the
-   * write transaction, the revoked set and the CRL number are still those it was signed from;
-   * otherwise another writer got there first and we look again. CRL numbers therefore only
-   * ever increase.
+   * The CA that signs server certificates: the retiring CA while any client certificate it
+   * signed is still valid (its profile may trust only that CA, and every client must accept
+   * the server), the active CA otherwise.
+   */
+  private serverSigningCa(now: Date, live = this.ctx.store.liveClientCerts(now)): StoredCert {
+    const retiring = this.cas().find((c) => c.caState === 'retiring');
+    if (
+      retiring &&
+      new Date(retiring.notAfter) > now &&
+      live.some((c) => c.issuer === retiring.serial)
+    )
+      return retiring;
+    return this.activeCa();
+  }
+
+  private async issueServerCert(name: string, ca: StoredCert, now: Date): Promise<IssuedCert> {
+    const { issueCertificate } = await loadPki();
+    const cert = await issueCertificate(ca, {
+      kind: 'server',
+      commonName: serverCommonName(this.ctx.spec.fleet, name),
+      now,
+      validDays: VALIDITY.serverDays,
+    });
+    this.ctx.store.putCert({
+      serial: cert.serial,
+      kind: 'server',
+      subject: name,
+      notAfter: cert.notAfter.toISOString(),
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      issuer: ca.serial,
+      issuedAt: now.toISOString(),
+    });
+    return cert;
+  }
+
+  /**
+   * Issues new CRLs — one per trusted CA, concatenated in crl.pem — when forced, when none
+   * exist, when their nextUpdate is getting close, when the trusted CAs changed, or when their
+   * serials differ from the store's revoked certificates (so any snapshot heals a CRL that
+   * missed a revocation). Signing is async (WebCrypto) and a store transaction takes a
+   * synchronous callback, so the CRLs are signed from a snapshot and written only if, inside
+   * the write transaction, the revoked set, the CRL number and the trusted CAs are still those
+   * they were signed from; otherwise another writer got there first and we look again. CRL
+   * numbers therefore only ever increase; every CRL of one crl.pem carries the same number.
+   *
+   * Why one CRL per CA: OpenVPN 2.6 (ssl_openssl.c, backend_tls_ctx_reload_crl) empties the
+   * X509_STORE's CRLs, sets X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL, then reads the
+   * crl-verify file with PEM_read_bio_X509_CRL in a loop until PEM_R_NO_START_LINE, adding each
+   * CRL ("CRL: loaded N CRLs from file"). With CRL_CHECK, OpenSSL wants a CRL from the issuer of
+   * every certificate it checks (CRL_CHECK_ALL: the whole chain, the CA itself included) and
+   * fails a certificate whose issuer has none with "unable to get certificate CRL": with two
+   * CAs trusted and only the active CA's CRL, every client of the other CA would be refused.
+   * The file is re-read when it changes, without a restart.
    */
   async ensureCrl(force = false): Promise<string> {
     const { store } = this.ctx;
@@ -101,18 +235,34 @@ export class PkiLifecycle {
     for (let attempt = 1; ; attempt++) {
       const now = this.ctx.clock.now();
       const seen = store.revocationState();
-      if (seen.crlPem && !force && crlIsCurrent(pki.crlInfo(seen.crlPem), seen, now))
+      const trusted = this.trustedCas();
+      if (seen.crlPem && !force && crlsAreCurrent(pki.crlInfos(seen.crlPem), trusted, seen, now))
         return seen.crlPem;
       const number = seen.crlNumber + 1;
-      const pem = await pki.createCrl(this.caPair(), {
-        revoked: seen.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) })),
-        now,
-        nextUpdateDays: VALIDITY.crlDays,
-        crlNumber: number,
-      });
+      const pems = await Promise.all(
+        trusted.map((ca) =>
+          pki.createCrl(ca, {
+            revoked: revokedBy(seen.revoked, ca.serial).map((r) => ({
+              serial: r.serial,
+              revokedAt: new Date(r.revokedAt),
+            })),
+            now,
+            nextUpdateDays: VALIDITY.crlDays,
+            crlNumber: number,
+          }),
+        ),
+      );
+      const pem = pems.join('');
+      const trustedKey = trusted.map((c) => c.serial).join(',');
       const written = store.transaction(() => {
         const latest = store.revocationState();
         if (latest.crlNumber !== seen.crlNumber || !sameRevoked(latest.revoked, seen.revoked))
+          return false;
+        if (
+          this.trustedCas()
+            .map((c) => c.serial)
+            .join(',') !== trustedKey
+        )
           return false;
         store.setSetting('crl.pem', pem);
         store.setSetting('crl.number', String(number));
@@ -127,7 +277,7 @@ export class PkiLifecycle {
     }
   }
 
-  /** Signs a few at a time so both cores work. */
+  /** Signs a few at a time so both cores work; the active CA signs. */
   async issueClientCerts(names: string[], now: Date): Promise<IssuedCert[]> {
     const { issueCertificate } = await loadPki();
     const ca = this.caPair();
@@ -146,50 +296,416 @@ export class PkiLifecycle {
     return out;
   }
 
-  async status(): Promise<PkiStatusRow[]> {
-    const { crlInfo } = await loadPki();
+  /** Whether a certificate expiring at `notAfter` is inside the renewal window at `now`. */
+  clientRenewalDue(notAfter: string, now: Date): boolean {
+    return new Date(notAfter).getTime() - now.getTime() <= this.windows.renewBeforeDays * DAY_MS;
+  }
+
+  /**
+   * A certificate signed now by `ca` would outlive `notAfter` by at least a day: without this, a
+   * certificate capped by a CA close to its end would be "renewed" into an equal one every tick.
+   */
+  private wouldExtend(ca: StoredCert, validDays: number, notAfter: string, now: Date): boolean {
+    const next = Math.min(now.getTime() + validDays * DAY_MS, new Date(ca.notAfter).getTime());
+    return next > new Date(notAfter).getTime() + DAY_MS;
+  }
+
+  /**
+   * Renews the client certificates inside their window (of `names`, default every user that is
+   * not revoked and has one). `force` renews the named users whatever their window. The new
+   * certificate becomes the user's current one (their next profile carries it); the previous
+   * one stays valid — pinned in the servers' ccd files, not revoked — until it expires, so
+   * nobody is cut off before they download the new profile. Returns the users renewed.
+   */
+  async renewClients(opts: { names?: string[]; force?: boolean } = {}): Promise<string[]> {
     const { store } = this.ctx;
-    const now = this.ctx.clock.now().getTime();
-    const days = (iso: string) => Math.floor((new Date(iso).getTime() - now) / 86_400_000);
-    const state = (d: number, warnDays: number, revoked?: string) =>
-      revoked ? 'revoked' : d < 0 ? 'EXPIRED' : d < warnDays ? 'renew soon' : 'ok';
-    const rows: PkiStatusRow[] = store.listCerts().map((c) => {
-      const d = days(c.notAfter);
-      return {
+    const now = this.ctx.clock.now();
+    const active = this.activeCa();
+    const candidates: User[] = opts.names
+      ? opts.names.map((n) => {
+          const u = store.getUser(n);
+          if (!u) throw new NotFound(`no user named ${n}`);
+          return u;
+        })
+      : store.listUsers();
+    const due = candidates.filter(
+      (u) =>
+        u.status !== 'revoked' &&
+        u.certSerial !== undefined &&
+        u.certNotAfter !== undefined &&
+        ((opts.force && opts.names !== undefined) ||
+          (this.clientRenewalDue(u.certNotAfter, now) &&
+            this.wouldExtend(active, VALIDITY.userDays, u.certNotAfter, now))),
+    );
+    if (due.length === 0) return [];
+    const certs = await this.issueClientCerts(
+      due.map((u) => u.name),
+      now,
+    );
+    const renewed = store.transaction(() =>
+      due.filter(
+        (u, i) =>
+          store.replaceClientCert(u.name, u.certSerial!, certs[i], now, this.ctx.actor).attached,
+      ),
+    );
+    // A loser was stored revoked: it must be in the CRL like every certificate ever signed.
+    if (renewed.length < due.length) await this.ensureCrl(true);
+    return renewed.map((u) => u.name);
+  }
+
+  /**
+   * Gives servers a new certificate when theirs is inside `pki.serverRenewBeforeDays`, or when
+   * it was signed by another CA than the one that signs server certificates now (step 3 of a
+   * rollover). The old certificate is not revoked: the server presents it until its rolling
+   * restart loads the new one. `force` rotates every named server (default all). Audited
+   * `server.cert.rotate`. Returns the servers rotated.
+   */
+  async rotateServers(opts: { names?: string[]; force?: boolean } = {}): Promise<string[]> {
+    const { store, spec } = this.ctx;
+    const now = this.ctx.clock.now();
+    const all = serverNamesOf(spec);
+    for (const n of opts.names ?? [])
+      if (!all.includes(n)) throw new InputError('server', `no server named ${n}`);
+    const signer = this.serverSigningCa(now);
+    const rotated: string[] = [];
+    for (const name of opts.names ?? all) {
+      const current = store.serverCert(name);
+      if (!current) continue;
+      const issuer = current.issuer ?? signer.serial;
+      const reason =
+        opts.force && opts.names
+          ? 'asked'
+          : issuer !== signer.serial
+            ? 'issuer'
+            : daysBetween(now, current.notAfter) < this.windows.serverRenewBeforeDays &&
+                this.wouldExtend(signer, VALIDITY.serverDays, current.notAfter, now)
+              ? 'expiry'
+              : undefined;
+      if (!reason) continue;
+      const cert = await this.issueServerCert(name, signer, now);
+      store.audit({
+        at: now.toISOString(),
+        actor: this.ctx.actor,
+        action: 'server.cert.rotate',
+        subject: name,
+        detail: {
+          serial: cert.serial,
+          previous: current.serial,
+          notAfter: cert.notAfter.toISOString(),
+          issuer: signer.subject,
+          reason,
+        },
+      });
+      rotated.push(name);
+    }
+    return rotated;
+  }
+
+  /**
+   * Step 1 of a rollover: a new CA, trusted everywhere from now on, signing from the switch.
+   * Refused while another rollover is under way (a `next` or `retiring` CA exists).
+   */
+  async rolloverCa(why = 'asked'): Promise<StoredCert> {
+    const { store, spec } = this.ctx;
+    const now = this.ctx.clock.now();
+    this.refuseDuringRollover();
+    const { createCa, caCommonName } = await loadPki();
+    const generation = this.cas().length + 1;
+    const ca = await createCa({ fleet: spec.fleet, now, validDays: VALIDITY.caDays, generation });
+    const stored: StoredCert = {
+      serial: ca.serial,
+      kind: 'ca',
+      subject: caCommonName(spec.fleet, generation),
+      notAfter: ca.notAfter.toISOString(),
+      certPem: ca.certPem,
+      keyPem: ca.keyPem,
+      issuedAt: now.toISOString(),
+      caState: 'next',
+    };
+    store.transaction(() => {
+      // Another process may have rolled over while we signed.
+      this.refuseDuringRollover();
+      store.putCert(stored);
+      store.audit({
+        at: now.toISOString(),
+        actor: this.ctx.actor,
+        action: 'ca.rollover',
+        subject: stored.subject,
+        detail: {
+          serial: stored.serial,
+          notAfter: stored.notAfter,
+          switchAt: new Date(now.getTime() + this.windows.caSwitchAfterDays * DAY_MS).toISOString(),
+          reason: why,
+        },
+      });
+    });
+    await this.ensureCrl(true);
+    return stored;
+  }
+
+  private refuseDuringRollover(): void {
+    const busy = this.cas().find((c) => c.caState === 'next' || c.caState === 'retiring');
+    if (busy)
+      throw new Conflict(
+        `a CA rollover is under way: ${busy.subject} is ${busy.caState} (see "ovpn-fleet pki status")`,
+      );
+  }
+
+  /** Step 2: the next CA signs from now on; the active one becomes retiring. */
+  async switchCa(why = 'asked'): Promise<{ from: StoredCert; to: StoredCert }> {
+    const { store } = this.ctx;
+    const now = this.ctx.clock.now();
+    const moved = store.transaction(() => {
+      const next = this.cas().find((c) => c.caState === 'next');
+      if (!next)
+        throw new Conflict('no next CA to switch to: run "ovpn-fleet pki ca rollover" first');
+      const from = this.activeCa();
+      store.setCaState(from.serial, 'retiring');
+      store.setCaState(next.serial, 'active');
+      store.audit({
+        at: now.toISOString(),
+        actor: this.ctx.actor,
+        action: 'ca.switch',
+        subject: next.subject,
+        detail: { serial: next.serial, previous: from.subject, reason: why },
+      });
+      return { from, to: next };
+    });
+    await this.ensureCrl(true);
+    return moved;
+  }
+
+  /**
+   * Step 4, when due: the retiring CA is retired once it has expired, or once no valid client
+   * certificate of it remains, no server's current certificate is of it, and the newest server
+   * certificate is `restartGraceDays` old. Returns whether it retired.
+   */
+  private retireIfDone(now: Date): boolean {
+    const { store } = this.ctx;
+    const retiring = this.cas().find((c) => c.caState === 'retiring');
+    if (!retiring) return false;
+    const servers = serverNamesOf(this.ctx.spec).flatMap((n) => store.serverCert(n) ?? []);
+    const newestServer = Math.max(0, ...servers.map((s) => Date.parse(s.issuedAt ?? '') || 0));
+    const expired = new Date(retiring.notAfter) <= now;
+    const done =
+      expired ||
+      (!store.liveClientCerts(now).some((c) => c.issuer === retiring.serial) &&
+        !servers.some((s) => s.issuer === retiring.serial) &&
+        now.getTime() >= newestServer + VALIDITY.restartGraceDays * DAY_MS);
+    if (!done) return false;
+    store.transaction(() => {
+      store.setCaState(retiring.serial, 'retired');
+      store.audit({
+        at: now.toISOString(),
+        actor: this.ctx.actor,
+        action: 'ca.retire',
+        subject: retiring.subject,
+        detail: { serial: retiring.serial, reason: expired ? 'expired' : 'no certificate left' },
+      });
+    });
+    return true;
+  }
+
+  /**
+   * One step of the lifecycle, safe to repeat (the controller runs it hourly; `pki renew`
+   * without names runs it once): roll the CA over when it is within `pki.caRolloverBeforeDays`
+   * of its end, switch after the lead time, renew due client certificates, rotate due server
+   * certificates, retire a CA that has nothing left, and keep the CRLs current.
+   */
+  async maintain(): Promise<MaintenanceReport> {
+    const report: MaintenanceReport = { renewed: [], rotated: [], ca: [] };
+    await this.ensure();
+    const now = this.ctx.clock.now();
+    const cas = this.cas();
+    const active = this.activeCa();
+    const next = cas.find((c) => c.caState === 'next');
+    const busy = next ?? cas.find((c) => c.caState === 'retiring');
+    if (!busy && daysBetween(now, active.notAfter) <= this.windows.caRolloverBeforeDays) {
+      const added = await this.rolloverCa(`${active.subject} expires ${active.notAfter}`);
+      report.ca.push(`rollover: ${added.subject} added`);
+    }
+    if (
+      next &&
+      now.getTime() >= Date.parse(next.issuedAt ?? '') + this.windows.caSwitchAfterDays * DAY_MS
+    ) {
+      const { from, to } = await this.switchCa(
+        `${this.windows.caSwitchAfterDays} days after rollover`,
+      );
+      report.ca.push(`switch: ${to.subject} signs, ${from.subject} retiring`);
+    }
+    report.renewed = await this.renewClients();
+    report.rotated = await this.rotateServers();
+    const retiring = this.cas().find((c) => c.caState === 'retiring');
+    if (this.retireIfDone(now)) report.ca.push(`retire: ${retiring!.subject}`);
+    await this.ensureCrl();
+    return report;
+  }
+
+  /** The user's current certificate and what the user should know about it. */
+  userCertificate(user: User): UserCertificate | undefined {
+    if (!user.certSerial) return undefined;
+    const { store } = this.ctx;
+    const now = this.ctx.clock.now();
+    const all = store.clientCertsOf(user.name);
+    const current = all.find((c) => c.serial === user.certSerial);
+    if (!current) return undefined;
+    const previous = all.filter(
+      (c) => c.serial !== current.serial && !c.revokedAt && new Date(c.notAfter) > now,
+    );
+    const issuer = current.issuer ? store.getCert(current.issuer)?.subject : undefined;
+    return {
+      serial: current.serial,
+      notAfter: current.notAfter,
+      daysLeft: daysBetween(now, current.notAfter),
+      ...(issuer ? { issuer } : {}),
+      renewalDue:
+        user.status !== 'revoked' &&
+        !current.revokedAt &&
+        this.clientRenewalDue(current.notAfter, now),
+      newProfileAvailable: user.status !== 'revoked' && !current.deliveredAt && previous.length > 0,
+      previous: previous.map((c) => ({ serial: c.serial, notAfter: c.notAfter })),
+    };
+  }
+
+  async status(): Promise<PkiStatusRow[]> {
+    const { crlInfos } = await loadPki();
+    const { store, spec } = this.ctx;
+    const now = this.ctx.clock.now();
+    const certs = store.listCerts();
+    const caName = new Map(certs.filter((c) => c.kind === 'ca').map((c) => [c.serial, c.subject]));
+    const users = new Map(store.listUsers().map((u) => [u.name, u]));
+    const currentServer = new Map(
+      serverNamesOf(spec).flatMap((n) => {
+        const c = store.serverCert(n);
+        return c ? [[c.serial, n] as const] : [];
+      }),
+    );
+    const live = store.liveClientCerts(now);
+    const signer = this.serverSigningCa(now, live);
+    const liveByCa = new Map<string, number>();
+    for (const c of live) if (c.issuer) liveByCa.set(c.issuer, (liveByCa.get(c.issuer) ?? 0) + 1);
+    const newerOf = new Map<string, boolean>();
+    for (const c of live) {
+      const u = users.get(c.subject);
+      if (u?.certSerial && u.certSerial !== c.serial) newerOf.set(c.subject, true);
+    }
+    const rows: PkiStatusRow[] = [];
+    for (const c of certs) {
+      const daysLeft = daysBetween(now, c.notAfter);
+      const expired = new Date(c.notAfter) <= now;
+      const row = (state: string, current: boolean, note?: string): PkiStatusRow => ({
         kind: c.kind,
         subject: c.subject,
         serial: c.serial,
+        issuer: c.kind === 'ca' ? c.subject : (caName.get(c.issuer ?? '') ?? ''),
         notAfter: c.notAfter,
-        daysLeft: d,
-        state: state(d, 30, c.revokedAt),
-      };
-    });
+        daysLeft,
+        state,
+        current,
+        ...(note ? { note } : {}),
+      });
+      if (c.kind === 'ca') {
+        const state = c.caState ?? 'active';
+        const note =
+          state === 'next'
+            ? `trusted; signs from ${new Date(Date.parse(c.issuedAt ?? '') + this.windows.caSwitchAfterDays * DAY_MS).toISOString()}`
+            : state === 'retiring'
+              ? `${liveByCa.get(c.serial) ?? 0} valid client certificates left; servers ${signer.serial === c.serial ? 'stay on it until they are gone' : 'move off it'}`
+              : state === 'active' && daysLeft <= this.windows.caRolloverBeforeDays
+                ? 'rollover due'
+                : undefined;
+        rows.push(
+          row(expired && state !== 'retired' ? 'EXPIRED' : state, state !== 'retired', note),
+        );
+        continue;
+      }
+      const current =
+        c.kind === 'server'
+          ? currentServer.has(c.serial)
+          : users.get(c.subject)?.certSerial === c.serial;
+      if (c.revokedAt) {
+        rows.push(row('revoked', false));
+        continue;
+      }
+      if (expired) {
+        rows.push(row('EXPIRED', current));
+        continue;
+      }
+      if (!current) {
+        rows.push(row('superseded', false, 'still valid until it expires'));
+        continue;
+      }
+      if (c.kind === 'server') {
+        const due =
+          daysLeft < this.windows.serverRenewBeforeDays ||
+          (c.issuer !== undefined && c.issuer !== signer.serial);
+        rows.push(
+          row(
+            due ? 'renewal due' : 'valid',
+            true,
+            c.issuer !== signer.serial ? `moves to ${signer.subject}` : undefined,
+          ),
+        );
+        continue;
+      }
+      const pending = newerOf.get(c.subject) === true && !c.deliveredAt;
+      rows.push(
+        row(
+          this.clientRenewalDue(c.notAfter, now) ? 'renewal due' : 'valid',
+          true,
+          pending ? 'new profile not picked up yet' : undefined,
+        ),
+      );
+    }
     const crl = store.getSetting('crl.pem');
     if (crl) {
-      const info = crlInfo(crl);
-      const next = info.nextUpdate?.toISOString() ?? '';
-      const d = days(next);
-      rows.push({
-        kind: 'crl',
-        subject: `${info.revokedSerials.length} revoked`,
-        serial: String(info.crlNumber ?? ''),
-        notAfter: next,
-        daysLeft: d,
-        state: state(d, VALIDITY.crlRenewDays),
-      });
+      for (const info of crlInfos(crl)) {
+        const next = info.nextUpdate?.toISOString() ?? '';
+        const d = daysBetween(now, next);
+        rows.push({
+          kind: 'crl',
+          subject: `${info.revokedSerials.length} revoked`,
+          serial: String(info.crlNumber ?? ''),
+          issuer: info.issuerCommonName,
+          notAfter: next,
+          daysLeft: d,
+          state: d < 0 ? 'EXPIRED' : d < VALIDITY.crlRenewDays ? 'renew soon' : 'ok',
+          current: true,
+        });
+      }
     }
     return rows;
   }
 }
 
-/** Whether a CRL lists exactly the store's revoked serials and is far from its nextUpdate. */
-function crlIsCurrent(info: CrlInfo, state: RevocationState, now: Date): boolean {
-  const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
-  if (left <= VALIDITY.crlRenewDays * 86_400_000) return false;
-  if (info.crlNumber !== state.crlNumber) return false;
-  const listed = [...info.revokedSerials].sort();
-  const stored = state.revoked.map((r) => r.serial).sort();
-  return listed.length === stored.length && listed.every((s, i) => s === stored[i]);
+/** Revoked certificates a CA's CRL lists; one of unknown issuer goes in every CRL (harmless). */
+function revokedBy(revoked: RevokedCert[], ca: string): RevokedCert[] {
+  return revoked.filter((r) => r.issuer === undefined || r.issuer === ca);
+}
+
+/**
+ * Whether crl.pem holds one CRL per trusted CA, each listing exactly that CA's revoked serials,
+ * each of the current number and far from its nextUpdate.
+ */
+function crlsAreCurrent(
+  infos: CrlInfo[],
+  trusted: StoredCert[],
+  state: RevocationState,
+  now: Date,
+): boolean {
+  if (infos.length !== trusted.length) return false;
+  return trusted.every((ca) => {
+    const info = infos.find((i) => i.issuerCommonName === ca.subject);
+    if (!info) return false;
+    const left = (info.nextUpdate?.getTime() ?? 0) - now.getTime();
+    if (left <= VALIDITY.crlRenewDays * DAY_MS) return false;
+    if (info.crlNumber !== state.crlNumber) return false;
+    const listed = [...info.revokedSerials].sort();
+    const stored = revokedBy(state.revoked, ca.serial)
+      .map((r) => r.serial)
+      .sort();
+    return listed.length === stored.length && listed.every((s, i) => s === stored[i]);
+  });
 }
 
 function sameRevoked(a: RevokedCert[], b: RevokedCert[]): boolean {

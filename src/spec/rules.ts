@@ -257,6 +257,28 @@ export function backboneNetwork(ifaceAddress: string): string {
   return formatPrefix({ family: 4, network: net, length: Number(len) });
 }
 
+/** A user certificate's lifetime and the restart grace of a retiring CA (VALIDITY in the PKI service). */
+const USER_CERT_DAYS = 365;
+const CA_RETIRE_GRACE_DAYS = 7;
+
+/**
+ * The old CA must outlive a rollover: after the switch its last user certificates run up to a
+ * full lifetime, then the servers move to the new CA and restart. A rollover started later
+ * than that would leave users with certificates their CA no longer vouches for.
+ */
+const pkiTimeline: Rule = (spec) => {
+  const { caRolloverBeforeDays, caSwitchAfterDays } = spec.pki;
+  const needed = caSwitchAfterDays + USER_CERT_DAYS + CA_RETIRE_GRACE_DAYS;
+  return caRolloverBeforeDays < needed
+    ? [
+        {
+          path: 'pki.caRolloverBeforeDays',
+          message: `is ${caRolloverBeforeDays}: a rollover needs at least ${needed} days before the CA expires (caSwitchAfterDays ${caSwitchAfterDays} + a user certificate's ${USER_CERT_DAYS} days + ${CA_RETIRE_GRACE_DAYS} days for the servers' restart)`,
+        },
+      ]
+    : [];
+};
+
 export const rules: Rule[] = [
   uniqueNames,
   addressesOutsidePools,
@@ -265,6 +287,7 @@ export const rules: Rule[] = [
   policyReferences,
   openvpnTimers,
   routingPeers,
+  pkiTimeline,
 ];
 
 /** Below this, a routing key is within reach of a guess or a search over a captured hello. */

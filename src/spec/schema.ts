@@ -318,6 +318,52 @@ export const fleetSchema = z.strictObject({
         ),
     })
     .default({ retentionDays: 400 }),
+  pki: z
+    .strictObject({
+      renewBeforeDays: z
+        .number()
+        .int()
+        .min(1)
+        .max(180)
+        .default(30)
+        .describe(
+          "Days before a user's certificate expires that the controller signs the next one; the old one stays valid until it expires, so the user has this long to download the new profile.",
+        ),
+      serverRenewBeforeDays: z
+        .number()
+        .int()
+        .min(1)
+        .max(400)
+        .default(60)
+        .describe(
+          "Days before a server's certificate expires that the controller signs the next one; the server picks it up with a rolling restart.",
+        ),
+      caRolloverBeforeDays: z
+        .number()
+        .int()
+        .min(450)
+        .max(3000)
+        .default(730)
+        .describe(
+          'Days before the CA expires that the controller adds the next CA to the trust bundle (a rollover); it must cover the switch lead time, a user certificate lifetime (365 days) and the server rotation after it.',
+        ),
+      caSwitchAfterDays: z
+        .number()
+        .int()
+        .min(1)
+        .max(365)
+        .default(30)
+        .describe(
+          'Days a new CA is only trusted (every server and every new profile carry it) before it signs new certificates; `pki ca switch` switches earlier.',
+        ),
+    })
+    .default({
+      renewBeforeDays: 30,
+      serverRenewBeforeDays: 60,
+      caRolloverBeforeDays: 730,
+      caSwitchAfterDays: 30,
+    })
+    .describe('Certificate lifecycle: renewal windows and CA rollover timing.'),
 });
 
 export type FleetSpec = z.output<typeof fleetSchema>;

@@ -33,6 +33,22 @@ describe('validateSpec', () => {
     );
   });
 
+  it('refuses a CA rollover window shorter than the switch, a user certificate and the restart', () => {
+    const input = example();
+    input.pki = { caRolloverBeforeDays: 500, caSwitchAfterDays: 200 };
+    const v = validateSpec(input);
+    expect(v.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      "pki.caRolloverBeforeDays: is 500: a rollover needs at least 572 days before the CA expires (caSwitchAfterDays 200 + a user certificate's 365 days + 7 days for the servers' restart)",
+    ]);
+    input.pki = {};
+    expect(validateSpec(input).spec?.pki).toEqual({
+      renewBeforeDays: 30,
+      serverRenewBeforeDays: 60,
+      caRolloverBeforeDays: 730,
+      caSwitchAfterDays: 30,
+    });
+  });
+
   it('names schema errors by path', () => {
     const input = example();
     input.pools.ipv4 = '10.200.0.1/16';

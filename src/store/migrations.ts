@@ -150,4 +150,19 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX admin_sessions_admin ON admin_sessions(admin);
   `,
+  // 7 (certificate lifecycle): which CA signed each certificate (the CRL it belongs in, the CA
+  // it keeps alive), when it was signed (the newest server certificate is the current one) and
+  // first handed out in a profile (a renewed certificate not yet picked up), and each CA's
+  // place in a rollover. Rows from before are the one CA's: it is active and signed them all.
+  `
+  ALTER TABLE certs ADD COLUMN issuer TEXT;
+  ALTER TABLE certs ADD COLUMN issued_at TEXT;
+  ALTER TABLE certs ADD COLUMN delivered_at TEXT;
+  ALTER TABLE certs ADD COLUMN ca_state TEXT
+    CHECK (ca_state IS NULL OR ca_state IN ('next', 'active', 'retiring', 'retired'));
+  UPDATE certs SET ca_state = 'active' WHERE kind = 'ca';
+  UPDATE certs SET issuer = (SELECT c.serial FROM certs c WHERE c.kind = 'ca' ORDER BY c.not_after DESC LIMIT 1)
+    WHERE kind <> 'ca';
+  CREATE INDEX certs_issuer ON certs(issuer);
+  `,
 ];

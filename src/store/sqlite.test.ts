@@ -639,4 +639,71 @@ describe('SqliteStore: user search and the audit log', () => {
     store.audit({ at: FIXED_NOW.toISOString(), actor: 't', action: 'x', subject: 'carol' });
     expect(store.lastAuditId()).toBe(10);
   });
+
+  it('migrating a store from before the certificate lifecycle makes its one CA active and the issuer of every certificate', () => {
+    store.close();
+    rmSync(file);
+    const raw = new Database(file);
+    for (let i = 0; i < 6; i++) raw.exec(MIGRATIONS[i]);
+    raw.pragma('user_version = 6');
+    const insert = raw.prepare(
+      'INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    const at = FIXED_NOW.toISOString();
+    insert.run('ca1', 'ca', 'acme VPN CA', days(3650).toISOString(), 'C', 'K', null);
+    insert.run('51', 'server', 'vpn11', days(825).toISOString(), 'C', 'K', null);
+    insert.run('c1', 'client', 'ann', days(365).toISOString(), 'C', 'K', null);
+    insert.run('c2', 'client', 'ann', days(365).toISOString(), 'C', 'K', at);
+    raw.close();
+    store = new SqliteStore(file);
+    expect(store.getCa()).toMatchObject({ serial: 'ca1', caState: 'active' });
+    expect(store.serverCert('vpn11')?.issuer).toBe('ca1');
+    expect(store.liveClientCerts(FIXED_NOW)).toEqual([
+      expect.objectContaining({ serial: 'c1', issuer: 'ca1' }),
+    ]);
+    expect(store.revokedCerts()).toEqual([{ serial: 'c2', revokedAt: at, issuer: 'ca1' }]);
+  });
+
+  describe('certificate lifecycle', () => {
+    const cert = (serial: string, issuer?: string) => ({
+      serial,
+      certPem: 'C',
+      keyPem: 'K',
+      notAfter: days(365),
+      ...(issuer ? { issuer } : {}),
+    });
+
+    it('replaces the current certificate only if it is still the one renewed, and keeps the old one valid', () => {
+      store.putCert({
+        serial: 'ca1',
+        kind: 'ca',
+        subject: 'CA',
+        notAfter: days(3650).toISOString(),
+        certPem: 'C',
+        keyPem: 'K',
+      });
+      store.createUsers([{ name: 'ann', groups: [], cert: cert('a1') }], POOLS, FIXED_NOW, 't');
+      expect(store.getCert('a1')?.issuer).toBe('ca1');
+      const won = store.replaceClientCert('ann', 'a1', cert('a2', 'ca1'), days(340), 't');
+      expect(won).toMatchObject({ attached: true, user: { certSerial: 'a2' } });
+      const lost = store.replaceClientCert('ann', 'a1', cert('a3'), days(340), 't');
+      expect(lost).toMatchObject({ attached: false, user: { certSerial: 'a2' } });
+      expect(store.getCert('a3')?.revokedAt).toBe(days(340).toISOString());
+      expect(store.liveClientCerts(days(340)).map((c) => c.serial)).toEqual(['a1', 'a2']);
+      expect(store.clientCertsOf('ann').map((c) => [c.serial, c.issuedAt])).toEqual([
+        ['a1', FIXED_NOW.toISOString()],
+        ['a2', days(340).toISOString()],
+        ['a3', days(340).toISOString()],
+      ]);
+      store.markCertDelivered('a2', days(341));
+      store.markCertDelivered('a2', days(342));
+      expect(store.getCert('a2')?.deliveredAt).toBe(days(341).toISOString());
+      expect(store.auditLog(10).map((e) => e.action)).toEqual(
+        expect.arrayContaining(['user.cert.renew', 'cert.discard']),
+      );
+      store.setCaState('ca1', 'retiring');
+      expect(store.getCa()).toBeUndefined();
+      expect(() => store.setCaState('nope', 'active')).toThrow(NotFound);
+    });
+  });
 });

@@ -16,7 +16,9 @@ import type {
   AdminSession,
   AuditEntry,
   AuditFilter,
+  CaState,
   CertAttachment,
+  CertSummary,
   ChangeFeed,
   FleetStore,
   HistoryEntry,
@@ -60,7 +62,18 @@ interface CertRow {
   cert_pem: string;
   key_pem: string;
   revoked_at: string | null;
+  issuer: string | null;
+  issued_at: string | null;
+  delivered_at: string | null;
+  ca_state: CaState | null;
 }
+
+/** The columns of a CertSummary: everything but the PEMs. */
+const CERT_SUMMARY =
+  'serial, kind, subject, not_after, revoked_at, issuer, issued_at, delivered_at, ca_state';
+
+/** A new client certificate's issuer: the one given, else the active CA. */
+const ISSUER_OR_ACTIVE = `coalesce(?, (SELECT serial FROM certs WHERE kind = 'ca' AND ca_state = 'active' LIMIT 1))`;
 
 const USER_SELECT = `
   SELECT u.id, u.name, u.ipv4, u.ipv6, u.status, u.cert_serial, u.created_at, c.not_after,
@@ -232,16 +245,22 @@ function toUser(r: UserRow): User {
   };
 }
 
-function toCert(r: CertRow): StoredCert {
+function toSummary(r: Omit<CertRow, 'cert_pem' | 'key_pem'>): CertSummary {
   return {
     serial: r.serial,
     kind: r.kind,
     subject: r.subject,
     notAfter: r.not_after,
-    certPem: r.cert_pem,
-    keyPem: r.key_pem,
     ...(r.revoked_at ? { revokedAt: r.revoked_at } : {}),
+    ...(r.issuer ? { issuer: r.issuer } : {}),
+    ...(r.issued_at ? { issuedAt: r.issued_at } : {}),
+    ...(r.delivered_at ? { deliveredAt: r.delivered_at } : {}),
+    ...(r.ca_state ? { caState: r.ca_state } : {}),
   };
+}
+
+function toCert(r: CertRow): StoredCert {
+  return { ...toSummary(r), certPem: r.cert_pem, keyPem: r.key_pem };
 }
 
 export class SqliteStore implements FleetStore {
@@ -313,7 +332,7 @@ export class SqliteStore implements FleetStore {
         'SELECT id FROM users WHERE name = ?',
       );
       const insertCert = this.db.prepare(
-        `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem) VALUES (?, 'client', ?, ?, ?, ?)`,
+        `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, issuer, issued_at) VALUES (?, 'client', ?, ?, ?, ?, ${ISSUER_OR_ACTIVE}, ?)`,
       );
       const insertUser = this.db.prepare(
         `INSERT INTO users (name, ipv4, ipv6, status, cert_serial, created_at, updated_at) VALUES (?, ?, ?, 'enabled', ?, ?, ?)`,
@@ -351,6 +370,8 @@ export class SqliteStore implements FleetStore {
             u.cert.notAfter.toISOString(),
             u.cert.certPem,
             u.cert.keyPem,
+            u.cert.issuer ?? null,
+            at,
           );
         }
         const { lastInsertRowid } = insertUser.run(
@@ -389,18 +410,7 @@ export class SqliteStore implements FleetStore {
       const u = this.getUser(name);
       const at = now.toISOString();
       const attach = u !== undefined && u.certSerial === undefined && u.status !== 'revoked';
-      this.db
-        .prepare(
-          `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, 'client', ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          cert.serial,
-          name,
-          cert.notAfter.toISOString(),
-          cert.certPem,
-          cert.keyPem,
-          attach ? null : at,
-        );
+      this.insertClientCert(name, cert, at, !attach);
       if (!attach) {
         this.audit({
           at,
@@ -429,6 +439,98 @@ export class SqliteStore implements FleetStore {
         user: { ...u, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() },
       };
     });
+  }
+
+  private insertClientCert(name: string, cert: NewCert, at: string, revoked: boolean): void {
+    this.db
+      .prepare(
+        `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at, issuer, issued_at) VALUES (?, 'client', ?, ?, ?, ?, ?, ${ISSUER_OR_ACTIVE}, ?)`,
+      )
+      .run(
+        cert.serial,
+        name,
+        cert.notAfter.toISOString(),
+        cert.certPem,
+        cert.keyPem,
+        revoked ? at : null,
+        cert.issuer ?? null,
+        at,
+      );
+  }
+
+  replaceClientCert(
+    name: string,
+    previous: string,
+    cert: NewCert,
+    now: Date,
+    actor: string,
+  ): CertAttachment {
+    return this.transaction(() => {
+      const u = this.getUser(name);
+      const at = now.toISOString();
+      const attach = u !== undefined && u.certSerial === previous && u.status !== 'revoked';
+      this.insertClientCert(name, cert, at, !attach);
+      if (!attach) {
+        this.audit({
+          at,
+          actor,
+          action: 'cert.discard',
+          subject: name,
+          detail: {
+            serial: cert.serial,
+            reason: !u
+              ? 'no such user'
+              : u.status === 'revoked'
+                ? 'user is revoked'
+                : 'the certificate was renewed meanwhile',
+          },
+        });
+        return u ? { attached: false, user: u } : { attached: false };
+      }
+      this.db
+        .prepare('UPDATE users SET cert_serial = ?, updated_at = ? WHERE name = ?')
+        .run(cert.serial, at, name);
+      this.audit({
+        at,
+        actor,
+        action: 'user.cert.renew',
+        subject: name,
+        detail: {
+          serial: cert.serial,
+          previous,
+          notAfter: cert.notAfter.toISOString(),
+          ...(cert.issuer ? { issuer: cert.issuer } : {}),
+        },
+      });
+      return {
+        attached: true,
+        user: { ...u, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() },
+      };
+    });
+  }
+
+  markCertDelivered(serial: string, at: Date): void {
+    this.db
+      .prepare('UPDATE certs SET delivered_at = coalesce(delivered_at, ?) WHERE serial = ?')
+      .run(at.toISOString(), serial);
+  }
+
+  liveClientCerts(now: Date): CertSummary[] {
+    return this.db
+      .prepare<[string], Omit<CertRow, 'cert_pem' | 'key_pem'>>(
+        `SELECT ${CERT_SUMMARY} FROM certs WHERE kind = 'client' AND revoked_at IS NULL AND not_after > ? ORDER BY subject, not_after`,
+      )
+      .all(now.toISOString())
+      .map(toSummary);
+  }
+
+  clientCertsOf(name: string): CertSummary[] {
+    return this.db
+      .prepare<[string], Omit<CertRow, 'cert_pem' | 'key_pem'>>(
+        `SELECT ${CERT_SUMMARY} FROM certs WHERE kind = 'client' AND subject = ? ORDER BY coalesce(issued_at, ''), not_after`,
+      )
+      .all(name)
+      .map(toSummary);
   }
 
   usersWithoutCert(): string[] {
@@ -614,7 +716,9 @@ export class SqliteStore implements FleetStore {
 
   getCa(): StoredCert | undefined {
     const r = this.db
-      .prepare<[], CertRow>(`SELECT * FROM certs WHERE kind = 'ca' ORDER BY not_after DESC LIMIT 1`)
+      .prepare<[], CertRow>(
+        `SELECT * FROM certs WHERE kind = 'ca' AND ca_state = 'active' ORDER BY not_after DESC LIMIT 1`,
+      )
       .get();
     return r && toCert(r);
   }
@@ -622,7 +726,7 @@ export class SqliteStore implements FleetStore {
   putCert(cert: StoredCert): void {
     this.db
       .prepare(
-        'INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at, issuer, issued_at, delivered_at, ca_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(
         cert.serial,
@@ -632,7 +736,18 @@ export class SqliteStore implements FleetStore {
         cert.certPem,
         cert.keyPem,
         cert.revokedAt ?? null,
+        cert.issuer ?? null,
+        cert.issuedAt ?? null,
+        cert.deliveredAt ?? null,
+        cert.caState ?? (cert.kind === 'ca' ? 'active' : null),
       );
+  }
+
+  setCaState(serial: string, state: CaState): void {
+    const { changes } = this.db
+      .prepare(`UPDATE certs SET ca_state = ? WHERE serial = ? AND kind = 'ca'`)
+      .run(state, serial);
+    if (!changes) throw new NotFound(`no CA with serial ${serial}`);
   }
 
   listCerts(kind?: StoredCert['kind']): StoredCert[] {
@@ -647,7 +762,8 @@ export class SqliteStore implements FleetStore {
   serverCert(name: string): StoredCert | undefined {
     const r = this.db
       .prepare<[string], CertRow>(
-        `SELECT * FROM certs WHERE kind = 'server' AND subject = ? AND revoked_at IS NULL ORDER BY not_after DESC LIMIT 1`,
+        // The newest signed is current: a renewal capped by its CA's notAfter expires no later.
+        `SELECT * FROM certs WHERE kind = 'server' AND subject = ? AND revoked_at IS NULL ORDER BY coalesce(issued_at, '') DESC, not_after DESC LIMIT 1`,
       )
       .get(name);
     return r && toCert(r);
@@ -679,9 +795,10 @@ export class SqliteStore implements FleetStore {
   revokedCerts(): RevokedCert[] {
     return this.db
       .prepare<[], RevokedCert>(
-        'SELECT serial, revoked_at AS revokedAt FROM certs WHERE revoked_at IS NOT NULL ORDER BY serial',
+        'SELECT serial, revoked_at AS revokedAt, issuer FROM certs WHERE revoked_at IS NOT NULL ORDER BY serial',
       )
-      .all();
+      .all()
+      .map((r) => (r.issuer ? r : { serial: r.serial, revokedAt: r.revokedAt }));
   }
 
   revocationState(): RevocationState {

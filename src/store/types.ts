@@ -33,7 +33,15 @@ export interface NewCert {
   certPem: string;
   keyPem: string;
   notAfter: Date;
+  /** Serial of the CA that signed it (absent: the active CA). */
+  issuer?: string;
 }
+
+/**
+ * A CA's place in a rollover: `next` is trusted but signs nothing yet, `active` signs, `retiring`
+ * is still trusted for the certificates it signed, `retired` is trusted nowhere.
+ */
+export type CaState = 'next' | 'active' | 'retiring' | 'retired';
 
 export interface StoredCert {
   serial: string;
@@ -43,7 +51,18 @@ export interface StoredCert {
   certPem: string;
   keyPem: string;
   revokedAt?: string;
+  /** Serial of the signing CA; absent for a CA. */
+  issuer?: string;
+  /** When it was signed (absent for certificates from before migration 7). */
+  issuedAt?: string;
+  /** When a profile first carried it (client certificates). */
+  deliveredAt?: string;
+  /** CAs only. */
+  caState?: CaState;
 }
+
+/** A certificate without its PEMs: what lifecycle decisions and views need. */
+export type CertSummary = Omit<StoredCert, 'certPem' | 'keyPem'>;
 
 export interface CertAttachment {
   attached: boolean;
@@ -54,6 +73,8 @@ export interface CertAttachment {
 export interface RevokedCert {
   serial: string;
   revokedAt: string;
+  /** Serial of the CA whose CRL lists it. */
+  issuer?: string;
 }
 
 export interface RevocationState {
@@ -287,8 +308,31 @@ export interface FleetStore {
   addressesHeld(pools: Pools, now: Date): number;
 
   getCert(serial: string): StoredCert | undefined;
+  /** The active CA: the one that signs new client certificates. */
   getCa(): StoredCert | undefined;
   putCert(cert: StoredCert): void;
+  /** Moves a CA to another rollover state (the caller audits, in its transaction). */
+  setCaState(serial: string, state: CaState): void;
+  /**
+   * Renewal: stores `cert` for `name` and makes it the current one only if the user exists, is
+   * not revoked and still has `previous` as the current certificate, in one write transaction;
+   * the previous one stays valid until it expires. Otherwise (another renewal got there first,
+   * the user was revoked or deleted) it is stored revoked, like attachCertIfNone's loser.
+   * Audited `user.cert.renew` or `cert.discard`.
+   */
+  replaceClientCert(
+    name: string,
+    previous: string,
+    cert: NewCert,
+    now: Date,
+    actor: string,
+  ): CertAttachment;
+  /** Records the first time a profile carried the certificate; later calls keep that time. */
+  markCertDelivered(serial: string, at: Date): void;
+  /** Client certificates neither revoked nor expired at `now`, by subject then notAfter. */
+  liveClientCerts(now: Date): CertSummary[];
+  /** Every client certificate ever issued under the name, oldest first. */
+  clientCertsOf(name: string): CertSummary[];
   listCerts(kind?: StoredCert['kind']): StoredCert[];
   serverCert(name: string): StoredCert | undefined;
   revokeCert(serial: string, at: Date): void;

@@ -112,12 +112,68 @@ export function registerFleetCommands(program: Command): void {
       say(`issued ${n} certificates`);
     });
   pki
+    .command('renew [users...]')
+    .description(
+      "renew the named users' certificates if inside pki.renewBeforeDays; without names, run the controller's hourly lifecycle step once (renewals, server rotation, CA rollover/switch/retirement, CRLs)",
+    )
+    .option('--force', 'renew the named users whatever their window')
+    .action(async (users: string[], opts: { force?: boolean }, cmd: Command) => {
+      if (opts.force && !users.length)
+        throw new InputError('--force', 'name the users to renew whatever their window');
+      if (users.length) {
+        const renewed = await withFleet(cmd, (f) => f.renewUserCerts(users, opts.force));
+        say(
+          renewed.length
+            ? `renewed ${renewed.join(', ')}: their next profile carries the new certificate; the old one stays valid until it expires`
+            : 'nothing to renew (no named user is inside the renewal window; --force renews anyway)',
+        );
+        return;
+      }
+      const r = await withFleet(cmd, (f) => f.maintainPki());
+      for (const event of r.ca) say(`CA ${event}`);
+      if (r.rotated.length)
+        say(
+          `new server certificates: ${r.rotated.join(', ')} (server.crt, server.key: loaded by a rolling restart)`,
+        );
+      say(`renewed ${r.renewed.length} user certificates`);
+    });
+  const ca = pki.command('ca').description('CA rollover: add the next CA, switch to it');
+  ca.command('rollover')
+    .description(
+      'add the next CA: every server and every new profile trust it from now on; it signs after the switch',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const added = await withFleet(cmd, (f) => f.pki.rolloverCa());
+      say(
+        `added ${added.subject} (next): trusted from the next bundle; it signs after "pki ca switch" or pki.caSwitchAfterDays`,
+      );
+    });
+  ca.command('switch')
+    .description(
+      'let the next CA sign new certificates now (after the servers restarted with the new ca.crt); the old CA retires once nothing it signed is valid',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { from, to } = await withFleet(cmd, (f) => f.pki.switchCa());
+      say(`${to.subject} signs from now on; ${from.subject} is retiring`);
+    });
+  pki
     .command('status')
-    .description('expiry of the CA, server and user certificates and of the CRL')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .description(
+      'every CA (active, next, retiring, retired), server and user certificate with days left and renewal state, and each CRL',
+    )
+    .option('--all', 'also certificates that are revoked or expired and no longer in use')
+    .option('--json', 'print JSON (every row)')
+    .action(async (opts: { json?: boolean; all?: boolean }, cmd: Command) => {
       const rows = await withFleet(cmd, (f) => f.pkiStatus());
       if (opts.json) printJson(rows);
-      else printTable(rows, ['kind', 'subject', 'notAfter', 'daysLeft', 'state']);
+      else
+        printTable(
+          rows
+            .filter(
+              (r) => opts.all || r.current || (r.state !== 'revoked' && r.state !== 'EXPIRED'),
+            )
+            .map((r) => ({ ...r, note: r.note ?? '' })),
+          ['kind', 'subject', 'issuer', 'notAfter', 'daysLeft', 'state', 'note'],
+        );
     });
 }

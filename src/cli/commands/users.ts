@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../../errors.js';
+import type { UserCertificate } from '../../service/fleet.js';
 import type { User, UserStatus } from '../../store/types.js';
 import { withFleet } from '../context.js';
 import { printJson, printTable, say } from '../output.js';
@@ -19,6 +20,23 @@ export function publicUser(u: User) {
     certSerial: u.certSerial,
     certNotAfter: u.certNotAfter,
   };
+}
+
+/** What `user show` tells about the certificate: expiry, renewal, a new profile waiting. */
+export function certificateLines(name: string, cert: UserCertificate | undefined): string[] {
+  if (!cert) return [];
+  const expiry = `${cert.notAfter} (${cert.daysLeft < 0 ? 'EXPIRED' : `${cert.daysLeft} days left`})`;
+  const lines = [`${'certExpires'.padEnd(13)} ${expiry}`];
+  if (cert.issuer) lines.push(`${'certIssuer'.padEnd(13)} ${cert.issuer}`);
+  if (cert.renewalDue)
+    lines.push(`${'renewal'.padEnd(13)} due: the controller renews it within the hour`);
+  if (cert.newProfileAvailable) {
+    const until = cert.previous.map((p) => p.notAfter).sort()[0];
+    lines.push(
+      `${'newProfile'.padEnd(13)} available: download it ("ovpn-fleet profile ${name}"); the current profile works until ${until}`,
+    );
+  }
+  return lines;
 }
 
 export function registerUsers(program: Command): void {
@@ -93,11 +111,16 @@ export function registerUsers(program: Command): void {
     .description('show one user')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
-      const u = await withFleet(cmd, (f) => f.getUser(name));
-      if (opts.json) printJson(publicUser(u));
-      else
+      const { u, cert } = await withFleet(cmd, (f) => ({
+        u: f.getUser(name),
+        cert: f.userCertificate(name),
+      }));
+      if (opts.json) printJson({ ...publicUser(u), ...(cert ? { certificate: cert } : {}) });
+      else {
         for (const [k, v] of Object.entries(publicUser(u)))
           say(`${k.padEnd(13)} ${Array.isArray(v) ? v.join(',') || '-' : (v ?? '-')}`);
+        for (const line of certificateLines(name, cert)) say(line);
+      }
     });
 
   user

@@ -12,6 +12,8 @@ export interface CertRow {
   serial: string;
   notAfter: string;
   revokedAt?: string;
+  /** CAs: their place in a rollover (next, active, retiring, retired). */
+  caState?: string;
 }
 
 export interface PkiData {
@@ -27,6 +29,8 @@ const KIND: Record<CertRow['kind'], string> = { ca: 'CA', server: 'server', clie
 function expiry(ctx: PageContext, c: CertRow): Html {
   if (c.revokedAt) return badge('off', 'revoked');
   const d = daysUntil(ctx.now, c.notAfter);
+  if (c.caState && c.caState !== 'active')
+    return badge(c.caState === 'retired' ? 'off' : 'warn', `${c.caState} CA, ${d} days left`);
   if (d < 0) return badge('bad', 'EXPIRED');
   if (d < 30) return badge('warn', `${d} days left`);
   return badge('ok', `${d} days left`);

@@ -2,7 +2,13 @@
  * One user: addresses, groups, status, certificate, current sessions, where they have been
  * (location history) and what the audit log says about them.
  */
-import type { AuditEntry, HistoryEntry, SessionView, User } from '../../api/index.js';
+import type {
+  AuditEntry,
+  HistoryEntry,
+  SessionView,
+  User,
+  UserCertificate,
+} from '../../api/index.js';
 import { type Html, html, path } from '../html.js';
 import { type Page, type PageContext, may } from '../layout.js';
 import { auditTable } from './audit.js';
@@ -17,6 +23,8 @@ export interface UserData {
   /** Newest first, as `GET /v1/users/:name/history` lists them. */
   history: HistoryEntry[];
   audit: AuditEntry[];
+  /** The current certificate's renewal state, as `GET /v1/users/:name` tells it. */
+  certificate?: UserCertificate;
 }
 
 function historyTable(entries: readonly HistoryEntry[]): Html {
@@ -54,14 +62,29 @@ function historyTable(entries: readonly HistoryEntry[]): Html {
   </table>`;
 }
 
-function certificate(ctx: PageContext, u: User): Html {
+function certificate(ctx: PageContext, u: User, cert?: UserCertificate): Html {
   if (!u.certSerial)
     return html`<span class="muted">not issued yet (issued with the first profile)</span>`;
   const days = u.certNotAfter ? daysUntil(ctx.now, u.certNotAfter) : undefined;
+  // The previous certificate expires first: that is the date the user must act by.
+  const until = cert?.previous.map((p) => p.notAfter).sort()[0];
   return html`serial <code data-testid="cert-serial">${u.certSerial}</code>, expires
     ${time(u.certNotAfter)}${
       days !== undefined && days < 30
         ? html` ${badge(days < 0 ? 'bad' : 'warn', days < 0 ? 'EXPIRED' : `${days} days left`)}`
+        : ''
+    }${cert?.issuer ? html`, signed by ${cert.issuer}` : ''}${
+      cert?.renewalDue
+        ? html` <span data-testid="cert-renewal"
+            >${badge('warn', 'renewal due')} the controller renews it within the hour</span
+          >`
+        : ''
+    }${
+      cert?.newProfileAvailable
+        ? html`<br /><span data-testid="new-profile"
+              >${badge('warn', 'new profile available')} the certificate was renewed: the user's
+              current profile works until ${time(until)}, then only the new one does</span
+            >`
         : ''
     }`;
 }
@@ -79,7 +102,7 @@ export function userPage(ctx: PageContext, data: UserData): Page {
       <dt>Groups</dt>
       <dd>${u.groups.length ? u.groups.join(', ') : html`<span class="muted">none</span>`}</dd>
       <dt>Certificate</dt>
-      <dd>${certificate(ctx, u)}</dd>
+      <dd>${certificate(ctx, u, data.certificate)}</dd>
       <dt>Created</dt>
       <dd>${time(u.createdAt)}</dd>
     </dl>

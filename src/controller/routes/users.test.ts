@@ -233,6 +233,32 @@ describe('GET /v1/users/:name/profile', () => {
     expect(logged.join('\n')).not.toMatch(/PRIVATE KEY|<key>/);
   });
 
+  it('inside the renewal window hands out the renewed certificate; GET /v1/users/:name tells what waits', async () => {
+    await seed([{ name: 'ann' }]);
+    await get('/v1/users/ann/profile');
+    const first = t.fleet.getUser('ann').certSerial;
+    expect((await get('/v1/users/ann')).json()).toMatchObject({
+      certSerial: first,
+      certificate: { serial: first, renewalDue: false, newProfileAvailable: false, previous: [] },
+    });
+    // 340 days on: inside the 30-day window. Renewed by another process (the CLI) first.
+    t.clock.advance(340 * 86_400_000);
+    expect((await get('/v1/users/ann')).json().certificate).toMatchObject({
+      renewalDue: true,
+      daysLeft: 25,
+    });
+    await t.other().renewUserCerts(['ann']);
+    const view = (await get('/v1/users/ann')).json();
+    expect(view.certificate).toMatchObject({
+      renewalDue: false,
+      newProfileAvailable: true,
+      previous: [{ serial: first }],
+    });
+    const r = await get('/v1/users/ann/profile');
+    expect(r.body).toContain('<cert>');
+    expect((await get('/v1/users/ann')).json().certificate.newProfileAvailable).toBe(false);
+  });
+
   it('names no file for a user that is not there or cannot have one', async () => {
     expect((await get('/v1/users/zed/profile')).statusCode).toBe(404);
     expect400(await get('/v1/users/a%22b/profile'), /^name: /);

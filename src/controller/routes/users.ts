@@ -8,6 +8,7 @@ import type {
   NameParams,
   NewUserBody,
   User,
+  UserDetail,
   UserListQuery,
   UserStatus,
 } from '../../api/index.js';
@@ -163,13 +164,18 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     {
       config: { auth: 'viewer' },
       schema: {
-        summary: 'one user',
+        summary:
+          "one user, with the current certificate's expiry and whether a renewed one waits in a new profile",
         tags,
         params: S.userNameParams,
-        response: { 200: S.userSchema, ...S.errorResponses },
+        response: { 200: S.userDetailSchema, ...S.errorResponses },
       },
     },
-    (req): User => state.fleet.getUser(req.params.name),
+    (req): UserDetail => {
+      const user = state.fleet.getUser(req.params.name);
+      const certificate = state.fleet.userCertificate(req.params.name);
+      return { ...user, ...(certificate ? { certificate } : {}) };
+    },
   );
 
   const statusVerbs: [string, UserStatus, string][] = [
@@ -249,10 +255,11 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     async (req, reply) => {
       const name = req.params.name;
       const fleet = fleetFor(req);
-      const hadCert = Boolean(fleet.getUser(name).certSerial);
+      const before = fleet.getUser(name).certSerial;
       const text = await fleet.profile(name, { audit: true });
-      // A first profile issues the certificate: a write like any other.
-      if (!hadCert) await afterWrite();
+      // A first profile issues the certificate, one inside the renewal window renews it: a
+      // write like any other (the servers must pin the new serial).
+      if (fleet.getUser(name).certSerial !== before) await afterWrite();
       // The body is a secret: never stored by a cache or a proxy, never sniffed into
       // something a browser would render. fastify's own logger is off (http.ts) and no hook
       // of ours logs bodies.
