@@ -44,6 +44,7 @@ export interface ServerObservation {
    * memory), not absent.
    */
   known: boolean;
+  /** No report for a while (its agent is down or cut off). */
   stale: boolean;
   health: ServerHealth | null;
   /** When its agent last reported (ms since the epoch). */
@@ -256,7 +257,8 @@ export class Rollouts {
       if (FINISHED.has(step.state) || step.state === 'failed') continue;
       if (step.state === 'waiting') {
         const o = this.d.observe(step.server);
-        if (o && !o.restart) {
+        // Only an agent heard from since this controller started is known to be older.
+        if (o?.known && !o.restart) {
           this.enter(
             r,
             step,

@@ -54,7 +54,7 @@ import {
 } from './rollout.js';
 import { routesView } from './routes-view.js';
 import { SignIn } from './sign-in.js';
-import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
+import { STALE_AFTER_MS, isStale, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
 export const ADMIN_ACTOR = 'api:admin';
@@ -334,7 +334,9 @@ export class ControllerState {
     const restart = this.restartReports.get(server);
     return {
       known: this.reportedHere.has(server),
-      stale: this.staleNow(this.clock.now()).has(server),
+      // Not reporting; an agent that reports it cannot read OpenVPN's sessions is not stale
+      // here: its health says openvpn down, which is what the rollout must see.
+      stale: isStale(state.reportedAt, this.clock.now(), this.staleAfterMs),
       health: (state.health as ServerHealth | undefined) ?? null,
       ...(state.reportedAt ? { reportedAt: Date.parse(state.reportedAt) } : {}),
       sessions: this.store.listSessions(server).length,
