@@ -70,20 +70,30 @@ class Pingers {
   }
 
   /** Each user's outage between `from` and `to` (unix seconds): total and longest gap. */
-  outages(from: number, to: number): { user: string; total: number; longest: number }[] {
+  outages(from: number, to: number): UserOutage[] {
     return [...this.replies].map(([user, all]) => {
       const times = [from, ...all.filter((t) => t > from && t < to), to];
       let total = 0;
       let longest = 0;
+      const gaps: { at: string; s: number }[] = [];
       for (let i = 1; i < times.length; i++) {
         const gap = times[i] - times[i - 1];
         if (gap <= GAP_S) continue;
         total += gap - PING_INTERVAL_S;
         longest = Math.max(longest, gap - PING_INTERVAL_S);
+        gaps.push({ at: new Date(times[i - 1] * 1000).toISOString(), s: gap - PING_INTERVAL_S });
       }
-      return { user, total, longest };
+      return { user, total, longest, gaps };
     });
   }
+}
+
+interface UserOutage {
+  user: string;
+  total: number;
+  longest: number;
+  /** Each gap: when the last reply before it came, and how long it lasted beyond the interval. */
+  gaps: { at: string; s: number }[];
 }
 
 interface PhaseResult {
@@ -95,7 +105,9 @@ interface PhaseResult {
   longestGapS: { p50: number; p95: number; max: number };
   /** Per server: from its drain to its restart (rolling only). */
   drainS: number[];
-  perUser: { user: string; total: number; longest: number }[];
+  perUser: (UserOutage & { server: string })[];
+  /** The rollout's steps as audited: server, state, when. */
+  steps: { server: string; state: unknown; at: string }[];
 }
 
 function stats(values: number[]): { p50: number; p95: number; max: number } {
@@ -173,7 +185,11 @@ async function phase(
     outageS: stats(perUser.map((u) => u.total)),
     longestGapS: stats(perUser.map((u) => u.longest)),
     drainS,
-    perUser,
+    perUser: perUser.map((u) => ({
+      ...u,
+      server: users.find((x) => x.name === u.user)?.server ?? '',
+    })),
+    steps: ofThis.map((e) => ({ server: e.subject, state: e.detail?.state, at: e.at })),
   };
 }
 

@@ -122,6 +122,20 @@ describe('a rolling restart', () => {
     expect(audit.at(-1)).toMatchObject({ action: 'rollout.done' });
   });
 
+  it('drains the next server only once the one before has lifted its drain (its users go there)', () => {
+    for (const s of order) restarts.set(s, { generation: 0, pending: true });
+    reportAll();
+    const stillDrained = { health: { ...HEALTHY, draining: true, ok: false } };
+    report('vpn32', stillDrained);
+    agentRestarts('vpn32');
+    report('vpn32', stillDrained);
+    expect(steps()?.slice(0, 2)).toEqual(['vpn32 done', 'vpn31 waiting']);
+    expect(drained()).toEqual([]);
+    // vpn32's agent has taken its drain off: vpn31's users can go there now.
+    report('vpn32');
+    expect(drained()).toEqual(['vpn31']);
+  });
+
   it('waits for a drained server to empty, at most drainSeconds, then restarts it anyway', async () => {
     const [user] = await t.fleet.addUsers([{ name: 'alice' }], { issueCerts: false });
     await state.refresh();

@@ -232,10 +232,11 @@ export class Rollouts {
     const r = this.rollout;
     if (!r || r.status === 'done' || r.status === 'aborted') return this.autoStart();
     const before = this.directiveKey();
+    const was = JSON.stringify(r);
     const audit: AuditEntry[] = [];
     if (r.strategy === 'all-at-once') this.tickAllAtOnce(r, audit);
     else this.tickRolling(r, audit);
-    if (audit.length) this.save(audit);
+    if (audit.length || JSON.stringify(r) !== was) this.save(audit);
     return this.directiveKey() !== before;
   }
 
@@ -290,7 +291,9 @@ export class Rollouts {
   /** One transition of `step`, if its condition holds; true when it moved. */
   private advance(r: RolloutRecord, step: RolloutStepRecord, audit: AuditEntry[]): boolean {
     const o = this.d.observe(step.server);
-    const since = step.since ? Date.parse(step.since) : this.nowMs();
+    // A waiting step's clock starts when it becomes the one looked at.
+    step.since ??= this.now();
+    const since = Date.parse(step.since);
     const waited = this.nowMs() - since;
     const { drainMs, healthMs } = this.d.settings();
     switch (step.state) {
@@ -317,6 +320,13 @@ export class Rollouts {
           this.enter(r, step, 'skipped', 'nothing to restart', audit);
           return true;
         }
+        // The server restarted before this one is the next remote of this one's users (see the
+        // order): drain only once its agent has lifted its own drain, or they would be refused
+        // there and lose a server-poll-timeout or more on the way to the one after.
+        const stillDrained = r.steps.find(
+          (s) => s.state === 'done' && this.stillDraining(s.server),
+        );
+        if (stillDrained && waited < healthMs) return false;
         this.enter(r, step, 'draining', undefined, audit);
         return true;
       }
@@ -363,6 +373,12 @@ export class Rollouts {
       default:
         return false;
     }
+  }
+
+  /** Its agent still reports a drain that neither the rollout nor an operator wants. */
+  private stillDraining(server: string): boolean {
+    const o = this.d.observe(server);
+    return !!o?.health?.draining && !o.operatorDrained && !this.drains(server);
   }
 
   private raiseGeneration(
