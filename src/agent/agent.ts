@@ -109,10 +109,13 @@ export class Agent {
   private closeHealth?: () => Promise<void>;
   private confirming?: Promise<void>;
   /**
-   * Sessions we killed: OpenVPN keeps a killed client in `status` for its ~5 s delayed exit;
-   * they are gone as far as everyone else is concerned.
+   * Sessions we killed (by sessionId): OpenVPN keeps a killed client in `status` for its ~5 s
+   * delayed exit; they are gone as far as everyone else is concerned. Keyed by the whole
+   * session, not the client id: a restarted OpenVPN numbers its clients from 0 again, and a new
+   * session with a killed one's id must not be hidden (measured in the lab: a user arriving on a
+   * server restarted seconds earlier lost its host route to the reconcile for ~6 s).
    */
-  private readonly killed = new Map<number, number>();
+  private readonly killed = new Map<string, number>();
   private readonly loops: Promise<void>[] = [];
   /** Cancels the reconcile pass asked for sooner than the 2 s loop (after a delayed exit). */
   private cancelReconcileSoon?: () => void;
@@ -548,8 +551,8 @@ export class Agent {
     try {
       if (!this.mgmt.connected) await this.mgmt.connect();
       const now = this.now();
-      for (const [cid, at] of this.killed) if (now - at > 15_000) this.killed.delete(cid);
-      const listed = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
+      for (const [id, at] of this.killed) if (now - at > 15_000) this.killed.delete(id);
+      const listed = (await this.mgmt.status()).filter((x) => !this.killed.has(sessionId(x)));
       // Sessions that left without the agent hearing why (ended ones are not listed already).
       const gone = sessionsGone(this.sessions, listed);
       if (gone) this.metrics.disconnected('vanished', gone);
@@ -582,7 +585,7 @@ export class Agent {
     reason: DisconnectReason,
     restartToNext = false,
   ): Promise<void> {
-    this.killed.set(s.clientId, this.now());
+    this.killed.set(sessionId(s), this.now());
     this.metrics.disconnected(reason);
     try {
       await this.mgmt.kill(s.clientId, { restartToNext });
@@ -599,7 +602,7 @@ export class Agent {
    * reporting it. Addresses a newer session on this server holds are left alone.
    */
   private async withdraw(s: SessionReport): Promise<void> {
-    this.killed.set(s.clientId, this.now());
+    this.killed.set(sessionId(s), this.now());
     this.sessions = this.sessions.filter((x) => x.clientId !== s.clientId);
     const held = new Set(this.sessions.flatMap((x) => [x.ipv4, x.ipv6]));
     await this.deleteRoutes([s.ipv4, s.ipv6].filter((a) => !held.has(a)));
@@ -623,7 +626,7 @@ export class Agent {
         (x) =>
           x.user === l.commonName &&
           x.realAddress === l.realAddress &&
-          !this.killed.has(x.clientId),
+          !this.killed.has(sessionId(x)),
       );
     // A session younger than the last status poll is not in the list yet.
     if (leaving.some((l) => !find(l))) await this.refreshSessions(false);

@@ -125,6 +125,25 @@ describe('the agent restarts OpenVPN when the controller says so', () => {
     expect(host.controller.lastReport?.restart).toEqual({ generation: 2, pending: false });
   });
 
+  it('does not hide a new session that has the client id of one it killed before the restart', async () => {
+    const agent = newAgent();
+    const session = (user: string, since: string) => ({
+      user,
+      realAddress: '198.51.100.7:50000',
+      since,
+      bytesIn: 0,
+      bytesOut: 0,
+      clientId: 0,
+    });
+    host.management.sessions = [session('alice', '2026-03-01T11:00:00Z')];
+    await handled(agent, directive(A, 3, { restart: 1, drain: true }));
+    expect(host.management.kills).toEqual([{ clientId: 0, restartToNext: true }]);
+    // Restarted: OpenVPN numbers its clients from 0 again; bob arrives as client 0.
+    host.management.sessions = [session('bob', '2026-03-01T12:00:05Z')];
+    await handled(agent, directive(A, 3, { restart: 2, drain: true }));
+    expect(host.controller.lastReport?.sessions.map((s) => s.user)).toEqual(['bob']);
+  });
+
   it('restarts at once and reports no restart field to a controller older than rollouts', async () => {
     const agent = newAgent();
     await handled(agent, directive(A, 3));
