@@ -268,6 +268,7 @@ describe(`agent protocol: this controller answers ${OLDEST_AGENT_PROTOCOL} to ${
     const host: AgentHost = {
       run: fake.run,
       signalOpenvpn: (signal) => fake.signalOpenvpn(signal),
+      openvpnAlive: () => fake.openvpnAlive(),
       bundle: fake.bundle,
       clock: fake.clock,
       management: fake.management,

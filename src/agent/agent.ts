@@ -7,6 +7,7 @@
  * The data plane never depends on the agent or the controller being up: OpenVPN's hooks add
  * and remove routes by themselves, and the last good bundle stays on disk.
  */
+import { createHash } from 'node:crypto';
 import { coalesced } from '../sys/coalesce.js';
 import { describeDiff, isEmptyDiff, reloadFrr } from '../sys/frr-reload.js';
 import { BundleRefused } from '../sys/files.js';
@@ -16,6 +17,7 @@ import {
   type Directive,
   HostRoutes,
   MAX_HOST_ROUTES,
+  RESTART_FILES,
   type ServerHealth,
   type SessionReport,
   sessionId,
@@ -60,6 +62,10 @@ export interface AgentOptions {
 const DRAIN_TABLE = 'ovpn_fleet_drain';
 /** FRR's running config before a reload, kept for the rollback (bundle-relative). */
 const FRR_BEFORE_RELOAD = 'run/frr-before-reload.conf';
+/** In the bundle folder: the restart generation carried out and the files OpenVPN runs with. */
+const RESTART_RECORD = 'RESTART';
+/** How long a restarted OpenVPN has to say CONNECTED again before the agent stops waiting. */
+const RESTART_WAIT_MS = 30_000;
 const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
 
 /** A session as reported: which session, and the addresses it holds. */
@@ -74,6 +80,8 @@ export class Agent {
   private readonly host: AgentHost;
   private readonly log: (line: string) => void;
   private running = false;
+  /** stop() was called: a restart in progress stops waiting for OpenVPN. */
+  private stopped = false;
   private sessions: SessionReport[] = [];
   /**
    * The last `status` read failed: `sessions` are the last known ones, reported as such
@@ -86,6 +94,15 @@ export class Agent {
   private lastReportAt = 0;
   private known = '';
   private applied?: string;
+  /**
+   * The restart generation last carried out (or adopted from the first directive that had one),
+   * and the digest of RESTART_FILES as OpenVPN last (re)started with them. Kept in RESTART so
+   * that an agent restart neither restarts OpenVPN again nor forgets a pending change.
+   */
+  private restartDone?: number;
+  private restartedFiles?: string;
+  /** The controller sends `restart`: report `restart` back (an older one would refuse it). */
+  private controllerRestarts = false;
   private draining = false;
   /** The last failure logged: the same directive failing again is not logged again. */
   private lastFailure = '';
@@ -95,10 +112,13 @@ export class Agent {
   private closeHealth?: () => Promise<void>;
   private confirming?: Promise<void>;
   /**
-   * Sessions we killed: OpenVPN keeps a killed client in `status` for its ~5 s delayed exit;
-   * they are gone as far as everyone else is concerned.
+   * Sessions we killed (by sessionId): OpenVPN keeps a killed client in `status` for its ~5 s
+   * delayed exit; they are gone as far as everyone else is concerned. Keyed by the whole
+   * session, not the client id: a restarted OpenVPN numbers its clients from 0 again, and a new
+   * session with a killed one's id must not be hidden (measured in the lab: a user arriving on a
+   * server restarted seconds earlier lost its host route to the reconcile for ~6 s).
    */
-  private readonly killed = new Map<number, number>();
+  private readonly killed = new Map<string, number>();
   private readonly loops: Promise<void>[] = [];
   /** Cancels the reconcile pass asked for sooner than the 2 s loop (after a delayed exit). */
   private cancelReconcileSoon?: () => void;
@@ -132,6 +152,42 @@ export class Agent {
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
     this.applied = this.host.bundle.readFile('VERSION')?.trim();
     if (this.applied) this.metrics.bundleApplied(this.applied);
+    this.readRestartRecord();
+  }
+
+  private readRestartRecord(): void {
+    const text = this.host.bundle.readFile(RESTART_RECORD);
+    try {
+      const r = text ? (JSON.parse(text) as { generation?: unknown; files?: unknown }) : {};
+      if (Number.isSafeInteger(r.generation)) this.restartDone = r.generation as number;
+      if (typeof r.files === 'string') this.restartedFiles = r.files;
+    } catch {
+      this.log(`${RESTART_RECORD} is not JSON: starting without a restart record`);
+    }
+    // No record (first start, or an agent older than rollouts): OpenVPN runs what is on disk.
+    this.restartedFiles ??= this.restartFilesDigest();
+  }
+
+  private writeRestartRecord(): void {
+    this.host.bundle.writeFile(
+      RESTART_RECORD,
+      `${JSON.stringify({ generation: this.restartDone ?? 0, files: this.restartedFiles })}\n`,
+    );
+  }
+
+  /** sha256 over RESTART_FILES as they are on disk now. */
+  private restartFilesDigest(): string {
+    const h = createHash('sha256');
+    for (const path of RESTART_FILES) {
+      const content = this.host.bundle.readFile(path) ?? '';
+      h.update(`${path}\0${content.length}\0${content}`);
+    }
+    return h.digest('hex');
+  }
+
+  /** Files that need OpenVPN restarted changed since it last (re)started. */
+  private restartPending(): boolean {
+    return this.restartFilesDigest() !== this.restartedFiles;
   }
 
   /** OpenVPN's management socket, of which the agent is the only client. */
@@ -170,6 +226,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopped = true;
     this.cancelReconcileSoon?.();
     this.routeView.stop();
     this.mgmt.close();
@@ -229,8 +286,11 @@ export class Agent {
       ...(this.sessionsUnknown ? { sessionsUnknown: true } : {}),
       health: this.healthNow(),
       routes,
+      ...(this.controllerRestarts
+        ? { restart: { generation: this.restartDone ?? 0, pending: this.restartPending() } }
+        : {}),
     };
-    const key = `${this.sessions.map(reportedAs).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}|${routes.ipv4.join(',')}|${routes.ipv6.join(',')}`;
+    const key = `${this.sessions.map(reportedAs).sort().join(',')}|${this.sessionsUnknown}|${JSON.stringify(body.health)}|${this.applied}|${routes.ipv4.join(',')}|${routes.ipv6.join(',')}|${JSON.stringify(body.restart)}`;
     if (!force && key === this.lastReportKey && this.now() - this.lastReportAt < 5000) return;
     try {
       const r = await this.host.controller.report(body);
@@ -284,7 +344,8 @@ export class Agent {
       for (const s of this.live().filter(named))
         await this.endSession(s, why, operator ? 'killed' : 'eviction');
     }
-    if (changed) await this.apply(d.bundle, changed);
+    if (changed) await this.apply(d.bundle, changed, d.restart === undefined);
+    if (d.restart !== undefined) await this.restartWhenTold(d.restart);
     if (d.drain !== this.draining) await this.setDraining(d.drain);
     await this.report(true);
     return true;
@@ -305,8 +366,16 @@ export class Agent {
 
   // ------------------------------------------------------------ apply
 
-  /** The rest of a bundle's apply, once its files are written (`changed`: what moved). */
-  private async apply(bundle: Directive['bundle'], changed: string[]): Promise<void> {
+  /**
+   * The rest of a bundle's apply, once its files are written (`changed`: what moved).
+   * `restartNow`: a controller older than rollouts: restart OpenVPN at once for a file that
+   * needs it, as agents always did; otherwise that waits for the controller's word.
+   */
+  private async apply(
+    bundle: Directive['bundle'],
+    changed: string[],
+    restartNow: boolean,
+  ): Promise<void> {
     const files = this.host.bundle;
     // Who may be connected changes first: a revoked or disabled user is cut off before anything
     // slower (the ruleset's confirm window) runs.
@@ -314,11 +383,16 @@ export class Agent {
     await this.endDisallowedSessions();
     if (changed.includes('nftables.nft')) await this.applyRuleset(files.absolute('nftables.nft'));
     if (changed.includes('frr.conf')) await this.reloadFrr();
-    if (changed.includes('server.conf')) {
-      // Only OpenVPN's own config needs a restart; SIGHUP with explicit-exit-notify 2 sends
-      // every client to its next remote first.
-      this.host.signalOpenvpn('SIGHUP');
-      this.log('server.conf changed: OpenVPN restarted (clients told to move)');
+    const restartFiles = changed.filter((p) => RESTART_FILES.includes(p));
+    if (restartFiles.length && restartNow) {
+      // SIGHUP with explicit-exit-notify 2 sends every client to its next remote first.
+      this.restartedFiles = this.restartFilesDigest();
+      this.signalOpenvpnSafely('SIGHUP');
+      this.log(`${restartFiles.join(', ')} changed: OpenVPN restarted (clients told to move)`);
+    } else if (restartFiles.length) {
+      this.log(
+        `${restartFiles.join(', ')} changed: OpenVPN restarts when the controller's rollout reaches this server`,
+      );
     }
     files.writeFile('VERSION', `${bundle.digest}\n`);
     this.applied = bundle.digest;
@@ -356,6 +430,89 @@ export class Agent {
           ? `frr.conf refused by FRR, its running config restored: ${r.problem}`
           : `frr.conf refused by FRR, and its running config could NOT be restored: ${r.problem}`,
     );
+  }
+
+  private signalOpenvpnSafely(signal: NodeJS.Signals): boolean {
+    try {
+      return this.host.signalOpenvpn(signal);
+    } catch (err) {
+      this.log(`cannot signal OpenVPN: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * The controller's restart generation: the first one is adopted (OpenVPN runs already), a
+   * higher one restarts OpenVPN, once, whatever changed.
+   */
+  private async restartWhenTold(generation: number): Promise<void> {
+    const first = !this.controllerRestarts;
+    this.controllerRestarts = true;
+    if (this.restartDone === undefined) {
+      this.restartDone = generation;
+      this.writeRestartRecord();
+      return;
+    }
+    if (generation <= this.restartDone) {
+      if (first) this.writeRestartRecord();
+      return;
+    }
+    await this.restartOpenvpn(generation);
+  }
+
+  /**
+   * SIGHUP, then wait until OpenVPN says CONNECTED again (its management interface lives through
+   * the restart). Whether it came back or not, the generation counts as carried out: the
+   * controller judges the server by its health, and a dead OpenVPN is not signalled again and
+   * again. Sessions are read again at once, so the next report shows the server as it is.
+   */
+  private async restartOpenvpn(generation: number): Promise<void> {
+    const before = await this.openvpnState();
+    const files = this.restartFilesDigest();
+    const signalled = this.signalOpenvpnSafely('SIGHUP');
+    this.log(`restarting OpenVPN (restart generation ${generation})`);
+    let back = false;
+    if (signalled) {
+      const deadline = this.now() + RESTART_WAIT_MS;
+      let left = false;
+      while (!this.stopped && this.now() < deadline) {
+        await this.sleep(200);
+        // Exited (a config it refuses): no use waiting; the controller sees openvpn down.
+        if (!this.host.openvpnAlive()) break;
+        const st = await this.openvpnState();
+        if (!st) continue;
+        if (st.name !== 'CONNECTED') left = true;
+        else if (left || !before || st.at > before.at) {
+          back = true;
+          break;
+        }
+      }
+    }
+    this.restartDone = generation;
+    this.restartedFiles = files;
+    this.writeRestartRecord();
+    if (back) this.log(`OpenVPN restarted (restart generation ${generation})`);
+    else {
+      this.metrics.applyFailed('error');
+      this.log(
+        !signalled
+          ? 'OpenVPN is not running: nothing to restart'
+          : this.host.openvpnAlive()
+            ? `OpenVPN did not come back within ${RESTART_WAIT_MS / 1000} s of its restart`
+            : 'OpenVPN exited on its restart (see its log)',
+      );
+    }
+    await this.refreshSessions(false);
+  }
+
+  /** OpenVPN's state, or undefined while it cannot be read (restarting, down). */
+  private async openvpnState(): Promise<{ at: number; name: string } | undefined> {
+    try {
+      if (!this.mgmt.connected) await this.mgmt.connect();
+      return await this.mgmt.state();
+    } catch {
+      return undefined;
+    }
   }
 
   private async tableExists(table: string): Promise<boolean> {
@@ -420,8 +577,8 @@ export class Agent {
     try {
       if (!this.mgmt.connected) await this.mgmt.connect();
       const now = this.now();
-      for (const [cid, at] of this.killed) if (now - at > 15_000) this.killed.delete(cid);
-      const listed = (await this.mgmt.status()).filter((x) => !this.killed.has(x.clientId));
+      for (const [id, at] of this.killed) if (now - at > 15_000) this.killed.delete(id);
+      const listed = (await this.mgmt.status()).filter((x) => !this.killed.has(sessionId(x)));
       // Sessions that left without the agent hearing why (ended ones are not listed already).
       const gone = sessionsGone(this.sessions, listed);
       if (gone) this.metrics.disconnected('vanished', gone);
@@ -454,7 +611,7 @@ export class Agent {
     reason: DisconnectReason,
     restartToNext = false,
   ): Promise<void> {
-    this.killed.set(s.clientId, this.now());
+    this.killed.set(sessionId(s), this.now());
     this.metrics.disconnected(reason);
     try {
       await this.mgmt.kill(s.clientId, { restartToNext });
@@ -471,7 +628,7 @@ export class Agent {
    * reporting it. Addresses a newer session on this server holds are left alone.
    */
   private async withdraw(s: SessionReport): Promise<void> {
-    this.killed.set(s.clientId, this.now());
+    this.killed.set(sessionId(s), this.now());
     this.sessions = this.sessions.filter((x) => x.clientId !== s.clientId);
     const held = new Set(this.sessions.flatMap((x) => [x.ipv4, x.ipv6]));
     await this.deleteRoutes([s.ipv4, s.ipv6].filter((a) => !held.has(a)));
@@ -495,7 +652,7 @@ export class Agent {
         (x) =>
           x.user === l.commonName &&
           x.realAddress === l.realAddress &&
-          !this.killed.has(x.clientId),
+          !this.killed.has(sessionId(x)),
       );
     // A session younger than the last status poll is not in the list yet.
     if (leaving.some((l) => !find(l))) await this.refreshSessions(false);

@@ -13,7 +13,7 @@ import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
-import { ManagementClient } from './management.js';
+import { ManagementClient, type OpenvpnState } from './management.js';
 import {
   type AgentReport,
   POLL_WAIT_MS,
@@ -55,6 +55,8 @@ export interface Management {
   status(): Promise<SessionReport[]>;
   kill(clientId: number, opts?: { restartToNext?: boolean }): Promise<void>;
   exitingClients(): Promise<{ commonName: string; realAddress: string }[]>;
+  /** OpenVPN's state (CONNECTED once a start or restart completed) and since when. */
+  state(): Promise<OpenvpnState>;
   /** `client-established` passes the client id, common name and env; `remote-exit` nothing. */
   on(
     event: 'client-established' | 'remote-exit',
@@ -103,6 +105,8 @@ export interface AgentHost {
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Signals OpenVPN (its pid file in the bundle); false when it is not running. */
   signalOpenvpn(signal: NodeJS.Signals): boolean;
+  /** Whether OpenVPN's pid file names a live process (signal 0). */
+  openvpnAlive(): boolean;
   bundle: BundleFolder;
   clock: AgentClock;
   management: Management;
@@ -163,8 +167,26 @@ export function realHost(o: RealHostOptions): AgentHost {
     run,
     signalOpenvpn(signal) {
       const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
-      if (pid) process.kill(pid, signal);
-      return pid !== undefined;
+      if (!pid) return false;
+      try {
+        process.kill(pid, signal);
+      } catch (err) {
+        // A pid file left behind by an OpenVPN that died: not running.
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+        throw err;
+      }
+      return true;
+    },
+    openvpnAlive() {
+      const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
+      if (!pid) return false;
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (err) {
+        // EPERM: alive but not ours to signal (not the case for a root agent; still alive).
+        return (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
     },
     bundle: {
       writeBundle: (files) => writeBundleFiles(dir, files),

@@ -142,6 +142,18 @@ const V3_CLIENT_COLUMNS = [
 ];
 
 /** Parses the lines of a `status 3` answer (without END) into sessions. */
+/** OpenVPN's state as `state` reports it: since when (unix seconds) and which. */
+export interface OpenvpnState {
+  at: number;
+  name: string;
+}
+
+/** One line of `state`'s answer: `1700000000,CONNECTED,SUCCESS,10.0.0.1,,,,`. */
+export function parseState(line: string): OpenvpnState | undefined {
+  const m = /^(\d+),([A-Z_]+)(,|$)/.exec(line);
+  return m ? { at: Number(m[1]), name: m[2] } : undefined;
+}
+
 export function parseStatus3(lines: readonly string[]): SessionReport[] {
   let columns = V3_CLIENT_COLUMNS;
   const sessions: SessionReport[] = [];
@@ -224,6 +236,20 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
   /** The live sessions (`status 3`). */
   async status(): Promise<SessionReport[]> {
     return parseStatus3(await this.send('status 3', true));
+  }
+
+  /**
+   * OpenVPN's current state (`state`: `unix-time,NAME,…` then `END`). A server that finished
+   * its (re)start says CONNECTED (`Initialization Sequence Completed`); during a SIGHUP restart
+   * it says RECONNECTING, then the steps of its start. The management interface itself lives
+   * through a SIGHUP (OpenVPN opens it once per process), so this is how the agent sees a
+   * restart complete.
+   */
+  async state(): Promise<OpenvpnState> {
+    const lines = await this.send('state', true);
+    const parsed = parseState(lines.at(-1) ?? '');
+    if (!parsed) throw new ManagementError(`cannot read "${lines.join(' ')}"`, 'state');
+    return parsed;
   }
 
   /**

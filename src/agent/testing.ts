@@ -80,6 +80,8 @@ export class FakeManagement implements Management {
   exiting: { commonName: string; realAddress: string }[] = [];
   readonly kills: { clientId: number; restartToNext: boolean }[] = [];
   connected = false;
+  /** What `state` answers (a test moves it through a restart). */
+  openvpnState = { at: Math.floor(Date.parse('2026-03-01T11:00:00Z') / 1000), name: 'CONNECTED' };
   private readonly events = new EventEmitter();
 
   connect(): Promise<void> {
@@ -108,6 +110,14 @@ export class FakeManagement implements Management {
 
   exitingClients(): Promise<{ commonName: string; realAddress: string }[]> {
     return Promise.resolve(this.exiting);
+  }
+
+  state(): Promise<{ at: number; name: string }> {
+    if (this.down || !this.connected) {
+      this.connected = false;
+      return Promise.reject(new Error('management state: connection lost'));
+    }
+    return Promise.resolve({ ...this.openvpnState });
   }
 
   on(
@@ -282,10 +292,32 @@ export class FakeHost implements AgentHost {
 
   /** Whether OpenVPN's pid file names a live process. */
   openvpnRunning = true;
+  /**
+   * What a SIGHUP does to the fake OpenVPN: by default it comes back at once (state CONNECTED
+   * from now on); `'dies'` makes it exit instead (a config it refuses), `'hangs'` leaves it
+   * restarting.
+   */
+  onSighup: 'restarts' | 'dies' | 'hangs' = 'restarts';
+
+  openvpnAlive(): boolean {
+    return this.openvpnRunning;
+  }
 
   signalOpenvpn(signal: NodeJS.Signals): boolean {
-    if (this.openvpnRunning) this.signals.push(signal);
-    return this.openvpnRunning;
+    if (!this.openvpnRunning) return false;
+    this.signals.push(signal);
+    if (signal === 'SIGHUP') {
+      const at = Math.floor(this.clock.now() / 1000) + 1;
+      if (this.onSighup === 'restarts') this.management.openvpnState = { at, name: 'CONNECTED' };
+      else if (this.onSighup === 'hangs')
+        this.management.openvpnState = { at, name: 'RECONNECTING' };
+      else {
+        this.openvpnRunning = false;
+        this.management.down = true;
+        this.management.connected = false;
+      }
+    }
+    return true;
   }
 
   serveHealth(

@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { HostRoutes } from './host-routes.js';
+import { AgentRestart } from './rollout.js';
 import { ServerHealth } from './servers.js';
 
 export const POLL_WAIT_MS = 25_000;
@@ -117,6 +118,11 @@ export const AgentReport = z.strictObject({
   health: ServerHealth,
   /** The host routes the server holds (absent from agents older than this field). */
   routes: HostRoutes.optional(),
+  /**
+   * OpenVPN restarts (see rollout.ts). Sent only to a controller whose directives carry
+   * `restart`: an older controller's strict schema would refuse the whole report.
+   */
+  restart: AgentRestart.optional(),
 });
 export type AgentReport = z.infer<typeof AgentReport>;
 
@@ -168,6 +174,14 @@ export const Directive = z.object({
   ),
   /** Take no new users and move the connected ones to their next remote. */
   drain: z.boolean(),
+  /**
+   * The restart generation this server may reach: the agent restarts OpenVPN when this is
+   * above the generation it last carried out, and only then, even if files in RESTART_FILES
+   * changed (those wait, reported as `restart.pending`, for the controller's rollout to reach
+   * this server). Absent (a controller older than rollouts): the agent restarts OpenVPN as soon
+   * as such a file changes, as it always did.
+   */
+  restart: z.number().int().min(0).optional(),
 });
 export type Directive = z.infer<typeof Directive>;
 export type Eviction = Directive['evict'][number];

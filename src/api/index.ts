@@ -11,6 +11,7 @@ export * from './health.js';
 export * from './history.js';
 export * from './host-routes.js';
 export { jsonSchema, type JsonSchema } from './json-schema.js';
+export * from './rollout.js';
 export * from './servers.js';
 export * from './session.js';
 export * from './sessions.js';

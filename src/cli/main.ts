@@ -9,6 +9,7 @@ import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
 import { registerLab } from './commands/lab.js';
+import { registerRollout } from './commands/rollout.js';
 import { registerControllerSetup, registerServer } from './commands/server.js';
 import { registerUsers } from './commands/users.js';
 import { escapeControl } from './output.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerFleetCommands(program);
   registerLab(program);
   registerControllerCommands(program);
+  registerRollout(program);
   registerAgent(program);
   registerServer(program);
   registerControllerSetup(program);

@@ -7,7 +7,15 @@ import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
-import { type NewUserBody, ServerView, SessionView, User } from '../api/index.js';
+import {
+  type NewUserBody,
+  type RolloutStartBody,
+  RolloutStatusView,
+  RolloutView,
+  ServerView,
+  SessionView,
+  User,
+} from '../api/index.js';
 import { FleetError, InputError } from '../errors.js';
 
 export type Endpoint =
@@ -231,6 +239,18 @@ export class ControllerClient {
 
   undrain(server: string): Promise<ServerView> {
     return this.call('POST', `/v1/servers/${encodeURIComponent(server)}/undrain`, ServerView);
+  }
+
+  rollout(): Promise<RolloutStatusView> {
+    return this.call('GET', '/v1/rollout', RolloutStatusView);
+  }
+
+  startRollout(body: RolloutStartBody): Promise<RolloutView> {
+    return this.call('POST', '/v1/rollout', RolloutView, body);
+  }
+
+  rolloutCommand(command: 'pause' | 'resume' | 'abort'): Promise<RolloutView> {
+    return this.call('POST', `/v1/rollout/${command}`, RolloutView, {});
   }
 
   users(): Promise<User[]> {

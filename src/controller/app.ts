@@ -16,6 +16,7 @@ import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
+import { rolloutRoutes } from './routes/rollout.js';
 import { serverRoutes } from './routes/servers.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { signInRoutes } from './routes/session.js';
@@ -91,6 +92,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     signInRoutes(app, state, { secure: Boolean(opts.https) });
     userRoutes(app, state);
     serverRoutes(app, state);
+    rolloutRoutes(app, state);
     sessionRoutes(app, state);
     auditRoutes(app, state);
     agentRoutes(app, state, {

@@ -59,10 +59,15 @@ function sinceMs(since: string): number {
   return Number.isNaN(t) ? 0 : t;
 }
 
-/** Changes iff the bundle, the evictions or the drain flag change. */
-export function directiveToken(digest: string, evict: readonly Eviction[], drain: boolean): string {
+/** Changes iff the bundle, the evictions, the drain flag or the restart generation change. */
+export function directiveToken(
+  digest: string,
+  evict: readonly Eviction[],
+  drain: boolean,
+  restart = 0,
+): string {
   return createHash('sha256')
-    .update(JSON.stringify([digest, evict, drain]))
+    .update(JSON.stringify([digest, evict, drain, restart]))
     .digest('hex');
 }
 

@@ -48,3 +48,6 @@ export const killResult = jsonSchema(api.KillResult);
 export const signInBody = jsonSchema(api.SignInBody);
 export const sessionInfo = jsonSchema(api.SessionInfo);
 export const passwordChangeBody = jsonSchema(api.PasswordChangeBody);
+export const rolloutSchema = jsonSchema(api.RolloutView);
+export const rolloutStatusSchema = jsonSchema(api.RolloutStatusView);
+export const rolloutStartBody = jsonSchema(api.RolloutStartBody);

@@ -15,11 +15,17 @@
  * anyway). Its sessions stay in the table and in /v1/sessions, flagged stale, until its agent
  * reports again.
  */
+import { createHash } from 'node:crypto';
 import {
   type AgentReport,
+  type AgentRestart,
   type Eviction,
+  RESTART_FILES,
+  type RolloutStatusView,
+  type RolloutView,
   type KillResult,
   type RoutesView,
+  type ServerHealth,
   type ServerView,
   type SessionView,
   sessionId,
@@ -29,7 +35,7 @@ import type { Bundle } from '../render/bundle.js';
 import { ConsoleSessions } from '../service/console-sessions.js';
 import { Fleet } from '../service/fleet.js';
 import { loadSpec } from '../service/spec-file.js';
-import type { AuditEntry, ChangeFeed, StoredSession } from '../store/types.js';
+import type { AuditEntry, ChangeFeed, RolloutRecord, StoredSession } from '../store/types.js';
 import type { Clock, Timers } from '../sys/time.js';
 import { Authenticator } from './auth.js';
 import { Coalescer } from './builds.js';
@@ -39,9 +45,16 @@ import type { ControllerEvents } from './metrics.js';
 import { PollWaiters, type Served, served } from './polls.js';
 import { type KnownUser, knownUser } from './reports.js';
 import { type LoginLimitOptions, LoginLimiter } from './login-limit.js';
+import {
+  type RolloutCommand,
+  Rollouts,
+  type ServerObservation,
+  rolloutOrder,
+  rolloutSettings,
+} from './rollout.js';
 import { routesView } from './routes-view.js';
 import { SignIn } from './sign-in.js';
-import { STALE_AFTER_MS, serverViews, sessionView, staleServers } from './views.js';
+import { STALE_AFTER_MS, isStale, serverViews, sessionView, staleServers } from './views.js';
 import { ChangeWatcher } from './watcher.js';
 
 export const ADMIN_ACTOR = 'api:admin';
@@ -111,6 +124,14 @@ export class ControllerState {
   private userCache: Map<string, KnownUser> | undefined;
   private closed = false;
   private readonly listeners = new Set<(what: ChangeKind) => void>();
+  /** Rolling restarts of OpenVPN (see rollout.ts). */
+  readonly rollouts: Rollouts;
+  /** What each agent last said about restarts (in memory: the next report tells again). */
+  private readonly restartReports = new Map<string, AgentRestart>();
+  /** Servers whose agent reported to this controller process (what restartReports knows). */
+  private readonly reportedHere = new Set<string>();
+  /** Digest of each server's RESTART_FILES in the last build: a change starts a rollout. */
+  private restartDigests = new Map<string, string>();
 
   constructor(
     fleet: Fleet,
@@ -146,11 +167,25 @@ export class ControllerState {
       opts,
       (server) => this.directives.get(server)?.directive,
     );
+    this.rollouts = new Rollouts({
+      store: fleet.store,
+      clock,
+      log: opts.log,
+      order: () => rolloutOrder(this.fleet.spec),
+      settings: () => rolloutSettings(this.fleet.spec),
+      observe: (server) => this.observe(server),
+      restartOf: (server) => this.restartReports.get(server),
+    });
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
       storeChanged: () => this.refreshInBackground(),
       tick: () => {
         this.pruneAudit();
+        if (this.rollouts.tick()) {
+          this.recomputeDirectives();
+          this.changed('servers');
+          return;
+        }
         if (this.staleSetKey() === this.staleKey) return;
         this.recomputeDirectives();
         this.changed('servers');
@@ -255,17 +290,24 @@ export class ControllerState {
   private async buildOnce(): Promise<void> {
     this.userCache = undefined;
     await this.pkiStep();
+    let restartChanged: string[] = [];
     try {
       const bundles = await this.fleet.bundlesFor(this.opts.baseDir);
       this.bundles = new Map(bundles.map((b) => [b.server, b]));
       this.lastBuildProblem = '';
+      restartChanged = this.noteRestartFiles(bundles);
     } catch (err) {
       const problem = oneLine(err);
       if (problem !== this.lastBuildProblem)
         this.opts.log(`cannot render bundles, still serving the last ones: ${problem}`);
       this.lastBuildProblem = problem;
     }
-    if (!this.closed) this.recomputeDirectives();
+    if (!this.closed) {
+      // All-at-once raises every generation here, so that the new files and the order to
+      // restart reach each agent in one directive, as before rollouts.
+      if (restartChanged.length) this.rollouts.changeBuilt(restartChanged);
+      this.recomputeDirectives();
+    }
     this.changed('fleet');
   }
 
@@ -289,6 +331,68 @@ export class ControllerState {
       this.lastPkiStepAt = 0;
       this.opts.log(`pki: lifecycle step failed, trying again at the next build: ${oneLine(err)}`);
     }
+  }
+
+  /** Servers whose RESTART_FILES differ from the previous build's (none at the first build). */
+  private noteRestartFiles(bundles: readonly Bundle[]): string[] {
+    const first = this.restartDigests.size === 0;
+    const next = new Map<string, string>();
+    for (const b of bundles) {
+      const h = createHash('sha256');
+      for (const f of b.files)
+        if (RESTART_FILES.includes(f.path))
+          h.update(`${f.path}\0${f.content.length}\0${f.content}`);
+      next.set(b.server, h.digest('hex'));
+    }
+    const changed = first
+      ? []
+      : [...next].filter(([server, d]) => this.restartDigests.get(server) !== d).map(([s]) => s);
+    this.restartDigests = next;
+    return changed;
+  }
+
+  /** What the rollout needs to know of one server now. */
+  private observe(server: string): ServerObservation | undefined {
+    const state = this.store.listServerStates().find((s) => s.name === server);
+    if (!state) return undefined;
+    const restart = this.restartReports.get(server);
+    return {
+      known: this.reportedHere.has(server),
+      // Not reporting; an agent that reports it cannot read OpenVPN's sessions is not stale
+      // here: its health says openvpn down, which is what the rollout must see.
+      stale: isStale(state.reportedAt, this.clock.now(), this.staleAfterMs),
+      health: (state.health as ServerHealth | undefined) ?? null,
+      ...(state.reportedAt ? { reportedAt: Date.parse(state.reportedAt) } : {}),
+      sessions: this.store.listSessions(server).length,
+      upToDate: !!state.bundleDigest && state.bundleDigest === this.bundles.get(server)?.digest,
+      operatorDrained: state.draining,
+      ...(restart ? { restart } : {}),
+    };
+  }
+
+  /** The latest rollout and which servers wait for a restart. */
+  rolloutStatus(): RolloutStatusView {
+    const r = this.rollouts.current;
+    return { rollout: r ? rolloutView(r) : null, pending: this.rollouts.pending() };
+  }
+
+  /** Starts a rollout now (`actor`: who asked). */
+  startRollout(
+    actor: string,
+    opts: { strategy?: RolloutView['strategy']; all?: boolean },
+  ): RolloutView {
+    const r = rolloutView(this.rollouts.start(actor, opts));
+    this.recomputeDirectives();
+    this.changed('servers');
+    return r;
+  }
+
+  /** Pauses, resumes or aborts the latest rollout. */
+  rolloutCommand(command: RolloutCommand, actor: string): RolloutView {
+    const r = rolloutView(this.rollouts.command(command, actor));
+    this.recomputeDirectives();
+    this.changed('servers');
+    return r;
   }
 
   private staleNow(now: Date): Set<string> {
@@ -337,14 +441,16 @@ export class ControllerState {
       const list = [...evicted, ...(kills.get(server) ?? [])].sort((a, b) =>
         a.user < b.user ? -1 : a.user > b.user ? 1 : 0,
       );
-      const drain = states.get(server)?.draining ?? false;
-      const token = directiveToken(bundle.digest, list, drain);
+      const drain = (states.get(server)?.draining ?? false) || this.rollouts.drains(server);
+      const restart = this.rollouts.generation(server);
+      const token = directiveToken(bundle.digest, list, drain, restart);
       if (this.directives.get(server)?.directive.token === token) continue;
       const next = served({
         token,
         bundle: { digest: bundle.digest, files: bundle.files },
         evict: list,
         drain,
+        restart,
       });
       this.directives.set(server, next);
       this.polls.wake(server, next);
@@ -416,6 +522,10 @@ export class ControllerState {
   /** Records a server's report (see ReportIngest) and decides evictions again. */
   report(server: string, report: AgentReport): void {
     this.ingest.record(server, report);
+    this.reportedHere.add(server);
+    if (report.restart) this.restartReports.set(server, report.restart);
+    else this.restartReports.delete(server);
+    this.rollouts.tick();
     this.recomputeDirectives();
     this.changed('sessions');
   }
@@ -458,6 +568,19 @@ export class ControllerState {
     this.polls.closeAll();
     await this.builds.stop();
   }
+}
+
+function rolloutView(r: RolloutRecord): RolloutView {
+  return {
+    id: r.id,
+    strategy: r.strategy,
+    status: r.status,
+    startedBy: r.startedBy,
+    startedAt: r.startedAt,
+    updatedAt: r.updatedAt,
+    steps: r.steps.map((s) => ({ ...s })),
+    ...(r.detail ? { detail: r.detail } : {}),
+  };
 }
 
 export function oneLine(err: unknown): string {

@@ -305,6 +305,40 @@ export const fleetSchema = z.strictObject({
         ),
     })
     .default({ protectServers: false, allowInput: [] }),
+  rollout: z
+    .strictObject({
+      strategy: z
+        .enum(['rolling', 'all-at-once'])
+        .default('rolling')
+        .describe(
+          'How a change that needs OpenVPN restarted (server.conf, server certificate, CA, tls-crypt key) reaches the servers: rolling = one server at a time (drain, restart, wait for health, undrain); all-at-once = every server restarts together and every user drops at once.',
+        ),
+      auto: z
+        .boolean()
+        .default(true)
+        .describe(
+          'Start a rollout as soon as such a change reaches the servers; false: only "ovpn-fleet rollout start" does.',
+        ),
+      drainSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(3600)
+        .default(30)
+        .describe(
+          'How long a draining server waits for its users to leave before it restarts anyway.',
+        ),
+      healthSeconds: z
+        .number()
+        .int()
+        .min(5)
+        .max(3600)
+        .default(60)
+        .describe(
+          'How long a restarted server has to come back healthy (OpenVPN and its management interface answering, routing up) before the rollout stops there.',
+        ),
+    })
+    .default({ strategy: 'rolling', auto: true, drainSeconds: 30, healthSeconds: 60 }),
   audit: z
     .strictObject({
       retentionDays: z

@@ -165,4 +165,24 @@ export const MIGRATIONS: string[] = [
     WHERE kind <> 'ca';
   CREATE INDEX certs_issuer ON certs(issuer);
   `,
+  // 8 (rolling restarts): the controller's rollouts, so that one survives a controller restart
+  // (its steps as JSON: one small row per rollout, rewritten at each step), and each server's
+  // restart generation, which only ever grows: an agent restarts OpenVPN when its directive's
+  // generation passes the one it carried out last.
+  `
+  CREATE TABLE rollouts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    strategy   TEXT NOT NULL CHECK (strategy IN ('rolling', 'all-at-once')),
+    status     TEXT NOT NULL CHECK (status IN ('running', 'paused', 'failed', 'done', 'aborted')),
+    started_by TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    steps      TEXT NOT NULL,
+    detail     TEXT
+  );
+  CREATE TABLE restart_generations (
+    server     TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL CHECK (generation >= 0)
+  );
+  `,
 ];

@@ -100,6 +100,8 @@ describe('SqliteStore on a real file', () => {
         'audit',
         'certs',
         'released_addresses',
+        'restart_generations',
+        'rollouts',
         'servers',
         'session_history',
         'sessions',
@@ -114,6 +116,37 @@ describe('SqliteStore on a real file', () => {
     // Re-opening an up-to-date file runs nothing again and keeps the data.
     store = new SqliteStore(file);
     expect(store.listUsers().map((u) => u.name)).toEqual(['alice']);
+  });
+
+  it('keeps a rollout and its audit entries in one write, and each server its restart generation', () => {
+    const at = FIXED_NOW.toISOString();
+    const audit = { at, actor: 'api:admin', action: 'rollout.start', subject: 'rollout' };
+    const first = store.saveRollout(
+      {
+        strategy: 'rolling',
+        status: 'running',
+        startedBy: 'api:admin',
+        startedAt: at,
+        updatedAt: at,
+        steps: [{ server: 'vpn11', state: 'waiting' }],
+      },
+      [audit],
+    );
+    first.steps[0] = { server: 'vpn11', state: 'failed', since: at, detail: 'routing down' };
+    store.saveRollout({ ...first, status: 'failed', detail: 'stopped at vpn11' }, []);
+    store.close();
+    store = new SqliteStore(file);
+    expect(store.latestRollout()).toEqual({
+      ...first,
+      status: 'failed',
+      detail: 'stopped at vpn11',
+    });
+    expect(store.auditLog(1)[0]).toMatchObject(audit);
+    expect(() => store.saveRollout({ ...first, id: 99 }, [])).toThrow(NotFound);
+    expect(store.restartGenerations()).toEqual(new Map());
+    store.setRestartGeneration('vpn11', 1);
+    store.setRestartGeneration('vpn11', 2);
+    expect(store.restartGenerations()).toEqual(new Map([['vpn11', 2]]));
   });
 
   it("its change feed moves when another connection commits, not on this connection's own", () => {

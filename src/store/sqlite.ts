@@ -29,6 +29,7 @@ import type {
   Pools,
   RevocationState,
   RevokedCert,
+  RolloutRecord,
   ServerReport,
   ServerState,
   SessionEndReason,
@@ -126,6 +127,30 @@ interface SessionRow {
   client_id: number;
   reported_at: string;
   first_seen: string | null;
+}
+
+interface RolloutRow {
+  id: number;
+  strategy: RolloutRecord['strategy'];
+  status: RolloutRecord['status'];
+  started_by: string;
+  started_at: string;
+  updated_at: string;
+  steps: string;
+  detail: string | null;
+}
+
+function toRollout(r: RolloutRow): RolloutRecord {
+  return {
+    id: r.id,
+    strategy: r.strategy,
+    status: r.status,
+    startedBy: r.started_by,
+    startedAt: r.started_at,
+    updatedAt: r.updated_at,
+    steps: JSON.parse(r.steps) as RolloutRecord['steps'],
+    ...(r.detail !== null ? { detail: r.detail } : {}),
+  };
 }
 
 interface ServerRow {
@@ -1066,6 +1091,69 @@ export class SqliteStore implements FleetStore {
         this.db.prepare<[string], ServerRow>('SELECT * FROM servers WHERE name = ?').get(name)!,
       );
     });
+  }
+
+  latestRollout(): RolloutRecord | undefined {
+    const row = this.db
+      .prepare<[], RolloutRow>('SELECT * FROM rollouts ORDER BY id DESC LIMIT 1')
+      .get();
+    return row ? toRollout(row) : undefined;
+  }
+
+  saveRollout(
+    rollout: Omit<RolloutRecord, 'id'> & { id?: number },
+    audit: AuditEntry[],
+  ): RolloutRecord {
+    return this.transaction(() => {
+      const values = [
+        rollout.strategy,
+        rollout.status,
+        rollout.startedBy,
+        rollout.startedAt,
+        rollout.updatedAt,
+        JSON.stringify(rollout.steps),
+        rollout.detail ?? null,
+      ];
+      let id = rollout.id;
+      if (id === undefined) {
+        id = Number(
+          this.db
+            .prepare(
+              `INSERT INTO rollouts (strategy, status, started_by, started_at, updated_at, steps, detail)
+               VALUES (?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(...values).lastInsertRowid,
+        );
+      } else {
+        const changed = this.db
+          .prepare(
+            `UPDATE rollouts SET strategy = ?, status = ?, started_by = ?, started_at = ?,
+               updated_at = ?, steps = ?, detail = ? WHERE id = ?`,
+          )
+          .run(...values, id).changes;
+        if (!changed) throw new NotFound(`no rollout ${id}`);
+      }
+      for (const e of audit) this.audit(e);
+      return toRollout(
+        this.db.prepare<[number], RolloutRow>('SELECT * FROM rollouts WHERE id = ?').get(id)!,
+      );
+    });
+  }
+
+  restartGenerations(): Map<string, number> {
+    const rows = this.db
+      .prepare<[], { server: string; generation: number }>('SELECT * FROM restart_generations')
+      .all();
+    return new Map(rows.map((r) => [r.server, r.generation]));
+  }
+
+  setRestartGeneration(server: string, generation: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO restart_generations (server, generation) VALUES (?, ?)
+         ON CONFLICT(server) DO UPDATE SET generation = excluded.generation`,
+      )
+      .run(server, generation);
   }
 
   createAdmin(admin: NewAdmin, now: Date, actor: string): Admin {

@@ -282,6 +282,29 @@ export interface ChangeFeed {
   version(): string | number;
 }
 
+/** One server's part of a rollout (see RolloutStep in src/api/rollout.ts). */
+export interface RolloutStepRecord {
+  server: string;
+  state: 'waiting' | 'draining' | 'restarting' | 'checking' | 'done' | 'skipped' | 'failed';
+  since?: string;
+  generation?: number;
+  detail?: string;
+  /** Restart it even without a pending change (`rollout start --all`). */
+  force?: boolean;
+}
+
+/** A rolling restart of OpenVPN across the servers, as stored (see src/controller/rollout.ts). */
+export interface RolloutRecord {
+  id: number;
+  strategy: 'rolling' | 'all-at-once';
+  status: 'running' | 'paused' | 'failed' | 'done' | 'aborted';
+  startedBy: string;
+  startedAt: string;
+  updatedAt: string;
+  steps: RolloutStepRecord[];
+  detail?: string;
+}
+
 export interface FleetStore {
   close(): void;
   /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
@@ -390,6 +413,20 @@ export interface FleetStore {
    */
   pruneHistory(before: Date, keepPerUser: number): number;
   setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState;
+
+  /** The newest rollout, or undefined before the first. */
+  latestRollout(): RolloutRecord | undefined;
+  /**
+   * Writes a rollout (a new one when `id` is absent) and its audit entries in one transaction;
+   * returns it as stored.
+   */
+  saveRollout(
+    rollout: Omit<RolloutRecord, 'id'> & { id?: number },
+    audit: AuditEntry[],
+  ): RolloutRecord;
+  /** Every server's restart generation (absent: 0). */
+  restartGenerations(): Map<string, number>;
+  setRestartGeneration(server: string, generation: number): void;
 
   /** Adds an admin account (Conflict when the name is taken); audited `admin.add`. */
   createAdmin(admin: NewAdmin, now: Date, actor: string): Admin;

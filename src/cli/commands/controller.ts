@@ -29,17 +29,17 @@ import {
 import { serveMetrics } from '../../sys/metrics-http.js';
 import { printJson, printTable, say, warn } from '../output.js';
 
-interface ControllerOptions {
+export interface ControllerOptions {
   controller?: string;
   ca?: string;
 }
 
-const CONTROLLER_HELP =
+export const CONTROLLER_HELP =
   "unix:PATH, https://HOST:PORT, or HOST:PORT on loopback (default: this fleet's socket)";
-const CA_HELP = "PEM file of the CA the controller's certificate must chain to (https only)";
+export const CA_HELP = "PEM file of the CA the controller's certificate must chain to (https only)";
 
 /** A client of the controller named by --controller (default: this fleet's socket). */
-function clientFor(dir: string, opts: ControllerOptions): ControllerClient {
+export function clientFor(dir: string, opts: ControllerOptions): ControllerClient {
   const endpoint = parseEndpoint(
     opts.controller ?? `unix:${defaultSocketPath(dir)}`,
     '--controller',
