@@ -36,16 +36,16 @@ export class Bundles {
     >();
     for (const site of spec.sites) {
       for (const s of site.servers) {
-        const cert = store.serverCert(s.name)!;
+        const cert = (await store.serverCert(s.name))!;
         servers.set(s.name, {
           certPem: cert.certPem,
           keyPem: cert.keyPem,
-          managementPassword: this.secrets.managementPassword(s.name),
+          managementPassword: await this.secrets.managementPassword(s.name),
         });
       }
     }
     return {
-      users: store.listUsers().map((u) => ({
+      users: (await store.listUsers()).map((u) => ({
         name: u.name,
         ipv4: u.ipv4,
         ipv6: u.ipv6,
@@ -55,9 +55,9 @@ export class Bundles {
         // earlier user of the same name is refused even by a CRL that missed it.
         certSerials: u.certSerial ? [u.certSerial] : [],
       })),
-      caPem: this.pki.caPair().certPem,
+      caPem: (await this.pki.caPair()).certPem,
       crlPem: await this.pki.ensureCrl(),
-      tlsCryptKey: this.secrets.tlsCryptKey(),
+      tlsCryptKey: await this.secrets.tlsCryptKey(),
       servers,
     };
   }
@@ -100,25 +100,25 @@ export class Bundles {
     name: string,
     opts: { anyStatus?: boolean; audit?: boolean } = {},
   ): Promise<string> {
-    let user = this.users.get(name);
+    let user = await this.users.get(name);
     if (user.status !== 'enabled' && !opts.anyStatus)
       throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
     if (!user.certSerial && user.status === 'enabled') {
       await this.users.issueMissingCerts([name]);
-      user = this.users.get(name);
+      user = await this.users.get(name);
     }
-    const cert = user.certSerial ? this.ctx.store.getCert(user.certSerial) : undefined;
+    const cert = user.certSerial ? await this.ctx.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
     const text = renderProfile({
       spec: this.ctx.spec,
       user: name,
-      caPem: this.pki.caPair().certPem,
+      caPem: (await this.pki.caPair()).certPem,
       certPem: cert.certPem,
       keyPem: cert.keyPem,
-      tlsCryptKey: this.secrets.tlsCryptKey(),
+      tlsCryptKey: await this.secrets.tlsCryptKey(),
     });
     if (opts.audit)
-      this.ctx.store.audit({
+      await this.ctx.store.audit({
         at: this.ctx.clock.now().toISOString(),
         actor: this.ctx.actor,
         action: 'user.profile',

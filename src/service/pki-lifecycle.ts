@@ -43,45 +43,52 @@ export class PkiLifecycle {
   async ensure(): Promise<void> {
     const { store, spec } = this.ctx;
     const now = this.ctx.clock.now();
-    if (!store.getCa()) {
+    if (!(await store.getCa())) {
       const { createCa } = await loadPki();
       const ca = await createCa({ fleet: spec.fleet, now, validDays: VALIDITY.caDays });
-      store.putCert({
-        serial: ca.serial,
-        kind: 'ca',
-        subject: `${spec.fleet} VPN CA`,
-        notAfter: ca.notAfter.toISOString(),
-        certPem: ca.certPem,
-        keyPem: ca.keyPem,
+      // Kept only if no other writer (a second controller starting too) stored a CA first.
+      await store.transaction(async (tx) => {
+        if (await tx.getCa()) return;
+        await tx.putCert({
+          serial: ca.serial,
+          kind: 'ca',
+          subject: `${spec.fleet} VPN CA`,
+          notAfter: ca.notAfter.toISOString(),
+          certPem: ca.certPem,
+          keyPem: ca.keyPem,
+        });
       });
     }
     await this.secrets.ensure();
     for (const site of spec.sites) {
       for (const server of site.servers) {
-        if (store.serverCert(server.name)) continue;
+        if (await store.serverCert(server.name)) continue;
         const cert = await (
           await loadPki()
-        ).issueCertificate(this.caPair(), {
+        ).issueCertificate(await this.caPair(), {
           kind: 'server',
           commonName: serverCommonName(spec.fleet, server.name),
           now,
           validDays: VALIDITY.serverDays,
         });
-        store.putCert({
-          serial: cert.serial,
-          kind: 'server',
-          subject: server.name,
-          notAfter: cert.notAfter.toISOString(),
-          certPem: cert.certPem,
-          keyPem: cert.keyPem,
+        await store.transaction(async (tx) => {
+          if (await tx.serverCert(server.name)) return;
+          await tx.putCert({
+            serial: cert.serial,
+            kind: 'server',
+            subject: server.name,
+            notAfter: cert.notAfter.toISOString(),
+            certPem: cert.certPem,
+            keyPem: cert.keyPem,
+          });
         });
       }
     }
     await this.ensureCrl();
   }
 
-  caPair(): { certPem: string; keyPem: string } {
-    const ca = this.ctx.store.getCa();
+  async caPair(): Promise<{ certPem: string; keyPem: string }> {
+    const ca = await this.ctx.store.getCa();
     if (!ca) throw new NotFound('no CA in the store: run "ovpn-fleet init"');
     return { certPem: ca.certPem, keyPem: ca.keyPem };
   }
@@ -89,9 +96,10 @@ export class PkiLifecycle {
   /**
    * Issues a new CRL when forced, when none exists, when its nextUpdate is getting close, or
    * when its serials differ from the store's revoked certificates (so any snapshot heals a CRL
-   * that missed a revocation). Signing is async (WebCrypto) and a store transaction takes a
-   * synchronous callback, so the CRL is signed from a snapshot and written only if, inside the
-   * write transaction, the revoked set and the CRL number are still those it was signed from;
+   * that missed a revocation). Signing is async (WebCrypto) and stays out of the write
+   * transaction (which holds the store's write lock), so the CRL is signed from a snapshot and
+   * written only if, inside the write transaction, the revoked set and the CRL number are still
+   * those it was signed from;
    * otherwise another writer got there first and we look again. CRL numbers therefore only
    * ever increase.
    */
@@ -100,22 +108,22 @@ export class PkiLifecycle {
     const pki = await loadPki();
     for (let attempt = 1; ; attempt++) {
       const now = this.ctx.clock.now();
-      const seen = store.revocationState();
+      const seen = await store.revocationState();
       if (seen.crlPem && !force && crlIsCurrent(pki.crlInfo(seen.crlPem), seen, now))
         return seen.crlPem;
       const number = seen.crlNumber + 1;
-      const pem = await pki.createCrl(this.caPair(), {
+      const pem = await pki.createCrl(await this.caPair(), {
         revoked: seen.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) })),
         now,
         nextUpdateDays: VALIDITY.crlDays,
         crlNumber: number,
       });
-      const written = store.transaction(() => {
-        const latest = store.revocationState();
+      const written = await store.transaction(async (tx) => {
+        const latest = await tx.revocationState();
         if (latest.crlNumber !== seen.crlNumber || !sameRevoked(latest.revoked, seen.revoked))
           return false;
-        store.setSetting('crl.pem', pem);
-        store.setSetting('crl.number', String(number));
+        await tx.setSetting('crl.pem', pem);
+        await tx.setSetting('crl.number', String(number));
         return true;
       });
       if (written) return pem;
@@ -130,7 +138,7 @@ export class PkiLifecycle {
   /** Signs a few at a time so both cores work. */
   async issueClientCerts(names: string[], now: Date): Promise<IssuedCert[]> {
     const { issueCertificate } = await loadPki();
-    const ca = this.caPair();
+    const ca = await this.caPair();
     const out: IssuedCert[] = [];
     const BATCH = 64;
     for (let i = 0; i < names.length; i += BATCH) {
@@ -153,7 +161,7 @@ export class PkiLifecycle {
     const days = (iso: string) => Math.floor((new Date(iso).getTime() - now) / 86_400_000);
     const state = (d: number, warnDays: number, revoked?: string) =>
       revoked ? 'revoked' : d < 0 ? 'EXPIRED' : d < warnDays ? 'renew soon' : 'ok';
-    const rows: PkiStatusRow[] = store.listCerts().map((c) => {
+    const rows: PkiStatusRow[] = (await store.listCerts()).map((c) => {
       const d = days(c.notAfter);
       return {
         kind: c.kind,
@@ -164,7 +172,7 @@ export class PkiLifecycle {
         state: state(d, 30, c.revokedAt),
       };
     });
-    const crl = store.getSetting('crl.pem');
+    const crl = await store.getSetting('crl.pem');
     if (crl) {
       const info = crlInfo(crl);
       const next = info.nextUpdate?.toISOString() ?? '';

@@ -45,53 +45,63 @@ function toAdminSession(r: AdminSessionRow): AdminSession {
 }
 
 /** Runs in the caller's write transaction. */
-export function createAdmin(sql: Sql, admin: NewAdmin, now: Date, actor: string): Admin {
-  if (getAdmin(sql, admin.name)) throw new Conflict(`admin ${admin.name} already exists`);
+export async function createAdmin(
+  sql: Sql,
+  admin: NewAdmin,
+  now: Date,
+  actor: string,
+): Promise<Admin> {
+  if (await getAdmin(sql, admin.name)) throw new Conflict(`admin ${admin.name} already exists`);
   const at = now.toISOString();
-  sql.run(
+  await sql.run(
     `INSERT INTO admins (name, role, password_hash, must_change_password, created_at, updated_at, password_changed_at)
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
     [admin.name, admin.role, admin.passwordHash, admin.mustChangePassword ? 1 : 0, at, at, at],
   );
-  insertAudit(sql, {
+  await insertAudit(sql, {
     at,
     actor,
     action: 'admin.add',
     subject: admin.name,
     detail: { role: admin.role, mustChangePassword: admin.mustChangePassword },
   });
-  return getAdmin(sql, admin.name)!;
+  return (await getAdmin(sql, admin.name))!;
 }
 
-export function getAdmin(sql: Sql, name: string): Admin | undefined {
-  const r = sql.get<AdminRow>('SELECT * FROM admins WHERE name = ?', [name]);
+export async function getAdmin(sql: Sql, name: string): Promise<Admin | undefined> {
+  const r = await sql.get<AdminRow>('SELECT * FROM admins WHERE name = ?', [name]);
   return r && toAdmin(r);
 }
 
-function mustGetAdmin(sql: Sql, name: string): Admin {
-  const a = getAdmin(sql, name);
+async function mustGetAdmin(sql: Sql, name: string): Promise<Admin> {
+  const a = await getAdmin(sql, name);
   if (!a) throw new NotFound(`no admin named ${name}`);
   return a;
 }
 
-export function listAdmins(sql: Sql): Admin[] {
-  return sql.all<AdminRow>('SELECT * FROM admins ORDER BY name').map(toAdmin);
+export async function listAdmins(sql: Sql): Promise<Admin[]> {
+  return (await sql.all<AdminRow>('SELECT * FROM admins ORDER BY name')).map(toAdmin);
 }
 
 /** Ends every session of `name` but `keep`; returns how many ended. */
-function endSessionsOf(sql: Sql, name: string, keep?: string): number {
-  return sql.run('DELETE FROM admin_sessions WHERE admin = ? AND id_sha256 IS DISTINCT FROM ?', [
-    name,
-    keep ?? null,
-  ]);
+async function endSessionsOf(sql: Sql, name: string, keep?: string): Promise<number> {
+  return await sql.run(
+    'DELETE FROM admin_sessions WHERE admin = ? AND id_sha256 IS DISTINCT FROM ?',
+    [name, keep ?? null],
+  );
 }
 
 /** Runs in the caller's write transaction. */
-export function deleteAdmin(sql: Sql, name: string, now: Date, actor: string): Admin {
-  const admin = mustGetAdmin(sql, name);
-  const sessionsEnded = endSessionsOf(sql, name);
-  sql.run('DELETE FROM admins WHERE name = ?', [name]);
-  insertAudit(sql, {
+export async function deleteAdmin(
+  sql: Sql,
+  name: string,
+  now: Date,
+  actor: string,
+): Promise<Admin> {
+  const admin = await mustGetAdmin(sql, name);
+  const sessionsEnded = await endSessionsOf(sql, name);
+  await sql.run('DELETE FROM admins WHERE name = ?', [name]);
+  await insertAudit(sql, {
     at: now.toISOString(),
     actor,
     action: 'admin.remove',
@@ -102,18 +112,18 @@ export function deleteAdmin(sql: Sql, name: string, now: Date, actor: string): A
 }
 
 /** Runs in the caller's write transaction. */
-export function setAdminRole(
+export async function setAdminRole(
   sql: Sql,
   name: string,
   role: AdminRole,
   now: Date,
   actor: string,
-): Admin {
-  const before = mustGetAdmin(sql, name);
+): Promise<Admin> {
+  const before = await mustGetAdmin(sql, name);
   const at = now.toISOString();
-  sql.run('UPDATE admins SET role = ?, updated_at = ? WHERE name = ?', [role, at, name]);
-  const sessionsEnded = endSessionsOf(sql, name);
-  insertAudit(sql, {
+  await sql.run('UPDATE admins SET role = ?, updated_at = ? WHERE name = ?', [role, at, name]);
+  const sessionsEnded = await endSessionsOf(sql, name);
+  await insertAudit(sql, {
     at,
     actor,
     action: 'admin.role',
@@ -124,21 +134,21 @@ export function setAdminRole(
 }
 
 /** Runs in the caller's write transaction. */
-export function setAdminPassword(
+export async function setAdminPassword(
   sql: Sql,
   name: string,
   change: { passwordHash: string; mustChangePassword: boolean; keepSession?: string },
   now: Date,
   actor: string,
-): Admin {
-  const before = mustGetAdmin(sql, name);
+): Promise<Admin> {
+  const before = await mustGetAdmin(sql, name);
   const at = now.toISOString();
-  sql.run(
+  await sql.run(
     'UPDATE admins SET password_hash = ?, must_change_password = ?, updated_at = ?, password_changed_at = ? WHERE name = ?',
     [change.passwordHash, change.mustChangePassword ? 1 : 0, at, at, name],
   );
-  const sessionsEnded = endSessionsOf(sql, name, change.keepSession);
-  insertAudit(sql, {
+  const sessionsEnded = await endSessionsOf(sql, name, change.keepSession);
+  await insertAudit(sql, {
     at,
     actor,
     action: 'admin.password',
@@ -154,10 +164,14 @@ export function setAdminPassword(
 }
 
 /** Runs in the caller's write transaction. */
-export function createAdminSession(sql: Sql, session: AdminSession, actor: string): void {
+export async function createAdminSession(
+  sql: Sql,
+  session: AdminSession,
+  actor: string,
+): Promise<void> {
   // Checked in the same transaction: an admin removed a moment ago gets no new session.
-  mustGetAdmin(sql, session.admin);
-  sql.run(
+  await mustGetAdmin(sql, session.admin);
+  await sql.run(
     `INSERT INTO admin_sessions (id_sha256, admin, csrf_token, created_at, last_seen_at, address)
      VALUES (?, ?, ?, ?, ?, ?)`,
     [
@@ -169,7 +183,7 @@ export function createAdminSession(sql: Sql, session: AdminSession, actor: strin
       session.address ?? null,
     ],
   );
-  insertAudit(sql, {
+  await insertAudit(sql, {
     at: session.createdAt,
     actor,
     action: 'admin.login',
@@ -179,39 +193,39 @@ export function createAdminSession(sql: Sql, session: AdminSession, actor: strin
 }
 
 /** Runs in one read transaction (the caller's): the session and its admin as of one instant. */
-export function getAdminSession(
+export async function getAdminSession(
   sql: Sql,
   idSha256: string,
-): { session: AdminSession; admin: Admin } | undefined {
-  const r = sql.get<AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?', [
+): Promise<{ session: AdminSession; admin: Admin } | undefined> {
+  const r = await sql.get<AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?', [
     idSha256,
   ]);
   if (!r) return undefined;
-  const admin = getAdmin(sql, r.admin);
+  const admin = await getAdmin(sql, r.admin);
   return admin && { session: toAdminSession(r), admin };
 }
 
-export function touchAdminSession(sql: Sql, idSha256: string, at: Date): void {
-  sql.run('UPDATE admin_sessions SET last_seen_at = ? WHERE id_sha256 = ?', [
+export async function touchAdminSession(sql: Sql, idSha256: string, at: Date): Promise<void> {
+  await sql.run('UPDATE admin_sessions SET last_seen_at = ? WHERE id_sha256 = ?', [
     at.toISOString(),
     idSha256,
   ]);
 }
 
 /** Runs in the caller's write transaction. */
-export function endAdminSession(
+export async function endAdminSession(
   sql: Sql,
   idSha256: string,
   reason: string,
   now: Date,
   actor: string,
-): boolean {
-  const r = sql.get<AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?', [
+): Promise<boolean> {
+  const r = await sql.get<AdminSessionRow>('SELECT * FROM admin_sessions WHERE id_sha256 = ?', [
     idSha256,
   ]);
   if (!r) return false;
-  sql.run('DELETE FROM admin_sessions WHERE id_sha256 = ?', [idSha256]);
-  insertAudit(sql, {
+  await sql.run('DELETE FROM admin_sessions WHERE id_sha256 = ?', [idSha256]);
+  await insertAudit(sql, {
     at: now.toISOString(),
     actor,
     action: 'admin.logout',
@@ -221,9 +235,13 @@ export function endAdminSession(
   return true;
 }
 
-export function pruneAdminSessions(sql: Sql, idleBefore: Date, createdBefore: Date): number {
+export async function pruneAdminSessions(
+  sql: Sql,
+  idleBefore: Date,
+  createdBefore: Date,
+): Promise<number> {
   // Timestamps are all written by toISOString(), so string order is time order.
-  return sql.run('DELETE FROM admin_sessions WHERE last_seen_at < ? OR created_at < ?', [
+  return await sql.run('DELETE FROM admin_sessions WHERE last_seen_at < ? OR created_at < ?', [
     idleBefore.toISOString(),
     createdBefore.toISOString(),
   ]);

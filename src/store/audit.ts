@@ -24,8 +24,8 @@ function toAudit(r: AuditRow): StoredAuditEntry {
   };
 }
 
-export function insertAudit(sql: Sql, entry: AuditEntry): void {
-  sql.run('INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)', [
+export async function insertAudit(sql: Sql, entry: AuditEntry): Promise<void> {
+  await sql.run('INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)', [
     entry.at,
     entry.actor,
     entry.action,
@@ -34,7 +34,7 @@ export function insertAudit(sql: Sql, entry: AuditEntry): void {
   ]);
 }
 
-export function auditQuery(sql: Sql, f: AuditFilter): StoredAuditEntry[] {
+export async function auditQuery(sql: Sql, f: AuditFilter): Promise<StoredAuditEntry[]> {
   const where: string[] = [];
   const args: SqlParam[] = [];
   const add = (cond: string, value: string | number) => {
@@ -56,28 +56,32 @@ export function auditQuery(sql: Sql, f: AuditFilter): StoredAuditEntry[] {
   if (f.until) add('at < ?', f.until.toISOString());
   if (f.before !== undefined) add('id < ?', f.before);
   const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  return sql
-    .all<AuditRow>(`SELECT ${AUDIT_COLUMNS} FROM audit ${filter} ORDER BY id DESC LIMIT ?`, [
-      ...args,
-      f.limit,
-    ])
-    .map(toAudit);
+  return (
+    await sql.all<AuditRow>(
+      `SELECT ${AUDIT_COLUMNS} FROM audit ${filter} ORDER BY id DESC LIMIT ?`,
+      [...args, f.limit],
+    )
+  ).map(toAudit);
 }
 
-export function auditSince(sql: Sql, afterId: number, limit: number): StoredAuditEntry[] {
-  return sql
-    .all<AuditRow>(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?`, [
+export async function auditSince(
+  sql: Sql,
+  afterId: number,
+  limit: number,
+): Promise<StoredAuditEntry[]> {
+  return (
+    await sql.all<AuditRow>(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?`, [
       afterId,
       limit,
     ])
-    .map(toAudit);
+  ).map(toAudit);
 }
 
-export function lastAuditId(sql: Sql): number {
-  return sql.get<{ id: number | null }>('SELECT max(id) AS id FROM audit')!.id ?? 0;
+export async function lastAuditId(sql: Sql): Promise<number> {
+  return (await sql.get<{ id: number | null }>('SELECT max(id) AS id FROM audit'))!.id ?? 0;
 }
 
-export function pruneAudit(sql: Sql, before: Date): number {
+export async function pruneAudit(sql: Sql, before: Date): Promise<number> {
   // `at` is always written by toISOString(), so string order is time order.
-  return sql.run('DELETE FROM audit WHERE at < ?', [before.toISOString()]);
+  return await sql.run('DELETE FROM audit WHERE at < ?', [before.toISOString()]);
 }

@@ -25,20 +25,20 @@ function toCert(r: CertRow): StoredCert {
   };
 }
 
-export function getCert(sql: Sql, serial: string): StoredCert | undefined {
-  const r = sql.get<CertRow>('SELECT * FROM certs WHERE serial = ?', [serial]);
+export async function getCert(sql: Sql, serial: string): Promise<StoredCert | undefined> {
+  const r = await sql.get<CertRow>('SELECT * FROM certs WHERE serial = ?', [serial]);
   return r && toCert(r);
 }
 
-export function getCa(sql: Sql): StoredCert | undefined {
-  const r = sql.get<CertRow>(
+export async function getCa(sql: Sql): Promise<StoredCert | undefined> {
+  const r = await sql.get<CertRow>(
     `SELECT * FROM certs WHERE kind = 'ca' ORDER BY not_after DESC LIMIT 1`,
   );
   return r && toCert(r);
 }
 
-export function putCert(sql: Sql, cert: StoredCert): void {
-  sql.run(
+export async function putCert(sql: Sql, cert: StoredCert): Promise<void> {
+  await sql.run(
     'INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     [
       cert.serial,
@@ -52,55 +52,54 @@ export function putCert(sql: Sql, cert: StoredCert): void {
   );
 }
 
-export function listCerts(sql: Sql, kind?: StoredCert['kind']): StoredCert[] {
+export async function listCerts(sql: Sql, kind?: StoredCert['kind']): Promise<StoredCert[]> {
   const rows = kind
-    ? sql.all<CertRow>('SELECT * FROM certs WHERE kind = ? ORDER BY subject', [kind])
-    : sql.all<CertRow>('SELECT * FROM certs ORDER BY kind, subject');
+    ? await sql.all<CertRow>('SELECT * FROM certs WHERE kind = ? ORDER BY subject', [kind])
+    : await sql.all<CertRow>('SELECT * FROM certs ORDER BY kind, subject');
   return rows.map(toCert);
 }
 
-export function serverCert(sql: Sql, name: string): StoredCert | undefined {
-  const r = sql.get<CertRow>(
+export async function serverCert(sql: Sql, name: string): Promise<StoredCert | undefined> {
+  const r = await sql.get<CertRow>(
     `SELECT * FROM certs WHERE kind = 'server' AND subject = ? AND revoked_at IS NULL ORDER BY not_after DESC LIMIT 1`,
     [name],
   );
   return r && toCert(r);
 }
 
-export function revokeCert(sql: Sql, serial: string, at: Date): void {
-  sql.run('UPDATE certs SET revoked_at = coalesce(revoked_at, ?) WHERE serial = ?', [
+export async function revokeCert(sql: Sql, serial: string, at: Date): Promise<void> {
+  await sql.run('UPDATE certs SET revoked_at = coalesce(revoked_at, ?) WHERE serial = ?', [
     at.toISOString(),
     serial,
   ]);
 }
 
 /** Runs in the caller's write transaction: the serials read are exactly those revoked. */
-export function revokeClientCerts(sql: Sql, name: string, at: Date): string[] {
-  const serials = sql
-    .all<{ serial: string }>(
-      `SELECT serial FROM certs WHERE kind = 'client' AND subject = ? AND revoked_at IS NULL ORDER BY serial`,
-      [name],
-    )
-    .map((r) => r.serial);
-  sql.run(
+export async function revokeClientCerts(sql: Sql, name: string, at: Date): Promise<string[]> {
+  const rows = await sql.all<{ serial: string }>(
+    `SELECT serial FROM certs WHERE kind = 'client' AND subject = ? AND revoked_at IS NULL ORDER BY serial`,
+    [name],
+  );
+  const serials = rows.map((r) => r.serial);
+  await sql.run(
     `UPDATE certs SET revoked_at = ? WHERE kind = 'client' AND subject = ? AND revoked_at IS NULL`,
     [at.toISOString(), name],
   );
   return serials;
 }
 
-export function revokedCerts(sql: Sql): RevokedCert[] {
-  return sql.all<RevokedCert>(
+export async function revokedCerts(sql: Sql): Promise<RevokedCert[]> {
+  return await sql.all<RevokedCert>(
     'SELECT serial, revoked_at AS "revokedAt" FROM certs WHERE revoked_at IS NOT NULL ORDER BY serial',
   );
 }
 
 /** Runs in one read transaction (the caller's): the CRL, its number and the revoked set agree. */
-export function revocationState(sql: Sql): RevocationState {
-  const crlPem = getSetting(sql, 'crl.pem');
+export async function revocationState(sql: Sql): Promise<RevocationState> {
+  const crlPem = await getSetting(sql, 'crl.pem');
   return {
     ...(crlPem !== undefined ? { crlPem } : {}),
-    crlNumber: Number(getSetting(sql, 'crl.number') ?? '0'),
-    revoked: revokedCerts(sql),
+    crlNumber: Number((await getSetting(sql, 'crl.number')) ?? '0'),
+    revoked: await revokedCerts(sql),
   };
 }

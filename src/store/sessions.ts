@@ -96,20 +96,22 @@ function toServerState(r: ServerRow): ServerState {
 }
 
 /** Runs in the caller's write transaction: the session list and the history change together. */
-export function recordReport(sql: Sql, server: string, report: ServerReport): void {
-  const previous = new Map(
-    sql
-      .all<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE server = ?`, [server])
-      .map((r) => [sessionId({ user: r.user, since: r.since, clientId: r.client_id }), r]),
+export async function recordReport(sql: Sql, server: string, report: ServerReport): Promise<void> {
+  const rows = await sql.all<SessionRow>(
+    `SELECT ${SESSION_COLUMNS} FROM sessions WHERE server = ?`,
+    [server],
   );
-  sql.run('DELETE FROM sessions WHERE server = ?', [server]);
+  const previous = new Map(
+    rows.map((r) => [sessionId({ user: r.user, since: r.since, clientId: r.client_id }), r]),
+  );
+  await sql.run('DELETE FROM sessions WHERE server = ?', [server]);
   const live = new Set<string>();
   for (const s of report.sessions) {
     const id = sessionId(s);
     live.add(id);
     const before = previous.get(id);
     // A report may list one session twice: the later line wins, as before.
-    sql.run(
+    await sql.run(
       `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (server, "user", since) DO UPDATE SET real_address = excluded.real_address,
          ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, bytes_in = excluded.bytes_in,
@@ -132,7 +134,7 @@ export function recordReport(sql: Sql, server: string, report: ServerReport): vo
     // A session seen before has its history row open already; a new one opens its row (or
     // opens it again, if it comes back after a report that missed it).
     if (!before)
-      sql.run(
+      await sql.run(
         `INSERT INTO session_history ("user", server, real_address, ipv4, ipv6, since, client_id)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (server, "user", since, client_id) DO UPDATE SET until = NULL, reason = NULL`,
@@ -143,7 +145,7 @@ export function recordReport(sql: Sql, server: string, report: ServerReport): vo
   for (const [id, r] of previous) {
     if (live.has(id)) continue;
     const end = ends.get(id);
-    sql.run(
+    await sql.run(
       `UPDATE session_history SET until = ?, reason = ?, bytes_in = ?, bytes_out = ?
        WHERE server = ? AND "user" = ? AND since = ? AND client_id = ? AND until IS NULL`,
       [
@@ -158,15 +160,15 @@ export function recordReport(sql: Sql, server: string, report: ServerReport): vo
       ],
     );
   }
-  recordHealth(sql, server, report);
+  await recordHealth(sql, server, report);
 }
 
-export function recordHealth(
+export async function recordHealth(
   sql: Sql,
   server: string,
   report: Omit<ServerReport, 'sessions'>,
-): void {
-  sql.run(
+): Promise<void> {
+  await sql.run(
     `INSERT INTO servers (name, draining, health, bundle_digest, reported_at, routes) VALUES (?, 0, ?, ?, ?, ?)
      ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest,
        reported_at = excluded.reported_at, routes = excluded.routes`,
@@ -180,32 +182,32 @@ export function recordHealth(
   );
 }
 
-export function sessionHistory(
+export async function sessionHistory(
   sql: Sql,
   user: string,
   opts: { limit: number; after?: string },
-): HistoryEntry[] {
+): Promise<HistoryEntry[]> {
   // A live row shows the live session's counters; an ended one those it was last seen with.
-  return sql
-    .all<HistoryRow>(
+  return (
+    await sql.all<HistoryRow>(
       `SELECT h."user", h.server, h.real_address, h.ipv4, h.ipv6, h.since, h.until, h.reason,
               coalesce(s.bytes_in, h.bytes_in) AS bytes_in, coalesce(s.bytes_out, h.bytes_out) AS bytes_out
        FROM session_history h
        LEFT JOIN sessions s ON h.until IS NULL AND s.server = h.server AND s."user" = h."user" AND s.since = h.since
-       WHERE h."user" = ? AND (? IS NULL OR h.until IS NULL OR h.until >= ?)
+       WHERE h."user" = ? ${opts.after !== undefined ? 'AND (h.until IS NULL OR h.until >= ?)' : ''}
        ORDER BY h.since DESC, h.id DESC LIMIT ?`,
-      [user, opts.after ?? null, opts.after ?? null, opts.limit],
+      opts.after !== undefined ? [user, opts.after, opts.limit] : [user, opts.limit],
     )
-    .map(toHistoryEntry);
+  ).map(toHistoryEntry);
 }
 
 /** Runs in the caller's write transaction. */
-export function pruneHistory(sql: Sql, before: Date, keepPerUser: number): number {
+export async function pruneHistory(sql: Sql, before: Date, keepPerUser: number): Promise<number> {
   // `until` is always written by toISOString(), so string order is time order.
-  const old = sql.run('DELETE FROM session_history WHERE until IS NOT NULL AND until < ?', [
+  const old = await sql.run('DELETE FROM session_history WHERE until IS NOT NULL AND until < ?', [
     before.toISOString(),
   ]);
-  const beyond = sql.run(
+  const beyond = await sql.run(
     `DELETE FROM session_history WHERE id IN (
        SELECT id FROM (
          SELECT id, row_number() OVER (PARTITION BY "user" ORDER BY since DESC, id DESC) AS n
@@ -216,38 +218,39 @@ export function pruneHistory(sql: Sql, before: Date, keepPerUser: number): numbe
   return old + beyond;
 }
 
-export function listSessions(sql: Sql, server?: string): StoredSession[] {
+export async function listSessions(sql: Sql, server?: string): Promise<StoredSession[]> {
   const order = 'ORDER BY server, "user", since';
   const rows = server
-    ? sql.all<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE server = ? ${order}`, [
-        server,
-      ])
-    : sql.all<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions ${order}`);
+    ? await sql.all<SessionRow>(
+        `SELECT ${SESSION_COLUMNS} FROM sessions WHERE server = ? ${order}`,
+        [server],
+      )
+    : await sql.all<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions ${order}`);
   return rows.map(toSession);
 }
 
-export function listServerStates(sql: Sql): ServerState[] {
-  return sql.all<ServerRow>('SELECT * FROM servers ORDER BY name').map(toServerState);
+export async function listServerStates(sql: Sql): Promise<ServerState[]> {
+  return (await sql.all<ServerRow>('SELECT * FROM servers ORDER BY name')).map(toServerState);
 }
 
 /** Runs in the caller's write transaction. */
-export function setDraining(
+export async function setDraining(
   sql: Sql,
   name: string,
   draining: boolean,
   now: Date,
   actor: string,
-): ServerState {
-  sql.run(
+): Promise<ServerState> {
+  await sql.run(
     `INSERT INTO servers (name, draining) VALUES (?, ?)
      ON CONFLICT(name) DO UPDATE SET draining = excluded.draining`,
     [name, draining ? 1 : 0],
   );
-  insertAudit(sql, {
+  await insertAudit(sql, {
     at: now.toISOString(),
     actor,
     action: draining ? 'server.drain' : 'server.undrain',
     subject: name,
   });
-  return toServerState(sql.get<ServerRow>('SELECT * FROM servers WHERE name = ?', [name])!);
+  return toServerState((await sql.get<ServerRow>('SELECT * FROM servers WHERE name = ?', [name]))!);
 }

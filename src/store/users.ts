@@ -32,7 +32,7 @@ interface UserRow {
 
 const USER_SELECT = `
   SELECT u.id, u.name, u.ipv4, u.ipv6, u.status, u.cert_serial, u.created_at, c.not_after,
-         (SELECT group_concat(group_name, ',') FROM (SELECT group_name FROM user_groups g WHERE g.user_id = u.id ORDER BY group_name)) AS groups
+         (SELECT string_agg(g.group_name, ',' ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = u.id) AS groups
   FROM users u LEFT JOIN certs c ON c.serial = u.cert_serial`;
 
 function toUser(r: UserRow): User {
@@ -61,18 +61,18 @@ export function containsPattern(text: string): string {
 }
 
 /** Adds users in the caller's write transaction; addresses come from the pools unless pinned. */
-export function createUsers(
+export async function createUsers(
   sql: Sql,
   users: NewUser[],
   pools: Pools,
   now: Date,
   actor: string,
-): User[] {
+): Promise<User[]> {
   const at = now.toISOString();
-  purgeQuarantine(sql, pools, now);
+  await purgeQuarantine(sql, pools, now);
   const taken4 = new Set<bigint>();
   const taken6 = new Set<bigint>();
-  const held = sql.all<{ a: string }>(
+  const held = await sql.all<{ a: string }>(
     'SELECT ipv4 AS a FROM users UNION ALL SELECT ipv6 FROM users UNION ALL SELECT address FROM released_addresses',
   );
   for (const { a } of held) {
@@ -84,7 +84,7 @@ export function createUsers(
   const allocator = new OffsetAllocator(pools.ipv4, pools.ipv6, taken4, taken6);
   const created: User[] = [];
   for (const u of users) {
-    if (sql.get('SELECT id FROM users WHERE name = ?', [u.name]))
+    if (await sql.get('SELECT id FROM users WHERE name = ?', [u.name]))
       throw new Conflict(`user ${u.name} already exists`);
     const pinned: { ipv4?: string; ipv6?: string } = {};
     for (const family of ['ipv4', 'ipv6'] as const) {
@@ -104,19 +104,19 @@ export function createUsers(
         `the user pools are full (${pools.ipv4.length}/${pools.ipv6.length}): cannot add ${u.name}`,
       );
     if (u.cert) {
-      sql.run(
+      await sql.run(
         `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem) VALUES (?, 'client', ?, ?, ?, ?)`,
         [u.cert.serial, u.name, u.cert.notAfter.toISOString(), u.cert.certPem, u.cert.keyPem],
       );
     }
-    const { id } = sql.get<{ id: number }>(
+    const { id } = (await sql.get<{ id: number }>(
       `INSERT INTO users (name, ipv4, ipv6, status, cert_serial, created_at, updated_at) VALUES (?, ?, ?, 'enabled', ?, ?, ?) RETURNING id`,
       [u.name, addr.ipv4, addr.ipv6, u.cert?.serial ?? null, at, at],
-    )!;
+    ))!;
     const groups = [...new Set(u.groups)];
     for (const g of groups)
-      sql.run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', [id, g]);
-    insertAudit(sql, {
+      await sql.run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', [id, g]);
+    await insertAudit(sql, {
       at,
       actor,
       action: 'user.add',
@@ -136,22 +136,22 @@ export function createUsers(
 }
 
 /** See FleetStore.attachCertIfNone; runs in the caller's write transaction. */
-export function attachCertIfNone(
+export async function attachCertIfNone(
   sql: Sql,
   name: string,
   cert: NewCert,
   now: Date,
   actor: string,
-): CertAttachment {
-  const u = getUser(sql, name);
+): Promise<CertAttachment> {
+  const u = await getUser(sql, name);
   const at = now.toISOString();
   const attach = u !== undefined && u.certSerial === undefined && u.status !== 'revoked';
-  sql.run(
+  await sql.run(
     `INSERT INTO certs (serial, kind, subject, not_after, cert_pem, key_pem, revoked_at) VALUES (?, 'client', ?, ?, ?, ?, ?)`,
     [cert.serial, name, cert.notAfter.toISOString(), cert.certPem, cert.keyPem, attach ? null : at],
   );
   if (!attach) {
-    insertAudit(sql, {
+    await insertAudit(sql, {
       at,
       actor,
       action: 'cert.discard',
@@ -163,12 +163,12 @@ export function attachCertIfNone(
     });
     return u ? { attached: false, user: u } : { attached: false };
   }
-  sql.run('UPDATE users SET cert_serial = ?, updated_at = ? WHERE name = ?', [
+  await sql.run('UPDATE users SET cert_serial = ?, updated_at = ? WHERE name = ?', [
     cert.serial,
     at,
     name,
   ]);
-  insertAudit(sql, {
+  await insertAudit(sql, {
     at,
     actor,
     action: 'user.cert',
@@ -181,36 +181,35 @@ export function attachCertIfNone(
   };
 }
 
-export function usersWithoutCert(sql: Sql): string[] {
-  return sql
-    .all<{
-      name: string;
-    }>(`SELECT name FROM users WHERE cert_serial IS NULL AND status = 'enabled' ORDER BY name`)
-    .map((r) => r.name);
+export async function usersWithoutCert(sql: Sql): Promise<string[]> {
+  const rows = await sql.all<{ name: string }>(
+    `SELECT name FROM users WHERE cert_serial IS NULL AND status = 'enabled' ORDER BY name`,
+  );
+  return rows.map((r) => r.name);
 }
 
-function purgeQuarantine(sql: Sql, pools: Pools, now: Date): void {
+async function purgeQuarantine(sql: Sql, pools: Pools, now: Date): Promise<void> {
   const cutoff = new Date(now.getTime() - pools.quarantineDays * 86_400_000).toISOString();
-  sql.run('DELETE FROM released_addresses WHERE released_at <= ?', [cutoff]);
+  await sql.run('DELETE FROM released_addresses WHERE released_at <= ?', [cutoff]);
 }
 
-export function getUser(sql: Sql, name: string): User | undefined {
-  const row = sql.get<UserRow>(`${USER_SELECT} WHERE u.name = ?`, [name]);
+export async function getUser(sql: Sql, name: string): Promise<User | undefined> {
+  const row = await sql.get<UserRow>(`${USER_SELECT} WHERE u.name = ?`, [name]);
   return row && toUser(row);
 }
 
-function mustGetUser(sql: Sql, name: string): User {
-  const u = getUser(sql, name);
+async function mustGetUser(sql: Sql, name: string): Promise<User> {
+  const u = await getUser(sql, name);
   if (!u) throw new NotFound(`no user named ${name}`);
   return u;
 }
 
-export function listUsers(sql: Sql): User[] {
-  return sql.all<UserRow>(`${USER_SELECT} ORDER BY u.name`).map(toUser);
+export async function listUsers(sql: Sql): Promise<User[]> {
+  return (await sql.all<UserRow>(`${USER_SELECT} ORDER BY u.name`)).map(toUser);
 }
 
 /** Runs in one read transaction (the caller's): the count and the page see the same users. */
-export function searchUsers(sql: Sql, search: UserSearch): UserPage {
+export async function searchUsers(sql: Sql, search: UserSearch): Promise<UserPage> {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (search.status !== undefined) {
@@ -227,65 +226,66 @@ export function searchUsers(sql: Sql, search: UserSearch): UserPage {
     // are matched by one uncorrelated subquery (evaluated once) rather than a lookup per
     // user, which measured about twice as slow.
     const like = containsPattern(search.q);
+    const LIKE = `${sql.dialect.likeIgnoringCase} ? ESCAPE '\\'`;
     where.push(
-      `(u.name LIKE ? ESCAPE '\\' OR u.ipv4 LIKE ? ESCAPE '\\' OR u.ipv6 LIKE ? ESCAPE '\\'
-        OR u.id IN (SELECT user_id FROM user_groups WHERE group_name LIKE ? ESCAPE '\\'))`,
+      `(u.name ${LIKE} OR u.ipv4 ${LIKE} OR u.ipv6 ${LIKE}
+        OR u.id IN (SELECT user_id FROM user_groups WHERE group_name ${LIKE}))`,
     );
     args.push(like, like, like, like);
   }
   const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const order = userOrder(search.sort ?? 'name', search.descending ?? false);
-  const limit = search.limit ?? -1;
+  const limit = search.limit ?? sql.dialect.noLimit;
   const offset = search.offset ?? 0;
-  const count = () =>
-    sql.get<{ n: number }>(`SELECT count(*) AS n FROM users u ${filter}`, args)!.n;
+  const count = async () =>
+    (await sql.get<{ n: number }>(`SELECT count(*) AS n FROM users u ${filter}`, args))!.n;
   let total: number;
   let ids: number[];
   if (!filter) {
     // Unfiltered: the page walks an index and stops; counting is cheap on its own.
-    total = count();
-    ids = sql
-      .all<{ id: number }>(`SELECT u.id FROM users u ORDER BY ${order} LIMIT ? OFFSET ?`, [
+    total = await count();
+    ids = (
+      await sql.all<{ id: number }>(`SELECT u.id FROM users u ORDER BY ${order} LIMIT ? OFFSET ?`, [
         limit,
         offset,
       ])
-      .map((r) => r.id);
+    ).map((r) => r.id);
   } else {
     // Filtered: one scan yields the page and, through the window, the number of matches.
-    const rows = sql.all<{ id: number; total: number }>(
+    const rows = await sql.all<{ id: number; total: number }>(
       `SELECT u.id, count(*) OVER () AS total FROM users u ${filter} ORDER BY ${order} LIMIT ? OFFSET ?`,
       [...args, limit, offset],
     );
     ids = rows.map((r) => r.id);
-    total = rows[0]?.total ?? (offset > 0 ? count() : 0);
+    total = rows[0]?.total ?? (offset > 0 ? await count() : 0);
   }
   // Then the full rows (groups, certificate) of the page alone, in the page's order.
   const byId = new Map(
-    sql
-      .all<UserRow>(`${USER_SELECT} WHERE u.id IN (SELECT value FROM json_each(?))`, [
+    (
+      await sql.all<UserRow>(`${USER_SELECT} WHERE ${sql.dialect.inJsonIntegers('u.id')}`, [
         JSON.stringify(ids),
       ])
-      .map((r) => [r.id, toUser(r)]),
+    ).map((r) => [r.id, toUser(r)]),
   );
   return { total, users: ids.map((id) => byId.get(id)!) };
 }
 
-export function setStatus(
+export async function setStatus(
   sql: Sql,
   name: string,
   status: UserStatus,
   now: Date,
   actor: string,
-): User {
-  const u = mustGetUser(sql, name);
+): Promise<User> {
+  const u = await mustGetUser(sql, name);
   if (u.status === 'revoked' && status !== 'revoked') {
     throw new Conflict(
       `user ${name} is revoked: delete and add the user again to issue a new certificate`,
     );
   }
   const at = now.toISOString();
-  sql.run('UPDATE users SET status = ?, updated_at = ? WHERE name = ?', [status, at, name]);
-  insertAudit(sql, {
+  await sql.run('UPDATE users SET status = ?, updated_at = ? WHERE name = ?', [status, at, name]);
+  await insertAudit(sql, {
     at,
     actor,
     action: `user.${status === 'enabled' ? 'enable' : status === 'disabled' ? 'disable' : 'revoke'}`,
@@ -294,20 +294,20 @@ export function setStatus(
   return { ...u, status };
 }
 
-export function setGroups(
+export async function setGroups(
   sql: Sql,
   name: string,
   groups: string[],
   now: Date,
   actor: string,
-): User {
-  const u = mustGetUser(sql, name);
-  const { id } = sql.get<{ id: number }>('SELECT id FROM users WHERE name = ?', [name])!;
-  sql.run('DELETE FROM user_groups WHERE user_id = ?', [id]);
+): Promise<User> {
+  const u = await mustGetUser(sql, name);
+  const { id } = (await sql.get<{ id: number }>('SELECT id FROM users WHERE name = ?', [name]))!;
+  await sql.run('DELETE FROM user_groups WHERE user_id = ?', [id]);
   const unique = [...new Set(groups)].sort();
   for (const g of unique)
-    sql.run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', [id, g]);
-  insertAudit(sql, {
+    await sql.run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', [id, g]);
+  await insertAudit(sql, {
     at: now.toISOString(),
     actor,
     action: 'user.groups',
@@ -317,17 +317,17 @@ export function setGroups(
   return { ...u, groups: unique };
 }
 
-export function deleteUser(sql: Sql, name: string, now: Date, actor: string): User {
-  const u = mustGetUser(sql, name);
+export async function deleteUser(sql: Sql, name: string, now: Date, actor: string): Promise<User> {
+  const u = await mustGetUser(sql, name);
   const at = now.toISOString();
   for (const address of [u.ipv4, u.ipv6])
-    sql.run(
+    await sql.run(
       `INSERT INTO released_addresses (address, user_name, released_at) VALUES (?, ?, ?)
        ON CONFLICT (address) DO UPDATE SET user_name = excluded.user_name, released_at = excluded.released_at`,
       [address, name, at],
     );
-  sql.run('DELETE FROM users WHERE name = ?', [name]);
-  insertAudit(sql, {
+  await sql.run('DELETE FROM users WHERE name = ?', [name]);
+  await insertAudit(sql, {
     at,
     actor,
     action: 'user.delete',
@@ -337,13 +337,13 @@ export function deleteUser(sql: Sql, name: string, now: Date, actor: string): Us
   return u;
 }
 
-export function addressesHeld(sql: Sql, pools: Pools, now: Date): number {
+export async function addressesHeld(sql: Sql, pools: Pools, now: Date): Promise<number> {
   const cutoff = new Date(now.getTime() - pools.quarantineDays * 86_400_000).toISOString();
-  const users = sql.get<{ n: number }>('SELECT count(*) AS n FROM users')!.n;
+  const users = (await sql.get<{ n: number }>('SELECT count(*) AS n FROM users'))!.n;
   // A user holds one address per family; quarantine rows are per address, so halve them.
-  const released = sql.get<{ n: number }>(
+  const released = (await sql.get<{ n: number }>(
     'SELECT count(*) AS n FROM released_addresses WHERE released_at > ?',
     [cutoff],
-  )!.n;
+  ))!.n;
   return users + Math.ceil(released / 2);
 }

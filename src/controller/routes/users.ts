@@ -72,14 +72,14 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         },
       },
     },
-    (req, reply): User[] => {
+    async (req, reply): Promise<User[]> => {
       // Without parameters: every user, exactly as before (the CLI's client relies on it).
       if (!isUserSearch(req.query)) {
-        const all = state.fleet.listUsers();
+        const all = await state.fleet.listUsers();
         void reply.header('x-total-count', all.length);
         return all;
       }
-      const page = state.fleet.searchUsers(userSearchOf(req.query));
+      const page = await state.fleet.searchUsers(userSearchOf(req.query));
       void reply.header('x-total-count', page.total);
       return page.users;
     },
@@ -169,7 +169,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         response: { 200: S.userSchema, ...S.errorResponses },
       },
     },
-    (req): User => state.fleet.getUser(req.params.name),
+    (req): Promise<User> => state.fleet.getUser(req.params.name),
   );
 
   const statusVerbs: [string, UserStatus, string][] = [
@@ -249,7 +249,7 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     async (req, reply) => {
       const name = req.params.name;
       const fleet = fleetFor(req);
-      const hadCert = Boolean(fleet.getUser(name).certSerial);
+      const hadCert = Boolean((await fleet.getUser(name)).certSerial);
       const text = await fleet.profile(name, { audit: true });
       // A first profile issues the certificate: a write like any other.
       if (!hadCert) await afterWrite();
