@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     );
     process.stdout.write(`(${files} files written)\n`);
   } finally {
-    fleet?.close();
+    await fleet?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -238,7 +238,7 @@ async function main(): Promise<void> {
     // The Lab API stops every process it started by its recorded pid.
     await L.Lab.down(dir, PREFIX, (l) => say(l));
     const left = (await L.listNamespaces()).filter((n) => n.startsWith(`${PREFIX}-`));
-    fleet?.close();
+    await fleet?.close();
     rmSync(dir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
     if (left.length) process.exitCode = 2;

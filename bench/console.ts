@@ -94,7 +94,7 @@ async function seed(dir: string): Promise<Seed> {
       ),
       'bench.csv',
     );
-    const users = fleet.listUsers();
+    const users = await fleet.listUsers();
     await fleet.bulkUsers(
       'disable',
       users
@@ -102,11 +102,12 @@ async function seed(dir: string): Promise<Seed> {
         .filter((_, i) => i % 10 === 0)
         .slice(0, 1000),
     );
-    const enabled = fleet.listUsers().filter((u) => u.status === 'enabled');
+    const enabled = (await fleet.listUsers()).filter((u) => u.status === 'enabled');
     if (enabled.length < SESSIONS)
       throw new Error(`--sessions ${SESSIONS}: only ${enabled.length} enabled users`);
     const servers = fleet.serverNames();
-    const tokens = new Map(servers.map((s) => [s, fleet.agentToken(s)]));
+    const tokens = new Map<string, string>();
+    for (const s of servers) tokens.set(s, await fleet.agentToken(s));
     const sessions = new Map<string, SessionReport[]>(servers.map((s) => [s, []]));
     const random = seededRandom(7);
     // Sessions that started within the last hour, one user per session (a user online on two
@@ -130,7 +131,7 @@ async function seed(dir: string): Promise<Seed> {
     }
     return { servers, tokens, sessions };
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 

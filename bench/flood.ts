@@ -79,8 +79,8 @@ async function main(): Promise<void> {
   const fleet = await initFleet(dir);
   const lines = ['name,groups', ...Array.from({ length: USERS }, (_, i) => `user${i},staff`)];
   await fleet.importCsv(lines.join('\n'), 'bench.csv');
-  const agentToken = fleet.agentToken('vpn11');
-  fleet.close();
+  const agentToken = await fleet.agentToken('vpn11');
+  await fleet.close();
 
   const free = await freePort();
   const child = spawn(

@@ -1108,7 +1108,7 @@ async function main(): Promise<void> {
     for (const t of tg) say(`target ${targetLine(t)}`);
     say(`report: ${join(RESULTS, 'report.md')} (${durationS.toFixed(0)} s)`);
   } finally {
-    fleet?.close();
+    await fleet?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -49,10 +49,10 @@ async function main(): Promise<void> {
         ),
         'bench.csv',
       );
-      const names = fleet.listUsers().map((u) => u.name);
+      const names = (await fleet.listUsers()).map((u) => u.name);
       await fleet.bulkUsers('disable', names.filter((_, i) => i % 10 === 0).slice(0, 1000));
     } finally {
-      fleet.close();
+      await fleet.close();
     }
     const ctl = await buildController({
       fleetDir: dir,

@@ -11,7 +11,7 @@ import { initFleet } from '../src/service/open.js';
 export async function openApiDocument(): Promise<unknown> {
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-fleet-openapi-'));
   try {
-    (await initFleet(dir)).close();
+    await (await initFleet(dir)).close();
     const ctl = await buildController({
       fleetDir: dir,
       baseDir: () => '/etc/ovpn-fleet',

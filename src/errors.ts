@@ -56,6 +56,12 @@ export class StoreTooNew extends FleetError {
   }
 }
 
+/**
+ * A store transaction kept colliding with other writers (PostgreSQL's serialisation failure
+ * or deadlock, retried a few times first). Nothing of it was kept; trying again may succeed.
+ */
+export class TransactionConflict extends Conflict {}
+
 /** Something awaited did not happen in time. */
 export class Timeout extends FleetError {}
 

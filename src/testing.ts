@@ -144,7 +144,7 @@ export interface TempFleet {
   fleet: Fleet;
   clock: ReturnType<typeof fixedClock>;
   /** Closes the store and removes the directory. */
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
 
 /** `initFleet` (example fleet.yaml unless `yaml` is given) in a fresh temp dir, fixed clock. */
@@ -157,8 +157,8 @@ export async function tempFleetDir(opts: { yaml?: string; now?: Date } = {}): Pr
       dir,
       fleet,
       clock,
-      cleanup() {
-        fleet.close();
+      async cleanup() {
+        await fleet.close();
         rmSync(dir, { recursive: true, force: true });
       },
     };

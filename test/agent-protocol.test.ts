@@ -75,7 +75,7 @@ beforeAll(async () => {
   // The recorder's fleet: init's example, then alice and bob (so the same addresses).
   const fleet = await initFleet(template);
   await fleet.addUsers([{ name: 'alice' }, { name: 'bob' }], { issueCerts: false });
-  fleet.close();
+  await fleet.close();
 });
 afterAll(() => rmSync(template, { recursive: true, force: true }));
 afterEach(async () => {
@@ -87,8 +87,9 @@ async function controller(): Promise<{ ctl: Controller; token: (server: string) 
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const fleet = openFleet(dir);
-  const tokens = new Map(fleet.serverNames().map((s) => [s, fleet.agentToken(s)]));
-  fleet.close();
+  const tokens = new Map<string, string>();
+  for (const s of fleet.serverNames()) tokens.set(s, await fleet.agentToken(s));
+  await fleet.close();
   const ctl = await buildController({
     fleetDir: dir,
     baseDir: (server) => `/etc/ovpn-fleet/${server}`,

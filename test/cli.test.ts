@@ -177,7 +177,7 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
     expect(users[1]).toMatchObject({ ipv4: '10.200.0.3', groups: ['dba', 'staff'] });
   });
 
-  it("user history prints the user's sessions newest first, as a table or JSON", () => {
+  it("user history prints the user's sessions newest first, as a table or JSON", async () => {
     given(['alice']);
     // Sessions as the controller records agents' reports.
     const store = new SqliteStore(join(dir, 'fleet.db'));
@@ -193,11 +193,11 @@ describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
     const later = new Date(Date.now() + 60_000);
     const at = (minutes: number) => new Date(later.getTime() + minutes * 60_000).toISOString();
     try {
-      store.recordReport('vpn11', { at: at(1), health, sessions: [s(at(0), 1)] });
-      store.recordReport('vpn11', { at: at(2), health, sessions: [] });
-      store.recordReport('vpn21', { at: at(3), health, sessions: [s(at(3), 2)] });
+      await store.recordReport('vpn11', { at: at(1), health, sessions: [s(at(0), 1)] });
+      await store.recordReport('vpn11', { at: at(2), health, sessions: [] });
+      await store.recordReport('vpn21', { at: at(3), health, sessions: [s(at(3), 2)] });
     } finally {
-      store.close();
+      await store.close();
     }
     const rows = JSON.parse(ok(['user', 'history', 'alice', '--json']));
     expect(rows).toEqual([
@@ -446,7 +446,7 @@ describe('ovpn-fleet admin', { timeout: 60_000 }, () => {
       expect(await fleet.admins.authenticate('ann', otp!)).toMatchObject({ name: 'ann' });
       expect(await fleet.admins.authenticate('bob', chosen)).toMatchObject({ name: 'bob' });
     } finally {
-      fleet.close();
+      await fleet.close();
     }
     // Neither password is anywhere in the store's files.
     for (const f of readdirSync(dir).filter((n) => n.startsWith('fleet.db'))) {

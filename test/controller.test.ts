@@ -22,8 +22,9 @@ const cleanup: (() => Promise<void> | void)[] = [];
 beforeAll(async () => {
   template = mkdtempSync(join(tmpdir(), 'ovpn-ctl-template-'));
   const fleet = await initFleet(template);
-  tokens = new Map(fleet.serverNames().map((s) => [s, fleet.agentToken(s)]));
-  fleet.close();
+  tokens = new Map();
+  for (const s of fleet.serverNames()) tokens.set(s, await fleet.agentToken(s));
+  await fleet.close();
 });
 
 afterAll(() => rmSync(template, { recursive: true, force: true }));
@@ -57,7 +58,7 @@ async function setup(
         { issueCerts: false },
       );
     } finally {
-      fleet.close();
+      await fleet.close();
     }
   }
   const clock = { offsetMs: 0 };
@@ -342,7 +343,7 @@ describe('long-poll', () => {
     try {
       await cli.addUsers([{ name: 'dave', groups: ['staff'] }]);
     } finally {
-      cli.close();
+      await cli.close();
     }
     const r = await waiting;
     expect(r.statusCode).toBe(200);
@@ -643,9 +644,14 @@ describe('a stolen agent token, and no token at all (issue 11)', () => {
     const fleet = openFleet(dir);
     const old = new Date(Date.now() - 500 * 86_400_000).toISOString();
     const recent = new Date(Date.now() - 10 * 86_400_000).toISOString();
-    fleet.store.audit({ at: old, actor: 'cli:test', action: 'user.add', subject: 'ancient' });
-    fleet.store.audit({ at: recent, actor: 'cli:test', action: 'user.add', subject: 'recent' });
-    fleet.close();
+    await fleet.store.audit({ at: old, actor: 'cli:test', action: 'user.add', subject: 'ancient' });
+    await fleet.store.audit({
+      at: recent,
+      actor: 'cli:test',
+      action: 'user.add',
+      subject: 'recent',
+    });
+    await fleet.close();
     writeFileSync(
       join(dir, 'fleet.yaml'),
       `${readFileSync(join(dir, 'fleet.yaml'), 'utf8')}\naudit: { retentionDays: 100 }\n`,

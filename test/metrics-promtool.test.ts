@@ -77,7 +77,7 @@ describe('scrapes pass promtool check metrics', () => {
       ],
       health: { openvpn: true, routing: true, ruleset: true, draining: false, ok: true },
     };
-    const agentToken = t.fleet.agentToken('vpn11');
+    const agentToken = await t.fleet.agentToken('vpn11');
     await ctl.app.inject({
       method: 'POST',
       url: '/v1/agent/report',
@@ -91,7 +91,7 @@ describe('scrapes pass promtool check metrics', () => {
 
   afterAll(async () => {
     await ctl?.close();
-    t?.cleanup();
+    await t?.cleanup();
   });
 
   itWithPromtool("the controller's /metrics", async () => {

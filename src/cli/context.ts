@@ -14,6 +14,6 @@ export async function withFleet<T>(cmd: Command, fn: (fleet: Fleet) => Promise<T
   try {
     return await fn(fleet);
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }

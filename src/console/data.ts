@@ -17,12 +17,12 @@ import type { AuditFilter } from './pages/audit.js';
 
 // The store's own types, through the state's signatures: the console imports no store module.
 export type UserSearch = Parameters<ControllerState['fleet']['searchUsers']>[0];
-export type UserPage = ReturnType<ControllerState['fleet']['searchUsers']>;
+export type UserPage = Awaited<ReturnType<ControllerState['fleet']['searchUsers']>>;
 /** The store's audit filter without its limit. */
 export type StoreAuditFilter = Omit<Parameters<ControllerState['store']['auditQuery']>[0], 'limit'>;
 
 /** A page of users matching the search, and how many match in all. */
-export function findUsers(state: ControllerState, search: UserSearch): UserPage {
+export function findUsers(state: ControllerState, search: UserSearch): Promise<UserPage> {
   return state.fleet.searchUsers({ sort: 'name', ...search });
 }
 
@@ -76,21 +76,29 @@ export function auditEntries(
   state: ControllerState,
   filter: StoreAuditFilter,
   limit: number,
-): AuditEntry[] {
+): Promise<AuditEntry[]> {
   return state.store.auditQuery({ ...filter, limit });
 }
 
-export function userAudit(state: ControllerState, name: string, limit = 200): AuditEntry[] {
+export function userAudit(
+  state: ControllerState,
+  name: string,
+  limit = 200,
+): Promise<AuditEntry[]> {
   return auditEntries(state, { subject: name }, limit);
 }
 
 /** The user's sessions, newest first, as `GET /v1/users/:name/history` lists them. */
-export function userHistory(state: ControllerState, name: string, limit = 100): HistoryEntry[] {
-  return state.fleet.userHistory(name, limit).map(historyView);
+export async function userHistory(
+  state: ControllerState,
+  name: string,
+  limit = 100,
+): Promise<HistoryEntry[]> {
+  return (await state.fleet.userHistory(name, limit)).map(historyView);
 }
 
 /** Host routes against sessions, as `GET /v1/routes` answers. */
-export function routeRows(state: ControllerState): RoutesView {
+export function routeRows(state: ControllerState): Promise<RoutesView> {
   return state.routes();
 }
 
@@ -102,7 +110,7 @@ export async function crlSummary(
 ): Promise<{ nextUpdate?: string; number?: number } | undefined> {
   // The setting the PKI lifecycle keeps the CRL in: one row, where revocationState() would
   // also read every revoked serial on each Overview render.
-  const pem = state.store.getSetting('crl.pem');
+  const pem = await state.store.getSetting('crl.pem');
   if (!pem) return undefined;
   if (crlCache?.pem !== pem) {
     // Loaded on first use, as the services do: the x509 library is heavy to import.

@@ -104,8 +104,16 @@ export function eventRoutes(
         flushTimer ??= timers.setTimeout(flush, coalesceMs);
       });
       const heartbeat = timers.setInterval(() => {
-        if (session && !state.consoleSessions.alive(session.idSha256)) close();
-        else res.write(': heartbeat\n\n');
+        if (!session) {
+          res.write(': heartbeat\n\n');
+          return;
+        }
+        // A store that cannot answer ends the stream too: the browser reconnects and signs in
+        // again if it must.
+        state.consoleSessions.alive(session.idSha256).then(
+          (alive) => (alive ? res.write(': heartbeat\n\n') : close()),
+          () => close(),
+        );
       }, heartbeatMs);
       const lifetime = session
         ? timers.setTimeout(() => close(), state.consoleSessions.remainingMs(session))

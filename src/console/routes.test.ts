@@ -62,11 +62,11 @@ beforeEach(async () => {
 afterEach(async () => {
   await app.close();
   await state.close();
-  t.cleanup();
+  await t.cleanup();
   rmSync(jsDir, { recursive: true, force: true });
 });
 
-function annOnline(realAddress = '198.51.100.7:40000'): void {
+async function annOnline(realAddress = '198.51.100.7:40000'): Promise<void> {
   const session: SessionReport = {
     user: 'ann',
     realAddress,
@@ -76,7 +76,7 @@ function annOnline(realAddress = '198.51.100.7:40000'): void {
     bytesOut: 5678,
     clientId: 3,
   };
-  state.report('vpn11', { sessions: [session], health: HEALTHY, bundleDigest: 'applied' });
+  await state.report('vpn11', { sessions: [session], health: HEALTHY, bundleDigest: 'applied' });
 }
 
 /** Markup with white space squeezed, so assertions need not follow the templates' layout. */
@@ -144,7 +144,7 @@ describe('console pages', () => {
   });
 
   it('answers only the live region for ?fragment=1', async () => {
-    annOnline();
+    await annOnline();
     const res = await page('/console/sessions?fragment=1');
     expect(res.statusCode).toBe(200);
     expect(res.body).not.toContain('<html');
@@ -159,7 +159,7 @@ describe('console pages', () => {
     expect(body).toMatch(/data-testid="crl"> ?CRL #\d+ next update/);
     expect(body).toContain('never reported');
     expect(body).toContain('0 sessions on 6 servers');
-    annOnline();
+    await annOnline();
     body = (await page('/console')).body;
     expect(body).toContain('1 sessions on 6 servers');
     expect(body).toMatch(
@@ -169,7 +169,7 @@ describe('console pages', () => {
   });
 
   it('lists sessions and filters them by user, server and site on the server', async () => {
-    annOnline();
+    await annOnline();
     expect((await page('/console/sessions?server=vpn11')).body).toContain('data-user="ann"');
     expect((await page('/console/sessions?site=dc1')).body).toContain('data-user="ann"');
     expect((await page('/console/sessions?user=AN')).body).toContain('data-user="ann"');
@@ -211,12 +211,12 @@ describe('console pages', () => {
   });
 
   it('shows a user with addresses, current sessions, the location history and audit entries', async () => {
-    annOnline(HOSTILE);
+    await annOnline(HOSTILE);
     t.clock.advance(5_000);
     // The client left vpn11 (its session closes: disconnect) and came back on vpn21.
-    state.report('vpn11', { sessions: [], health: HEALTHY, bundleDigest: 'applied' });
+    await state.report('vpn11', { sessions: [], health: HEALTHY, bundleDigest: 'applied' });
     t.clock.advance(5_000);
-    state.report('vpn21', {
+    await state.report('vpn21', {
       sessions: [
         {
           user: 'ann',
@@ -251,7 +251,7 @@ describe('console pages', () => {
 
   it('tells on the user page when a renewed certificate waits in a new profile, and until when the old one works', async () => {
     await t.fleet.issueMissingCerts(['ann']);
-    const first = t.fleet.getUser('ann');
+    const first = await t.fleet.getUser('ann');
     expect((await page('/console/users/ann')).body).not.toContain('data-testid="new-profile"');
     t.clock.advance(350 * 86_400_000);
     const due = (await page('/console/users/ann')).body;
@@ -272,15 +272,15 @@ describe('console pages', () => {
   });
 
   it('shows the host routes the agents report against the sessions, problems counted', async () => {
-    annOnline();
+    await annOnline();
     // vpn11 holds ann's /32 (her session is there), vpn21 holds it too: a duplicate.
-    state.report('vpn21', {
+    await state.report('vpn21', {
       sessions: [],
       health: HEALTHY,
       bundleDigest: 'applied',
       routes: { ipv4: [ann.ipv4, '10.200.255.250'], ipv6: [] },
     });
-    state.report('vpn11', {
+    await state.report('vpn11', {
       sessions: [
         {
           user: 'ann',
@@ -296,7 +296,7 @@ describe('console pages', () => {
       bundleDigest: 'applied',
       routes: { ipv4: [ann.ipv4], ipv6: [] },
     });
-    const view = state.routes();
+    const view = await state.routes();
     const body = (await page('/console/routes')).body;
     expect(body).toContain(
       `${view.rows.length} users or addresses with a session or a host route;`,
@@ -352,7 +352,7 @@ describe('console pages', () => {
   });
 
   it('filters the audit log in the store and links exports with the same filter', async () => {
-    state.store.audit({
+    await state.store.audit({
       at: t.clock.now().toISOString(),
       actor: HOSTILE,
       action: 'login.fail',
@@ -393,7 +393,7 @@ describe('console pages', () => {
   });
 
   it('escapes hostile values wherever they come from', async () => {
-    annOnline(HOSTILE);
+    await annOnline(HOSTILE);
     for (const url of [
       '/console/sessions',
       `/console/sessions?user=${encodeURIComponent(HOSTILE)}`,
@@ -412,7 +412,7 @@ describe('console pages', () => {
 });
 
 describe('what each role sees', () => {
-  beforeEach(() => annOnline());
+  beforeEach(async () => await annOnline());
 
   it('a viewer sees no kill, drain or user actions', async () => {
     for (const url of ['/console', '/console/sessions', '/console/users', '/console/users/ann']) {
@@ -436,7 +436,7 @@ describe('what each role sees', () => {
     });
     expect(res.statusCode).toBe(403);
     expect(res.json<{ error: string }>().error).toContain('needs the admin role');
-    expect(state.store.getUser('ann')?.status).toBe('enabled');
+    expect((await state.store.getUser('ann'))?.status).toBe('enabled');
     // The same session with the admin role may (the 403 was the role, not the request).
     const admin = await app.inject({
       method: 'POST',
@@ -444,7 +444,7 @@ describe('what each role sees', () => {
       headers: await session('admin'),
     });
     expect(admin.statusCode, admin.body).toBe(200);
-    expect(state.store.getUser('ann')?.status).toBe('revoked');
+    expect((await state.store.getUser('ann'))?.status).toBe('revoked');
   });
 
   it('a bearer token has no session: the CSRF meta tag is empty', async () => {
@@ -624,16 +624,16 @@ describe('the event stream', () => {
     await stream.until(': connected');
     expect(streams.open).toBe(1);
 
-    annOnline();
-    state.setDraining('vpn21', true, 'api:admin');
-    annOnline();
+    await annOnline();
+    await state.setDraining('vpn21', true, 'api:admin');
+    await annOnline();
     await timers.advance(250);
     await stream.until('event: change');
     expect(stream.text()).toContain('event: change\ndata: {"what":["sessions","servers"]}\n\n');
 
     await timers.advance(15_000);
     await stream.until(': heartbeat');
-    state.setDraining('vpn21', false, 'api:admin');
+    await state.setDraining('vpn21', false, 'api:admin');
     await timers.advance(250);
     await stream.until('event: change', 2);
     expect(stream.text().split('event: change').length - 1).toBe(2);

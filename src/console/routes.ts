@@ -159,7 +159,7 @@ export function consoleRoutes(
     new Map(state.fleet.spec.sites.flatMap((site) => site.servers.map((s) => [s.name, site.name])));
 
   view('/console', async (_req, ctx) => {
-    const servers = state.servers();
+    const servers = await state.servers();
     const crl = await crlSummary(state);
     const spec = state.fleet.spec;
     return overviewPage(ctx, {
@@ -173,10 +173,10 @@ export function consoleRoutes(
     });
   });
 
-  view('/console/sessions', (req, ctx) => {
+  view('/console/sessions', async (req, ctx) => {
     const spec = state.fleet.spec;
     return sessionsPage(ctx, {
-      sessions: state.sessions(),
+      sessions: await state.sessions(),
       siteOf: siteOf(),
       sites: spec.sites.map((s) => s.name),
       servers: state.fleet.serverNames(),
@@ -188,7 +188,7 @@ export function consoleRoutes(
     });
   });
 
-  view('/console/users', (req, ctx) => {
+  view('/console/users', async (req, ctx) => {
     // Control characters have no business in a search (the API refuses them too).
     const q = param(req, 'q').replace(/[\x00-\x1f\x7f]/g, '');
     const asked = Number.parseInt(param(req, 'page') || '1', 10);
@@ -205,12 +205,12 @@ export function consoleRoutes(
         limit: pageSize,
       });
     let page = Number.isSafeInteger(asked) && asked > 0 ? Math.min(asked, 1_000_000) : 1;
-    let found = search(page);
+    let found = await search(page);
     const pages = Math.max(1, Math.ceil(found.total / pageSize));
     if (page > pages) {
       // Past the end (the list shrank since the link was made): show the last page.
       page = pages;
-      found = search(page);
+      found = await search(page);
     }
     return usersPage(ctx, {
       ...found,
@@ -220,30 +220,30 @@ export function consoleRoutes(
       page,
       pageSize,
       groups,
-      online: new Set(state.sessions().map((s) => s.user)),
+      online: new Set((await state.sessions()).map((s) => s.user)),
     });
   });
 
-  view('/console/users/:name', (req, ctx) => {
+  view('/console/users/:name', async (req, ctx) => {
     const name = (req.params as { name: string }).name;
-    const user = state.store.getUser(name);
+    const user = await state.store.getUser(name);
     if (!user) return noSuchUserPage(name);
-    const certificate = state.fleet.userCertificate(name);
+    const certificate = await state.fleet.userCertificate(name);
     return userPage(ctx, {
       user,
-      sessions: state.sessions().filter((s) => s.user === name),
+      sessions: (await state.sessions()).filter((s) => s.user === name),
       siteOf: siteOf(),
-      history: userHistory(state, name),
-      audit: userAudit(state, name),
+      history: await userHistory(state, name),
+      audit: await userAudit(state, name),
       ...(certificate ? { certificate } : {}),
     });
   });
 
-  view('/console/routes', (_req, ctx) => routesPage(ctx, { view: routeRows(state) }));
+  view('/console/routes', async (_req, ctx) => routesPage(ctx, { view: await routeRows(state) }));
 
-  view('/console/policy', (_req, ctx) => {
+  view('/console/policy', async (_req, ctx) => {
     const spec = state.fleet.spec;
-    const users = state.fleet.listUsers();
+    const users = await state.fleet.listUsers();
     const compiled = compilePolicy(
       spec,
       users.map((u) => ({ ...u, enabled: u.status === 'enabled' })),
@@ -256,7 +256,7 @@ export function consoleRoutes(
   });
 
   view('/console/pki', async (_req, ctx) => {
-    const certs = state.store.listCerts();
+    const certs = await state.store.listCerts();
     const subjects = new Map(certs.map((c) => [c.serial, c.subject]));
     const crl = await crlSummary(state);
     return pkiPage(ctx, {
@@ -270,7 +270,7 @@ export function consoleRoutes(
         ...(c.caState ? { caState: c.caState } : {}),
       })),
       ...(crl ? { crl } : {}),
-      revoked: state.store.revokedCerts().map((r) => ({
+      revoked: (await state.store.revokedCerts()).map((r) => ({
         ...r,
         ...(subjects.has(r.serial) ? { subject: subjects.get(r.serial) } : {}),
       })),
@@ -278,7 +278,7 @@ export function consoleRoutes(
     });
   });
 
-  view('/console/audit', (req, ctx) => {
+  view('/console/audit', async (req, ctx) => {
     const filter: AuditFilter = {};
     for (const key of ['actor', 'user', 'kind', 'since', 'until'] as const) {
       const v = opt(param(req, key));
@@ -290,7 +290,7 @@ export function consoleRoutes(
       const page = auditPage(ctx, { entries: [], filter, limit });
       return { ...page, live: unavailable(query), status: 400 };
     }
-    return auditPage(ctx, { entries: auditEntries(state, query, limit), filter, limit });
+    return auditPage(ctx, { entries: await auditEntries(state, query, limit), filter, limit });
   });
 
   return eventRoutes(app, state, {

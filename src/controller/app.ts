@@ -107,8 +107,8 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     });
     await state.refresh();
     await app.ready();
-    sink?.start();
-    state.start(opts.watchIntervalMs ?? 200);
+    await sink?.start();
+    await state.start(opts.watchIntervalMs ?? 200);
     return {
       app,
       metrics,
@@ -119,13 +119,13 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
         await app.close();
         // After the server: the last requests' entries are shipped too.
         await sink?.stop();
-        state.fleet.close();
+        await state.fleet.close();
       },
     };
   } catch (err) {
     await sink?.stop().catch(() => undefined);
     await state.close();
-    state.fleet.close();
+    await state.fleet.close();
     throw err;
   }
 }

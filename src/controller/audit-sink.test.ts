@@ -30,7 +30,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   for (const s of sinks.splice(0)) await s.stop();
-  t.cleanup();
+  await t.cleanup();
 });
 
 function sink(opts: AuditSinkOptions): AuditSink {
@@ -40,8 +40,8 @@ function sink(opts: AuditSinkOptions): AuditSink {
 }
 
 /** An entry as the CLI writes it: through another connection to the store. */
-function cliEntry(subject: string) {
-  t.other().store.audit({
+async function cliEntry(subject: string) {
+  await t.other().store.audit({
     at: t.clock.now().toISOString(),
     actor: 'cli:root',
     action: 'test.event',
@@ -49,7 +49,7 @@ function cliEntry(subject: string) {
   });
 }
 
-const ids = () => t.fleet.store.auditSince(0, 10_000).map((e) => e.id);
+const ids = async () => (await t.fleet.store.auditSince(0, 10_000)).map((e) => e.id);
 const linesOf = (path: string) =>
   existsSync(path)
     ? readFileSync(path, 'utf8')
@@ -62,11 +62,11 @@ describe('audit sink to a file', () => {
   it('appends every entry once, including those other processes write, across restarts', async () => {
     const path = join(t.dir, 'audit.jsonl');
     const first = sink({ file: path });
-    first.start();
+    await first.start();
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    cliEntry('from-the-cli');
+    await cliEntry('from-the-cli');
     const at = t.clock.now().toISOString();
-    t.fleet.store.audit({
+    await t.fleet.store.audit({
       at,
       actor: 'api:admin',
       action: 'user.revoke',
@@ -75,11 +75,16 @@ describe('audit sink to a file', () => {
     });
     // The interval ships them.
     await timers.advance(1000);
-    await waitFor('the first entries', () => linesOf(path).length === ids().length, 5000, 10);
+    await waitFor(
+      'the first entries',
+      async () => linesOf(path).length === (await ids()).length,
+      5000,
+      10,
+    );
     const shipped = linesOf(path);
-    expect(shipped.map((e) => e.id)).toEqual(ids());
+    expect(shipped.map((e) => e.id)).toEqual(await ids());
     expect(shipped.at(-1)).toEqual({
-      id: ids().at(-1),
+      id: (await ids()).at(-1),
       at,
       actor: 'api:admin',
       action: 'user.revoke',
@@ -89,33 +94,33 @@ describe('audit sink to a file', () => {
     await first.stop();
 
     // Written while no controller ran: shipped by the next one, nothing shipped twice.
-    cliEntry('while-stopped');
+    await cliEntry('while-stopped');
     const second = sink({ file: path });
-    second.start();
+    await second.start();
     await second.pump();
-    expect(linesOf(path).map((e) => e.id)).toEqual(ids());
+    expect(linesOf(path).map((e) => e.id)).toEqual(await ids());
     expect(linesOf(path).at(-1)?.subject).toBe('while-stopped');
   });
 
-  it('refuses a symlink and never writes through it', () => {
+  it('refuses a symlink and never writes through it', async () => {
     const target = join(t.dir, 'target');
     writeFileSync(target, 'untouched\n');
     const link = join(t.dir, 'audit.jsonl');
     symlinkSync(target, link);
-    expect(() => sink({ file: link }).start()).toThrow(`${link} is a symlink: refused`);
+    await expect(sink({ file: link }).start()).rejects.toThrow(`${link} is a symlink: refused`);
     expect(readFileSync(target, 'utf8')).toBe('untouched\n');
-    expect(() => sink({ file: t.dir }).start()).toThrow(/not a regular file|EISDIR/);
+    await expect(sink({ file: t.dir }).start()).rejects.toThrow(/not a regular file|EISDIR/);
   });
 
   it('writes to a new file after logrotate moved the old one and sent SIGHUP', async () => {
     const path = join(t.dir, 'audit.jsonl');
     const s = sink({ file: path });
-    s.start();
-    cliEntry('before-rotation');
+    await s.start();
+    await cliEntry('before-rotation');
     await s.pump();
     renameSync(path, `${path}.1`);
     s.reopen();
-    cliEntry('after-rotation');
+    await cliEntry('after-rotation');
     await s.pump();
     expect(linesOf(`${path}.1`).at(-1)?.subject).toBe('before-rotation');
     expect(linesOf(path).map((e) => e.subject)).toEqual(['after-rotation']);
@@ -123,12 +128,12 @@ describe('audit sink to a file', () => {
   });
 
   it('goes on from the newest entry when the store went back in time (a restored backup)', async () => {
-    t.fleet.store.setSetting('audit.sink.file.lastId', '1000000');
+    await t.fleet.store.setSetting('audit.sink.file.lastId', '1000000');
     const path = join(t.dir, 'audit.jsonl');
     const s = sink({ file: path });
-    s.start();
+    await s.start();
     expect(logged.join('\n')).toMatch(/beyond the newest in the store/);
-    cliEntry('after-restore');
+    await cliEntry('after-restore');
     await s.pump();
     expect(linesOf(path).map((e) => e.subject)).toEqual(['after-restore']);
   });
@@ -140,12 +145,17 @@ describe('audit sink to syslog', () => {
     // A stand-in for logger: sh replaces itself with cat, so the pid is the reader's.
     const argv = ['sh', '-c', 'exec cat >> "$0"', out];
     const s = sink({ syslog: true, syslogArgv: argv, restartMs: 500 });
-    s.start();
+    await s.start();
     const firstPid = s.syslogPid;
     expect(firstPid).toBeGreaterThan(0);
-    cliEntry('one');
+    await cliEntry('one');
     await s.pump();
-    await waitFor('the first lines', () => linesOf(out).length === ids().length, 5000, 10);
+    await waitFor(
+      'the first lines',
+      async () => linesOf(out).length === (await ids()).length,
+      5000,
+      10,
+    );
 
     process.kill(firstPid!, 'SIGKILL');
     await waitFor('the sink to notice', () => logged.some((l) => /ended/.test(l)), 5000, 10);
@@ -153,33 +163,35 @@ describe('audit sink to syslog', () => {
       /audit syslog: sh ended \(killed by SIGKILL\); starting it again in 0.5 s/,
     );
     // While it is down nothing is recorded as shipped.
-    cliEntry('two');
+    await cliEntry('two');
     await s.pump();
-    expect(t.fleet.store.getSetting('audit.sink.syslog.lastId')).toBe(String(ids().at(-2)));
+    expect(await t.fleet.store.getSetting('audit.sink.syslog.lastId')).toBe(
+      String((await ids()).at(-2)),
+    );
     await timers.advance(500);
     expect(s.syslogPid).toBeGreaterThan(0);
     expect(s.syslogPid).not.toBe(firstPid);
     await s.pump();
     await waitFor(
       'the line written after the restart',
-      () => linesOf(out).length === ids().length,
+      async () => linesOf(out).length === (await ids()).length,
       5000,
       10,
     );
-    expect(linesOf(out).map((e) => e.id)).toEqual(ids());
+    expect(linesOf(out).map((e) => e.id)).toEqual(await ids());
   });
 
   it('keeps the file going when syslog cannot start, and says why', async () => {
     const path = join(t.dir, 'audit.jsonl');
     const s = sink({ file: path, syslog: true, syslogArgv: ['/nonexistent/logger'] });
-    s.start();
+    await s.start();
     await waitFor('the failed start', () => logged.length > 0, 5000, 10);
-    cliEntry('x');
+    await cliEntry('x');
     await s.pump();
     await s.pump();
-    expect(linesOf(path).map((e) => e.id)).toEqual(ids());
+    expect(linesOf(path).map((e) => e.id)).toEqual(await ids());
     expect(logged.filter((l) => /nonexistent/.test(l))).toHaveLength(1);
-    expect(t.fleet.store.getSetting('audit.sink.syslog.lastId')).toBeUndefined();
+    expect(await t.fleet.store.getSetting('audit.sink.syslog.lastId')).toBeUndefined();
   });
 
   it('runs util-linux logger tagged ovpn-fleet with our pid, authpriv.info, long lines whole', () => {
@@ -221,7 +233,7 @@ describe('the controller with an audit sink', () => {
     }
     // close() shipped what was left.
     expect(linesOf(path).at(-1)).toMatchObject({ action: 'server.drain', subject: 'vpn11' });
-    expect(linesOf(path).map((e) => e.id)).toEqual(ids());
+    expect(linesOf(path).map((e) => e.id)).toEqual(await ids());
   });
 
   it('refuses to start on an audit log path it cannot use', async () => {

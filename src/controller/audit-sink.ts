@@ -166,19 +166,19 @@ export class AuditSink {
   }
 
   /** Opens the file (a bad path throws here, before the controller serves), starts logger. */
-  start(): void {
+  async start(): Promise<void> {
     this.fileDest?.file.open();
     this.syslog?.start();
-    const newest = this.store.lastAuditId();
+    const newest = await this.store.lastAuditId();
     for (const d of this.destinations) {
-      const last = this.lastId(d);
+      const last = await this.lastId(d);
       // The store went back in time (restored from a backup): its new entries will get ids we
       // think were shipped. Go on from its newest entry rather than skip them all.
       if (last > newest) {
         this.log(
           `audit ${d.name}: last shipped entry ${last} is beyond the newest in the store (${newest}): shipping from ${newest} on`,
         );
-        this.setLastId(d, newest);
+        await this.setLastId(d, newest);
       }
     }
     this.interval = this.timers.setInterval(() => void this.pump(), this.opts.intervalMs ?? 1000);
@@ -225,19 +225,19 @@ export class AuditSink {
     return `audit.sink.${d.name}.lastId`;
   }
 
-  private lastId(d: Destination): number {
-    const n = Number(this.store.getSetting(this.key(d)) ?? '0');
+  private async lastId(d: Destination): Promise<number> {
+    const n = Number((await this.store.getSetting(this.key(d))) ?? '0');
     return Number.isSafeInteger(n) && n >= 0 ? n : 0;
   }
 
-  private setLastId(d: Destination, id: number): void {
-    this.store.setSetting(this.key(d), String(id));
+  private setLastId(d: Destination, id: number): Promise<void> {
+    return this.store.setSetting(this.key(d), String(id));
   }
 
   private async ship(d: Destination): Promise<void> {
     for (;;) {
       if (!d.ready()) return;
-      const entries = this.store.auditSince(this.lastId(d), BATCH);
+      const entries = await this.store.auditSince(await this.lastId(d), BATCH);
       if (entries.length === 0) return;
       try {
         await d.write(entries.map((e) => `${auditJsonLine(e)}\n`).join(''));
@@ -247,7 +247,7 @@ export class AuditSink {
         return;
       }
       this.problems.delete(d.name);
-      this.setLastId(d, entries[entries.length - 1].id);
+      await this.setLastId(d, entries[entries.length - 1].id);
       if (entries.length < BATCH) return;
       // A backlog: let requests in between batches.
       await new Promise<void>((resolve) => setImmediate(resolve));

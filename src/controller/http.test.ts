@@ -12,7 +12,11 @@ afterEach(async () => {
 
 /** An edge with one page for browsers and one JSON route; sessions as `find` says. */
 async function edge(find: (id: string) => SessionLookup) {
-  app = await createHttp({}, { tokens: new Authenticator('tok'), sessions: { find } }, () => {});
+  app = await createHttp(
+    {},
+    { tokens: new Authenticator('tok'), sessions: { find: (id) => Promise.resolve(find(id)) } },
+    () => {},
+  );
   app.get('/console/users', { config: { auth: 'viewer', html: true } }, () => 'page');
   app.get('/v1/thing', { config: { auth: 'viewer' } }, () => ({ ok: true }));
   app.post('/v1/thing', { config: { auth: 'viewer' } }, (req) => req.body ?? {});

@@ -59,7 +59,7 @@ declare module 'fastify' {
 
 /** Finds the console session of a cookie's value (src/service/console-sessions.ts). */
 export interface SessionFinder {
-  find(id: string): SessionLookup;
+  find(id: string): Promise<SessionLookup>;
 }
 
 /** What the auth hook checks credentials with. */
@@ -223,40 +223,35 @@ export async function createHttp(
     (_req, body, done) => done(null, parseForm(body as string)),
   );
 
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', async (req) => {
     const config = req.routeOptions.config ?? {};
     const scope = config.auth ?? 'admin';
-    if (scope === 'none') return done();
-    try {
-      const cookie = cookieValue(req.headers.cookie, cookieName);
-      // A bearer token wins over a cookie; agents always use their token.
-      if (req.headers.authorization !== undefined || cookie === undefined || scope === 'agent') {
-        const who = credentials.tokens.identify(req.headers.authorization);
-        if (scope === 'agent') {
-          if (who.agent === undefined) throw new Forbidden('/v1/agent/* needs a server token');
-          req.agentServer = who.agent;
-          return done();
-        }
-        if (!who.admin) throw new Forbidden('an agent token can call only /v1/agent/*');
-        req.who = { actor: ADMIN_ACTOR, role: 'admin' };
-      } else {
-        const found = credentials.sessions.find(cookie);
-        if ('problem' in found) throw new Unauthorized(found.problem);
-        const session = found.session;
-        req.who = { actor: `console:${session.name}`, role: session.role, session };
-        if (session.mustChangePassword && !config.duringPasswordChange)
-          throw new Forbidden(
-            'signed in with a one-time password: change it first (POST /v1/session/password)',
-          );
-        if (req.method !== 'GET' && req.method !== 'HEAD') checkCsrf(req, session.csrfToken);
+    if (scope === 'none') return;
+    const cookie = cookieValue(req.headers.cookie, cookieName);
+    // A bearer token wins over a cookie; agents always use their token.
+    if (req.headers.authorization !== undefined || cookie === undefined || scope === 'agent') {
+      const who = credentials.tokens.identify(req.headers.authorization);
+      if (scope === 'agent') {
+        if (who.agent === undefined) throw new Forbidden('/v1/agent/* needs a server token');
+        req.agentServer = who.agent;
+        return;
       }
-      const caller = req.who;
-      if (!roleAtLeast(caller.role, scope))
-        throw new Forbidden(`needs the ${scope} role (${caller.actor} is ${caller.role})`);
-      done();
-    } catch (err) {
-      done(err as Error);
+      if (!who.admin) throw new Forbidden('an agent token can call only /v1/agent/*');
+      req.who = { actor: ADMIN_ACTOR, role: 'admin' };
+    } else {
+      const found = await credentials.sessions.find(cookie);
+      if ('problem' in found) throw new Unauthorized(found.problem);
+      const session = found.session;
+      req.who = { actor: `console:${session.name}`, role: session.role, session };
+      if (session.mustChangePassword && !config.duringPasswordChange)
+        throw new Forbidden(
+          'signed in with a one-time password: change it first (POST /v1/session/password)',
+        );
+      if (req.method !== 'GET' && req.method !== 'HEAD') checkCsrf(req, session.csrfToken);
     }
+    const caller = req.who;
+    if (!roleAtLeast(caller.role, scope))
+      throw new Forbidden(`needs the ${scope} role (${caller.actor} is ${caller.role})`);
   });
 
   // A form post's `_csrf` field, once the body is parsed; removed before the route's schema

@@ -20,13 +20,13 @@ beforeEach(async () => {
   users = new Map(added.map((u) => [u.name, u]));
   logged = [];
 });
-afterEach(() => t.cleanup());
+afterEach(async () => await t.cleanup());
 
 const ingest = (opts: IngestOptions = {}, asked?: (server: string) => ServerAsks | undefined) =>
   new ReportIngest(
     t.fleet.store,
-    (name) => {
-      const u = t.fleet.store.getUser(name);
+    async (name) => {
+      const u = await t.fleet.store.getUser(name);
       return u && knownUser(u);
     },
     t.clock,
@@ -57,48 +57,48 @@ const report = (sessions: SessionReport[], more: Partial<AgentReport> = {}): Age
 });
 
 /** The session and suppression entries, oldest first, as [actor, action, subject]. */
-function sessionAudit(): string[][] {
-  return t.fleet.store
-    .auditLog(1000)
+async function sessionAudit(): Promise<string[][]> {
+  return (await t.fleet.store.auditLog(1000))
     .filter((e) => /^(session|audit)\./.test(e.action))
     .reverse()
     .map((e) => [e.actor, e.action, e.subject]);
 }
 
-const usersOn = (server: string) => t.fleet.store.listSessions(server).map((s) => s.user);
+const usersOn = async (server: string) =>
+  (await t.fleet.store.listSessions(server)).map((s) => s.user);
 
 describe('ReportIngest', () => {
-  it('records the sessions and audits connects, moves and disconnects', () => {
+  it('records the sessions and audits connects, moves and disconnects', async () => {
     const ingest1 = ingest();
     const annOn11 = session('ann', 120);
-    ingest1.record('vpn11', report([annOn11]));
-    expect(usersOn('vpn11')).toEqual(['ann']);
-    ingest1.record('vpn11', report([annOn11]));
-    ingest1.record('vpn21', report([session('ann', 5)]));
-    ingest1.record('vpn11', report([]));
-    expect(usersOn('vpn11')).toEqual([]);
-    expect(usersOn('vpn21')).toEqual(['ann']);
-    expect(sessionAudit()).toEqual([
+    await ingest1.record('vpn11', report([annOn11]));
+    expect(await usersOn('vpn11')).toEqual(['ann']);
+    await ingest1.record('vpn11', report([annOn11]));
+    await ingest1.record('vpn21', report([session('ann', 5)]));
+    await ingest1.record('vpn11', report([]));
+    expect(await usersOn('vpn11')).toEqual([]);
+    expect(await usersOn('vpn21')).toEqual(['ann']);
+    expect(await sessionAudit()).toEqual([
       ['agent:vpn11', 'session.connect', 'ann'],
       ['agent:vpn21', 'session.connect', 'ann'],
       ['agent:vpn21', 'session.move', 'ann'],
       ['agent:vpn11', 'session.disconnect', 'ann'],
     ]);
-    const move = t.fleet.store.auditLog(1000).find((e) => e.action === 'session.move');
+    const move = (await t.fleet.store.auditLog(1000)).find((e) => e.action === 'session.move');
     expect(move?.detail).toMatchObject({ from: 'vpn11', to: 'vpn21' });
   });
 
-  it('tells a move from a connect after a restart, from the sessions in the store', () => {
-    ingest().record('vpn11', report([session('ann', 120)]));
-    ingest().record('vpn12', report([session('ann', 5)]));
-    expect(sessionAudit().map(([, action]) => action)).toEqual([
+  it('tells a move from a connect after a restart, from the sessions in the store', async () => {
+    await ingest().record('vpn11', report([session('ann', 120)]));
+    await ingest().record('vpn12', report([session('ann', 5)]));
+    expect((await sessionAudit()).map(([, action]) => action)).toEqual([
       'session.connect',
       'session.connect',
       'session.move',
     ]);
   });
 
-  it('leaves out sessions that cannot be real, and logs them once a minute per server', () => {
+  it('leaves out sessions that cannot be real, and logs them once a minute per server', async () => {
     const ingest1 = ingest();
     const future = {
       ...session('bob'),
@@ -106,97 +106,99 @@ describe('ReportIngest', () => {
     };
     const notHers = { ...session('cid'), ipv4: users.get('ann')!.ipv4 };
     const refused = [session('mallory'), future, notHers];
-    ingest1.record('vpn11', report([session('ann'), ...refused]));
-    ingest1.record('vpn11', report([session('ann'), ...refused]));
-    expect(usersOn('vpn11')).toEqual(['ann']);
-    expect(sessionAudit()).toEqual([['agent:vpn11', 'session.connect', 'ann']]);
+    await ingest1.record('vpn11', report([session('ann'), ...refused]));
+    await ingest1.record('vpn11', report([session('ann'), ...refused]));
+    expect(await usersOn('vpn11')).toEqual(['ann']);
+    expect(await sessionAudit()).toEqual([['agent:vpn11', 'session.connect', 'ann']]);
     expect(logged).toEqual([
       expect.stringMatching(/vpn11: 3 session\(s\) refused.*mallory.*no such user/),
     ]);
 
     t.clock.advance(60_000);
-    ingest1.record('vpn11', report([session('ann'), ...refused]));
+    await ingest1.record('vpn11', report([session('ann'), ...refused]));
     expect(logged).toHaveLength(2);
   });
 
   it('refuses sessions of a disabled user', async () => {
     await t.fleet.setStatus('dan', 'disabled');
-    ingest().record('vpn11', report([session('dan')]));
-    expect(usersOn('vpn11')).toEqual([]);
+    await ingest().record('vpn11', report([session('dan')]));
+    expect(await usersOn('vpn11')).toEqual([]);
     expect(logged).toEqual([expect.stringMatching(/user is not enabled/)]);
   });
 
-  it('keeps the sessions of a server whose agent cannot read them, until it can again', () => {
+  it('keeps the sessions of a server whose agent cannot read them, until it can again', async () => {
     const ingest1 = ingest();
     const ann = session('ann');
-    ingest1.record('vpn11', report([ann, session('bob', 30, 2)]));
-    const before = t.fleet.store.listSessions('vpn11');
+    await ingest1.record('vpn11', report([ann, session('bob', 30, 2)]));
+    const before = await t.fleet.store.listSessions('vpn11');
 
     const down = { ...HEALTHY, openvpn: false, ok: false };
-    ingest1.record('vpn11', report([], { sessionsUnknown: true, health: down }));
-    ingest1.record('vpn11', report([], { sessionsUnknown: true, health: down }));
-    expect(t.fleet.store.listSessions('vpn11')).toEqual(before);
+    await ingest1.record('vpn11', report([], { sessionsUnknown: true, health: down }));
+    await ingest1.record('vpn11', report([], { sessionsUnknown: true, health: down }));
+    expect(await t.fleet.store.listSessions('vpn11')).toEqual(before);
     expect([...ingest1.unknown]).toEqual(['vpn11']);
-    expect(sessionAudit().map(([, action]) => action)).toEqual([
+    expect((await sessionAudit()).map(([, action]) => action)).toEqual([
       'session.connect',
       'session.connect',
     ]);
     expect(logged).toEqual([expect.stringMatching(/vpn11: its agent cannot read/)]);
     // The sessions are no news, the health is: OpenVPN down shows.
-    const state = t.fleet.store.listServerStates().find((s) => s.name === 'vpn11');
+    const state = (await t.fleet.store.listServerStates()).find((s) => s.name === 'vpn11');
     expect(state?.health).toEqual(down);
 
-    ingest1.record('vpn11', report([ann]));
+    await ingest1.record('vpn11', report([ann]));
     expect(ingest1.unknown.size).toBe(0);
-    expect(usersOn('vpn11')).toEqual(['ann']);
-    expect(sessionAudit().at(-1)).toEqual(['agent:vpn11', 'session.disconnect', 'bob']);
+    expect(await usersOn('vpn11')).toEqual(['ann']);
+    expect((await sessionAudit()).at(-1)).toEqual(['agent:vpn11', 'session.disconnect', 'bob']);
   });
 
-  it("limits one server's audit entries and says how many it left out once there is room", () => {
+  it("limits one server's audit entries and says how many it left out once there is room", async () => {
     const ingest1 = ingest({ auditBurst: 2, auditPerSecond: 1 });
     const all = ['ann', 'bob', 'cid', 'dan'].map((u, i) => session(u, 60, i + 1));
-    ingest1.record('vpn11', report(all));
-    expect(usersOn('vpn11')).toEqual(['ann', 'bob', 'cid', 'dan']);
-    expect(sessionAudit()).toHaveLength(2);
+    await ingest1.record('vpn11', report(all));
+    expect(await usersOn('vpn11')).toEqual(['ann', 'bob', 'cid', 'dan']);
+    expect(await sessionAudit()).toHaveLength(2);
 
     // Another server has its own budget.
-    ingest1.record('vpn21', report([session('ann', 1)]));
-    expect(sessionAudit()).toHaveLength(4);
+    await ingest1.record('vpn21', report([session('ann', 1)]));
+    expect(await sessionAudit()).toHaveLength(4);
 
     t.clock.advance(1000);
-    ingest1.record('vpn11', report(all));
-    const suppressed = t.fleet.store.auditLog(1).at(0);
+    await ingest1.record('vpn11', report(all));
+    const suppressed = (await t.fleet.store.auditLog(1)).at(0);
     expect(suppressed).toMatchObject({
       actor: 'controller',
       action: 'audit.suppressed',
       subject: 'vpn11',
       detail: { entries: 2 },
     });
-    ingest1.record('vpn11', report(all));
-    expect(sessionAudit().filter(([, a]) => a === 'audit.suppressed')).toHaveLength(1);
+    await ingest1.record('vpn11', report(all));
+    expect((await sessionAudit()).filter(([, a]) => a === 'audit.suppressed')).toHaveLength(1);
   });
 });
 
 describe('ReportIngest and the location history', () => {
   /** ann's history as [server, until, reason], newest first. */
-  const historyOf = (user: string) =>
-    t.fleet.store
-      .sessionHistory(user, { limit: 100 })
-      .map((h) => [h.server, h.until ?? null, h.reason ?? null]);
+  const historyOf = async (user: string) =>
+    (await t.fleet.store.sessionHistory(user, { limit: 100 })).map((h) => [
+      h.server,
+      h.until ?? null,
+      h.reason ?? null,
+    ]);
   const nowIso = () => t.clock.now().toISOString();
 
-  it('a session the client ended: disconnect, at the report that shows it gone, audited so', () => {
+  it('a session the client ended: disconnect, at the report that shows it gone, audited so', async () => {
     const i = ingest();
-    i.record('vpn11', report([session('ann')]));
-    expect(historyOf('ann')).toEqual([['vpn11', null, null]]);
+    await i.record('vpn11', report([session('ann')]));
+    expect(await historyOf('ann')).toEqual([['vpn11', null, null]]);
     t.clock.advance(2000);
-    i.record('vpn11', report([]));
-    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'disconnect']]);
-    const audit = t.fleet.store.auditLog(10).find((e) => e.action === 'session.disconnect');
+    await i.record('vpn11', report([]));
+    expect(await historyOf('ann')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+    const audit = (await t.fleet.store.auditLog(10)).find((e) => e.action === 'session.disconnect');
     expect(audit?.detail).toMatchObject({ server: 'vpn11', reason: 'disconnect' });
   });
 
-  it("what the controller asked for names the reason: an operator's kill, an eviction", () => {
+  it("what the controller asked for names the reason: an operator's kill, an eviction", async () => {
     const ann = session('ann', 60, 1);
     const bob = session('bob', 60, 2);
     const cid = session('cid', 60, 3);
@@ -210,70 +212,77 @@ describe('ReportIngest and the location history', () => {
       drain: false,
     };
     const i = ingest({}, (server) => (server === 'vpn11' ? asks : undefined));
-    i.record('vpn11', report([ann, bob, cid]));
-    i.record('vpn11', report([]));
-    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'killed']]);
-    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'eviction']]);
-    expect(historyOf('cid')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+    await i.record('vpn11', report([ann, bob, cid]));
+    await i.record('vpn11', report([]));
+    expect(await historyOf('ann')).toEqual([['vpn11', nowIso(), 'killed']]);
+    expect(await historyOf('bob')).toEqual([['vpn11', nowIso(), 'eviction']]);
+    expect(await historyOf('cid')).toEqual([['vpn11', nowIso(), 'disconnect']]);
   });
 
   it("the user's status cut it: revoke, disable, delete", async () => {
     const i = ingest();
-    i.record('vpn11', report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))));
+    await i.record(
+      'vpn11',
+      report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))),
+    );
     await t.fleet.setStatus('ann', 'revoked');
     await t.fleet.setStatus('bob', 'disabled');
     await t.fleet.deleteUser('cid');
     // The agent has not ended them yet: the controller stops admitting them at once.
-    i.record('vpn11', report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))));
-    expect(usersOn('vpn11')).toEqual(['dan']);
-    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'revoke']]);
-    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'disable']]);
-    expect(historyOf('cid')).toEqual([['vpn11', nowIso(), 'delete']]);
-    expect(historyOf('dan')).toEqual([['vpn11', null, null]]);
+    await i.record(
+      'vpn11',
+      report(['ann', 'bob', 'cid', 'dan'].map((u, n) => session(u, 60, n + 1))),
+    );
+    expect(await usersOn('vpn11')).toEqual(['dan']);
+    expect(await historyOf('ann')).toEqual([['vpn11', nowIso(), 'revoke']]);
+    expect(await historyOf('bob')).toEqual([['vpn11', nowIso(), 'disable']]);
+    expect(await historyOf('cid')).toEqual([['vpn11', nowIso(), 'delete']]);
+    expect(await historyOf('dan')).toEqual([['vpn11', null, null]]);
   });
 
-  it('gone while its server drains: drain (the flag, or the agent saying so)', () => {
+  it('gone while its server drains: drain (the flag, or the agent saying so)', async () => {
     const i = ingest({}, (server) => (server === 'vpn11' ? { evict: [], drain: true } : undefined));
-    i.record('vpn11', report([session('ann')]));
-    i.record('vpn11', report([]));
-    i.record('vpn12', report([session('bob')]));
-    i.record('vpn12', report([], { health: { ...HEALTHY, draining: true, ok: false } }));
-    expect(historyOf('ann')).toEqual([['vpn11', nowIso(), 'drain']]);
-    expect(historyOf('bob')).toEqual([['vpn12', nowIso(), 'drain']]);
+    await i.record('vpn11', report([session('ann')]));
+    await i.record('vpn11', report([]));
+    await i.record('vpn12', report([session('bob')]));
+    await i.record('vpn12', report([], { health: { ...HEALTHY, draining: true, ok: false } }));
+    expect(await historyOf('ann')).toEqual([['vpn11', nowIso(), 'drain']]);
+    expect(await historyOf('bob')).toEqual([['vpn12', nowIso(), 'drain']]);
   });
 
-  it('gone while nobody watched: server-lost, until it was last seen', () => {
+  it('gone while nobody watched: server-lost, until it was last seen', async () => {
     const i = ingest({ staleAfterMs: 10_000 });
     const ann = session('ann', 60, 1);
-    i.record('vpn11', report([ann, session('bob', 60, 2)]));
+    await i.record('vpn11', report([ann, session('bob', 60, 2)]));
     // Within the stale limit a missing session is an ordinary disconnect.
     t.clock.advance(10_000);
-    i.record('vpn11', report([ann]));
-    expect(historyOf('bob')).toEqual([['vpn11', nowIso(), 'disconnect']]);
+    await i.record('vpn11', report([ann]));
+    expect(await historyOf('bob')).toEqual([['vpn11', nowIso(), 'disconnect']]);
     const annSeen = nowIso();
     // Silent for longer: ann went at some point after she was last seen.
     t.clock.advance(10_001);
-    i.record('vpn11', report([]));
-    expect(historyOf('ann')).toEqual([['vpn11', annSeen, 'server-lost']]);
+    await i.record('vpn11', report([]));
+    expect(await historyOf('ann')).toEqual([['vpn11', annSeen, 'server-lost']]);
 
     // An agent that could not read its sessions, then can again without cid's.
     const cid = session('cid');
-    i.record('vpn12', report([cid]));
+    await i.record('vpn12', report([cid]));
     const cidSeen = nowIso();
     t.clock.advance(1000);
-    i.record('vpn12', report([], { sessionsUnknown: true }));
+    await i.record('vpn12', report([], { sessionsUnknown: true }));
     t.clock.advance(1000);
-    i.record('vpn12', report([]));
-    expect(historyOf('cid')).toEqual([['vpn12', cidSeen, 'server-lost']]);
+    await i.record('vpn12', report([]));
+    expect(await historyOf('cid')).toEqual([['vpn12', cidSeen, 'server-lost']]);
   });
 
-  it("keeps each server's reported routes, also when its sessions could not be read", () => {
+  it("keeps each server's reported routes, also when its sessions could not be read", async () => {
     const i = ingest();
     const routes = { ipv4: [users.get('ann')!.ipv4], ipv6: [] };
-    i.record('vpn11', report([], { routes }));
-    const state = () => t.fleet.store.listServerStates().find((s) => s.name === 'vpn11');
-    expect(state()?.routes).toEqual(routes);
-    i.record('vpn11', report([], { sessionsUnknown: true, routes: { ipv4: [], ipv6: [] } }));
-    expect(state()?.routes).toEqual({ ipv4: [], ipv6: [] });
+    await i.record('vpn11', report([], { routes }));
+    const state = async () =>
+      (await t.fleet.store.listServerStates()).find((s) => s.name === 'vpn11');
+    expect((await state())?.routes).toEqual(routes);
+    await i.record('vpn11', report([], { sessionsUnknown: true, routes: { ipv4: [], ipv6: [] } }));
+    expect((await state())?.routes).toEqual({ ipv4: [], ipv6: [] });
   });
 });

@@ -6,7 +6,7 @@
  * transaction as the report that shows it gone.
  */
 import type { AgentReport, Eviction } from '../api/index.js';
-import type { FleetStore, SessionEnd, StoredSession } from '../store/types.js';
+import type { AuditEntry, FleetStore, SessionEnd, StoredSession } from '../store/types.js';
 import type { Clock } from '../sys/time.js';
 import { sessionChanges } from './directives.js';
 import { endReason } from './history.js';
@@ -33,25 +33,43 @@ export class ReportIngest {
   private readonly refusalLoggedAt = new Map<string, number>();
   /** The server each user was last seen connecting to, to tell a move from a connect. */
   private readonly lastServer = new Map<string, string>();
+  /** Fills lastServer from the session table once, before the first report. */
+  private lastServerLoaded: Promise<void> | undefined;
   /** Servers whose agent last said it could not read its sessions. */
   readonly unknown = new Set<string>();
 
   constructor(
     private readonly store: FleetStore,
     /** The user a session names, as the store has them (the caller may cache). */
-    private readonly userNamed: (name: string) => KnownUser | undefined,
+    private readonly userNamed: (name: string) => Promise<KnownUser | undefined>,
     private readonly clock: Clock,
     private readonly log: (line: string) => void,
     private readonly opts: IngestOptions = {},
     /** The server's current directive, if any (state.ts hands in its own). */
     private readonly asked: (server: string) => ServerAsks | undefined = () => undefined,
-  ) {
-    const newestFirst = [...store.listSessions()].sort((a, b) => (a.since < b.since ? 1 : -1));
-    for (const s of newestFirst)
-      if (!this.lastServer.has(s.user)) this.lastServer.set(s.user, s.server);
+  ) {}
+
+  private loadLastServers(): Promise<void> {
+    this.lastServerLoaded ??= this.store.listSessions().then((sessions) => {
+      const newestFirst = [...sessions].sort((a, b) => (a.since < b.since ? 1 : -1));
+      for (const s of newestFirst)
+        if (!this.lastServer.has(s.user)) this.lastServer.set(s.user, s.server);
+    });
+    return this.lastServerLoaded;
   }
 
-  record(server: string, report: AgentReport): void {
+  /** The users `names` name, looked up once each: the report rules below are synchronous. */
+  private async usersNamed(names: Iterable<string>): Promise<Map<string, KnownUser>> {
+    const found = new Map<string, KnownUser>();
+    for (const name of new Set(names)) {
+      const u = await this.userNamed(name);
+      if (u) found.set(name, u);
+    }
+    return found;
+  }
+
+  async record(server: string, report: AgentReport): Promise<void> {
+    await this.loadLastServers();
     const now = this.clock.now();
     const at = now.toISOString();
     if (report.sessionsUnknown) {
@@ -61,7 +79,7 @@ export class ReportIngest {
       if (!this.unknown.has(server))
         this.log(`${server}: its agent cannot read OpenVPN's sessions; keeping the last ones`);
       this.unknown.add(server);
-      this.store.recordHealth(server, {
+      await this.store.recordHealth(server, {
         at,
         health: { ...report.health },
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
@@ -69,29 +87,34 @@ export class ReportIngest {
       });
       return;
     }
-    const lost = this.unknown.has(server) || this.wasStale(server, now);
+    const lost = this.unknown.has(server) || (await this.wasStale(server, now));
     this.unknown.delete(server);
-    const { accepted, refused } = admitSessions(report.sessions, this.userNamed, now);
+    const reported = await this.usersNamed(report.sessions.map((s) => s.user));
+    const { accepted, refused } = admitSessions(report.sessions, (n) => reported.get(n), now);
     if (refused.length) this.logRefused(server, refused, now);
-    const before = this.store.listSessions(server);
-    const { connected, disconnected } = sessionChanges(before, accepted);
-    const ended = this.endsOf(server, disconnected, report, lost, at);
     const budget = this.budget(server, now);
-    const suppressed = budget.drainSuppressed(now);
-    const audit = (action: string, subject: string, detail: Record<string, unknown>) => {
-      if (budget.take(1, now))
-        this.store.audit({ at, actor: `agent:${server}`, action, subject, detail });
-    };
-    this.store.transaction(() => {
+    await this.store.transaction(async (tx) => {
+      // Read in the transaction that replaces them: two reports of one server (or of one
+      // server to two controllers) never both close the same sessions.
+      const before = await tx.listSessions(server);
+      const { connected, disconnected } = sessionChanges(before, accepted);
+      const gone = await this.usersNamed(disconnected.map((s) => s.user));
+      const ended = this.endsOf(server, disconnected, report, lost, at, (n) => gone.get(n));
+      const suppressed = budget.drainSuppressed(now);
+      const entries: AuditEntry[] = [];
+      const audit = (action: string, subject: string, detail: Record<string, unknown>) => {
+        if (budget.take(1, now))
+          entries.push({ at, actor: `agent:${server}`, action, subject, detail });
+      };
       if (suppressed)
-        this.store.audit({
+        await tx.audit({
           at,
           actor: 'controller',
           action: 'audit.suppressed',
           subject: server,
           detail: { entries: suppressed, why: "over the server's audit rate" },
         });
-      this.store.recordReport(server, {
+      await tx.recordReport(server, {
         at,
         health: { ...report.health },
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
@@ -127,12 +150,13 @@ export class ReportIngest {
           audit('session.move', s.user, { from: previous, to: server, since: s.since });
         this.lastServer.set(s.user, server);
       }
+      for (const e of entries) await tx.audit(e);
     });
   }
 
   /** Whether the server's previous report is older than the stale limit (or the controller's start). */
-  private wasStale(server: string, now: Date): boolean {
-    const last = this.store.listServerStates().find((s) => s.name === server)?.reportedAt;
+  private async wasStale(server: string, now: Date): Promise<boolean> {
+    const last = (await this.store.listServerStates()).find((s) => s.name === server)?.reportedAt;
     if (!last) return false;
     return now.getTime() - Date.parse(last) > (this.opts.staleAfterMs ?? STALE_AFTER_MS);
   }
@@ -144,13 +168,14 @@ export class ReportIngest {
     report: AgentReport,
     lost: boolean,
     at: string,
+    userNamed: (name: string) => KnownUser | undefined,
   ): SessionEnd[] {
     if (!gone.length) return [];
     const asked = this.asked(server);
     const ctx = {
       evict: asked?.evict ?? [],
       draining: (asked?.drain ?? false) || report.health.draining,
-      userStatus: (name: string) => this.userNamed(name)?.status,
+      userStatus: (name: string) => userNamed(name)?.status,
       serverLost: lost,
     };
     return gone.map((s) => {

@@ -25,13 +25,14 @@ beforeAll(async () => {
   template = mkdtempSync(join(tmpdir(), 'ovf-metrics-template-'));
   const fleet = await initFleet(template);
   try {
-    tokens = new Map(fleet.serverNames().map((s) => [s, fleet.agentToken(s)]));
+    tokens = new Map();
+    for (const s of fleet.serverNames()) tokens.set(s, await fleet.agentToken(s));
     await fleet.addUsers(
       ['alice', 'bob'].map((name) => ({ name })),
       { issueCerts: false },
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 });
 afterAll(() => rmSync(template, { recursive: true, force: true }));
@@ -179,7 +180,7 @@ describe('GET /metrics on the controller', () => {
       await other.profile('alice');
       await other.setStatus('alice', 'revoked');
     } finally {
-      other.close();
+      await other.close();
     }
     await ctl.refresh();
     text = await scrape(ctl);
@@ -194,7 +195,7 @@ describe('GET /metrics on the controller', () => {
     try {
       await other.issueMissingCerts(['alice']);
     } finally {
-      other.close();
+      await other.close();
     }
     await ctl.refresh();
     let text = await scrape(ctl);

@@ -356,8 +356,8 @@ export class ControllerMetrics implements ControllerEvents {
       });
       this.view = {
         nowMs: this.clock.now().getTime(),
-        servers: state.servers(),
-        sessions: this.opts.perUser ? state.sessions() : [],
+        servers: await state.servers(),
+        sessions: this.opts.perUser ? await state.sessions() : [],
         figures,
         storeBytes: storeBytes(state.fleet.dir),
       };
@@ -376,7 +376,8 @@ export class ControllerMetrics implements ControllerEvents {
 
 async function fleetFigures(state: ControllerState): Promise<FleetFigures> {
   const users = new Map<string, number>();
-  for (const u of state.fleet.listUsers()) users.set(u.status, (users.get(u.status) ?? 0) + 1);
+  for (const u of await state.fleet.listUsers())
+    users.set(u.status, (users.get(u.status) ?? 0) + 1);
   const earliestExpiry = new Map<string, number>();
   const revoked = new Map<string, number>();
   const clientStates = new Map<string, number>();

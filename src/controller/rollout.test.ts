@@ -41,13 +41,13 @@ beforeEach(async () => {
   timers = new FakeTimers(t.clock);
   state = newState();
   await state.refresh();
-  state.start(WATCH_MS);
+  await state.start(WATCH_MS);
   order = rolloutOrder(t.fleet.spec);
   restarts = new Map(order.map((s) => [s, { generation: 0, pending: false }]));
 });
 afterEach(async () => {
   await state.close();
-  t.cleanup();
+  await t.cleanup();
 });
 
 const directive = (server: string) => state.directives.get(server)!.directive;
@@ -55,9 +55,9 @@ const drained = () => order.filter((s) => directive(s).drain);
 const steps = () => state.rolloutStatus().rollout?.steps.map((s) => `${s.server} ${s.state}`);
 
 /** One report of `server`'s agent, up to date with the bundle it is served (a moment later). */
-function report(server: string, more: Partial<AgentReport> = {}): void {
+async function report(server: string, more: Partial<AgentReport> = {}): Promise<void> {
   t.clock.advance(10);
-  state.report(server, {
+  await state.report(server, {
     sessions: [],
     health: HEALTHY,
     bundleDigest: directive(server).bundle.digest,
@@ -67,15 +67,15 @@ function report(server: string, more: Partial<AgentReport> = {}): void {
 }
 
 /** Every agent reports (the server in `sick` with that health). */
-function reportAll(sick: Record<string, Partial<ServerHealth>> = {}): void {
-  for (const s of order) report(s, { health: { ...HEALTHY, ...sick[s] } });
+async function reportAll(sick: Record<string, Partial<ServerHealth>> = {}): Promise<void> {
+  for (const s of order) await report(s, { health: { ...HEALTHY, ...sick[s] } });
 }
 
 /** `ms` pass with every agent reporting every 5 s, as agents do (`sick` as in reportAll). */
 async function passTime(ms: number, sick: Record<string, Partial<ServerHealth>> = {}) {
   for (let left = ms; left > 0; left -= 5000) {
     await timers.advance(Math.min(5000, left));
-    reportAll(sick);
+    await reportAll(sick);
   }
 }
 
@@ -88,7 +88,7 @@ describe('a rolling restart', () => {
   it("visits the servers in the reverse of the profiles' order, one drained at a time", async () => {
     expect(order).toEqual(['vpn32', 'vpn31', 'vpn22', 'vpn21', 'vpn12', 'vpn11']);
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll();
+    await reportAll();
     // Pending changes on every server: the controller started a rollout by itself.
     const rollout = state.rolloutStatus().rollout!;
     expect(rollout).toMatchObject({ startedBy: 'controller', status: 'running' });
@@ -97,7 +97,7 @@ describe('a rolling restart', () => {
       expect(drained()).toEqual([server]);
       expect(directive(server).restart).toBe(0);
       // Its users left: the generation moves, the drain stays.
-      report(server);
+      await report(server);
       expect(directive(server).restart).toBe(1);
       expect(drained()).toEqual([server]);
       // The others have not been told to restart.
@@ -105,14 +105,13 @@ describe('a rolling restart', () => {
         order.slice(0, i),
       );
       agentRestarts(server);
-      report(server);
+      await report(server);
       expect(steps()?.[i]).toBe(`${server} done`);
       await timers.advance(WATCH_MS);
     }
     expect(drained()).toEqual([]);
     expect(state.rolloutStatus()).toMatchObject({ rollout: { status: 'done' }, pending: [] });
-    const audit = t.fleet.store
-      .auditLog(100)
+    const audit = (await t.fleet.store.auditLog(100))
       .filter((e) => e.action.startsWith('rollout.'))
       .reverse();
     expect(audit[0]).toMatchObject({ action: 'rollout.start', actor: 'controller' });
@@ -122,25 +121,25 @@ describe('a rolling restart', () => {
     expect(audit.at(-1)).toMatchObject({ action: 'rollout.done' });
   });
 
-  it('drains the next server only once the one before has lifted its drain (its users go there)', () => {
+  it('drains the next server only once the one before has lifted its drain (its users go there)', async () => {
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll();
+    await reportAll();
     const stillDrained = { health: { ...HEALTHY, draining: true, ok: false } };
-    report('vpn32', stillDrained);
+    await report('vpn32', stillDrained);
     agentRestarts('vpn32');
-    report('vpn32', stillDrained);
+    await report('vpn32', stillDrained);
     expect(steps()?.slice(0, 2)).toEqual(['vpn32 done', 'vpn31 waiting']);
     expect(drained()).toEqual([]);
     // vpn32's agent has taken its drain off: vpn31's users can go there now.
-    report('vpn32');
+    await report('vpn32');
     expect(drained()).toEqual(['vpn31']);
   });
 
   it('waits for a drained server to empty, at most drainSeconds, then restarts it anyway', async () => {
     const [user] = await t.fleet.addUsers([{ name: 'alice' }], { issueCerts: false });
     await state.refresh();
-    reportAll();
-    state.startRollout('api:admin', { all: true });
+    await reportAll();
+    await state.startRollout('api:admin', { all: true });
     const first = order[0];
     const alice = {
       user: 'alice',
@@ -151,7 +150,7 @@ describe('a rolling restart', () => {
       bytesOut: 0,
       clientId: 1,
     };
-    report(first, { sessions: [alice] });
+    await report(first, { sessions: [alice] });
     await timers.advance(29_000);
     expect(directive(first).restart).toBe(0);
     await timers.advance(1_500);
@@ -161,7 +160,7 @@ describe('a rolling restart', () => {
 
   it('skips servers with nothing to restart, after waiting for their agent to apply the bundle', async () => {
     restarts.set('vpn22', { generation: 0, pending: true });
-    reportAll();
+    await reportAll();
     expect(steps()).toEqual([
       'vpn32 skipped',
       'vpn31 skipped',
@@ -171,13 +170,13 @@ describe('a rolling restart', () => {
       'vpn11 waiting',
     ]);
     // vpn21's agent has not applied the current bundle: its "nothing pending" is not trusted yet.
-    report('vpn21', { bundleDigest: 'older' });
-    report('vpn22');
+    await report('vpn21', { bundleDigest: 'older' });
+    await report('vpn22');
     agentRestarts('vpn22');
-    report('vpn22');
+    await report('vpn22');
     await timers.advance(WATCH_MS);
     expect(steps()?.[3]).toBe('vpn21 waiting');
-    report('vpn21');
+    await report('vpn21');
     await timers.advance(WATCH_MS);
     expect(state.rolloutStatus().rollout?.status).toBe('done');
     expect(order.map((s) => directive(s).restart)).toEqual([0, 0, 1, 0, 0, 0]);
@@ -185,15 +184,15 @@ describe('a rolling restart', () => {
 
   it('stops at a server that does not come back healthy: it stays drained, the rest untouched', async () => {
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll();
-    report('vpn32');
+    await reportAll();
+    await report('vpn32');
     agentRestarts('vpn32');
-    report('vpn32');
-    report('vpn31');
+    await report('vpn32');
+    await report('vpn31');
     agentRestarts('vpn31');
     // OpenVPN did not come back: the agent reports the generation, OpenVPN down.
     const down = { vpn31: { openvpn: false, ok: false } };
-    report('vpn31', { health: { ...HEALTHY, ...down.vpn31 } });
+    await report('vpn31', { health: { ...HEALTHY, ...down.vpn31 } });
     await passTime(55_000, down);
     expect(state.rolloutStatus().rollout?.status).toBe('running');
     await passTime(5_000, down);
@@ -215,48 +214,48 @@ describe('a rolling restart', () => {
     // Nothing starts while it is failed, by the controller or an operator.
     await passTime(10_000);
     expect(drained()).toEqual(['vpn31']);
-    expect(() => state.startRollout('api:admin', {})).toThrow(Conflict);
+    await expect(state.startRollout('api:admin', {})).rejects.toThrow(Conflict);
 
     // Fixed by hand and resumed: the server is restarted again, then the rollout goes on.
-    state.rolloutCommand('resume', 'api:admin');
-    report('vpn31');
+    await state.rolloutCommand('resume', 'api:admin');
+    await report('vpn31');
     expect(steps()?.[1]).toBe('vpn31 restarting');
     expect(directive('vpn31').restart).toBe(2);
     agentRestarts('vpn31');
-    report('vpn31');
+    await report('vpn31');
     expect(steps()?.slice(0, 3)).toEqual(['vpn32 done', 'vpn31 done', 'vpn22 draining']);
     expect(drained()).toEqual(['vpn22']);
   });
 
-  it('stops before a server that is unhealthy at its turn, without draining it', () => {
+  it('stops before a server that is unhealthy at its turn, without draining it', async () => {
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll({ vpn32: { routing: false, ok: false } });
+    await reportAll({ vpn32: { routing: false, ok: false } });
     expect(state.rolloutStatus().rollout?.detail).toBe(
       'stopped at vpn32: unhealthy before its turn (routing down): not touched',
     );
     expect(drained()).toEqual([]);
   });
 
-  it('pauses after the server in progress, resumes, and an abort lifts its drain', () => {
+  it('pauses after the server in progress, resumes, and an abort lifts its drain', async () => {
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll();
-    state.rolloutCommand('pause', 'api:admin');
-    report('vpn32');
+    await reportAll();
+    await state.rolloutCommand('pause', 'api:admin');
+    await report('vpn32');
     agentRestarts('vpn32');
-    report('vpn32');
+    await report('vpn32');
     // The server in progress finished; the next one does not start.
     expect(steps()?.slice(0, 2)).toEqual(['vpn32 done', 'vpn31 waiting']);
     expect(drained()).toEqual([]);
-    state.rolloutCommand('resume', 'api:admin');
+    await state.rolloutCommand('resume', 'api:admin');
     expect(drained()).toEqual(['vpn31']);
     expect(steps()?.[1]).toBe('vpn31 draining');
-    state.rolloutCommand('abort', 'api:admin');
+    await state.rolloutCommand('abort', 'api:admin');
     expect(drained()).toEqual([]);
     expect(state.rolloutStatus().rollout?.status).toBe('aborted');
     // Aborted: still pending elsewhere, but not started again by itself.
-    reportAll();
+    await reportAll();
     expect(state.rolloutStatus().rollout?.status).toBe('aborted');
-    expect(t.fleet.store.auditLog(3).map((e) => [e.action, e.actor])).toContainEqual([
+    expect((await t.fleet.store.auditLog(3)).map((e) => [e.action, e.actor])).toContainEqual([
       'rollout.abort',
       'api:admin',
     ]);
@@ -264,8 +263,8 @@ describe('a rolling restart', () => {
 
   it('goes on where it was after a controller restart', async () => {
     for (const s of order) restarts.set(s, { generation: 0, pending: true });
-    reportAll();
-    report('vpn32');
+    await reportAll();
+    await report('vpn32');
     expect(directive('vpn32').restart).toBe(1);
     await state.close();
     state = newState();
@@ -274,10 +273,10 @@ describe('a rolling restart', () => {
     expect(drained()).toEqual(['vpn32']);
     expect(order.map((s) => directive(s).restart)).toEqual([1, 0, 0, 0, 0, 0]);
     agentRestarts('vpn32');
-    report('vpn32');
+    await report('vpn32');
     // vpn31 has not reported to this controller yet: its turn waits for that.
     expect(drained()).toEqual([]);
-    report('vpn31');
+    await report('vpn31');
     expect(drained()).toEqual(['vpn31']);
   });
 
@@ -288,7 +287,7 @@ describe('a rolling restart', () => {
       file,
       `${spec.replace('keepalive: { interval: 3, timeout: 10 }', 'keepalive: { interval: 4, timeout: 12 }')}rollout:\n  strategy: all-at-once\n`,
     );
-    reportAll();
+    await reportAll();
     const before = new Map(order.map((s) => [s, directive(s).bundle.digest]));
     await timers.advance(WATCH_MS);
     await state.refresh();
@@ -298,7 +297,7 @@ describe('a rolling restart', () => {
       expect(directive(s).drain).toBe(false);
     }
     for (const s of order) agentRestarts(s);
-    reportAll();
+    await reportAll();
     expect(state.rolloutStatus().rollout).toMatchObject({
       strategy: 'all-at-once',
       status: 'done',

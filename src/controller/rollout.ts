@@ -29,7 +29,11 @@
  * restart) or aborts (the rollout's drain is lifted).
  *
  * Pure decisions with an injected clock; the store, the observations and the directives come
- * from ControllerState.
+ * from ControllerState. The decisions are synchronous over what ControllerState observed just
+ * before (`observe` reads its snapshot); what they change is written afterwards, the rollout,
+ * the generations raised and the audit entries in one store transaction. The public operations
+ * run one at a time (a queue), so a tick, a report and an operator's command never interleave
+ * at those writes.
  */
 import type { AgentRestart, RolloutStrategy, ServerHealth } from '../api/index.js';
 import { Conflict } from '../errors.js';
@@ -81,6 +85,8 @@ export function rolloutOrder(spec: FleetSpec): string[] {
 
 export interface RolloutDeps {
   store: FleetStore;
+  /** Called before each operation decides: observe() then answers from what it gathered. */
+  refresh: () => Promise<void>;
   clock: Clock;
   log: (line: string) => void;
   order: () => string[];
@@ -98,16 +104,48 @@ export type RolloutCommand = 'pause' | 'resume' | 'abort';
 
 export class Rollouts {
   private rollout: RolloutRecord | undefined;
-  private readonly generations: Map<string, number>;
+  private generations = new Map<string, number>();
+  /** Generations raised by the decision running now: written with the rollout. */
+  private readonly raised = new Map<string, number>();
+  private loading: Promise<void> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
   /**
    * An aborted rollout is not started again by the servers' pending restarts: only a new change
    * (or an operator) starts the next one. Kept in memory: a controller restart forgets it.
    */
   private suppressAuto = false;
 
-  constructor(private readonly d: RolloutDeps) {
-    this.rollout = d.store.latestRollout();
-    this.generations = d.store.restartGenerations();
+  constructor(private readonly d: RolloutDeps) {}
+
+  /**
+   * Reads the latest rollout and the generations from the store (once; again after a failure).
+   * Await it before the first directive is computed: until then no server is drained by a
+   * rollout and every generation is 0.
+   */
+  ready(): Promise<void> {
+    this.loading ??= (async () => {
+      const [rollout, generations] = await Promise.all([
+        this.d.store.latestRollout(),
+        this.d.store.restartGenerations(),
+      ]);
+      this.rollout = rollout;
+      this.generations = generations;
+    })().catch((err: unknown) => {
+      this.loading = undefined;
+      throw err;
+    });
+    return this.loading;
+  }
+
+  /** One operation at a time, each on fresh observations. */
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(async () => {
+      await this.ready();
+      await this.d.refresh();
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** The latest rollout (running or not), or undefined before the first. */
@@ -145,7 +183,14 @@ export class Rollouts {
   start(
     actor: string,
     opts: { strategy?: RolloutStrategy; all?: boolean; servers?: readonly string[] } = {},
-  ): RolloutRecord {
+  ): Promise<RolloutRecord> {
+    return this.serial(() => this.startNow(actor, opts));
+  }
+
+  private async startNow(
+    actor: string,
+    opts: { strategy?: RolloutStrategy; all?: boolean; servers?: readonly string[] },
+  ): Promise<RolloutRecord> {
     const r = this.rollout;
     if (r && (r.status === 'running' || r.status === 'paused' || r.status === 'failed'))
       throw new Conflict(
@@ -162,7 +207,7 @@ export class Rollouts {
           : { server, state: 'waiting', ...(opts.all ? { force: true } : {}) },
       );
     this.suppressAuto = false;
-    this.rollout = this.d.store.saveRollout(
+    this.rollout = await this.d.store.saveRollout(
       {
         strategy,
         status: 'running',
@@ -173,20 +218,26 @@ export class Rollouts {
       },
       [],
     );
-    this.save([
-      this.entry(actor, 'rollout.start', `rollout ${this.rollout.id}`, {
+    const started = this.rollout;
+    const audit = [
+      this.entry(actor, 'rollout.start', `rollout ${started.id}`, {
         strategy,
         all: opts.all === true,
         order: steps.filter((s) => s.state === 'waiting').map((s) => s.server),
       }),
-    ]);
-    this.d.log(`rollout ${this.rollout.id} started by ${actor} (${strategy})`);
-    this.tick();
+    ];
+    this.d.log(`rollout ${started.id} started by ${actor} (${strategy})`);
+    this.decide(audit);
+    await this.save(audit);
     return this.rollout;
   }
 
   /** Pause, resume or abort the latest rollout (Conflict when that makes no sense now). */
-  command(command: RolloutCommand, actor: string): RolloutRecord {
+  command(command: RolloutCommand, actor: string): Promise<RolloutRecord> {
+    return this.serial(() => this.commandNow(command, actor));
+  }
+
+  private async commandNow(command: RolloutCommand, actor: string): Promise<RolloutRecord> {
     const r = this.rollout;
     if (!r) throw new Conflict('there is no rollout: start one with "ovpn-fleet rollout start"');
     const open = r.status === 'running' || r.status === 'paused' || r.status === 'failed';
@@ -208,36 +259,48 @@ export class Rollouts {
       r.detail = `aborted by ${actor}`;
       this.suppressAuto = true;
     }
-    this.save([this.entry(actor, `rollout.${command}`, `rollout ${r.id}`, {})]);
+    const audit = [this.entry(actor, `rollout.${command}`, `rollout ${r.id}`, {})];
     this.d.log(`rollout ${r.id}: ${command} by ${actor}`);
-    if (command === 'resume') this.tick();
-    return r;
+    if (command === 'resume') this.decide(audit);
+    await this.save(audit);
+    return this.rollout!;
   }
 
   /**
    * A build changed the restart files of these servers' bundles: with `auto`, start a rollout
    * (all-at-once: in the very directives that carry the new files, as before rollouts).
    */
-  changeBuilt(servers: readonly string[]): void {
-    this.suppressAuto = false;
-    if (!servers.length || !this.d.settings().auto || this.busy()) return;
-    this.start('controller', { servers });
+  changeBuilt(servers: readonly string[]): Promise<void> {
+    return this.serial(async () => {
+      this.suppressAuto = false;
+      if (!servers.length || !this.d.settings().auto || this.busy()) return;
+      await this.startNow('controller', { servers });
+    });
   }
 
   /**
    * Moves the rollout on as far as the observations allow; true when a directive must change
    * (a drain set or lifted, a generation raised). Safe to call any number of times.
    */
-  tick(): boolean {
+  tick(): Promise<boolean> {
+    return this.serial(async () => {
+      const r = this.rollout;
+      if (!r || r.status === 'done' || r.status === 'aborted') return await this.autoStart();
+      const before = this.directiveKey();
+      const was = JSON.stringify(r);
+      const audit: AuditEntry[] = [];
+      this.decide(audit);
+      if (audit.length || this.raised.size || JSON.stringify(r) !== was) await this.save(audit);
+      return this.directiveKey() !== before;
+    });
+  }
+
+  /** Moves the open rollout on as far as the observations allow (in memory; save() writes). */
+  private decide(audit: AuditEntry[]): void {
     const r = this.rollout;
-    if (!r || r.status === 'done' || r.status === 'aborted') return this.autoStart();
-    const before = this.directiveKey();
-    const was = JSON.stringify(r);
-    const audit: AuditEntry[] = [];
+    if (!r || r.status === 'done' || r.status === 'aborted') return;
     if (r.strategy === 'all-at-once') this.tickAllAtOnce(r, audit);
     else this.tickRolling(r, audit);
-    if (audit.length || JSON.stringify(r) !== was) this.save(audit);
-    return this.directiveKey() !== before;
   }
 
   // ---------------------------------------------------------------- the steps
@@ -392,7 +455,7 @@ export class Rollouts {
     const reported = this.d.observe(step.server)?.restart?.generation ?? 0;
     const generation = Math.max(this.generation(step.server), reported) + 1;
     this.generations.set(step.server, generation);
-    this.d.store.setRestartGeneration(step.server, generation);
+    this.raised.set(step.server, generation);
     step.generation = generation;
     this.enter(r, step, 'restarting', detail, audit);
   }
@@ -443,14 +506,14 @@ export class Rollouts {
   }
 
   /** Servers report files waiting for a restart and no rollout is open: start one. */
-  private autoStart(): boolean {
+  private async autoStart(): Promise<boolean> {
     if (this.suppressAuto || !this.d.settings().auto || this.busy()) return false;
     const pending = this.pending();
     if (!pending.length) return false;
     const before = this.directiveKey();
     // Over every server: one whose agent has not said so yet is skipped at its turn if it
     // still has nothing pending then.
-    this.start('controller');
+    await this.startNow('controller', {});
     return this.directiveKey() !== before;
   }
 
@@ -462,11 +525,22 @@ export class Rollouts {
       .join(',');
   }
 
-  private save(audit: AuditEntry[]): void {
+  /**
+   * Writes the rollout, the generations raised since the last save and the audit entries in
+   * one transaction. A failed write leaves memory ahead of the store (the directives already
+   * carry a raised generation): the next save writes the generations again.
+   */
+  private async save(audit: AuditEntry[]): Promise<void> {
     const r = this.rollout;
     if (!r) return;
     r.updatedAt = this.now();
-    this.rollout = this.d.store.saveRollout(r, audit);
+    const raised = [...this.raised];
+    this.rollout = await this.d.store.transaction(async (tx) => {
+      for (const [server, generation] of raised) await tx.setRestartGeneration(server, generation);
+      return tx.saveRollout(r, audit);
+    });
+    for (const [server, generation] of raised)
+      if (this.raised.get(server) === generation) this.raised.delete(server);
   }
 
   private entry(

@@ -26,7 +26,7 @@ const cleanup: (() => unknown)[] = [];
 
 beforeAll(async () => {
   template = mkdtempSync(join(tmpdir(), 'ovf-session-template-'));
-  (await initFleet(template)).close();
+  await (await initFleet(template)).close();
   const fleet = openFleet(template, { actor: 'cli:root' });
   try {
     await fleet.admins.add('ann', 'admin', PASSWORD.ann);
@@ -34,7 +34,7 @@ beforeAll(async () => {
     await fleet.admins.add('vic', 'viewer', PASSWORD.vic);
     ottoOneTime = (await fleet.admins.add('otto', 'operator')).oneTimePassword!;
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }, 60_000);
 afterAll(() => rmSync(template, { recursive: true, force: true }));
@@ -478,10 +478,10 @@ describe('sessions on the API', { timeout: 60_000 }, () => {
     const vic = await browser(ctl, 'vic');
     const cli = openFleet(dir, { actor: 'cli:root' });
     try {
-      cli.admins.setRole('olga', 'viewer');
-      cli.admins.remove('vic');
+      await cli.admins.setRole('olga', 'viewer');
+      await cli.admins.remove('vic');
     } finally {
-      cli.close();
+      await cli.close();
     }
     expectError(await olga.get('/v1/users'), 401, /^no such session/);
     expectError(await vic.get('/v1/users'), 401, /^no such session/);

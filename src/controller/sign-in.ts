@@ -34,19 +34,19 @@ export class SignIn {
     const problem = adminNameProblem(name);
     if (problem) throw new InputError('name', problem);
     const fleet = this.fleet();
-    const known = () => fleet.store.getAdmin(name) !== undefined;
+    const known = async () => (await fleet.store.getAdmin(name)) !== undefined;
     const release = this.checkSlot();
     let admin;
     try {
-      const attempt = this.begin(name, address, known);
+      const attempt = await this.begin(name, address, await known());
       admin = await fleet.admins.authenticate(name, password);
       if (admin) attempt.succeeded();
     } finally {
       release();
     }
     if (!admin) {
-      const exists = known();
-      this.sessions.recordFailure(
+      const exists = await known();
+      await this.sessions.recordFailure(
         exists ? name : undefined,
         address,
         exists ? 'wrong password' : 'unknown name',
@@ -80,13 +80,13 @@ export class SignIn {
     let attempt: Attempt;
     let changed;
     try {
-      attempt = this.begin(session.name, address, () => true);
+      attempt = await this.begin(session.name, address, true);
       changed = await fleet.admins.changeOwnPassword(session.name, current, next, session.idSha256);
     } finally {
       release();
     }
     if (!changed) {
-      this.sessions.recordFailure(session.name, address, 'wrong current password');
+      await this.sessions.recordFailure(session.name, address, 'wrong current password');
       throw new InputError('current', 'is not the current password');
     }
     attempt.succeeded();
@@ -108,15 +108,18 @@ export class SignIn {
     };
   }
 
-  private begin(name: string, address: string | undefined, known: () => boolean): Attempt {
-    const exists = known();
+  private async begin(
+    name: string,
+    address: string | undefined,
+    exists: boolean,
+  ): Promise<Attempt> {
     const attempt = this.limiter.begin(name, address, exists);
     const wait = attempt.retryAfter;
     if (wait === 0) return attempt;
     // One entry when a name or an address goes over its limit, not one per refused request:
     // an unauthenticated flood must not fill the audit log (and its sink, and syslog).
     if (attempt.firstRefusal)
-      this.sessions.recordFailure(exists ? name : undefined, address, 'rate limited', {
+      await this.sessions.recordFailure(exists ? name : undefined, address, 'rate limited', {
         retryAfter: wait,
       });
     throw new TooManyRequests(`too many failed sign-ins: try again in ${wait} s`, wait);

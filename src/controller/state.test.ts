@@ -32,11 +32,11 @@ beforeEach(async () => {
     log: (line) => logged.push(line),
   });
   await state.refresh();
-  state.start(WATCH_MS);
+  await state.start(WATCH_MS);
 });
 afterEach(async () => {
   await state.close();
-  t.cleanup();
+  await t.cleanup();
 });
 
 /** A session of ann that started `agoS` seconds before now. */
@@ -60,21 +60,21 @@ const report = (sessions: SessionReport[], more: Partial<AgentReport> = {}): Age
 });
 
 const directiveOf = (server: string) => state.directives.get(server)!.directive;
-const stale = (server: string) => state.server(server).stale;
+const stale = async (server: string) => (await state.server(server)).stale;
 const noClient = () => () => {};
 
 describe('ControllerState', () => {
-  it('has a directive for every server after the first build', () => {
+  it('has a directive for every server after the first build', async () => {
     expect([...state.directives.keys()].sort()).toEqual(t.fleet.serverNames().sort());
-    expect(state.servers().every((s) => s.stale && s.currentDigest !== '')).toBe(true);
+    expect((await state.servers()).every((s) => s.stale && s.currentDigest !== '')).toBe(true);
   });
 
-  it('evicts the older session of a user, on a server that is not stale', () => {
-    state.report('vpn11', report([annSession(120)]));
-    state.report('vpn21', report([annSession(5)]));
+  it('evicts the older session of a user, on a server that is not stale', async () => {
+    await state.report('vpn11', report([annSession(120)]));
+    await state.report('vpn21', report([annSession(5)]));
     expect(directiveOf('vpn11').evict).toEqual([{ user: 'ann', since: annSession(120).since }]);
     expect(directiveOf('vpn21').evict).toEqual([]);
-    expect(t.fleet.store.auditLog(1)[0]).toMatchObject({
+    expect((await t.fleet.store.auditLog(1))[0]).toMatchObject({
       actor: 'controller',
       action: 'session.evict',
       subject: 'ann',
@@ -83,15 +83,15 @@ describe('ControllerState', () => {
   });
 
   it('shows a server whose agent cannot read its sessions stale, and lets them decide nothing', async () => {
-    state.report('vpn11', report([annSession(120)]));
-    state.report('vpn21', report([annSession(5)]));
+    await state.report('vpn11', report([annSession(120)]));
+    await state.report('vpn21', report([annSession(5)]));
     const poll = state.polls.wait('vpn11', WAIT_MS, noClient);
 
-    state.report('vpn21', report([], { sessionsUnknown: true }));
-    expect(stale('vpn21')).toBe(true);
-    expect(stale('vpn11')).toBe(false);
-    expect(state.server('vpn21').sessions).toBe(1);
-    expect(state.sessions().map((s) => [s.server, s.stale])).toEqual([
+    await state.report('vpn21', report([], { sessionsUnknown: true }));
+    expect(await stale('vpn21')).toBe(true);
+    expect(await stale('vpn11')).toBe(false);
+    expect((await state.server('vpn21')).sessions).toBe(1);
+    expect((await state.sessions()).map((s) => [s.server, s.stale])).toEqual([
       ['vpn11', false],
       ['vpn21', true],
     ]);
@@ -99,29 +99,29 @@ describe('ControllerState', () => {
     expect((await poll)?.directive.evict).toEqual([]);
     expect(directiveOf('vpn11').evict).toEqual([]);
 
-    state.report('vpn21', report([annSession(5)]));
-    expect(stale('vpn21')).toBe(false);
+    await state.report('vpn21', report([annSession(5)]));
+    expect(await stale('vpn21')).toBe(false);
     expect(directiveOf('vpn11').evict).toEqual([{ user: 'ann', since: annSession(120).since }]);
   });
 
   it('shows a silent server stale after staleAfterMs, and the watcher decides again on its tick', async () => {
-    state.report('vpn11', report([annSession(120)]));
-    state.report('vpn21', report([annSession(5)]));
+    await state.report('vpn11', report([annSession(120)]));
+    await state.report('vpn21', report([annSession(5)]));
     expect(directiveOf('vpn11').evict).toHaveLength(1);
     const poll = state.polls.wait('vpn11', WAIT_MS, noClient);
 
     await timers.advance(STALE_AFTER_MS / 2);
-    state.report('vpn11', report([annSession(125)]));
+    await state.report('vpn11', report([annSession(125)]));
     await timers.advance(STALE_AFTER_MS / 2 + WATCH_MS);
-    expect(stale('vpn21')).toBe(true);
-    expect(stale('vpn11')).toBe(false);
+    expect(await stale('vpn21')).toBe(true);
+    expect(await stale('vpn11')).toBe(false);
     expect((await poll)?.directive.evict).toEqual([]);
   });
 
   it('wakes the waiting poll of a server when it is drained', async () => {
     const before = directiveOf('vpn12');
     const poll = state.polls.wait('vpn12', WAIT_MS, noClient);
-    expect(state.setDraining('vpn12', true, 'api:admin').draining).toBe(true);
+    expect((await state.setDraining('vpn12', true, 'api:admin')).draining).toBe(true);
     const next = await poll;
     expect(next?.directive).toMatchObject({
       drain: true,
@@ -144,9 +144,9 @@ describe('ControllerState', () => {
   it('tells change listeners what moved: sessions, servers (drain, staleness), fleet (a rebuild)', async () => {
     const seen: string[] = [];
     const stop = state.onChange((what) => seen.push(what));
-    state.report('vpn11', report([annSession(5)]));
+    await state.report('vpn11', report([annSession(5)]));
     expect(seen).toEqual(['sessions']);
-    state.setDraining('vpn12', true, 'api:admin');
+    await state.setDraining('vpn12', true, 'api:admin');
     expect(seen).toEqual(['sessions', 'servers']);
     await timers.advance(STALE_AFTER_MS + WATCH_MS);
     expect(seen).toEqual(['sessions', 'servers', 'servers']);
@@ -155,7 +155,7 @@ describe('ControllerState', () => {
     await state.refresh();
     expect(seen.at(-1)).toBe('fleet');
     stop();
-    state.report('vpn11', report([]));
+    await state.report('vpn11', report([]));
     expect(seen.filter((w) => w === 'sessions')).toHaveLength(1);
   });
 
@@ -183,7 +183,7 @@ describe('ControllerState', () => {
     const next = (await poll)?.directive;
     expect(next?.bundle.digest).not.toBe(before.bundle.digest);
     expect(crlOf(next!.bundle.files)).not.toBe(crlOf(before.bundle.files));
-    expect(t.fleet.store.revocationState().crlNumber).toBe(2);
+    expect((await t.fleet.store.revocationState()).crlNumber).toBe(2);
   });
 
   it('renews a user certificate and rotates server certificates on the hourly refresh', async () => {
@@ -192,38 +192,39 @@ describe('ControllerState', () => {
     const before = directiveOf('vpn22');
     const serverCrt = (files: { path: string; content: string }[]) =>
       files.find((f) => f.path === 'server.crt')?.content;
-    const first = t.fleet.getUser('ann').certSerial;
+    const first = (await t.fleet.getUser('ann')).certSerial;
     // Inside both windows (user 30 days before 365, servers 60 days before 825) after 800 days.
     t.clock.advance(800 * 86_400_000);
     const poll = state.polls.wait('vpn22', WAIT_MS, noClient);
     await timers.advance(WATCH_MS);
     const next = (await poll)?.directive;
     await state.refresh();
-    expect(t.fleet.getUser('ann').certSerial).not.toBe(first);
+    expect((await t.fleet.getUser('ann')).certSerial).not.toBe(first);
     expect(serverCrt(directiveOf('vpn22').bundle.files)).not.toBe(serverCrt(before.bundle.files));
     expect(next?.bundle.digest).not.toBe(before.bundle.digest);
     expect(logged).toContain('pki: renewed 1 user certificates');
     expect(logged.some((l) => l.startsWith('pki: new server certificates: '))).toBe(true);
-    const actors = t.fleet.store
-      .auditQuery({ actionPrefix: 'server.cert.', limit: 100 })
-      .map((e) => e.actor);
+    const actors = (
+      await t.fleet.store.auditQuery({ actionPrefix: 'server.cert.', limit: 100 })
+    ).map((e) => e.actor);
     expect(new Set(actors)).toEqual(new Set(['controller']));
   });
 
   it('prunes the location history with the audit log: ended sessions past retentionDays', async () => {
     const retentionMs = t.fleet.spec.audit.retentionDays * 86_400_000;
     const old = annSession(60);
-    state.report('vpn11', report([old]));
-    state.report('vpn11', report([]));
+    await state.report('vpn11', report([old]));
+    await state.report('vpn11', report([]));
     const current = { ...annSession(30), clientId: 4 };
-    state.report('vpn12', report([current]));
-    const history = () => t.fleet.store.sessionHistory('ann', { limit: 10 }).map((h) => h.server);
-    expect(history()).toEqual(['vpn12', 'vpn11']);
+    await state.report('vpn12', report([current]));
+    const history = async () =>
+      (await t.fleet.store.sessionHistory('ann', { limit: 10 })).map((h) => h.server);
+    expect(await history()).toEqual(['vpn12', 'vpn11']);
     // Past the retention: the ended session goes at the next hourly prune, the live one stays.
     t.clock.advance(retentionMs + HOUR_MS);
-    state.report('vpn12', report([current]));
+    await state.report('vpn12', report([current]));
     await timers.advance(WATCH_MS);
-    expect(history()).toEqual(['vpn12']);
+    expect(await history()).toEqual(['vpn12']);
     expect(logged).toContain('history: removed 1 ended sessions');
   });
 
@@ -235,25 +236,25 @@ describe('ControllerState', () => {
       action: 'test.old',
       subject,
     });
-    const subjects = () => t.fleet.store.auditLog(1000).map((e) => e.subject);
+    const subjects = async () => (await t.fleet.store.auditLog(1000)).map((e) => e.subject);
 
-    t.fleet.store.audit(entry('old at start'));
+    await t.fleet.store.audit(entry('old at start'));
     const second = new ControllerState(t.fleet, t.changes, t.clock, new FakeTimers(t.clock), {
       fleetDir: t.dir,
       baseDir: (server) => `/etc/ovpn-fleet/${server}`,
       adminToken: 'admin-token',
       log: (line) => logged.push(line),
     });
-    second.start(WATCH_MS);
+    await second.start(WATCH_MS);
     await second.close();
-    expect(subjects()).not.toContain('old at start');
+    expect(await subjects()).not.toContain('old at start');
 
-    t.fleet.store.audit(entry('old later'));
+    await t.fleet.store.audit(entry('old later'));
     t.clock.advance(HOUR_MS - 2 * WATCH_MS);
     await timers.advance(WATCH_MS);
-    expect(subjects()).toContain('old later');
+    expect(await subjects()).toContain('old later');
     await timers.advance(WATCH_MS);
-    expect(subjects()).not.toContain('old later');
+    expect(await subjects()).not.toContain('old later');
     expect(
       logged.filter((l) => /^audit: removed 1 entries older than 400 days/.test(l)),
     ).toHaveLength(2);

@@ -35,7 +35,13 @@ import type { Bundle } from '../render/bundle.js';
 import { ConsoleSessions } from '../service/console-sessions.js';
 import { Fleet } from '../service/fleet.js';
 import { loadSpec } from '../service/spec-file.js';
-import type { AuditEntry, ChangeFeed, RolloutRecord, StoredSession } from '../store/types.js';
+import type {
+  AuditEntry,
+  ChangeFeed,
+  RolloutRecord,
+  ServerState,
+  StoredSession,
+} from '../store/types.js';
 import type { Clock, Timers } from '../sys/time.js';
 import { Authenticator } from './auth.js';
 import { Coalescer } from './builds.js';
@@ -121,8 +127,18 @@ export class ControllerState {
   private lastPkiStepAt = 0;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
-  private userCache: Map<string, KnownUser> | undefined;
+  private userCache: Promise<Map<string, KnownUser>> | undefined;
   private closed = false;
+  /**
+   * Directives are recomputed one at a time: each run reads the store, compares with what the
+   * last run issued (issuedEvictions) and audits the difference, so two runs interleaving at
+   * an await would audit one eviction twice.
+   */
+  private recomputing: Promise<void> = Promise.resolve();
+  /** A tick still running (the store answers slowly) makes the next one skip. */
+  private ticking = false;
+  /** The agents' tokens, derived from the store's secret: loading starts at construction. */
+  private agentTokens: Promise<void>;
   private readonly listeners = new Set<(what: ChangeKind) => void>();
   /** Rolling restarts of OpenVPN (see rollout.ts). */
   readonly rollouts: Rollouts;
@@ -132,6 +148,8 @@ export class ControllerState {
   private readonly reportedHere = new Set<string>();
   /** Digest of each server's RESTART_FILES in the last build: a change starts a rollout. */
   private restartDigests = new Map<string, string>();
+  /** Each server as the rollout last observed it (see observeServers). */
+  private observations = new Map<string, ServerObservation>();
 
   constructor(
     fleet: Fleet,
@@ -156,12 +174,14 @@ export class ControllerState {
       this.consoleSessions,
       new LoginLimiter(clock, opts.loginLimit),
     );
-    this.loadAgentTokens();
+    this.agentTokens = this.loadAgentTokens();
+    // Awaited by start() and refresh(); a failure here must not be an unhandled rejection.
+    this.agentTokens.catch(() => undefined);
     this.polls = new PollWaiters(timers);
     this.builds = new Coalescer(() => this.buildOnce());
     this.ingest = new ReportIngest(
       fleet.store,
-      (name) => this.knownUsers().get(name),
+      async (name) => (await this.knownUsers()).get(name),
       clock,
       opts.log,
       opts,
@@ -173,22 +193,19 @@ export class ControllerState {
       log: opts.log,
       order: () => rolloutOrder(this.fleet.spec),
       settings: () => rolloutSettings(this.fleet.spec),
-      observe: (server) => this.observe(server),
+      refresh: () => this.observeServers(),
+      observe: (server) => this.observations.get(server),
       restartOf: (server) => this.restartReports.get(server),
     });
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
       storeChanged: () => this.refreshInBackground(),
       tick: () => {
-        this.pruneAudit();
-        if (this.rollouts.tick()) {
-          this.recomputeDirectives();
-          this.changed('servers');
-          return;
-        }
-        if (this.staleSetKey() === this.staleKey) return;
-        this.recomputeDirectives();
-        this.changed('servers');
+        if (this.ticking) return;
+        this.ticking = true;
+        this.tick()
+          .catch((err: unknown) => this.opts.log(`watcher: ${oneLine(err)}`))
+          .finally(() => (this.ticking = false));
       },
       failed: (err) => this.opts.log(`watcher: ${oneLine(err)}`),
     });
@@ -223,14 +240,33 @@ export class ControllerState {
     }
   }
 
-  start(watchIntervalMs: number): void {
-    this.pruneAudit();
+  /** Loads the agents' tokens and prunes the audit log, then starts watching. */
+  async start(watchIntervalMs: number): Promise<void> {
+    await this.agentTokens;
+    await this.rollouts.ready();
+    await this.pruneAudit();
     this.watcher.start(watchIntervalMs);
   }
 
-  private loadAgentTokens(): void {
-    const tokenOf = this.opts.serverToken ?? ((s: string) => this.fleet.agentToken(s));
-    this.auth.setAgents(this.fleet.serverNames(), tokenOf);
+  /** Cheap checks on every watcher tick: audit retention, servers going stale or fresh. */
+  private async tick(): Promise<void> {
+    await this.pruneAudit();
+    if (await this.rollouts.tick()) {
+      await this.recomputeDirectives();
+      this.changed('servers');
+      return;
+    }
+    if ((await this.staleSetKey()) === this.staleKey) return;
+    await this.recomputeDirectives();
+    this.changed('servers');
+  }
+
+  private async loadAgentTokens(): Promise<void> {
+    const servers = this.fleet.serverNames();
+    const tokens = new Map<string, string>();
+    for (const s of servers)
+      tokens.set(s, this.opts.serverToken?.(s) ?? (await this.fleet.agentToken(s)));
+    this.auth.setAgents(servers, (s) => tokens.get(s)!);
   }
 
   /** Reloads fleet.yaml; a broken file keeps the last good spec in service. */
@@ -247,9 +283,11 @@ export class ControllerState {
     }
     this.lastSpecProblem = '';
     this.fleet = this.fleet.withSpec(spec);
-    this.loadAgentTokens();
     this.opts.log('fleet.yaml reloaded');
-    this.refreshInBackground();
+    this.agentTokens = this.loadAgentTokens();
+    this.agentTokens
+      .catch((err: unknown) => this.opts.log(`cannot load the agents' tokens: ${oneLine(err)}`))
+      .finally(() => this.refreshInBackground());
   }
 
   /** A rebuild nobody waits for: a failure is logged, never an unhandled rejection. */
@@ -258,22 +296,24 @@ export class ControllerState {
   }
 
   /** Deletes audit entries older than the spec's retention, at start and then hourly. */
-  pruneAudit(): number {
+  async pruneAudit(): Promise<number> {
     const now = this.clock.now();
     if (this.lastPruneAt && now.getTime() - this.lastPruneAt < HOUR_MS) return 0;
     this.lastPruneAt = now.getTime();
     const days = this.fleet.spec.audit.retentionDays;
     const cutoff = new Date(now.getTime() - days * 86_400_000);
-    const removed = this.store.pruneAudit(cutoff);
+    const removed = await this.store.pruneAudit(cutoff);
     if (removed) this.opts.log(`audit: removed ${removed} entries older than ${days} days`);
     // The location history is kept as long as the audit log that tells the same story.
-    const sessions = this.store.pruneHistory(cutoff, HISTORY_PER_USER);
+    const sessions = await this.store.pruneHistory(cutoff, HISTORY_PER_USER);
     if (sessions) this.opts.log(`history: removed ${sessions} ended sessions`);
     return removed;
   }
 
   /** Rebuilds bundles and directives (coalesced: see Coalescer). */
-  refresh(): Promise<void> {
+  async refresh(): Promise<void> {
+    // Bundles are served only to agents that can authenticate: their tokens come first.
+    await this.agentTokens;
     return this.builds.request();
   }
 
@@ -282,8 +322,17 @@ export class ControllerState {
    * (six agents report every few seconds; reading 10,000 users costs tens of ms). Every change
    * to the users rebuilds, so the cache is dropped at each build's start.
    */
-  private knownUsers(): Map<string, KnownUser> {
-    this.userCache ??= new Map(this.fleet.listUsers().map((u) => [u.name, knownUser(u)]));
+  private knownUsers(): Promise<Map<string, KnownUser>> {
+    if (!this.userCache) {
+      const loading = this.fleet
+        .listUsers()
+        .then((users) => new Map(users.map((u) => [u.name, knownUser(u)])));
+      // A failed read is not cached: the next report reads again.
+      loading.catch(() => {
+        if (this.userCache === loading) this.userCache = undefined;
+      });
+      this.userCache = loading;
+    }
     return this.userCache;
   }
 
@@ -305,8 +354,8 @@ export class ControllerState {
     if (!this.closed) {
       // All-at-once raises every generation here, so that the new files and the order to
       // restart reach each agent in one directive, as before rollouts.
-      if (restartChanged.length) this.rollouts.changeBuilt(restartChanged);
-      this.recomputeDirectives();
+      if (restartChanged.length) await this.rollouts.changeBuilt(restartChanged);
+      await this.recomputeDirectives();
     }
     this.changed('fleet');
   }
@@ -351,10 +400,23 @@ export class ControllerState {
     return changed;
   }
 
-  /** What the rollout needs to know of one server now. */
-  private observe(server: string): ServerObservation | undefined {
-    const state = this.store.listServerStates().find((s) => s.name === server);
-    if (!state) return undefined;
+  /**
+   * What the rollout needs to know of every server, read from the store before each of its
+   * decisions (Rollouts is synchronous between its reads and its writes; observe() answers
+   * from this).
+   */
+  private async observeServers(): Promise<void> {
+    const states = await this.store.listServerStates();
+    const sessions = new Map<string, number>();
+    for (const s of await this.store.listSessions())
+      sessions.set(s.server, (sessions.get(s.server) ?? 0) + 1);
+    this.observations = new Map(
+      states.map((state) => [state.name, this.observation(state, sessions.get(state.name) ?? 0)]),
+    );
+  }
+
+  private observation(state: ServerState, sessions: number): ServerObservation {
+    const server = state.name;
     const restart = this.restartReports.get(server);
     return {
       known: this.reportedHere.has(server),
@@ -363,7 +425,7 @@ export class ControllerState {
       stale: isStale(state.reportedAt, this.clock.now(), this.staleAfterMs),
       health: (state.health as ServerHealth | undefined) ?? null,
       ...(state.reportedAt ? { reportedAt: Date.parse(state.reportedAt) } : {}),
-      sessions: this.store.listSessions(server).length,
+      sessions,
       upToDate: !!state.bundleDigest && state.bundleDigest === this.bundles.get(server)?.digest,
       operatorDrained: state.draining,
       ...(restart ? { restart } : {}),
@@ -377,47 +439,55 @@ export class ControllerState {
   }
 
   /** Starts a rollout now (`actor`: who asked). */
-  startRollout(
+  async startRollout(
     actor: string,
     opts: { strategy?: RolloutView['strategy']; all?: boolean },
-  ): RolloutView {
-    const r = rolloutView(this.rollouts.start(actor, opts));
-    this.recomputeDirectives();
+  ): Promise<RolloutView> {
+    const r = rolloutView(await this.rollouts.start(actor, opts));
+    await this.recomputeDirectives();
     this.changed('servers');
     return r;
   }
 
   /** Pauses, resumes or aborts the latest rollout. */
-  rolloutCommand(command: RolloutCommand, actor: string): RolloutView {
-    const r = rolloutView(this.rollouts.command(command, actor));
-    this.recomputeDirectives();
+  async rolloutCommand(command: RolloutCommand, actor: string): Promise<RolloutView> {
+    const r = rolloutView(await this.rollouts.command(command, actor));
+    await this.recomputeDirectives();
     this.changed('servers');
     return r;
   }
 
-  private staleNow(now: Date): Set<string> {
+  private async staleNow(now: Date): Promise<Set<string>> {
     return staleServers(
       this.fleet.serverNames(),
-      this.store.listServerStates(),
+      await this.store.listServerStates(),
       now,
       this.staleAfterMs,
       this.ingest.unknown,
     );
   }
 
-  private staleSetKey(): string {
-    return [...this.staleNow(this.clock.now())].sort().join(',');
+  private async staleSetKey(): Promise<string> {
+    return [...(await this.staleNow(this.clock.now()))].sort().join(',');
   }
 
   /** Directives from the current bundles, sessions and drain flags; wakes changed servers. */
-  recomputeDirectives(): void {
+  recomputeDirectives(): Promise<void> {
+    const run = this.recomputing.then(() => this.recomputeOnce());
+    this.recomputing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async recomputeOnce(): Promise<void> {
+    // The rollouts' drains and generations from the store go into the very first directives.
+    await this.rollouts.ready();
     const now = this.clock.now();
     const servers = this.fleet.serverNames();
     const known = new Set(servers);
-    const states = new Map(this.store.listServerStates().map((s) => [s.name, s]));
-    const stale = this.staleNow(now);
+    const states = new Map((await this.store.listServerStates()).map((s) => [s.name, s]));
+    const stale = await this.staleNow(now);
     this.staleKey = [...stale].sort().join(',');
-    const sessions = this.store.listSessions().filter((s) => known.has(s.server));
+    const sessions = (await this.store.listSessions()).filter((s) => known.has(s.server));
     const evict = evictions(sessions, stale);
     const kills = this.pendingKills(sessions);
     const issued = new Set<string>();
@@ -456,7 +526,7 @@ export class ControllerState {
       this.polls.wake(server, next);
     }
     this.issuedEvictions = issued;
-    if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
+    if (fresh.length) await this.auditAll(fresh);
     for (const e of fresh) this.opts.events?.evictionIssued(String(e.detail?.server));
   }
 
@@ -483,10 +553,10 @@ export class ControllerState {
    * Asks `server`'s agent, with its next directive, to end the live session(s) of `user` there.
    * Asking again for a session already asked for changes nothing (and audits nothing).
    */
-  killSession(server: string, user: string, actor: string): KillResult {
-    this.server(server);
-    const stale = this.staleNow(this.clock.now()).has(server);
-    const targets = this.store.listSessions(server).filter((s) => s.user === user);
+  async killSession(server: string, user: string, actor: string): Promise<KillResult> {
+    await this.server(server);
+    const stale = (await this.staleNow(this.clock.now())).has(server);
+    const targets = (await this.store.listSessions(server)).filter((s) => s.user === user);
     if (!targets.length) throw new NotFound(`no live session of ${user} on ${server}`);
     const at = this.clock.now().toISOString();
     const fresh: AuditEntry[] = [];
@@ -502,71 +572,83 @@ export class ControllerState {
         detail: { server, since: s.since, realAddress: s.realAddress },
       });
     }
-    if (fresh.length) this.store.transaction(() => fresh.forEach((e) => this.store.audit(e)));
-    this.recomputeDirectives();
+    if (fresh.length) await this.auditAll(fresh);
+    await this.recomputeDirectives();
     return { server, user, sessions: targets.map((s) => sessionView(s, stale)) };
   }
 
+  /** Several entries in one transaction: all of them or none. */
+  private auditAll(entries: AuditEntry[]): Promise<void> {
+    return this.store.transaction(async (tx) => {
+      for (const e of entries) await tx.audit(e);
+    });
+  }
+
   /** Each connected user's and each routed address's host routes against the sessions. */
-  routes(): RoutesView {
-    const states = this.store.listServerStates();
+  async routes(): Promise<RoutesView> {
+    const states = await this.store.listServerStates();
     return routesView({
       servers: this.fleet.serverNames(),
       routes: new Map(states.map((s) => [s.name, s.routes])),
-      stale: this.staleNow(this.clock.now()),
-      sessions: this.store.listSessions(),
-      users: [...this.knownUsers()].map(([name, u]) => ({ name, ipv4: u.ipv4, ipv6: u.ipv6 })),
+      stale: await this.staleNow(this.clock.now()),
+      sessions: await this.store.listSessions(),
+      users: [...(await this.knownUsers())].map(([name, u]) => ({
+        name,
+        ipv4: u.ipv4,
+        ipv6: u.ipv6,
+      })),
     });
   }
 
   /** Records a server's report (see ReportIngest) and decides evictions again. */
-  report(server: string, report: AgentReport): void {
-    this.ingest.record(server, report);
+  async report(server: string, report: AgentReport): Promise<void> {
+    await this.ingest.record(server, report);
     this.reportedHere.add(server);
     if (report.restart) this.restartReports.set(server, report.restart);
     else this.restartReports.delete(server);
-    this.rollouts.tick();
-    this.recomputeDirectives();
+    await this.rollouts.tick();
+    await this.recomputeDirectives();
     this.changed('sessions');
   }
 
-  sessions(): SessionView[] {
-    const stale = this.staleNow(this.clock.now());
-    return this.store.listSessions().map((s) => sessionView(s, stale.has(s.server)));
+  async sessions(): Promise<SessionView[]> {
+    const stale = await this.staleNow(this.clock.now());
+    return (await this.store.listSessions()).map((s) => sessionView(s, stale.has(s.server)));
   }
 
-  servers(): ServerView[] {
+  async servers(): Promise<ServerView[]> {
     return serverViews(
       this.fleet.spec,
-      this.store.listServerStates(),
-      this.store.listSessions(),
+      await this.store.listServerStates(),
+      await this.store.listSessions(),
       (server) => this.bundles.get(server)?.digest ?? '',
-      this.staleNow(this.clock.now()),
+      await this.staleNow(this.clock.now()),
     );
   }
 
-  server(name: string): ServerView {
-    const view = this.servers().find((s) => s.name === name);
+  async server(name: string): Promise<ServerView> {
+    const view = (await this.servers()).find((s) => s.name === name);
     if (!view) throw new NotFound(`no server named ${name} in fleet.yaml`);
     return view;
   }
 
   /** `actor`: who asked, for the audit log (`api:admin`, `console:NAME`). */
-  setDraining(name: string, draining: boolean, actor: string): ServerView {
-    const was = this.server(name).draining;
-    this.store.setDraining(name, draining, this.clock.now(), actor);
+  async setDraining(name: string, draining: boolean, actor: string): Promise<ServerView> {
+    const was = (await this.server(name)).draining;
+    await this.store.setDraining(name, draining, this.clock.now(), actor);
     if (was !== draining) this.opts.events?.drainChanged(name, draining);
-    this.recomputeDirectives();
+    await this.recomputeDirectives();
     this.changed('servers');
     return this.server(name);
   }
 
-  /** Answers waiting polls, stops the watcher and lets a running build finish. */
+  /** Answers waiting polls, stops the watcher and lets a running build and recompute finish. */
   async close(): Promise<void> {
     this.closed = true;
     this.watcher.stop();
     this.polls.closeAll();
     await this.builds.stop();
+    await this.recomputing;
   }
 }
 

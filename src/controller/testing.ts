@@ -118,7 +118,7 @@ export interface ControllerFleet {
   /** Another process on the same fleet directory (a CLI), opened on first use. */
   other(): Fleet;
   /** Closes every store opened here and removes the directory. */
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
 
 /** The example fleet initialised in a fresh temp dir, on a ManualClock. */
@@ -126,7 +126,7 @@ export async function controllerFleet(clock = new ManualClock()): Promise<Contro
   const dir = mkdtempSync(join(tmpdir(), 'ovf-ctl-'));
   const opened: Fleet[] = [];
   try {
-    (await initFleet(dir, { clock })).close();
+    await (await initFleet(dir, { clock })).close();
     const { fleet, changes } = openWatchedFleet(dir, { clock, actor: 'api:admin' });
     opened.push(fleet);
     let other: Fleet | undefined;
@@ -139,8 +139,8 @@ export async function controllerFleet(clock = new ManualClock()): Promise<Contro
         if (!other) opened.push((other = openFleet(dir, { clock, actor: 'cli:test' })));
         return other;
       },
-      cleanup() {
-        for (const f of opened) f.close();
+      async cleanup() {
+        for (const f of opened) await f.close();
         rmSync(dir, { recursive: true, force: true });
       },
     };

@@ -24,7 +24,10 @@ let app: FastifyInstance;
 beforeAll(async () => {
   app = await createHttp(
     {},
-    { tokens: new Authenticator('tok'), sessions: { find: () => ({ problem: 'none' }) } },
+    {
+      tokens: new Authenticator('tok'),
+      sessions: { find: () => Promise.resolve({ problem: 'none' }) },
+    },
     () => {},
   );
   app.post(

@@ -447,7 +447,7 @@ export class Lab {
 
   private async startControlPlane(log: (l: string) => void): Promise<void> {
     await this.startController();
-    for (const s of this.plan.servers) this.startAgent(s.name);
+    for (const s of this.plan.servers) await this.startAgent(s.name);
     log(
       `control plane: controller on ${this.controllerSocket} and http://127.0.0.1:${LAB_CONTROLLER_PORT} in ${this.plan.core}, ${this.plan.servers.length} agents`,
     );
@@ -495,12 +495,12 @@ export class Lab {
     return join(this.state.dir, 'metrics.token');
   }
 
-  startAgent(server: string): void {
+  async startAgent(server: string): Promise<void> {
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s) throw new NotFound(`no server named ${server} in the lab`);
     const dir = this.serverDir(server);
     const tokenFile = join(dir, 'agent.token');
-    writeFileAtomic(tokenFile, `${this.fleet.agentToken(server)}\n`, 0o600);
+    writeFileAtomic(tokenFile, `${await this.fleet.agentToken(server)}\n`, 0o600);
     if (!existsSync(this.metricsTokenFile))
       writeFileAtomic(this.metricsTokenFile, `${randomBytes(24).toString('hex')}\n`, 0o600);
     const p = spawnDetached(
@@ -664,14 +664,15 @@ export class Lab {
    * downloads a first profile waits the same ~0.2 s for the bundle.
    */
   private async ensurePinned(users: string[]): Promise<void> {
-    const enabled = users.filter((u) => this.fleet.getUser(u).status === 'enabled');
+    const enabled: string[] = [];
+    for (const u of users) if ((await this.fleet.getUser(u)).status === 'enabled') enabled.push(u);
     if (this.state.seed || !(await this.fleet.issueMissingCerts(enabled))) return;
     if (!this.state.controlPlane) {
       await this.sync();
       return;
     }
     for (const user of enabled) {
-      const serial = this.fleet.getUser(user).certSerial;
+      const serial = (await this.fleet.getUser(user)).certSerial;
       if (!serial) continue;
       const pin = `# cert-serial ${openvpnSerialHex(serial)}`;
       for (const s of this.plan.servers) {

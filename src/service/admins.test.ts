@@ -27,8 +27,8 @@ beforeEach(() => {
   const ctx = { store, clock, actor: 'cli:root' } as unknown as ServiceContext;
   admins = new Admins(ctx);
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -80,11 +80,11 @@ describe('Admins', () => {
     expect(await admins.authenticate('bad name\n', GOOD)).toBeUndefined();
 
     expect(await failure(admins.add('bob', 'admin', GOOD))).toBeInstanceOf(Conflict);
-    expect(admins.list().map((a) => [a.name, a.role])).toEqual([
+    expect((await admins.list()).map((a) => [a.name, a.role])).toEqual([
       ['ann', 'operator'],
       ['bob', 'viewer'],
     ]);
-    expect(JSON.stringify(admins.list())).not.toContain('scrypt');
+    expect(JSON.stringify(await admins.list())).not.toContain('scrypt');
   });
 
   it('refuses bad names, roles and passwords in one line naming the field, never echoing a password', async () => {
@@ -106,18 +106,22 @@ describe('Admins', () => {
       expect(e!.message).not.toContain('\n');
       expect(e!.message).not.toContain('short-pw');
     }
-    expect(admins.list()).toEqual([]);
-    expect(store.auditLog(10)).toEqual([]);
+    expect(await admins.list()).toEqual([]);
+    expect(await store.auditLog(10)).toEqual([]);
   });
 
   it('role, password and removal end the sessions; an own change keeps the session asking', async () => {
     const sessions = new ConsoleSessions(store, clock);
     await admins.add('ann', 'operator', GOOD);
-    const live = () =>
-      [s1, s2].filter((s) => 'session' in sessions.find(s.id)).map((s) => (s === s1 ? 's1' : 's2'));
-    let s1 = sessions.open('ann');
-    let s2 = sessions.open('ann');
-    expect(live()).toEqual(['s1', 's2']);
+    const live = async () => {
+      const found: string[] = [];
+      for (const s of [s1, s2])
+        if ('session' in (await sessions.find(s.id))) found.push(s === s1 ? 's1' : 's2');
+      return found;
+    };
+    let s1 = await sessions.open('ann');
+    let s2 = await sessions.open('ann');
+    expect(await live()).toEqual(['s1', 's2']);
 
     expect(
       await admins.changeOwnPassword('ann', 'wrong password!', 'a new password 1'),
@@ -135,22 +139,22 @@ describe('Admins', () => {
       s2.session.idSha256,
     );
     expect(changed?.mustChangePassword).toBe(false);
-    expect(live()).toEqual(['s2']);
+    expect(await live()).toEqual(['s2']);
 
-    s1 = sessions.open('ann');
-    expect(admins.setRole('ann', 'admin').role).toBe('admin');
-    expect(live()).toEqual([]);
+    s1 = await sessions.open('ann');
+    expect((await admins.setRole('ann', 'admin')).role).toBe('admin');
+    expect(await live()).toEqual([]);
 
-    s1 = sessions.open('ann');
+    s1 = await sessions.open('ann');
     const reset = await admins.setPassword('ann');
     expect(reset.admin.mustChangePassword).toBe(true);
-    expect(live()).toEqual([]);
+    expect(await live()).toEqual([]);
 
-    s2 = sessions.open('ann');
-    admins.remove('ann');
-    expect(live()).toEqual([]);
-    expect(() => admins.remove('ann')).toThrow(NotFound);
-    expect(() => admins.setRole('ann', 'viewer')).toThrow(NotFound);
+    s2 = await sessions.open('ann');
+    await admins.remove('ann');
+    expect(await live()).toEqual([]);
+    await expect(admins.remove('ann')).rejects.toThrow(NotFound);
+    await expect(admins.setRole('ann', 'viewer')).rejects.toThrow(NotFound);
     expect(await failure(admins.setPassword('ann', GOOD))).toBeInstanceOf(NotFound);
   });
 });
@@ -165,55 +169,58 @@ describe('ConsoleSessions', () => {
     await admins.add('ann', 'viewer', GOOD);
   });
 
-  it('hands out a 32-byte id once and stores only its SHA-256', () => {
-    const { id, session } = sessions.open('ann', '192.0.2.7');
+  it('hands out a 32-byte id once and stores only its SHA-256', async () => {
+    const { id, session } = await sessions.open('ann', '192.0.2.7');
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Buffer.from(id, 'base64url')).toHaveLength(32);
     expect(session).toMatchObject({ name: 'ann', role: 'viewer', mustChangePassword: false });
     expect(session.idSha256).toBe(sessionDigest(id));
-    expect(store.getAdminSession(id)).toBeUndefined();
-    expect(store.getAdminSession(sessionDigest(id))).toBeDefined();
-    expect(sessions.find(id)).toEqual({ session });
-    expect(sessions.find('x'.repeat(43))).toHaveProperty('problem');
-    expect(sessions.find("' OR 1=1 --")).toHaveProperty('problem');
+    expect(await store.getAdminSession(id)).toBeUndefined();
+    expect(await store.getAdminSession(sessionDigest(id))).toBeDefined();
+    expect(await sessions.find(id)).toEqual({ session });
+    expect(await sessions.find('x'.repeat(43))).toHaveProperty('problem');
+    expect(await sessions.find("' OR 1=1 --")).toHaveProperty('problem');
   });
 
-  it('ends a session idle for the timeout, and any session after its lifetime', () => {
-    const { id } = sessions.open('ann');
+  it('ends a session idle for the timeout, and any session after its lifetime', async () => {
+    const { id } = await sessions.open('ann');
     clock.advance(29 * MINUTE);
-    expect(sessions.find(id)).toHaveProperty('session');
+    expect(await sessions.find(id)).toHaveProperty('session');
     // Activity moved the idle window: 29 more minutes are fine, 30 without a request are not.
     clock.advance(29 * MINUTE);
-    expect(sessions.find(id)).toHaveProperty('session');
+    expect(await sessions.find(id)).toHaveProperty('session');
     clock.advance(30 * MINUTE);
-    expect(sessions.find(id)).toEqual({
+    expect(await sessions.find(id)).toEqual({
       problem: 'session ended after 30 minutes without activity: sign in again',
     });
-    expect(sessions.find(id)).toHaveProperty('problem', expect.stringMatching(/^no such session/));
+    expect(await sessions.find(id)).toHaveProperty(
+      'problem',
+      expect.stringMatching(/^no such session/),
+    );
 
-    const busy = sessions.open('ann');
+    const busy = await sessions.open('ann');
     for (let i = 0; i < 12 * 4 - 1; i++) {
       clock.advance(15 * MINUTE);
-      expect(sessions.find(busy.id)).toHaveProperty('session');
+      expect(await sessions.find(busy.id)).toHaveProperty('session');
     }
     clock.advance(15 * MINUTE);
-    expect(sessions.find(busy.id)).toEqual({
+    expect(await sessions.find(busy.id)).toEqual({
       problem: 'session ended after 12 hours: sign in again',
     });
-    expect(store.auditLog(3).map((e) => [e.action, e.subject, e.detail])).toEqual([
+    expect((await store.auditLog(3)).map((e) => [e.action, e.subject, e.detail])).toEqual([
       ['admin.logout', 'ann', { reason: 'expired' }],
       ['admin.login', 'ann', undefined],
       ['admin.logout', 'ann', { reason: 'idle' }],
     ]);
   });
 
-  it('signs out; records a failed sign-in without an unknown name', () => {
-    const { id, session } = sessions.open('ann');
-    expect(sessions.close(session.idSha256, 'console:ann')).toBe(true);
-    expect(sessions.find(id)).toHaveProperty('problem');
-    sessions.recordFailure('ann', '192.0.2.7', 'wrong password');
-    sessions.recordFailure(undefined, '192.0.2.7', 'wrong password');
-    expect(store.auditLog(2).map((e) => [e.actor, e.action, e.subject, e.detail])).toEqual([
+  it('signs out; records a failed sign-in without an unknown name', async () => {
+    const { id, session } = await sessions.open('ann');
+    expect(await sessions.close(session.idSha256, 'console:ann')).toBe(true);
+    expect(await sessions.find(id)).toHaveProperty('problem');
+    await sessions.recordFailure('ann', '192.0.2.7', 'wrong password');
+    await sessions.recordFailure(undefined, '192.0.2.7', 'wrong password');
+    expect((await store.auditLog(2)).map((e) => [e.actor, e.action, e.subject, e.detail])).toEqual([
       [
         'console',
         'admin.login-failed',

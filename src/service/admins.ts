@@ -94,7 +94,7 @@ export class Admins {
     this.checkName(name);
     const r = parseRole(role);
     const { oneTimePassword, ...hash } = await this.newPassword(password);
-    const admin = this.ctx.store.createAdmin(
+    const admin = await this.ctx.store.createAdmin(
       { name, role: r, ...hash },
       this.ctx.clock.now(),
       this.ctx.actor,
@@ -102,33 +102,40 @@ export class Admins {
     return { admin: adminView(admin), ...(oneTimePassword ? { oneTimePassword } : {}) };
   }
 
-  list(): AdminView[] {
-    return this.ctx.store.listAdmins().map(adminView);
+  async list(): Promise<AdminView[]> {
+    return (await this.ctx.store.listAdmins()).map(adminView);
   }
 
-  get(name: string): AdminView {
+  async get(name: string): Promise<AdminView> {
     this.checkName(name);
-    const a = this.ctx.store.getAdmin(name);
+    const a = await this.ctx.store.getAdmin(name);
     if (!a) throw new NotFound(`no admin named ${name}`);
     return adminView(a);
   }
 
-  remove(name: string): AdminView {
+  async remove(name: string): Promise<AdminView> {
     this.checkName(name);
-    return adminView(this.ctx.store.deleteAdmin(name, this.ctx.clock.now(), this.ctx.actor));
+    return adminView(await this.ctx.store.deleteAdmin(name, this.ctx.clock.now(), this.ctx.actor));
   }
 
-  setRole(name: string, role: string): AdminView {
+  async setRole(name: string, role: string): Promise<AdminView> {
     this.checkName(name);
     const r = parseRole(role);
-    return adminView(this.ctx.store.setAdminRole(name, r, this.ctx.clock.now(), this.ctx.actor));
+    return adminView(
+      await this.ctx.store.setAdminRole(name, r, this.ctx.clock.now(), this.ctx.actor),
+    );
   }
 
   /** Sets a password for someone (the CLI); without one, a one-time password. */
   async setPassword(name: string, password?: string): Promise<PasswordSet> {
-    this.get(name);
+    await this.get(name);
     const { oneTimePassword, ...hash } = await this.newPassword(password);
-    const admin = this.ctx.store.setAdminPassword(name, hash, this.ctx.clock.now(), this.ctx.actor);
+    const admin = await this.ctx.store.setAdminPassword(
+      name,
+      hash,
+      this.ctx.clock.now(),
+      this.ctx.actor,
+    );
     return { admin: adminView(admin), ...(oneTimePassword ? { oneTimePassword } : {}) };
   }
 
@@ -140,7 +147,7 @@ export class Admins {
   async authenticate(name: string, password: string): Promise<AdminView | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH)
       throw new InputError('password', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
-    const admin = adminNameProblem(name) ? undefined : this.ctx.store.getAdmin(name);
+    const admin = adminNameProblem(name) ? undefined : await this.ctx.store.getAdmin(name);
     const ok = await verifyPassword(password, admin?.passwordHash);
     return admin && ok ? adminView(admin) : undefined;
   }
@@ -160,7 +167,7 @@ export class Admins {
       throw new InputError('next', 'must differ from the current password');
     if (!(await this.authenticate(name, current))) return undefined;
     const passwordHash = await hashPassword(next);
-    const admin = this.ctx.store.setAdminPassword(
+    const admin = await this.ctx.store.setAdminPassword(
       name,
       {
         passwordHash,

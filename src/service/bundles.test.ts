@@ -6,7 +6,7 @@ let t: TempFleet;
 beforeEach(async () => {
   t = await tempFleetDir();
 });
-afterEach(() => t.cleanup());
+afterEach(async () => await t.cleanup());
 
 const certOf = (profile: string) => /<cert>\n([\s\S]*?)<\/cert>/.exec(profile)?.[1];
 
@@ -24,7 +24,7 @@ describe('bundles and profiles', () => {
     expect(byName.get('ann')?.certSerials).not.toContain(first.certSerial);
     expect(byName.get('bob')).toMatchObject({ enabled: false, certSerials: [] });
     expect(snap.servers.get('vpn11')?.managementPassword).toBe(
-      t.fleet.secrets.managementPassword('vpn11'),
+      await t.fleet.secrets.managementPassword('vpn11'),
     );
   });
 
@@ -41,10 +41,12 @@ describe('bundles and profiles', () => {
       t.fleet.output.profile('ann'),
       t.fleet.output.profile('ann'),
     ]);
-    const serial = t.fleet.users.get('ann').certSerial;
+    const serial = (await t.fleet.users.get('ann')).certSerial;
     expect(serial).toBeDefined();
     expect(certOf(one)).toBe(certOf(two));
-    expect(t.fleet.store.listCerts('client').filter((c) => c.subject === 'ann')).toHaveLength(1);
+    expect(
+      (await t.fleet.store.listCerts('client')).filter((c) => c.subject === 'ann'),
+    ).toHaveLength(1);
   });
 
   it('gives no profile to a disabled or revoked user, except to the lab (anyStatus)', async () => {

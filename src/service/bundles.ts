@@ -36,21 +36,21 @@ export class Bundles {
     >();
     for (const site of spec.sites) {
       for (const s of site.servers) {
-        const cert = store.serverCert(s.name)!;
+        const cert = (await store.serverCert(s.name))!;
         servers.set(s.name, {
           certPem: cert.certPem,
           keyPem: cert.keyPem,
-          managementPassword: this.secrets.managementPassword(s.name),
+          managementPassword: await this.secrets.managementPassword(s.name),
         });
       }
     }
     // Every certificate of a user that is neither revoked nor expired is accepted: after a
     // renewal the old one keeps working until it expires, whichever profile the user runs.
     const live = new Map<string, string[]>();
-    for (const c of store.liveClientCerts(this.ctx.clock.now()))
+    for (const c of await store.liveClientCerts(this.ctx.clock.now()))
       live.set(c.subject, [...(live.get(c.subject) ?? []), c.serial]);
     return {
-      users: store.listUsers().map((u) => ({
+      users: (await store.listUsers()).map((u) => ({
         name: u.name,
         ipv4: u.ipv4,
         ipv6: u.ipv6,
@@ -63,9 +63,9 @@ export class Bundles {
         ],
       })),
       // Every trusted CA: during a rollover the servers accept clients of both.
-      caPem: this.pki.trustBundle(),
+      caPem: await this.pki.trustBundle(),
       crlPem: await this.pki.ensureCrl(),
-      tlsCryptKey: this.secrets.tlsCryptKey(),
+      tlsCryptKey: await this.secrets.tlsCryptKey(),
       servers,
     };
   }
@@ -108,12 +108,12 @@ export class Bundles {
     name: string,
     opts: { anyStatus?: boolean; audit?: boolean } = {},
   ): Promise<string> {
-    let user = this.users.get(name);
+    let user = await this.users.get(name);
     if (user.status !== 'enabled' && !opts.anyStatus)
       throw new Conflict(`user ${name} is ${user.status}: no profile is issued`);
     if (!user.certSerial && user.status === 'enabled') {
       await this.users.issueMissingCerts([name]);
-      user = this.users.get(name);
+      user = await this.users.get(name);
     } else if (
       user.status === 'enabled' &&
       user.certNotAfter &&
@@ -122,23 +122,23 @@ export class Bundles {
       // Inside the renewal window: hand out the next certificate now rather than one that the
       // controller's next tick would replace (renewClients checks the window again).
       await this.pki.renewClients({ names: [name] });
-      user = this.users.get(name);
+      user = await this.users.get(name);
     }
-    const cert = user.certSerial ? this.ctx.store.getCert(user.certSerial) : undefined;
+    const cert = user.certSerial ? await this.ctx.store.getCert(user.certSerial) : undefined;
     if (!cert) throw new NotFound(`user ${name} has no certificate`);
     const text = renderProfile({
       spec: this.ctx.spec,
       user: name,
       // Both CAs during a rollover: the profile keeps working across the switch.
-      caPem: this.pki.trustBundle(),
+      caPem: await this.pki.trustBundle(),
       certPem: cert.certPem,
       keyPem: cert.keyPem,
-      tlsCryptKey: this.secrets.tlsCryptKey(),
+      tlsCryptKey: await this.secrets.tlsCryptKey(),
     });
     // From now on this certificate is "picked up": `user show` stops offering a new profile.
-    this.ctx.store.markCertDelivered(cert.serial, this.ctx.clock.now());
+    await this.ctx.store.markCertDelivered(cert.serial, this.ctx.clock.now());
     if (opts.audit)
-      this.ctx.store.audit({
+      await this.ctx.store.audit({
         at: this.ctx.clock.now().toISOString(),
         actor: this.ctx.actor,
         action: 'user.profile',

@@ -23,8 +23,8 @@ beforeEach(async () => {
   // The wall clock, not a fixed one: openssl verify judges the CRL at the real time.
   fleets.push(await initFleet(dir));
 });
-afterEach(() => {
-  for (const f of fleets.splice(0)) f.close();
+afterEach(async () => {
+  for (const f of fleets.splice(0)) await f.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -42,9 +42,16 @@ const certOf = (profile: string): string => {
 };
 
 /** `openssl verify -crl_check` of a profile's certificate against the fleet's CA and CRL now. */
-function verify(fleet: Fleet, profile: string, name: string): { ok: boolean; output: string } {
+async function verify(
+  fleet: Fleet,
+  profile: string,
+  name: string,
+): Promise<{ ok: boolean; output: string }> {
   const caFile = join(dir, 'ca+crl.pem');
-  writeFileSync(caFile, `${fleet.store.getCa()!.certPem}${fleet.store.getSetting('crl.pem')}`);
+  writeFileSync(
+    caFile,
+    `${(await fleet.store.getCa())!.certPem}${await fleet.store.getSetting('crl.pem')}`,
+  );
   const certFile = join(dir, `${name}.pem`);
   writeFileSync(certFile, certOf(profile));
   const r = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', caFile, certFile], {
@@ -54,59 +61,62 @@ function verify(fleet: Fleet, profile: string, name: string): { ok: boolean; out
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
-const clientCertsOf = (fleet: Fleet, name: string) =>
-  fleet.store.listCerts('client').filter((c) => c.subject === name);
+const clientCertsOf = async (fleet: Fleet, name: string) =>
+  (await fleet.store.listCerts('client')).filter((c) => c.subject === name);
 
 describe('client certificates', () => {
   it('ten concurrent first profile downloads from two processes attach one certificate; revoke stops all ten', async () => {
     const a = fleets[0];
     const b = openAgain();
     await a.importCsv('name,groups\nalice,staff\n');
-    expect(a.getUser('alice').certSerial).toBeUndefined();
+    expect((await a.getUser('alice')).certSerial).toBeUndefined();
     const profiles = await Promise.all(
       Array.from({ length: 10 }, (_, i) => (i % 2 ? b : a).profile('alice')),
     );
-    const user = a.getUser('alice');
+    const user = await a.getUser('alice');
     expect(user.certSerial).toBeDefined();
     // Every download got the one attached certificate.
-    const attached = a.store.getCert(user.certSerial!)!;
+    const attached = (await a.store.getCert(user.certSerial!))!;
     expect(new Set(profiles.map(certOf))).toEqual(new Set([attached.certPem]));
     // Whatever else was signed is stored, revoked, and in the CRL.
-    const signed = clientCertsOf(a, 'alice');
+    const signed = await clientCertsOf(a, 'alice');
     const others = signed.filter((c) => c.serial !== user.certSerial);
     expect(others.every((c) => c.revokedAt !== undefined)).toBe(true);
     expect(attached.revokedAt).toBeUndefined();
     const listed = crlInfo(await a.ensureCrl()).revokedSerials;
     for (const c of others) expect(listed).toContain(c.serial);
-    profiles.forEach((p, i) => expect(verify(a, p, `alice-${i}`)).toMatchObject({ ok: true }));
+    for (const [i, p] of profiles.entries())
+      expect(await verify(a, p, `alice-${i}`)).toMatchObject({ ok: true });
 
     await b.setStatus('alice', 'revoked');
     for (const [i, p] of profiles.entries()) {
-      const r = verify(a, p, `alice-${i}`);
+      const r = await verify(a, p, `alice-${i}`);
       expect(r.ok, r.output).toBe(false);
       expect(r.output).toMatch(/certificate revoked/);
     }
-    expect(clientCertsOf(a, 'alice').every((c) => c.revokedAt !== undefined)).toBe(true);
+    expect((await clientCertsOf(a, 'alice')).every((c) => c.revokedAt !== undefined)).toBe(true);
   }, 60_000);
 
   it('a certificate that lost the race is stored revoked and never attached', async () => {
     const f = fleets[0];
     await f.importCsv('name,groups\nbob,\n');
     const { issueCertificate } = await import('../core/pki.js');
-    const ca = f.store.getCa()!;
+    const ca = (await f.store.getCa())!;
     const sign = () =>
       issueCertificate(ca, { kind: 'client', commonName: 'bob', now: new Date(), validDays: 1 });
     const [first, second] = await Promise.all([sign(), sign()]);
     const now = new Date();
-    expect(f.store.attachCertIfNone('bob', first, now, 'test').attached).toBe(true);
-    const lost = f.store.attachCertIfNone('bob', second, now, 'test');
+    expect((await f.store.attachCertIfNone('bob', first, now, 'test')).attached).toBe(true);
+    const lost = await f.store.attachCertIfNone('bob', second, now, 'test');
     expect(lost.attached).toBe(false);
     expect(lost.user?.certSerial).toBe(first.serial);
-    expect(f.store.getCert(second.serial)?.revokedAt).toBe(now.toISOString());
+    expect((await f.store.getCert(second.serial))?.revokedAt).toBe(now.toISOString());
     // For a name nobody has, too.
     const ghost = await sign();
-    expect(f.store.attachCertIfNone('ghost', ghost, now, 'test')).toEqual({ attached: false });
-    expect(f.store.getCert(ghost.serial)?.revokedAt).toBeDefined();
+    expect(await f.store.attachCertIfNone('ghost', ghost, now, 'test')).toEqual({
+      attached: false,
+    });
+    expect((await f.store.getCert(ghost.serial))?.revokedAt).toBeDefined();
   });
 
   it('after delete and re-add of a name, no older profile verifies and the ccd pins only the new serial', async () => {
@@ -120,12 +130,12 @@ describe('client certificates', () => {
     await a.deleteUser('carol');
     await b.addUsers([{ name: 'carol', groups: ['staff'] }]);
     const fresh = await a.profile('carol');
-    expect(verify(a, fresh, 'carol-new')).toMatchObject({ ok: true });
+    expect(await verify(a, fresh, 'carol-new')).toMatchObject({ ok: true });
     for (const [i, p] of old.entries()) {
-      const r = verify(a, p, `carol-old-${i}`);
+      const r = await verify(a, p, `carol-old-${i}`);
       expect(r.ok, r.output).toBe(false);
     }
-    const serial = a.getUser('carol').certSerial!;
+    const serial = (await a.getUser('carol')).certSerial!;
     const [bundle] = await a.bundles();
     const ccd = bundle.files.find((f) => f.path === 'ccd/carol')!.content;
     const pins = ccd.split('\n').filter((l) => l.startsWith('# cert-serial '));
@@ -135,7 +145,7 @@ describe('client certificates', () => {
     );
     // Every carol certificate but the current one is revoked and in the CRL.
     const listed = crlInfo(bundle.files.find((f) => f.path === 'crl.pem')!.content).revokedSerials;
-    for (const c of clientCertsOf(a, 'carol').filter((c) => c.serial !== serial)) {
+    for (const c of (await clientCertsOf(a, 'carol')).filter((c) => c.serial !== serial)) {
       expect(c.revokedAt).toBeDefined();
       expect(listed).toContain(c.serial);
     }
@@ -179,7 +189,7 @@ const queue = [...names];
 await Promise.all([0, 1].map(async () => {
   for (let n = queue.shift(); n; n = queue.shift()) await fleet.setStatus(n, 'revoked');
 }));
-fleet.close();
+await fleet.close();
 process.stdout.write(JSON.stringify(seen));
 `,
     );
@@ -243,7 +253,7 @@ process.stdout.write(JSON.stringify(seen));
     const [u] = await f.addUsers([{ name: 'erin' }]);
     const before = crlInfo(await f.ensureCrl());
     // Revoked behind the CRL's back, as a crash between the two writes would leave it.
-    f.store.revokeCert(u.certSerial!, new Date());
+    await f.store.revokeCert(u.certSerial!, new Date());
     const after = crlInfo((await f.snapshot()).crlPem);
     expect(after.revokedSerials).toContain(u.certSerial);
     expect(after.crlNumber).toBe(before.crlNumber! + 1);
@@ -253,11 +263,11 @@ process.stdout.write(JSON.stringify(seen));
 });
 
 describe('files and names', () => {
-  it('writes fleet.yaml 0600, also after a group is added', () => {
+  it('writes fleet.yaml 0600, also after a group is added', async () => {
     const f = fleets[0];
     const mode = () => statSync(Fleet.specPath(dir)).mode & 0o777;
     expect(mode()).toBe(0o600);
-    f.addGroup('auditors');
+    await f.addGroup('auditors');
     expect(mode()).toBe(0o600);
   });
 
@@ -269,6 +279,6 @@ describe('files and names', () => {
       /reserved/,
     );
     await expect(f.importCsv(`name,groups\n${serverCn},\n`)).rejects.toThrow(/import\.csv:2/);
-    expect(f.listUsers()).toEqual([]);
+    expect(await f.listUsers()).toEqual([]);
   });
 });

@@ -57,9 +57,9 @@ export class ConsoleSessions {
   }
 
   /** A new session of `name` (who just proved its password); returns the cookie's id once. */
-  open(name: string, address?: string): { id: string; session: ConsoleSession } {
+  async open(name: string, address?: string): Promise<{ id: string; session: ConsoleSession }> {
     const now = this.clock.now();
-    this.prune(now);
+    await this.prune(now);
     const id = randomBytes(32).toString('base64url');
     const stored = {
       idSha256: sessionDigest(id),
@@ -69,8 +69,8 @@ export class ConsoleSessions {
       lastSeenAt: now.toISOString(),
       ...(address !== undefined ? { address } : {}),
     };
-    this.store.createAdminSession(stored, `console:${name}`);
-    const admin = this.store.getAdmin(name)!;
+    await this.store.createAdminSession(stored, `console:${name}`);
+    const admin = (await this.store.getAdmin(name))!;
     return { id, session: view(stored, admin) };
   }
 
@@ -78,13 +78,13 @@ export class ConsoleSessions {
    * The session of a cookie's id. An idle or too old session is ended (audited, reason `idle`
    * or `expired`) and refused.
    */
-  find(id: string): SessionLookup {
+  async find(id: string): Promise<SessionLookup> {
     const gone = {
       problem: 'no such session (signed out, expired, or the account changed): sign in again',
     };
     if (!SESSION_ID.test(id)) return gone;
     const digest = sessionDigest(id);
-    const found = this.store.getAdminSession(digest);
+    const found = await this.store.getAdminSession(digest);
     if (!found) return gone;
     const { session, admin } = found;
     const now = this.clock.now();
@@ -93,7 +93,7 @@ export class ConsoleSessions {
     const lapsed =
       idleMs >= this.idleTimeoutMs ? 'idle' : ageMs >= this.lifetimeMs ? 'expired' : undefined;
     if (lapsed) {
-      this.store.endAdminSession(digest, lapsed, now, 'controller');
+      await this.store.endAdminSession(digest, lapsed, now, 'controller');
       return {
         problem:
           lapsed === 'idle'
@@ -103,7 +103,7 @@ export class ConsoleSessions {
     }
     let lastSeenAt = session.lastSeenAt;
     if (idleMs >= TOUCH_EVERY_MS) {
-      this.store.touchAdminSession(digest, now);
+      await this.store.touchAdminSession(digest, now);
       lastSeenAt = now.toISOString();
     }
     return { session: view({ ...session, lastSeenAt }, admin) };
@@ -113,8 +113,8 @@ export class ConsoleSessions {
    * Whether a session found earlier still holds: not ended (logout, the account removed or
    * changed), not idle, not too old. Reads only; the next request ends a lapsed one.
    */
-  alive(idSha256: string): boolean {
-    const found = this.store.getAdminSession(idSha256);
+  async alive(idSha256: string): Promise<boolean> {
+    const found = await this.store.getAdminSession(idSha256);
     if (!found) return false;
     const now = this.clock.now().getTime();
     return (
@@ -132,7 +132,7 @@ export class ConsoleSessions {
   }
 
   /** Signs out: true when the session existed. */
-  close(idSha256: string, actor: string): boolean {
+  close(idSha256: string, actor: string): Promise<boolean> {
     return this.store.endAdminSession(idSha256, 'logout', this.clock.now(), actor);
   }
 
@@ -145,8 +145,8 @@ export class ConsoleSessions {
     address: string | undefined,
     reason: string,
     extra: Record<string, string | number> = {},
-  ): void {
-    this.store.audit({
+  ): Promise<void> {
+    return this.store.audit({
       at: this.clock.now().toISOString(),
       actor: 'console',
       action: 'admin.login-failed',
@@ -155,8 +155,8 @@ export class ConsoleSessions {
     });
   }
 
-  private prune(now: Date): void {
-    this.store.pruneAdminSessions(
+  private async prune(now: Date): Promise<void> {
+    await this.store.pruneAdminSessions(
       new Date(now.getTime() - this.idleTimeoutMs),
       new Date(now.getTime() - this.lifetimeMs),
     );

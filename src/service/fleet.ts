@@ -76,8 +76,8 @@ export class Fleet {
     return this.ctx.store;
   }
 
-  close(): void {
-    this.ctx.store.close();
+  close(): Promise<void> {
+    return this.ctx.store.close();
   }
 
   /** The same store, clock and actor with another (already validated) spec: a reloaded fleet.yaml. */
@@ -102,15 +102,15 @@ export class Fleet {
     return serverNamesOf(this.ctx.spec);
   }
 
-  validate(): Validation {
+  validate(): Promise<Validation> {
     return this.specEdits.validate();
   }
 
-  addGroup(name: string, description?: string): void {
-    this.specEdits.addGroup(name, description);
+  addGroup(name: string, description?: string): Promise<void> {
+    return this.specEdits.addGroup(name, description);
   }
 
-  listGroups(): { name: string; description?: string; members: number }[] {
+  listGroups(): Promise<{ name: string; description?: string; members: number }[]> {
     return this.specEdits.listGroups();
   }
 
@@ -132,14 +132,14 @@ export class Fleet {
   }
 
   /** Renews the named users' certificates if inside their window (all of them with `force`). */
-  renewUserCerts(names: string[], force = false): Promise<string[]> {
-    for (const n of names) this.users.get(n);
+  async renewUserCerts(names: string[], force = false): Promise<string[]> {
+    for (const n of names) await this.users.get(n);
     return this.pki.renewClients({ names, force });
   }
 
   /** The user's current certificate: expiry, renewal, whether a new profile waits. */
-  userCertificate(name: string): UserCertificate | undefined {
-    return this.pki.userCertificate(this.users.get(name));
+  async userCertificate(name: string): Promise<UserCertificate | undefined> {
+    return this.pki.userCertificate(await this.users.get(name));
   }
 
   addUsers(reqs: AddUserRequest[], opts: { issueCerts?: boolean } = {}): Promise<User[]> {
@@ -154,11 +154,11 @@ export class Fleet {
     return this.users.importCsv(text, file);
   }
 
-  listUsers(): User[] {
+  listUsers(): Promise<User[]> {
     return this.users.list();
   }
 
-  searchUsers(search: UserSearch): UserPage {
+  searchUsers(search: UserSearch): Promise<UserPage> {
     return this.users.search(search);
   }
 
@@ -166,7 +166,7 @@ export class Fleet {
     return this.users.bulk(action, names);
   }
 
-  getUser(name: string): User {
+  getUser(name: string): Promise<User> {
     return this.users.get(name);
   }
 
@@ -174,8 +174,8 @@ export class Fleet {
    * The sessions the user had and has, newest first (the location history). Only those that
    * ended since the user was created: a name used again does not inherit the old one's.
    */
-  userHistory(name: string, limit: number): HistoryEntry[] {
-    const user = this.users.get(name);
+  async userHistory(name: string, limit: number): Promise<HistoryEntry[]> {
+    const user = await this.users.get(name);
     return this.ctx.store.sessionHistory(name, { limit, after: user.createdAt });
   }
 
@@ -183,7 +183,7 @@ export class Fleet {
     return this.users.setStatus(name, status);
   }
 
-  setGroups(name: string, groups: string[]): User {
+  setGroups(name: string, groups: string[]): Promise<User> {
     return this.users.setGroups(name, groups);
   }
 
@@ -191,11 +191,11 @@ export class Fleet {
     return this.users.delete(name);
   }
 
-  managementPassword(server: string): string {
+  managementPassword(server: string): Promise<string> {
     return this.secrets.managementPassword(server);
   }
 
-  agentToken(server: string): string {
+  agentToken(server: string): Promise<string> {
     return this.secrets.agentToken(server);
   }
 

@@ -18,14 +18,14 @@ describe('composing a fleet with its store', () => {
   it('says what to run when fleet.yaml or the store is missing', async () => {
     expect(() => openFleet(dir)).toThrow(NotFound);
     expect(() => openFleet(dir)).toThrow(/init --example/);
-    (await initFleet(dir)).close();
+    await (await initFleet(dir)).close();
     rmSync(storePath(dir));
     expect(() => openFleet(dir)).toThrow(/run "ovpn-fleet init" in/);
   });
 
   it('init writes the example, refuses a second init and a broken fleet.yaml', async () => {
     const fleet = await initFleet(dir, { clock: fixedClock() });
-    fleet.close();
+    await fleet.close();
     expect(readFileSync(specPath(dir), 'utf8')).toBe(EXAMPLE_FLEET_YAML);
     await expect(initFleet(dir)).rejects.toThrow(Conflict);
 
@@ -39,7 +39,7 @@ describe('composing a fleet with its store', () => {
   });
 
   it("hands the controller a change feed that sees another process's writes", async () => {
-    (await initFleet(dir)).close();
+    await (await initFleet(dir)).close();
     const { fleet, changes } = openWatchedFleet(dir, { actor: 'api:admin' });
     const cli = openFleet(dir);
     try {
@@ -48,13 +48,13 @@ describe('composing a fleet with its store', () => {
       expect(changes.version()).toBe(start);
       await cli.users.add([{ name: 'bob' }]);
       expect(changes.version()).not.toBe(start);
-      expect(fleet.store.auditLog(2).map((e) => [e.actor, e.subject])).toEqual([
+      expect((await fleet.store.auditLog(2)).map((e) => [e.actor, e.subject])).toEqual([
         [expect.stringMatching(/^cli/), 'bob'],
         ['api:admin', 'ann'],
       ]);
     } finally {
-      fleet.close();
-      cli.close();
+      await fleet.close();
+      await cli.close();
     }
   });
 

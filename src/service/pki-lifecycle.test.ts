@@ -11,9 +11,9 @@ let t: TempFleet;
 beforeEach(async () => {
   t = await tempFleetDir();
 });
-afterEach(() => t.cleanup());
+afterEach(async () => await t.cleanup());
 
-const crlNow = () => crlInfo(t.fleet.store.getSetting('crl.pem')!);
+const crlNow = async () => crlInfo((await t.fleet.store.getSetting('crl.pem'))!);
 
 /** A PKI service of the temp fleet over another view of its store. */
 function pkiOver(store: FleetStore): PkiLifecycle {
@@ -22,13 +22,13 @@ function pkiOver(store: FleetStore): PkiLifecycle {
 }
 
 describe('PKI lifecycle', () => {
-  it('init makes the CA, one certificate per server and a CRL valid for crlDays', () => {
+  it('init makes the CA, one certificate per server and a CRL valid for crlDays', async () => {
     const { store, spec } = t.fleet;
-    expect(store.getCa()?.subject).toBe(`${spec.fleet} VPN CA`);
-    expect(store.listCerts('server').map((c) => c.subject)).toEqual(
+    expect((await store.getCa())?.subject).toBe(`${spec.fleet} VPN CA`);
+    expect((await store.listCerts('server')).map((c) => c.subject)).toEqual(
       expect.arrayContaining(t.fleet.serverNames()),
     );
-    const info = crlNow();
+    const info = await crlNow();
     expect(info.crlNumber).toBe(1);
     expect(info.nextUpdate?.getTime()).toBe(FIXED_NOW.getTime() + VALIDITY.crlDays * DAY_MS);
   });
@@ -49,7 +49,7 @@ describe('PKI lifecycle', () => {
     const renewed = crlInfo((await t.fleet.snapshot()).crlPem);
     expect(renewed.crlNumber).toBe(2);
     expect(renewed.nextUpdate?.getTime()).toBe(t.clock.now().getTime() + VALIDITY.crlDays * DAY_MS);
-    expect(crlNow().crlNumber).toBe(2);
+    expect((await crlNow()).crlNumber).toBe(2);
   });
 
   it('shows a CRL close to its nextUpdate as "renew soon" in the status', async () => {
@@ -64,16 +64,16 @@ describe('PKI lifecycle', () => {
   it('re-signs when another writer revokes between signing and writing, never losing it', async () => {
     const [ann] = await t.fleet.users.add([{ name: 'ann' }]);
     const store = t.fleet.store;
-    const before = store.revocationState().crlNumber;
+    const before = (await store.revocationState()).crlNumber;
     let raced = false;
     const racing = new Proxy(store, {
       get(target, prop) {
         if (prop === 'transaction')
-          return <T>(fn: () => T): T => {
+          return async <T>(fn: (tx: FleetStore) => Promise<T>): Promise<T> => {
             if (!raced) {
               raced = true;
               // Another process revokes after our CRL was signed, before we write it.
-              target.revokeCert(ann.certSerial!, t.clock.now());
+              await target.revokeCert(ann.certSerial!, t.clock.now());
             }
             return target.transaction(fn);
           };
@@ -87,14 +87,14 @@ describe('PKI lifecycle', () => {
     expect(info.revokedSerials).toEqual([ann.certSerial]);
     // The CRL signed without it was never written: the number moved by one.
     expect(info.crlNumber).toBe(before + 1);
-    expect(store.getSetting('crl.pem')).toBe(pem);
+    expect(await store.getSetting('crl.pem')).toBe(pem);
   });
 
   it('re-issues a CRL whose serials differ from the store, and leaves a current one alone', async () => {
     const [ann] = await t.fleet.users.add([{ name: 'ann' }]);
     const pki = t.fleet.pki;
     const first = await pki.ensureCrl();
-    t.fleet.store.revokeCert(ann.certSerial!, t.clock.now());
+    await t.fleet.store.revokeCert(ann.certSerial!, t.clock.now());
     const healed = await pki.ensureCrl();
     expect(healed).not.toBe(first);
     expect(crlInfo(healed).revokedSerials).toEqual([ann.certSerial]);

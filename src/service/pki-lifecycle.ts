@@ -20,7 +20,14 @@
 import { Conflict, InputError, NotFound } from '../errors.js';
 import type { CrlInfo, IssuedCert } from '../core/pki.js';
 import { serverCommonName } from '../render/types.js';
-import type { CaState, RevocationState, RevokedCert, StoredCert, User } from '../store/types.js';
+import type {
+  CaState,
+  CertSummary,
+  RevocationState,
+  RevokedCert,
+  StoredCert,
+  User,
+} from '../store/types.js';
 import { sleep } from '../sys/time.js';
 import { type ServiceContext, loadPki, serverNamesOf } from './context.js';
 import type { Secrets } from './secrets.js';
@@ -111,66 +118,65 @@ export class PkiLifecycle {
   async ensure(): Promise<void> {
     const { store, spec } = this.ctx;
     const now = this.ctx.clock.now();
-    if (!store.getCa()) {
+    if (!(await store.getCa())) {
       const { createCa, caCommonName } = await loadPki();
       const ca = await createCa({ fleet: spec.fleet, now, validDays: VALIDITY.caDays });
-      store.putCert({
-        serial: ca.serial,
-        kind: 'ca',
-        subject: caCommonName(spec.fleet),
-        notAfter: ca.notAfter.toISOString(),
-        certPem: ca.certPem,
-        keyPem: ca.keyPem,
-        issuedAt: now.toISOString(),
-        caState: 'active',
+      // Kept only if no other writer (a second controller starting too) stored a CA first.
+      await store.transaction(async (tx) => {
+        if ((await tx.listCerts('ca')).length) return;
+        await tx.putCert({
+          serial: ca.serial,
+          kind: 'ca',
+          subject: caCommonName(spec.fleet),
+          notAfter: ca.notAfter.toISOString(),
+          certPem: ca.certPem,
+          keyPem: ca.keyPem,
+          issuedAt: now.toISOString(),
+          caState: 'active',
+        });
       });
     }
     await this.secrets.ensure();
     let signer: StoredCert | undefined;
     for (const name of serverNamesOf(spec)) {
-      if (store.serverCert(name)) continue;
-      signer ??= this.serverSigningCa(now);
-      await this.issueServerCert(name, signer, now);
+      if (await store.serverCert(name)) continue;
+      signer ??= await this.serverSigningCa(now);
+      await this.issueServerCert(name, signer, now, { onlyIfNone: true });
     }
     await this.ensureCrl();
   }
 
   /** The active CA's certificate and key: it signs new client certificates. */
-  caPair(): { certPem: string; keyPem: string } {
-    const ca = this.activeCa();
+  async caPair(): Promise<{ certPem: string; keyPem: string }> {
+    const ca = await this.activeCa();
     return { certPem: ca.certPem, keyPem: ca.keyPem };
   }
 
-  private activeCa(): StoredCert {
-    const ca = this.ctx.store.getCa();
+  private async activeCa(): Promise<StoredCert> {
+    const ca = await this.ctx.store.getCa();
     if (!ca) throw new NotFound('no CA in the store: run "ovpn-fleet init"');
     return ca;
   }
 
   /** Every CA, oldest first. */
-  private cas(): StoredCert[] {
-    return this.ctx.store
-      .listCerts('ca')
-      .sort(
-        (a, b) =>
-          (a.issuedAt ?? '').localeCompare(b.issuedAt ?? '') ||
-          a.notAfter.localeCompare(b.notAfter),
-      );
+  private async cas(): Promise<StoredCert[]> {
+    return (await this.ctx.store.listCerts('ca')).sort(
+      (a, b) =>
+        (a.issuedAt ?? '').localeCompare(b.issuedAt ?? '') || a.notAfter.localeCompare(b.notAfter),
+    );
   }
 
   /** The CAs every server and every new profile trust: all but the retired, active first. */
-  trustedCas(): StoredCert[] {
+  async trustedCas(): Promise<StoredCert[]> {
     const order: Record<CaState, number> = { active: 0, next: 1, retiring: 2, retired: 3 };
-    return this.cas()
+    return (await this.cas())
       .filter((c) => c.caState !== 'retired')
       .sort((a, b) => order[a.caState ?? 'active'] - order[b.caState ?? 'active']);
   }
 
   /** The trust bundle: ca.crt on every server and <ca> in every new profile. */
-  trustBundle(): string {
-    return this.trustedCas()
-      .map((c) => c.certPem)
-      .join('');
+  async trustBundle(): Promise<string> {
+    return (await this.trustedCas()).map((c) => c.certPem).join('');
   }
 
   /**
@@ -178,18 +184,28 @@ export class PkiLifecycle {
    * signed is still valid (its profile may trust only that CA, and every client must accept
    * the server), the active CA otherwise.
    */
-  private serverSigningCa(now: Date, live = this.ctx.store.liveClientCerts(now)): StoredCert {
-    const retiring = this.cas().find((c) => c.caState === 'retiring');
+  private async serverSigningCa(now: Date, known?: CertSummary[]): Promise<StoredCert> {
+    const live = known ?? (await this.ctx.store.liveClientCerts(now));
+    const retiring = (await this.cas()).find((c) => c.caState === 'retiring');
     if (
       retiring &&
       new Date(retiring.notAfter) > now &&
       live.some((c) => c.issuer === retiring.serial)
     )
       return retiring;
-    return this.activeCa();
+    return await this.activeCa();
   }
 
-  private async issueServerCert(name: string, ca: StoredCert, now: Date): Promise<IssuedCert> {
+  /**
+   * Signs and stores a server certificate; `onlyIfNone` keeps it only if the server still has
+   * none (another controller starting at the same time may have made one first).
+   */
+  private async issueServerCert(
+    name: string,
+    ca: StoredCert,
+    now: Date,
+    opts: { onlyIfNone?: boolean } = {},
+  ): Promise<IssuedCert> {
     const { issueCertificate } = await loadPki();
     const cert = await issueCertificate(ca, {
       kind: 'server',
@@ -197,15 +213,18 @@ export class PkiLifecycle {
       now,
       validDays: VALIDITY.serverDays,
     });
-    this.ctx.store.putCert({
-      serial: cert.serial,
-      kind: 'server',
-      subject: name,
-      notAfter: cert.notAfter.toISOString(),
-      certPem: cert.certPem,
-      keyPem: cert.keyPem,
-      issuer: ca.serial,
-      issuedAt: now.toISOString(),
+    await this.ctx.store.transaction(async (tx) => {
+      if (opts.onlyIfNone && (await tx.serverCert(name))) return;
+      await tx.putCert({
+        serial: cert.serial,
+        kind: 'server',
+        subject: name,
+        notAfter: cert.notAfter.toISOString(),
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+        issuer: ca.serial,
+        issuedAt: now.toISOString(),
+      });
     });
     return cert;
   }
@@ -234,8 +253,8 @@ export class PkiLifecycle {
     const pki = await loadPki();
     for (let attempt = 1; ; attempt++) {
       const now = this.ctx.clock.now();
-      const seen = store.revocationState();
-      const trusted = this.trustedCas();
+      const seen = await store.revocationState();
+      const trusted = await this.trustedCas();
       if (seen.crlPem && !force && crlsAreCurrent(pki.crlInfos(seen.crlPem), trusted, seen, now))
         return seen.crlPem;
       const number = seen.crlNumber + 1;
@@ -254,18 +273,13 @@ export class PkiLifecycle {
       );
       const pem = pems.join('');
       const trustedKey = trusted.map((c) => c.serial).join(',');
-      const written = store.transaction(() => {
-        const latest = store.revocationState();
+      const written = await store.transaction(async (tx) => {
+        const latest = await tx.revocationState();
         if (latest.crlNumber !== seen.crlNumber || !sameRevoked(latest.revoked, seen.revoked))
           return false;
-        if (
-          this.trustedCas()
-            .map((c) => c.serial)
-            .join(',') !== trustedKey
-        )
-          return false;
-        store.setSetting('crl.pem', pem);
-        store.setSetting('crl.number', String(number));
+        if ((await this.trustedCas()).map((c) => c.serial).join(',') !== trustedKey) return false;
+        await tx.setSetting('crl.pem', pem);
+        await tx.setSetting('crl.number', String(number));
         return true;
       });
       if (written) return pem;
@@ -280,7 +294,7 @@ export class PkiLifecycle {
   /** Signs a few at a time so both cores work; the active CA signs. */
   async issueClientCerts(names: string[], now: Date): Promise<IssuedCert[]> {
     const { issueCertificate } = await loadPki();
-    const ca = this.caPair();
+    const ca = await this.caPair();
     const out: IssuedCert[] = [];
     const BATCH = 64;
     for (let i = 0; i < names.length; i += BATCH) {
@@ -320,14 +334,15 @@ export class PkiLifecycle {
   async renewClients(opts: { names?: string[]; force?: boolean } = {}): Promise<string[]> {
     const { store } = this.ctx;
     const now = this.ctx.clock.now();
-    const active = this.activeCa();
-    const candidates: User[] = opts.names
-      ? opts.names.map((n) => {
-          const u = store.getUser(n);
-          if (!u) throw new NotFound(`no user named ${n}`);
-          return u;
-        })
-      : store.listUsers();
+    const active = await this.activeCa();
+    const candidates: User[] = [];
+    if (opts.names)
+      for (const n of opts.names) {
+        const u = await store.getUser(n);
+        if (!u) throw new NotFound(`no user named ${n}`);
+        candidates.push(u);
+      }
+    else candidates.push(...(await store.listUsers()));
     const due = candidates.filter(
       (u) =>
         u.status !== 'revoked' &&
@@ -342,12 +357,16 @@ export class PkiLifecycle {
       due.map((u) => u.name),
       now,
     );
-    const renewed = store.transaction(() =>
-      due.filter(
-        (u, i) =>
-          store.replaceClientCert(u.name, u.certSerial!, certs[i], now, this.ctx.actor).attached,
-      ),
-    );
+    const renewed = await store.transaction(async (tx) => {
+      const won: User[] = [];
+      for (const [i, u] of due.entries())
+        if (
+          (await tx.replaceClientCert(u.name, u.certSerial!, certs[i], now, this.ctx.actor))
+            .attached
+        )
+          won.push(u);
+      return won;
+    });
     // A loser was stored revoked: it must be in the CRL like every certificate ever signed.
     if (renewed.length < due.length) await this.ensureCrl(true);
     return renewed.map((u) => u.name);
@@ -366,10 +385,10 @@ export class PkiLifecycle {
     const all = serverNamesOf(spec);
     for (const n of opts.names ?? [])
       if (!all.includes(n)) throw new InputError('server', `no server named ${n}`);
-    const signer = this.serverSigningCa(now);
+    const signer = await this.serverSigningCa(now);
     const rotated: string[] = [];
     for (const name of opts.names ?? all) {
-      const current = store.serverCert(name);
+      const current = await store.serverCert(name);
       if (!current) continue;
       const issuer = current.issuer ?? signer.serial;
       const reason =
@@ -383,7 +402,7 @@ export class PkiLifecycle {
               : undefined;
       if (!reason) continue;
       const cert = await this.issueServerCert(name, signer, now);
-      store.audit({
+      await store.audit({
         at: now.toISOString(),
         actor: this.ctx.actor,
         action: 'server.cert.rotate',
@@ -408,9 +427,9 @@ export class PkiLifecycle {
   async rolloverCa(why = 'asked'): Promise<StoredCert> {
     const { store, spec } = this.ctx;
     const now = this.ctx.clock.now();
-    this.refuseDuringRollover();
+    await this.refuseDuringRollover();
     const { createCa, caCommonName } = await loadPki();
-    const generation = this.cas().length + 1;
+    const generation = (await this.cas()).length + 1;
     const ca = await createCa({ fleet: spec.fleet, now, validDays: VALIDITY.caDays, generation });
     const stored: StoredCert = {
       serial: ca.serial,
@@ -422,11 +441,11 @@ export class PkiLifecycle {
       issuedAt: now.toISOString(),
       caState: 'next',
     };
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       // Another process may have rolled over while we signed.
-      this.refuseDuringRollover();
-      store.putCert(stored);
-      store.audit({
+      await this.refuseDuringRollover();
+      await tx.putCert(stored);
+      await tx.audit({
         at: now.toISOString(),
         actor: this.ctx.actor,
         action: 'ca.rollover',
@@ -443,8 +462,8 @@ export class PkiLifecycle {
     return stored;
   }
 
-  private refuseDuringRollover(): void {
-    const busy = this.cas().find((c) => c.caState === 'next' || c.caState === 'retiring');
+  private async refuseDuringRollover(): Promise<void> {
+    const busy = (await this.cas()).find((c) => c.caState === 'next' || c.caState === 'retiring');
     if (busy)
       throw new Conflict(
         `a CA rollover is under way: ${busy.subject} is ${busy.caState} (see "ovpn-fleet pki status")`,
@@ -455,14 +474,14 @@ export class PkiLifecycle {
   async switchCa(why = 'asked'): Promise<{ from: StoredCert; to: StoredCert }> {
     const { store } = this.ctx;
     const now = this.ctx.clock.now();
-    const moved = store.transaction(() => {
-      const next = this.cas().find((c) => c.caState === 'next');
+    const moved = await store.transaction(async (tx) => {
+      const next = (await this.cas()).find((c) => c.caState === 'next');
       if (!next)
         throw new Conflict('no next CA to switch to: run "ovpn-fleet pki ca rollover" first');
-      const from = this.activeCa();
-      store.setCaState(from.serial, 'retiring');
-      store.setCaState(next.serial, 'active');
-      store.audit({
+      const from = await this.activeCa();
+      await tx.setCaState(from.serial, 'retiring');
+      await tx.setCaState(next.serial, 'active');
+      await tx.audit({
         at: now.toISOString(),
         actor: this.ctx.actor,
         action: 'ca.switch',
@@ -480,22 +499,27 @@ export class PkiLifecycle {
    * certificate of it remains, no server's current certificate is of it, and the newest server
    * certificate is `restartGraceDays` old. Returns whether it retired.
    */
-  private retireIfDone(now: Date): boolean {
+  private async retireIfDone(now: Date): Promise<boolean> {
     const { store } = this.ctx;
-    const retiring = this.cas().find((c) => c.caState === 'retiring');
+    const retiring = (await this.cas()).find((c) => c.caState === 'retiring');
     if (!retiring) return false;
-    const servers = serverNamesOf(this.ctx.spec).flatMap((n) => store.serverCert(n) ?? []);
+    const servers: StoredCert[] = [];
+    for (const n of serverNamesOf(this.ctx.spec)) {
+      const c = await store.serverCert(n);
+      if (c) servers.push(c);
+    }
+    const live = await store.liveClientCerts(now);
     const newestServer = Math.max(0, ...servers.map((s) => Date.parse(s.issuedAt ?? '') || 0));
     const expired = new Date(retiring.notAfter) <= now;
     const done =
       expired ||
-      (!store.liveClientCerts(now).some((c) => c.issuer === retiring.serial) &&
+      (!live.some((c) => c.issuer === retiring.serial) &&
         !servers.some((s) => s.issuer === retiring.serial) &&
         now.getTime() >= newestServer + VALIDITY.restartGraceDays * DAY_MS);
     if (!done) return false;
-    store.transaction(() => {
-      store.setCaState(retiring.serial, 'retired');
-      store.audit({
+    await store.transaction(async (tx) => {
+      await tx.setCaState(retiring.serial, 'retired');
+      await tx.audit({
         at: now.toISOString(),
         actor: this.ctx.actor,
         action: 'ca.retire',
@@ -516,8 +540,8 @@ export class PkiLifecycle {
     const report: MaintenanceReport = { renewed: [], rotated: [], ca: [] };
     await this.ensure();
     const now = this.ctx.clock.now();
-    const cas = this.cas();
-    const active = this.activeCa();
+    const cas = await this.cas();
+    const active = await this.activeCa();
     const next = cas.find((c) => c.caState === 'next');
     const busy = next ?? cas.find((c) => c.caState === 'retiring');
     if (!busy && daysBetween(now, active.notAfter) <= this.windows.caRolloverBeforeDays) {
@@ -535,24 +559,24 @@ export class PkiLifecycle {
     }
     report.renewed = await this.renewClients();
     report.rotated = await this.rotateServers();
-    const retiring = this.cas().find((c) => c.caState === 'retiring');
-    if (this.retireIfDone(now)) report.ca.push(`retire: ${retiring!.subject}`);
+    const retiring = (await this.cas()).find((c) => c.caState === 'retiring');
+    if (await this.retireIfDone(now)) report.ca.push(`retire: ${retiring!.subject}`);
     await this.ensureCrl();
     return report;
   }
 
   /** The user's current certificate and what the user should know about it. */
-  userCertificate(user: User): UserCertificate | undefined {
+  async userCertificate(user: User): Promise<UserCertificate | undefined> {
     if (!user.certSerial) return undefined;
     const { store } = this.ctx;
     const now = this.ctx.clock.now();
-    const all = store.clientCertsOf(user.name);
+    const all = await store.clientCertsOf(user.name);
     const current = all.find((c) => c.serial === user.certSerial);
     if (!current) return undefined;
     const previous = all.filter(
       (c) => c.serial !== current.serial && !c.revokedAt && new Date(c.notAfter) > now,
     );
-    const issuer = current.issuer ? store.getCert(current.issuer)?.subject : undefined;
+    const issuer = current.issuer ? (await store.getCert(current.issuer))?.subject : undefined;
     return {
       serial: current.serial,
       notAfter: current.notAfter,
@@ -571,17 +595,16 @@ export class PkiLifecycle {
     const { crlInfos } = await loadPki();
     const { store, spec } = this.ctx;
     const now = this.ctx.clock.now();
-    const certs = store.listCerts();
+    const certs = await store.listCerts();
     const caName = new Map(certs.filter((c) => c.kind === 'ca').map((c) => [c.serial, c.subject]));
-    const users = new Map(store.listUsers().map((u) => [u.name, u]));
-    const currentServer = new Map(
-      serverNamesOf(spec).flatMap((n) => {
-        const c = store.serverCert(n);
-        return c ? [[c.serial, n] as const] : [];
-      }),
-    );
-    const live = store.liveClientCerts(now);
-    const signer = this.serverSigningCa(now, live);
+    const users = new Map((await store.listUsers()).map((u) => [u.name, u]));
+    const currentServer = new Map<string, string>();
+    for (const n of serverNamesOf(spec)) {
+      const c = await store.serverCert(n);
+      if (c) currentServer.set(c.serial, n);
+    }
+    const live = await store.liveClientCerts(now);
+    const signer = await this.serverSigningCa(now, live);
     const liveByCa = new Map<string, number>();
     for (const c of live) if (c.issuer) liveByCa.set(c.issuer, (liveByCa.get(c.issuer) ?? 0) + 1);
     const newerOf = new Map<string, boolean>();
@@ -657,7 +680,7 @@ export class PkiLifecycle {
         ),
       );
     }
-    const crl = store.getSetting('crl.pem');
+    const crl = await store.getSetting('crl.pem');
     if (crl) {
       for (const info of crlInfos(crl)) {
         const next = info.nextUpdate?.toISOString() ?? '';

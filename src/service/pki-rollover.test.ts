@@ -63,11 +63,8 @@ const serverAccepts = (bundle: Bundle, profile: string) =>
 const clientAccepts = (profile: string, bundle: Bundle) =>
   verify(block(profile, 'ca'), fileOf(bundle, 'server.crt'));
 
-const audited = (action: string) =>
-  t.fleet.store
-    .auditQuery({ action, limit: 1000 })
-    .map((e) => e.subject)
-    .reverse();
+const audited = async (action: string) =>
+  (await t.fleet.store.auditQuery({ action, limit: 1000 })).map((e) => e.subject).reverse();
 
 describe('client renewal', () => {
   it('renews inside the window only, keeps the old certificate valid and pinned, and tells the user', async () => {
@@ -76,15 +73,15 @@ describe('client renewal', () => {
     const window = t.fleet.spec.pki.renewBeforeDays;
     t.clock.advanceDays(VALIDITY.userDays - window - 1);
     expect(await t.fleet.maintainPki()).toMatchObject({ renewed: [] });
-    expect(t.fleet.userCertificate('ann')).toMatchObject({
+    expect(await t.fleet.userCertificate('ann')).toMatchObject({
       renewalDue: false,
       newProfileAvailable: false,
     });
 
     t.clock.advanceDays(2);
-    expect(t.fleet.userCertificate('ann')).toMatchObject({ renewalDue: true });
+    expect(await t.fleet.userCertificate('ann')).toMatchObject({ renewalDue: true });
     expect((await t.fleet.maintainPki()).renewed).toEqual(['ann']);
-    const cert = t.fleet.userCertificate('ann')!;
+    const cert = (await t.fleet.userCertificate('ann'))!;
     expect(cert).toMatchObject({
       renewalDue: false,
       newProfileAvailable: true,
@@ -95,42 +92,44 @@ describe('client renewal', () => {
     // Both certificates are accepted by every server until the old one expires.
     const [bundle] = await t.fleet.bundles();
     expect(pinsOf(bundle, 'ann').sort()).toEqual([ann.certSerial, cert.serial].sort());
-    expect(t.fleet.store.getCert(ann.certSerial!)?.revokedAt).toBeUndefined();
+    expect((await t.fleet.store.getCert(ann.certSerial!))?.revokedAt).toBeUndefined();
     // A second tick does nothing more.
     expect((await t.fleet.maintainPki()).renewed).toEqual([]);
-    expect(audited('user.cert.renew')).toEqual(['ann']);
+    expect(await audited('user.cert.renew')).toEqual(['ann']);
 
     const second = await t.fleet.profile('ann');
     expect(block(second, 'cert')).not.toBe(block(first, 'cert'));
     expect(certificateInfo(block(second, 'cert')).serial).toBe(cert.serial);
-    expect(t.fleet.userCertificate('ann')?.newProfileAvailable).toBe(false);
+    expect((await t.fleet.userCertificate('ann'))?.newProfileAvailable).toBe(false);
 
     // The old certificate leaves the pins when it expires.
     t.clock.advanceDays(window);
     const [later] = await t.fleet.bundles();
     expect(pinsOf(later, 'ann')).toEqual([cert.serial]);
-    expect(t.fleet.userCertificate('ann')?.previous).toEqual([]);
+    expect((await t.fleet.userCertificate('ann'))?.previous).toEqual([]);
   });
 
   it('a profile downloaded inside the window carries the renewed certificate at once', async () => {
     await t.fleet.addUsers([{ name: 'bob' }]);
-    const before = t.fleet.getUser('bob').certSerial;
+    const before = (await t.fleet.getUser('bob')).certSerial;
     t.clock.advanceDays(VALIDITY.userDays - 5);
     const profile = await t.fleet.profile('bob');
-    const after = t.fleet.getUser('bob').certSerial;
+    const after = (await t.fleet.getUser('bob')).certSerial;
     expect(after).not.toBe(before);
     expect(certificateInfo(block(profile, 'cert')).serial).toBe(after);
-    expect(t.fleet.userCertificate('bob')?.newProfileAvailable).toBe(false);
+    expect((await t.fleet.userCertificate('bob'))?.newProfileAvailable).toBe(false);
   });
 
   it('`pki renew NAME` renews only when due unless forced; revoking revokes every live certificate', async () => {
     const [cat] = await t.fleet.addUsers([{ name: 'cat' }]);
     expect(await t.fleet.renewUserCerts(['cat'])).toEqual([]);
     expect(await t.fleet.renewUserCerts(['cat'], true)).toEqual(['cat']);
-    const live = t.fleet.store.liveClientCerts(t.clock.now()).filter((c) => c.subject === 'cat');
+    const live = (await t.fleet.store.liveClientCerts(t.clock.now())).filter(
+      (c) => c.subject === 'cat',
+    );
     expect(live).toHaveLength(2);
     await t.fleet.setStatus('cat', 'revoked');
-    const revoked = t.fleet.store.clientCertsOf('cat');
+    const revoked = await t.fleet.store.clientCertsOf('cat');
     expect(revoked.every((c) => c.revokedAt)).toBe(true);
     const listed = crlInfos(await t.fleet.ensureCrl()).flatMap((i) => i.revokedSerials);
     expect(listed).toEqual(expect.arrayContaining([cat.certSerial, ...live.map((c) => c.serial)]));
@@ -142,10 +141,16 @@ describe('client renewal', () => {
     const [cert] = await t.fleet.pki.issueClientCerts(['dan'], t.clock.now());
     // Someone renewed first: the current serial is no longer the one this renewal replaces.
     await t.fleet.renewUserCerts(['dan'], true);
-    const lost = t.fleet.store.replaceClientCert('dan', dan.certSerial!, cert, t.clock.now(), 't');
+    const lost = await t.fleet.store.replaceClientCert(
+      'dan',
+      dan.certSerial!,
+      cert,
+      t.clock.now(),
+      't',
+    );
     expect(lost.attached).toBe(false);
-    expect(t.fleet.store.getCert(cert.serial)?.revokedAt).toBeDefined();
-    expect(audited('cert.discard')).toEqual(['dan']);
+    expect((await t.fleet.store.getCert(cert.serial))?.revokedAt).toBeDefined();
+    expect(await audited('cert.discard')).toEqual(['dan']);
   });
 
   itNeeds(
@@ -169,7 +174,7 @@ describe('client renewal', () => {
           pinned: true,
         });
         expect({ day, ...clientAccepts(held, bundle) }).toMatchObject({ day, ok: true });
-        if (t.fleet.userCertificate('eve')?.newProfileAvailable) {
+        if ((await t.fleet.userCertificate('eve'))?.newProfileAvailable) {
           availableSince ??= day;
           if (day - availableSince >= 7) {
             held = await t.fleet.profile('eve');
@@ -182,7 +187,7 @@ describe('client renewal', () => {
       expect(serials.size).toBeGreaterThanOrEqual(5);
       expect(serials.size).toBeLessThanOrEqual(6);
       // Servers were rotated inside their own window, each about every 765 days.
-      const rotations = audited('server.cert.rotate');
+      const rotations = await audited('server.cert.rotate');
       expect(rotations.length).toBe(2 * t.fleet.serverNames().length);
     },
     300_000,
@@ -245,8 +250,10 @@ describe('CA rollover', () => {
       const both = await fleet.profile('dan');
       expect(certificateInfos(block(both, 'ca'))).toHaveLength(2);
       // Still signed by the active CA until the switch.
-      expect(certificateInfo(block(both, 'cert')).serial).toBe(fleet.getUser('dan').certSerial);
-      expect(fleet.userCertificate('dan')?.issuer).toBe('acme VPN CA');
+      expect(certificateInfo(block(both, 'cert')).serial).toBe(
+        (await fleet.getUser('dan')).certSerial,
+      );
+      expect((await fleet.userCertificate('dan'))?.issuer).toBe('acme VPN CA');
 
       // 2. The switch, automatically after the lead time.
       t.clock.advanceDays(fleet.spec.pki.caSwitchAfterDays - 1);
@@ -258,7 +265,7 @@ describe('CA rollover', () => {
       expect(await caStates()).toEqual({ 'acme VPN CA': 'retiring', 'acme VPN CA 2': 'active' });
       await fleet.addUsers([{ name: 'carol' }]);
       const carol = await fleet.profile('carol');
-      expect(fleet.userCertificate('carol')?.issuer).toBe('acme VPN CA 2');
+      expect((await fleet.userCertificate('carol'))?.issuer).toBe('acme VPN CA 2');
       [bundle] = await fleet.bundles();
       expect(serverAccepts(bundle, carol)).toMatchObject({ ok: true });
       // The servers still present the old CA's certificate: ann's old profile must accept it.
@@ -280,7 +287,7 @@ describe('CA rollover', () => {
       // revoked with both certificates still valid.
       expect(await fleet.renewUserCerts(['dan'], true)).toEqual(['dan']);
       const danNew = await fleet.profile('dan');
-      expect(fleet.userCertificate('dan')?.issuer).toBe('acme VPN CA 2');
+      expect((await fleet.userCertificate('dan'))?.issuer).toBe('acme VPN CA 2');
       await fleet.setStatus('dan', 'revoked');
       [bundle] = await fleet.bundles();
       for (const p of [both, danNew]) {
@@ -302,7 +309,7 @@ describe('CA rollover', () => {
       let lastOldClientExpiry = 0;
       for (let day = 0; day < 500 && retiredOn === undefined; day++) {
         t.clock.advanceDays(1);
-        const live = fleet.store.liveClientCerts(t.clock.now());
+        const live = await fleet.store.liveClientCerts(t.clock.now());
         if (live.some((c) => c.issuer !== next.serial)) lastOldClientExpiry = day;
         const report = await fleet.maintainPki();
         if (report.rotated.length) {
@@ -317,7 +324,7 @@ describe('CA rollover', () => {
         }
         // ann and bob download their new profile when told.
         for (const u of ['ann', 'bob'])
-          if (fleet.userCertificate(u)?.newProfileAvailable) await fleet.profile(u);
+          if ((await fleet.userCertificate(u))?.newProfileAvailable) await fleet.profile(u);
       }
       expect(rotatedOn).toBe(lastOldClientExpiry + 1);
       expect(retiredOn! - rotatedOn!).toBe(VALIDITY.restartGraceDays);
@@ -337,9 +344,9 @@ describe('CA rollover', () => {
       expect(clientAccepts(annNow, bundle)).toMatchObject({ ok: true });
       // bob's pre-rollover profile is long expired and its CA trusted nowhere.
       expect(serverAccepts(bundle, bobOld).ok).toBe(false);
-      expect(audited('ca.rollover')).toEqual(['acme VPN CA 2']);
-      expect(audited('ca.switch')).toEqual(['acme VPN CA 2']);
-      expect(audited('ca.retire')).toEqual(['acme VPN CA']);
+      expect(await audited('ca.rollover')).toEqual(['acme VPN CA 2']);
+      expect(await audited('ca.switch')).toEqual(['acme VPN CA 2']);
+      expect(await audited('ca.retire')).toEqual(['acme VPN CA']);
       // The next rollover may start.
       await expect(fleet.pki.rolloverCa()).resolves.toMatchObject({ subject: 'acme VPN CA 3' });
     },
@@ -351,7 +358,7 @@ describe('CA rollover', () => {
     expect((await t.fleet.maintainPki()).ca).toEqual([]);
     t.clock.advanceDays(1);
     expect((await t.fleet.maintainPki()).ca).toEqual(['rollover: acme VPN CA 2 added']);
-    expect(audited('ca.rollover')).toEqual(['acme VPN CA 2']);
+    expect(await audited('ca.rollover')).toEqual(['acme VPN CA 2']);
     const { to } = await t.fleet.pki.switchCa();
     expect(to.subject).toBe('acme VPN CA 2');
     await expect(t.fleet.pki.switchCa()).rejects.toThrow(/no next CA/);
@@ -383,8 +390,8 @@ describe('pki status', () => {
 
 it('keeps the CA, server and client certificates apart by issuer in the store', async () => {
   const [u] = await t.fleet.addUsers([{ name: 'zed' }]);
-  const ca = t.fleet.store.getCa()!;
-  expect(t.fleet.store.getCert(u.certSerial!)?.issuer).toBe(ca.serial);
-  expect(t.fleet.store.serverCert(t.fleet.serverNames()[0])?.issuer).toBe(ca.serial);
+  const ca = (await t.fleet.store.getCa())!;
+  expect((await t.fleet.store.getCert(u.certSerial!))?.issuer).toBe(ca.serial);
+  expect((await t.fleet.store.serverCert(t.fleet.serverNames()[0]))?.issuer).toBe(ca.serial);
   expect(ca.caState).toBe('active');
 });

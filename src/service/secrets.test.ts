@@ -7,46 +7,46 @@ let t: TempFleet;
 beforeEach(async () => {
   t = await tempFleetDir();
 });
-afterEach(() => t.cleanup());
+afterEach(async () => await t.cleanup());
 
 describe('secrets', () => {
-  it('derives one management password and one agent token per server, stable across opens', () => {
+  it('derives one management password and one agent token per server, stable across opens', async () => {
     const [a, b] = t.fleet.serverNames();
     const s = t.fleet.secrets;
-    expect(s.managementPassword(a)).toMatch(/^[0-9a-f]{32}$/);
-    expect(s.managementPassword(a)).not.toBe(s.managementPassword(b));
-    expect(s.agentToken(a)).toMatch(/^[0-9a-f]{64}$/);
-    expect(s.agentToken(a)).not.toBe(s.agentToken(b));
+    expect(await s.managementPassword(a)).toMatch(/^[0-9a-f]{32}$/);
+    expect(await s.managementPassword(a)).not.toBe(await s.managementPassword(b));
+    expect(await s.agentToken(a)).toMatch(/^[0-9a-f]{64}$/);
+    expect(await s.agentToken(a)).not.toBe(await s.agentToken(b));
     const again = openFleet(t.dir);
     try {
-      expect(again.secrets.agentToken(a)).toBe(s.agentToken(a));
-      expect(again.secrets.managementPassword(b)).toBe(s.managementPassword(b));
-      expect(again.secrets.tlsCryptKey()).toBe(s.tlsCryptKey());
+      expect(await again.secrets.agentToken(a)).toBe(await s.agentToken(a));
+      expect(await again.secrets.managementPassword(b)).toBe(await s.managementPassword(b));
+      expect(await again.secrets.tlsCryptKey()).toBe(await s.tlsCryptKey());
     } finally {
-      again.close();
+      await again.close();
     }
   });
 
-  it('gives no agent token for a server that is not in fleet.yaml', () => {
-    expect(() => t.fleet.secrets.agentToken('vpn99')).toThrow(NotFound);
+  it('gives no agent token for a server that is not in fleet.yaml', async () => {
+    await expect(t.fleet.secrets.agentToken('vpn99')).rejects.toThrow(NotFound);
   });
 
-  it('creates the agent secret on first use; another connection to the store derives the same token', () => {
+  it('creates the agent secret on first use; another connection to the store derives the same token', async () => {
     const other = openFleet(t.dir);
     try {
-      expect(t.fleet.store.getSetting('agent.secret')).toBeUndefined();
+      expect(await t.fleet.store.getSetting('agent.secret')).toBeUndefined();
       const [a] = t.fleet.serverNames();
-      expect(other.secrets.agentToken(a)).toBe(t.fleet.secrets.agentToken(a));
+      expect(await other.secrets.agentToken(a)).toBe(await t.fleet.secrets.agentToken(a));
     } finally {
-      other.close();
+      await other.close();
     }
   });
 
   it('ensure leaves existing secrets alone', async () => {
-    const key = t.fleet.secrets.tlsCryptKey();
-    const password = t.fleet.secrets.managementPassword('vpn11');
+    const key = await t.fleet.secrets.tlsCryptKey();
+    const password = await t.fleet.secrets.managementPassword('vpn11');
     await t.fleet.secrets.ensure();
-    expect(t.fleet.secrets.tlsCryptKey()).toBe(key);
-    expect(t.fleet.secrets.managementPassword('vpn11')).toBe(password);
+    expect(await t.fleet.secrets.tlsCryptKey()).toBe(key);
+    expect(await t.fleet.secrets.managementPassword('vpn11')).toBe(password);
   });
 });

@@ -14,21 +14,28 @@ export class Secrets {
   /** Creates the tls-crypt key and the management secret when missing. */
   async ensure(): Promise<void> {
     const { store } = this.ctx;
-    if (!store.getSetting('tls-crypt.key'))
-      store.setSetting(
-        'tls-crypt.key',
-        (await loadPki()).generateTlsCryptKey((n) => randomBytes(n)),
-      );
-    if (!store.getSetting('management.secret'))
-      store.setSetting('management.secret', randomBytes(32).toString('hex'));
+    if (
+      (await store.getSetting('tls-crypt.key')) !== undefined &&
+      (await store.getSetting('management.secret')) !== undefined
+    )
+      return;
+    // Made outside the transaction (the PKI loads and generates asynchronously), kept only if
+    // no other writer (another controller starting at the same time) stored one first.
+    const tlsCryptKey = (await loadPki()).generateTlsCryptKey((n) => randomBytes(n));
+    await store.transaction(async (tx) => {
+      if (!(await tx.getSetting('tls-crypt.key')))
+        await tx.setSetting('tls-crypt.key', tlsCryptKey);
+      if (!(await tx.getSetting('management.secret')))
+        await tx.setSetting('management.secret', randomBytes(32).toString('hex'));
+    });
   }
 
-  tlsCryptKey(): string {
+  tlsCryptKey(): Promise<string> {
     return this.mustSetting('tls-crypt.key');
   }
 
-  managementPassword(server: string): string {
-    return createHmac('sha256', this.mustSetting('management.secret'))
+  async managementPassword(server: string): Promise<string> {
+    return createHmac('sha256', await this.mustSetting('management.secret'))
       .update(`management:${server}`)
       .digest('hex')
       .slice(0, 32);
@@ -38,25 +45,25 @@ export class Secrets {
    * The bearer token of one server's agent: HMAC of a fleet secret (created on first use) and
    * the server name, so the controller can check it without storing one token per server.
    */
-  agentToken(server: string): string {
+  async agentToken(server: string): Promise<string> {
     const { store, spec } = this.ctx;
     if (!serverNamesOf(spec).includes(server))
       throw new NotFound(`no server named ${server} in ${SPEC_FILE}`);
-    let secret = store.getSetting('agent.secret');
+    let secret = await store.getSetting('agent.secret');
     if (secret === undefined) {
-      secret = store.transaction(() => {
-        const existing = store.getSetting('agent.secret');
+      secret = await store.transaction(async (tx) => {
+        const existing = await tx.getSetting('agent.secret');
         if (existing !== undefined) return existing;
         const fresh = randomBytes(32).toString('hex');
-        store.setSetting('agent.secret', fresh);
+        await tx.setSetting('agent.secret', fresh);
         return fresh;
       });
     }
     return createHmac('sha256', secret).update(`agent:${server}`).digest('hex');
   }
 
-  private mustSetting(key: string): string {
-    const v = this.ctx.store.getSetting(key);
+  private async mustSetting(key: string): Promise<string> {
+    const v = await this.ctx.store.getSetting(key);
     if (v === undefined) throw new NotFound(`store has no ${key}: run "ovpn-fleet init"`);
     return v;
   }

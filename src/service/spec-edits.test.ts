@@ -9,40 +9,40 @@ let t: TempFleet;
 beforeEach(async () => {
   t = await tempFleetDir();
 });
-afterEach(() => t.cleanup());
+afterEach(async () => await t.cleanup());
 
 const specText = () => readFileSync(specPath(t.dir), 'utf8');
 
 describe('spec edits', () => {
-  it('adds a group as one new line after the last, keeping the rest of the file byte for byte', () => {
+  it('adds a group as one new line after the last, keeping the rest of the file byte for byte', async () => {
     const before = specText();
-    t.fleet.specEdits.addGroup('auditors', 'read-only "guests"');
+    await t.fleet.specEdits.addGroup('auditors', 'read-only "guests"');
     const after = specText();
     const added = after.split('\n').filter((line) => !before.split('\n').includes(line));
     expect(added).toEqual(['  - { name: auditors, description: "read-only \\"guests\\"" }']);
     expect(after.replace(`${added[0]}\n`, '')).toBe(before);
     expect(statSync(specPath(t.dir)).mode & 0o777).toBe(0o600);
-    expect(t.fleet.store.auditLog(1)[0]).toMatchObject({
+    expect((await t.fleet.store.auditLog(1))[0]).toMatchObject({
       action: 'group.add',
       subject: 'auditors',
       at: t.clock.now().toISOString(),
     });
   });
 
-  it('falls back to re-serialising a flow-style groups list, still valid and 0600', () => {
+  it('falls back to re-serialising a flow-style groups list, still valid and 0600', async () => {
     const flow = 'groups: [{ name: staff }, { name: engineering }, { name: dba }]\n';
     writeFileSync(specPath(t.dir), specText().replace(/^groups:\n(?: {2}- .*\n)+/m, flow));
     expect(specText()).toContain(flow);
-    t.fleet.specEdits.addGroup('ops');
+    await t.fleet.specEdits.addGroup('ops');
     const groups = parseSpecText(specText()).spec?.groups.map((g) => g.name);
     expect(groups).toEqual(['staff', 'engineering', 'dba', 'ops']);
     expect(statSync(specPath(t.dir)).mode & 0o777).toBe(0o600);
   });
 
-  it('refuses a bad or existing group name and leaves the file alone', () => {
+  it('refuses a bad or existing group name and leaves the file alone', async () => {
     const before = specText();
-    expect(() => t.fleet.specEdits.addGroup('Ops')).toThrow(InputError);
-    expect(() => t.fleet.specEdits.addGroup('staff')).toThrow(Conflict);
+    await expect(t.fleet.specEdits.addGroup('Ops')).rejects.toThrow(InputError);
+    await expect(t.fleet.specEdits.addGroup('staff')).rejects.toThrow(Conflict);
     expect(specText()).toBe(before);
   });
 
@@ -51,7 +51,7 @@ describe('spec edits', () => {
       { name: 'ann', groups: ['staff', 'dba'] },
       { name: 'bob', groups: ['staff'] },
     ]);
-    expect(t.fleet.specEdits.listGroups().map((g) => [g.name, g.members])).toEqual([
+    expect((await t.fleet.specEdits.listGroups()).map((g) => [g.name, g.members])).toEqual([
       ['staff', 2],
       ['engineering', 0],
       ['dba', 1],
@@ -59,13 +59,13 @@ describe('spec edits', () => {
   });
 
   it('validates fleet.yaml against the addresses the store holds', async () => {
-    expect(t.fleet.specEdits.validate().errors).toEqual([]);
+    expect((await t.fleet.specEdits.validate()).errors).toEqual([]);
     await t.fleet.users.add([{ name: 'ann' }, { name: 'bob' }, { name: 'cid' }]);
     writeFileSync(
       specPath(t.dir),
       specText().replace(/ipv4: 10\.200\.0\.0\/16/, 'ipv4: 10.200.0.0/30'),
     );
-    const errors = t.fleet.specEdits.validate().errors;
+    const errors = (await t.fleet.specEdits.validate()).errors;
     expect(errors.map((e) => e.path)).toContain('pools.ipv4');
   });
 });

@@ -14,14 +14,17 @@ export class SpecEdits {
   constructor(private readonly ctx: ServiceContext) {}
 
   /** Validates fleet.yaml against the store's contents (the pool must hold every user). */
-  validate(): Validation {
+  async validate(): Promise<Validation> {
     const text = readFileSync(specPath(this.ctx.dir), 'utf8');
     return parseSpecText(text, {
-      addressesHeld: this.ctx.store.addressesHeld(poolsOf(this.ctx.spec), this.ctx.clock.now()),
+      addressesHeld: await this.ctx.store.addressesHeld(
+        poolsOf(this.ctx.spec),
+        this.ctx.clock.now(),
+      ),
     });
   }
 
-  addGroup(name: string, description?: string): void {
+  async addGroup(name: string, description?: string): Promise<void> {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
       throw new InputError(
         'group',
@@ -48,7 +51,7 @@ export class SpecEdits {
     const v = parseSpecText(text);
     if (!v.spec) throw new SpecError(v.errors, path);
     writeFileAtomic(path, text, SPEC_FILE_MODE);
-    this.ctx.store.audit({
+    await this.ctx.store.audit({
       at: this.ctx.clock.now().toISOString(),
       actor: this.ctx.actor,
       action: 'group.add',
@@ -56,9 +59,9 @@ export class SpecEdits {
     });
   }
 
-  listGroups(): { name: string; description?: string; members: number }[] {
+  async listGroups(): Promise<{ name: string; description?: string; members: number }[]> {
     const counts = new Map<string, number>();
-    for (const u of this.ctx.store.listUsers())
+    for (const u of await this.ctx.store.listUsers())
       for (const g of u.groups) counts.set(g, (counts.get(g) ?? 0) + 1);
     return this.ctx.spec.groups.map((g) => ({ ...g, members: counts.get(g.name) ?? 0 }));
   }

@@ -47,10 +47,10 @@ export class Users {
       if (seen.has(r.name)) throw new InputError('name', `user ${r.name} appears twice`);
       seen.add(r.name);
       this.checkGroups(r.groups ?? []);
-      if (store.getUser(r.name)) throw new Conflict(`user ${r.name} already exists`);
+      if (await store.getUser(r.name)) throw new Conflict(`user ${r.name} already exists`);
     }
     const now = this.ctx.clock.now();
-    // Certificates are made before the transaction: WebCrypto is async, the store's callback is not.
+    // Certificates are made before the transaction: signing inside would hold the write lock.
     const certs =
       opts.issueCerts === false
         ? []
@@ -82,21 +82,23 @@ export class Users {
    */
   async issueMissingCerts(names?: string[]): Promise<number> {
     const { store } = this.ctx;
-    const targets = names ?? store.usersWithoutCert();
-    for (const n of targets) this.get(n);
+    const targets = names ?? (await store.usersWithoutCert());
+    for (const n of targets) await this.get(n);
     return serialisedPerUser(store, targets, async () => {
-      const todo = targets.filter((n) => {
-        const u = store.getUser(n);
-        return u !== undefined && !u.certSerial && u.status !== 'revoked';
-      });
+      const todo: string[] = [];
+      for (const n of targets) {
+        const u = await store.getUser(n);
+        if (u !== undefined && !u.certSerial && u.status !== 'revoked') todo.push(n);
+      }
       if (todo.length === 0) return 0;
       const now = this.ctx.clock.now();
       const certs = await this.pki.issueClientCerts(todo, now);
-      const attached = store.transaction(
-        () =>
-          todo.filter((n, i) => store.attachCertIfNone(n, certs[i], now, this.ctx.actor).attached)
-            .length,
-      );
+      const attached = await store.transaction(async (tx) => {
+        let n = 0;
+        for (const [i, name] of todo.entries())
+          if ((await tx.attachCertIfNone(name, certs[i], now, this.ctx.actor)).attached) n++;
+        return n;
+      });
       if (attached < todo.length) await this.pki.ensureCrl(true);
       return attached;
     });
@@ -112,12 +114,12 @@ export class Users {
     return this.add(parsed.users, { issueCerts: false });
   }
 
-  list(): User[] {
+  list(): Promise<User[]> {
     return this.ctx.store.listUsers();
   }
 
   /** A filtered, sorted page of users (see UserSearch); the store does the work. */
-  search(search: UserSearch): UserPage {
+  search(search: UserSearch): Promise<UserPage> {
     return this.ctx.store.searchUsers(search);
   }
 
@@ -141,47 +143,48 @@ export class Users {
     }
     const { store, actor } = this.ctx;
     const now = this.ctx.clock.now();
-    const changed = store.transaction(() =>
-      names.map((name, i) => {
-        if (!store.getUser(name)) throw new NotFound(`names[${i}]: no user named ${name}`);
+    const changed = await store.transaction(async (tx) => {
+      const done: User[] = [];
+      for (const [i, name] of names.entries()) {
+        if (!(await tx.getUser(name))) throw new NotFound(`names[${i}]: no user named ${name}`);
         if (action === 'delete') {
-          const deleted = store.deleteUser(name, now, actor);
-          store.revokeClientCerts(name, now);
-          return deleted;
+          done.push(await tx.deleteUser(name, now, actor));
+          await tx.revokeClientCerts(name, now);
+          continue;
         }
         const status = BULK_STATUS[action];
-        const user = store.setStatus(name, status, now, actor);
-        if (status === 'revoked') store.revokeClientCerts(name, now);
-        return user;
-      }),
-    );
+        done.push(await tx.setStatus(name, status, now, actor));
+        if (status === 'revoked') await tx.revokeClientCerts(name, now);
+      }
+      return done;
+    });
     if (action === 'revoke' || action === 'delete') await this.pki.ensureCrl(true);
     return changed;
   }
 
-  get(name: string): User {
+  async get(name: string): Promise<User> {
     const problem = userNameProblem(name);
     if (problem) throw new InputError('name', problem);
-    const u = this.ctx.store.getUser(name);
+    const u = await this.ctx.store.getUser(name);
     if (!u) throw new NotFound(`no user named ${name}`);
     return u;
   }
 
   async setStatus(name: string, status: UserStatus): Promise<User> {
-    this.get(name);
+    await this.get(name);
     const { store, actor } = this.ctx;
     const now = this.ctx.clock.now();
-    const user = store.transaction(() => {
-      const changed = store.setStatus(name, status, now, actor);
-      if (status === 'revoked') store.revokeClientCerts(name, now);
+    const user = await store.transaction(async (tx) => {
+      const changed = await tx.setStatus(name, status, now, actor);
+      if (status === 'revoked') await tx.revokeClientCerts(name, now);
       return changed;
     });
     if (status === 'revoked') await this.pki.ensureCrl(true);
     return user;
   }
 
-  setGroups(name: string, groups: string[]): User {
-    this.get(name);
+  async setGroups(name: string, groups: string[]): Promise<User> {
+    await this.get(name);
     this.checkGroups(groups);
     return this.ctx.store.setGroups(name, groups, this.ctx.clock.now(), this.ctx.actor);
   }
@@ -192,12 +195,12 @@ export class Users {
    * in quarantine.
    */
   async delete(name: string): Promise<User> {
-    this.get(name);
+    await this.get(name);
     const { store, actor } = this.ctx;
     const now = this.ctx.clock.now();
-    const user = store.transaction(() => {
-      const deleted = store.deleteUser(name, now, actor);
-      store.revokeClientCerts(name, now);
+    const user = await store.transaction(async (tx) => {
+      const deleted = await tx.deleteUser(name, now, actor);
+      await tx.revokeClientCerts(name, now);
       return deleted;
     });
     await this.pki.ensureCrl(true);

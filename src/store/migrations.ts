@@ -1,9 +1,26 @@
 /**
- * Schema migrations, applied in order inside one transaction each; PRAGMA user_version holds
- * the number applied. Never edit a shipped migration: add a new one.
+ * Schema migrations of both engines, from this one definition: forward-only, versioned by their
+ * position, applied at start in order, each in its own transaction (SQLite: PRAGMA user_version
+ * holds the number applied; PostgreSQL: the schema_migrations table). Never edit a shipped
+ * migration: add a new one.
+ *
+ * Written in SQLite's dialect; postgresDdl() (sql.ts) turns it into PostgreSQL's with three
+ * visible rules (INTEGER PRIMARY KEY → identity, INTEGER → BIGINT, TEXT → TEXT COLLATE "C").
+ * Quote `"user"`: a bare `user` is CURRENT_USER in PostgreSQL.
  */
 export const MIGRATIONS: string[] = [
+  // 1 (certs first: PostgreSQL checks that a REFERENCES target exists when the table is made)
   `
+  CREATE TABLE certs (
+    serial     TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('ca', 'server', 'client')),
+    subject    TEXT NOT NULL,
+    not_after  TEXT NOT NULL,
+    cert_pem   TEXT NOT NULL,
+    key_pem    TEXT NOT NULL,
+    revoked_at TEXT
+  );
+  CREATE INDEX certs_kind_subject ON certs(kind, subject);
   CREATE TABLE users (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -26,16 +43,6 @@ export const MIGRATIONS: string[] = [
     user_name   TEXT NOT NULL,
     released_at TEXT NOT NULL
   );
-  CREATE TABLE certs (
-    serial     TEXT PRIMARY KEY,
-    kind       TEXT NOT NULL CHECK (kind IN ('ca', 'server', 'client')),
-    subject    TEXT NOT NULL,
-    not_after  TEXT NOT NULL,
-    cert_pem   TEXT NOT NULL,
-    key_pem    TEXT NOT NULL,
-    revoked_at TEXT
-  );
-  CREATE INDEX certs_kind_subject ON certs(kind, subject);
   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE audit (
     id      INTEGER PRIMARY KEY,
@@ -51,7 +58,7 @@ export const MIGRATIONS: string[] = [
   `
   CREATE TABLE sessions (
     server       TEXT NOT NULL,
-    user         TEXT NOT NULL,
+    "user"       TEXT NOT NULL,
     real_address TEXT NOT NULL,
     ipv4         TEXT,
     ipv6         TEXT,
@@ -60,9 +67,9 @@ export const MIGRATIONS: string[] = [
     bytes_out    INTEGER NOT NULL,
     client_id    INTEGER NOT NULL,
     reported_at  TEXT NOT NULL,
-    PRIMARY KEY (server, user, since)
+    PRIMARY KEY (server, "user", since)
   );
-  CREATE INDEX sessions_user ON sessions(user);
+  CREATE INDEX sessions_user ON sessions("user");
   CREATE TABLE servers (
     name          TEXT PRIMARY KEY,
     draining      INTEGER NOT NULL DEFAULT 0,
@@ -83,7 +90,7 @@ export const MIGRATIONS: string[] = [
   `
   CREATE TABLE session_history (
     id           INTEGER PRIMARY KEY,
-    user         TEXT NOT NULL,
+    "user"       TEXT NOT NULL,
     server       TEXT NOT NULL,
     real_address TEXT NOT NULL,
     ipv4         TEXT,
@@ -95,12 +102,12 @@ export const MIGRATIONS: string[] = [
     bytes_out    INTEGER NOT NULL DEFAULT 0,
     reason       TEXT CHECK (reason IN ('disconnect', 'eviction', 'revoke', 'disable', 'delete',
                                         'drain', 'killed', 'server-lost')),
-    UNIQUE (server, user, since, client_id)
+    UNIQUE (server, "user", since, client_id)
   );
-  CREATE INDEX session_history_user ON session_history(user, since);
+  CREATE INDEX session_history_user ON session_history("user", since);
   CREATE INDEX session_history_until ON session_history(until) WHERE until IS NOT NULL;
-  INSERT INTO session_history (user, server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out)
-    SELECT user, server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out FROM sessions;
+  INSERT INTO session_history ("user", server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out)
+    SELECT "user", server, real_address, ipv4, ipv6, since, client_id, bytes_in, bytes_out FROM sessions;
   ALTER TABLE servers ADD COLUMN routes TEXT;
   `,
   // 5 (users search, audit filters and sinks): indexes for the console's user search and the

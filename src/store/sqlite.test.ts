@@ -47,14 +47,15 @@ describe('SqliteStore on a real file', () => {
     file = join(dir, 'fleet.db');
     store = new SqliteStore(file);
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const add = (users: NewUser[], now = FIXED_NOW) => store.createUsers(users, POOLS, now, 'test');
+  const add = async (users: NewUser[], now = FIXED_NOW) =>
+    await store.createUsers(users, POOLS, now, 'test');
 
-  it('keeps when it first saw a session across reports, and forgets sessions that are gone', () => {
+  it('keeps when it first saw a session across reports, and forgets sessions that are gone', async () => {
     const session = (user: string, clientId: number) => ({
       user,
       realAddress: `198.51.100.${clientId}:1194`,
@@ -65,27 +66,27 @@ describe('SqliteStore on a real file', () => {
     });
     const health = { openvpn: true, routing: true, ruleset: true, draining: false, ok: true };
     const at = (s: number) => `2030-01-01T10:00:0${s}.000Z`;
-    store.recordReport('vpn11', { at: at(1), health, sessions: [session('alice', 1)] });
-    store.recordReport('vpn11', {
+    await store.recordReport('vpn11', { at: at(1), health, sessions: [session('alice', 1)] });
+    await store.recordReport('vpn11', {
       at: at(2),
       health,
       sessions: [session('alice', 1), session('bob', 2)],
     });
-    const seen = () =>
-      Object.fromEntries(store.listSessions('vpn11').map((x) => [x.user, x.firstSeen]));
-    expect(seen()).toEqual({ alice: at(1), bob: at(2) });
+    const seen = async () =>
+      Object.fromEntries((await store.listSessions('vpn11')).map((x) => [x.user, x.firstSeen]));
+    expect(await seen()).toEqual({ alice: at(1), bob: at(2) });
     // alice reconnected (new client id): a new session, first seen now
-    store.recordReport('vpn11', {
+    await store.recordReport('vpn11', {
       at: at(3),
       health,
       sessions: [session('alice', 3), session('bob', 2)],
     });
-    expect(seen()).toEqual({ alice: at(3), bob: at(2) });
+    expect(await seen()).toEqual({ alice: at(3), bob: at(2) });
   });
 
-  it('applies every migration to a fresh file, once', () => {
-    store.createUsers([newUser('alice')], POOLS, FIXED_NOW, 'test');
-    store.close();
+  it('applies every migration to a fresh file, once', async () => {
+    await store.createUsers([newUser('alice')], POOLS, FIXED_NOW, 'test');
+    await store.close();
     const raw = new Database(file, { readonly: true });
     try {
       expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
@@ -115,13 +116,13 @@ describe('SqliteStore on a real file', () => {
     }
     // Re-opening an up-to-date file runs nothing again and keeps the data.
     store = new SqliteStore(file);
-    expect(store.listUsers().map((u) => u.name)).toEqual(['alice']);
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['alice']);
   });
 
-  it('keeps a rollout and its audit entries in one write, and each server its restart generation', () => {
+  it('keeps a rollout and its audit entries in one write, and each server its restart generation', async () => {
     const at = FIXED_NOW.toISOString();
     const audit = { at, actor: 'api:admin', action: 'rollout.start', subject: 'rollout' };
-    const first = store.saveRollout(
+    const first = await store.saveRollout(
       {
         strategy: 'rolling',
         status: 'running',
@@ -133,71 +134,71 @@ describe('SqliteStore on a real file', () => {
       [audit],
     );
     first.steps[0] = { server: 'vpn11', state: 'failed', since: at, detail: 'routing down' };
-    store.saveRollout({ ...first, status: 'failed', detail: 'stopped at vpn11' }, []);
-    store.close();
+    await store.saveRollout({ ...first, status: 'failed', detail: 'stopped at vpn11' }, []);
+    await store.close();
     store = new SqliteStore(file);
-    expect(store.latestRollout()).toEqual({
+    expect(await store.latestRollout()).toEqual({
       ...first,
       status: 'failed',
       detail: 'stopped at vpn11',
     });
-    expect(store.auditLog(1)[0]).toMatchObject(audit);
-    expect(() => store.saveRollout({ ...first, id: 99 }, [])).toThrow(NotFound);
-    expect(store.restartGenerations()).toEqual(new Map());
-    store.setRestartGeneration('vpn11', 1);
-    store.setRestartGeneration('vpn11', 2);
-    expect(store.restartGenerations()).toEqual(new Map([['vpn11', 2]]));
+    expect((await store.auditLog(1))[0]).toMatchObject(audit);
+    await expect(store.saveRollout({ ...first, id: 99 }, [])).rejects.toThrow(NotFound);
+    expect(await store.restartGenerations()).toEqual(new Map());
+    await store.setRestartGeneration('vpn11', 1);
+    await store.setRestartGeneration('vpn11', 2);
+    expect(await store.restartGenerations()).toEqual(new Map([['vpn11', 2]]));
   });
 
-  it("its change feed moves when another connection commits, not on this connection's own", () => {
+  it("its change feed moves when another connection commits, not on this connection's own", async () => {
     const feed = store.changeFeed();
     const start = feed.version();
-    add([newUser('alice')]);
+    await add([newUser('alice')]);
     expect(feed.version()).toBe(start);
     const other = new SqliteStore(file);
     try {
-      other.setSetting('touched', 'by another process');
+      await other.setSetting('touched', 'by another process');
       const moved = feed.version();
       expect(moved).not.toBe(start);
       // Reading does not move it either.
-      other.listUsers();
+      await other.listUsers();
       expect(feed.version()).toBe(moved);
     } finally {
-      other.close();
+      await other.close();
     }
   });
 
-  it('keeps the store readable by its owner only (0600), its WAL too', () => {
-    add([newUser('alice')]);
+  it('keeps the store readable by its owner only (0600), its WAL too', async () => {
+    await add([newUser('alice')]);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     // The WAL holds recent writes (private keys among them) until a checkpoint.
     expect(existsSync(`${file}-wal`)).toBe(true);
     expect(statSync(`${file}-wal`).mode & 0o777).toBe(0o600);
   });
 
-  it('gives every user distinct addresses, the same offset in both pools, stable over time', () => {
-    const created = add(Array.from({ length: 40 }, (_, i) => newUser(`u${i}`)));
+  it('gives every user distinct addresses, the same offset in both pools, stable over time', async () => {
+    const created = await add(Array.from({ length: 40 }, (_, i) => newUser(`u${i}`)));
     expect(new Set(created.map((u) => u.ipv4)).size).toBe(40);
     expect(new Set(created.map((u) => u.ipv6)).size).toBe(40);
     expect(created[0]).toMatchObject({ ipv4: '10.200.0.2', ipv6: 'fd00:200::2' });
     for (const u of created)
       expect(u.ipv6.split(':').pop()).toBe(Number(u.ipv4.split('.')[3]).toString(16));
 
-    store.deleteUser('u5', days(1), 'test');
-    add([newUser('late')], days(2));
-    store.close();
+    await store.deleteUser('u5', days(1), 'test');
+    await add([newUser('late')], days(2));
+    await store.close();
     store = new SqliteStore(file);
     for (const u of created.filter((c) => c.name !== 'u5'))
-      expect(store.getUser(u.name)).toMatchObject({ ipv4: u.ipv4, ipv6: u.ipv6 });
-    expect(store.getUser('late')?.ipv4).toBe('10.200.0.42');
+      expect(await store.getUser(u.name)).toMatchObject({ ipv4: u.ipv4, ipv6: u.ipv6 });
+    expect((await store.getUser('late'))?.ipv4).toBe('10.200.0.42');
   });
 
-  it('pins a free address inside the pool; the other family follows the same offset', () => {
-    const [u] = add([newUser('pinned', { ipv4: '10.200.0.77' })]);
+  it('pins a free address inside the pool; the other family follows the same offset', async () => {
+    const [u] = await add([newUser('pinned', { ipv4: '10.200.0.77' })]);
     expect(u).toMatchObject({ ipv4: '10.200.0.77', ipv6: 'fd00:200::4d' });
-    const [v] = add([newUser('pinned6', { ipv6: 'fd00:200::0:99' })]);
+    const [v] = await add([newUser('pinned6', { ipv6: 'fd00:200::0:99' })]);
     expect(v).toMatchObject({ ipv6: 'fd00:200::99', ipv4: '10.200.0.153' });
-    expect(() => add([newUser('again', { ipv4: '10.200.0.77' })])).toThrow(Conflict);
+    await expect(add([newUser('again', { ipv4: '10.200.0.77' })])).rejects.toThrow(Conflict);
   });
 
   it.each([
@@ -209,57 +210,61 @@ describe('SqliteStore on a real file', () => {
     ['ipv4', '10.200.0.255', /reserved/],
     ['ipv6', 'fd00:200::', /reserved/],
     ['ipv6', 'fd00:200::1', /reserved/],
-  ] as const)('refuses to pin %s %s', (family, address, message) => {
+  ] as const)('refuses to pin %s %s', async (family, address, message) => {
     const attempt = () => add([newUser('pinned', { [family]: address })]);
-    expect(attempt).toThrow(InputError);
-    expect(attempt).toThrow(message);
-    expect(store.listUsers()).toEqual([]);
+    await expect(attempt()).rejects.toThrow(InputError);
+    await expect(attempt()).rejects.toThrow(message);
+    expect(await store.listUsers()).toEqual([]);
   });
 
-  it("quarantines a deleted user's addresses until quarantineDays have passed", () => {
-    add([newUser('a'), newUser('b'), newUser('c')]);
-    expect(store.getUser('a')?.ipv4).toBe('10.200.0.2');
-    store.deleteUser('a', FIXED_NOW, 'test');
-    expect(store.addressesHeld(POOLS, days(1))).toBe(3);
+  it("quarantines a deleted user's addresses until quarantineDays have passed", async () => {
+    await add([newUser('a'), newUser('b'), newUser('c')]);
+    expect((await store.getUser('a'))?.ipv4).toBe('10.200.0.2');
+    await store.deleteUser('a', FIXED_NOW, 'test');
+    expect(await store.addressesHeld(POOLS, days(1))).toBe(3);
 
-    const [d] = add([newUser('d')], days(1));
+    const [d] = await add([newUser('d')], days(1));
     expect(d).toMatchObject({ ipv4: '10.200.0.5', ipv6: 'fd00:200::5' });
-    expect(() => add([newUser('pin4', { ipv4: '10.200.0.2' })], days(29))).toThrow(Conflict);
-    expect(() => add([newUser('pin6', { ipv6: 'fd00:200::2' })], days(29))).toThrow(Conflict);
+    await expect(add([newUser('pin4', { ipv4: '10.200.0.2' })], days(29))).rejects.toThrow(
+      Conflict,
+    );
+    await expect(add([newUser('pin6', { ipv6: 'fd00:200::2' })], days(29))).rejects.toThrow(
+      Conflict,
+    );
 
-    expect(store.addressesHeld(POOLS, days(30))).toBe(3);
-    const [e] = add([newUser('e')], days(30));
+    expect(await store.addressesHeld(POOLS, days(30))).toBe(3);
+    const [e] = await add([newUser('e')], days(30));
     expect(e).toMatchObject({ ipv4: '10.200.0.2', ipv6: 'fd00:200::2' });
   });
 
-  it('adds a batch all or nothing: one conflicting name inserts no user and no certificate', () => {
-    add([newUser('taken')]);
+  it('adds a batch all or nothing: one conflicting name inserts no user and no certificate', async () => {
+    await add([newUser('taken')]);
     const batch = [newUser('n1'), newUser('n2'), newUser('taken'), newUser('n3')];
-    expect(() => add(batch)).toThrow(Conflict);
-    expect(store.listUsers().map((u) => u.name)).toEqual(['taken']);
-    expect(store.getCert(batch[0].cert!.serial)).toBeUndefined();
-    expect(store.auditLog(10).filter((e) => e.action === 'user.add')).toHaveLength(1);
+    await expect(add(batch)).rejects.toThrow(Conflict);
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['taken']);
+    expect(await store.getCert(batch[0].cert!.serial)).toBeUndefined();
+    expect((await store.auditLog(10)).filter((e) => e.action === 'user.add')).toHaveLength(1);
     // The addresses n1 and n2 would have had are still free.
-    expect(add([newUser('next')])[0].ipv4).toBe('10.200.0.3');
+    expect((await add([newUser('next')]))[0].ipv4).toBe('10.200.0.3');
   });
 
-  it('prunes audit entries older than the cut-off, and only those, reopening sees the same', () => {
-    const entry = (at: Date, subject: string) =>
-      store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
-    entry(days(-40), 'old');
-    entry(days(-31), 'older-than-cutoff');
-    entry(days(-30), 'at-cutoff');
-    entry(days(-1), 'recent');
-    expect(store.pruneAudit(days(-30))).toBe(2);
-    expect(store.pruneAudit(days(-30))).toBe(0);
-    store.close();
+  it('prunes audit entries older than the cut-off, and only those, reopening sees the same', async () => {
+    const entry = async (at: Date, subject: string) =>
+      await store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
+    await entry(days(-40), 'old');
+    await entry(days(-31), 'older-than-cutoff');
+    await entry(days(-30), 'at-cutoff');
+    await entry(days(-1), 'recent');
+    expect(await store.pruneAudit(days(-30))).toBe(2);
+    expect(await store.pruneAudit(days(-30))).toBe(0);
+    await store.close();
     store = new SqliteStore(file);
-    expect(store.auditLog(10).map((e) => e.subject)).toEqual(['recent', 'at-cutoff']);
+    expect((await store.auditLog(10)).map((e) => e.subject)).toEqual(['recent', 'at-cutoff']);
   });
 
-  it('refuses a name twice in one batch, inserting nothing', () => {
-    expect(() => add([newUser('twin'), newUser('twin')])).toThrow(Conflict);
-    expect(store.listUsers()).toEqual([]);
+  it('refuses a name twice in one batch, inserting nothing', async () => {
+    await expect(add([newUser('twin'), newUser('twin')])).rejects.toThrow(Conflict);
+    expect(await store.listUsers()).toEqual([]);
   });
 });
 
@@ -275,89 +280,105 @@ describe('SqliteStore: admins and their sessions', () => {
     lastSeenAt: at(minutes).toISOString(),
     address: '192.0.2.9',
   });
-  const add = (name: string, role: 'viewer' | 'operator' | 'admin' = 'viewer') =>
-    store.createAdmin(
+  const add = async (name: string, role: 'viewer' | 'operator' | 'admin' = 'viewer') =>
+    await store.createAdmin(
       { name, role, passwordHash: `hash-of-${name}`, mustChangePassword: true },
       FIXED_NOW,
       'cli:root',
     );
-  const sessionIds = () =>
-    ['s1', 's2', 's3'].filter((id) => store.getAdminSession(id) !== undefined);
+  const sessionIds = async () => {
+    const live: string[] = [];
+    for (const id of ['s1', 's2', 's3'])
+      if ((await store.getAdminSession(id)) !== undefined) live.push(id);
+    return live;
+  };
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ovf-store-'));
     store = new SqliteStore(join(dir, 'fleet.db'));
-    add('ann', 'operator');
-    add('bob');
-    store.createAdminSession(session('s1', 'ann'), 'console:ann');
-    store.createAdminSession(session('s2', 'ann'), 'console:ann');
-    store.createAdminSession(session('s3', 'bob'), 'console:bob');
+    await add('ann', 'operator');
+    await add('bob');
+    await store.createAdminSession(session('s1', 'ann'), 'console:ann');
+    await store.createAdminSession(session('s2', 'ann'), 'console:ann');
+    await store.createAdminSession(session('s3', 'bob'), 'console:bob');
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('adds, lists and refuses a name twice; sessions come back with their admin', () => {
-    expect(store.listAdmins().map((a) => [a.name, a.role, a.mustChangePassword])).toEqual([
+  it('adds, lists and refuses a name twice; sessions come back with their admin', async () => {
+    expect((await store.listAdmins()).map((a) => [a.name, a.role, a.mustChangePassword])).toEqual([
       ['ann', 'operator', true],
       ['bob', 'viewer', true],
     ]);
-    expect(() => add('ann')).toThrow(Conflict);
-    expect(store.getAdminSession('s1')).toMatchObject({
+    await expect(add('ann')).rejects.toThrow(Conflict);
+    expect(await store.getAdminSession('s1')).toMatchObject({
       session: { admin: 'ann', csrfToken: 'csrf-s1', address: '192.0.2.9' },
       admin: { name: 'ann', role: 'operator' },
     });
-    expect(store.getAdminSession('nope')).toBeUndefined();
-    expect(() => store.createAdminSession(session('s9', 'zed'), 'console:zed')).toThrow(NotFound);
+    expect(await store.getAdminSession('nope')).toBeUndefined();
+    await expect(store.createAdminSession(session('s9', 'zed'), 'console:zed')).rejects.toThrow(
+      NotFound,
+    );
   });
 
-  it('ends every session of an admin whose role changes or who is removed', () => {
-    expect(store.setAdminRole('ann', 'admin', at(1), 'cli:root').role).toBe('admin');
-    expect(sessionIds()).toEqual(['s3']);
-    expect(store.deleteAdmin('bob', at(2), 'cli:root').name).toBe('bob');
-    expect(sessionIds()).toEqual([]);
-    expect(store.getAdmin('bob')).toBeUndefined();
-    expect(() => store.deleteAdmin('bob', at(2), 'cli:root')).toThrow(NotFound);
-    expect(() => store.setAdminRole('bob', 'admin', at(2), 'cli:root')).toThrow(NotFound);
+  it('ends every session of an admin whose role changes or who is removed', async () => {
+    expect((await store.setAdminRole('ann', 'admin', at(1), 'cli:root')).role).toBe('admin');
+    expect(await sessionIds()).toEqual(['s3']);
+    expect((await store.deleteAdmin('bob', at(2), 'cli:root')).name).toBe('bob');
+    expect(await sessionIds()).toEqual([]);
+    expect(await store.getAdmin('bob')).toBeUndefined();
+    await expect(store.deleteAdmin('bob', at(2), 'cli:root')).rejects.toThrow(NotFound);
+    await expect(store.setAdminRole('bob', 'admin', at(2), 'cli:root')).rejects.toThrow(NotFound);
   });
 
-  it('a new password ends the sessions but the one that changed it', () => {
-    const changed = store.setAdminPassword(
+  it('a new password ends the sessions but the one that changed it', async () => {
+    const changed = await store.setAdminPassword(
       'ann',
       { passwordHash: 'new-hash', mustChangePassword: false, keepSession: 's2' },
       at(5),
       'console:ann',
     );
     expect(changed).toMatchObject({ passwordHash: 'new-hash', mustChangePassword: false });
-    expect(store.getAdmin('ann')).toMatchObject({
+    expect(await store.getAdmin('ann')).toMatchObject({
       passwordHash: 'new-hash',
       mustChangePassword: false,
       passwordChangedAt: at(5).toISOString(),
     });
-    expect(sessionIds()).toEqual(['s2', 's3']);
-    store.setAdminPassword('ann', { passwordHash: 'h3', mustChangePassword: true }, at(6), 'x');
-    expect(sessionIds()).toEqual(['s3']);
+    expect(await sessionIds()).toEqual(['s2', 's3']);
+    await store.setAdminPassword(
+      'ann',
+      { passwordHash: 'h3', mustChangePassword: true },
+      at(6),
+      'x',
+    );
+    expect(await sessionIds()).toEqual(['s3']);
   });
 
-  it('ends one session, touches, and prunes idle or too old ones', () => {
-    expect(store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(true);
-    expect(store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(false);
-    store.touchAdminSession('s2', at(20));
-    expect(store.getAdminSession('s2')!.session.lastSeenAt).toBe(at(20).toISOString());
+  it('ends one session, touches, and prunes idle or too old ones', async () => {
+    expect(await store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(true);
+    expect(await store.endAdminSession('s1', 'logout', at(1), 'console:ann')).toBe(false);
+    await store.touchAdminSession('s2', at(20));
+    expect((await store.getAdminSession('s2'))!.session.lastSeenAt).toBe(at(20).toISOString());
     // s3 idle since 0; s2 seen at 20 but created at 0.
-    expect(store.pruneAdminSessions(at(10), at(-1))).toBe(1);
-    expect(sessionIds()).toEqual(['s2']);
-    expect(store.pruneAdminSessions(at(10), at(1))).toBe(1);
-    expect(sessionIds()).toEqual([]);
+    expect(await store.pruneAdminSessions(at(10), at(-1))).toBe(1);
+    expect(await sessionIds()).toEqual(['s2']);
+    expect(await store.pruneAdminSessions(at(10), at(1))).toBe(1);
+    expect(await sessionIds()).toEqual([]);
   });
 
-  it('audits every change with its actor, and never a hash or a session id', () => {
-    store.setAdminRole('bob', 'operator', at(1), 'cli:root');
-    store.setAdminPassword('bob', { passwordHash: 'h2', mustChangePassword: false }, at(2), 'x');
-    store.endAdminSession('s1', 'idle', at(3), 'controller');
-    store.deleteAdmin('ann', at(4), 'cli:root');
-    const log = store.auditLog(100).reverse();
+  it('audits every change with its actor, and never a hash or a session id', async () => {
+    await store.setAdminRole('bob', 'operator', at(1), 'cli:root');
+    await store.setAdminPassword(
+      'bob',
+      { passwordHash: 'h2', mustChangePassword: false },
+      at(2),
+      'x',
+    );
+    await store.endAdminSession('s1', 'idle', at(3), 'controller');
+    await store.deleteAdmin('ann', at(4), 'cli:root');
+    const log = (await store.auditLog(100)).reverse();
     expect(log.map((e) => [e.actor, e.action, e.subject])).toEqual([
       ['cli:root', 'admin.add', 'ann'],
       ['cli:root', 'admin.add', 'bob'],
@@ -385,7 +406,7 @@ describe('SqliteStore under concurrent writers', () => {
   it('four processes adding 25 users each get 100 distinct addresses, no failures', async () => {
     dir = mkdtempSync(join(tmpdir(), 'ovf-store-conc-'));
     const file = join(dir, 'fleet.db');
-    new SqliteStore(file).close();
+    await new SqliteStore(file).close();
     const storeUrl = pathToFileURL(resolve(import.meta.dirname, 'sqlite.ts')).href;
     const ipUrl = pathToFileURL(resolve(import.meta.dirname, '../core/ip.ts')).href;
     const writer = join(dir, 'writer.mts');
@@ -405,14 +426,14 @@ const store = new SqliteStore(file);
 while (Date.now() < Number(startAt)) await new Promise((r) => setTimeout(r, 1));
 for (let i = 0; i < 25; i++) {
   const name = 'w' + id + '-' + i;
-  store.createUsers(
+  await store.createUsers(
     [{ name, groups: [], cert: { serial: id + 'f' + i.toString(16), certPem: 'c', keyPem: 'k', notAfter: new Date() } }],
     pools,
     new Date(),
     'writer-' + id,
   );
 }
-store.close();
+await store.close();
 `,
     );
     const startAt = Date.now() + 1500;
@@ -434,12 +455,12 @@ store.close();
     expect(results).toEqual(Array.from({ length: 4 }, () => ({ code: 0, stderr: '' })));
     const store = new SqliteStore(file);
     try {
-      const users = store.listUsers();
+      const users = await store.listUsers();
       expect(users).toHaveLength(100);
       expect(new Set(users.map((u) => u.ipv4)).size).toBe(100);
       expect(new Set(users.map((u) => u.ipv6)).size).toBe(100);
     } finally {
-      store.close();
+      await store.close();
     }
   }, 30_000);
 });
@@ -454,8 +475,8 @@ describe('SqliteStore: user search and the audit log', () => {
     file = join(dir, 'fleet.db');
     store = new SqliteStore(file);
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -487,7 +508,7 @@ describe('SqliteStore: user search and the audit log', () => {
     return { total: hit.length, names: page.map((u) => u.name) };
   }
 
-  it('searches 10,000 users in SQL: filters, literal wildcards, sorting and pages agree with a scan', () => {
+  it('searches 10,000 users in SQL: filters, literal wildcards, sorting and pages agree with a scan', async () => {
     const groups = ['staff', 'dba', 'ops', '50%off'];
     // Four batches a day apart, so that sorting by creation time has something to sort.
     for (let batch = 0; batch < 4; batch++) {
@@ -501,15 +522,15 @@ describe('SqliteStore: user search and the audit log', () => {
       if (batch === 0) {
         users.push({ name: 'x_y', groups: ['50%off'] }, { name: 'Mixed.Case', groups: [] });
       }
-      store.createUsers(users, BIG, days(batch - 10), 'test');
+      await store.createUsers(users, BIG, days(batch - 10), 'test');
     }
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (let i = 0; i < 10_000; i += 7) {
         const name = `user${String(i).padStart(5, '0')}`;
-        store.setStatus(name, i % 2 ? 'disabled' : 'revoked', FIXED_NOW, 'test');
+        await tx.setStatus(name, i % 2 ? 'disabled' : 'revoked', FIXED_NOW, 'test');
       }
     });
-    const all = store.listUsers();
+    const all = await store.listUsers();
     expect(all).toHaveLength(10_002);
 
     const searches: UserSearch[] = [
@@ -536,29 +557,29 @@ describe('SqliteStore: user search and the audit log', () => {
       { q: 'user0012', offset: 50, limit: 10 },
     ];
     for (const s of searches) {
-      const got = store.searchUsers(s);
+      const got = await store.searchUsers(s);
       expect({ total: got.total, names: got.users.map((u) => u.name) }, JSON.stringify(s)).toEqual(
         expected(all, s),
       );
     }
     // The literal-wildcard searches find exactly what holds the character.
-    expect(store.searchUsers({ q: '_' }).users.map((u) => u.name)).toEqual(['x_y']);
-    expect(store.searchUsers({ q: '%' }).users.map((u) => u.name)).toEqual(['x_y']);
+    expect((await store.searchUsers({ q: '_' })).users.map((u) => u.name)).toEqual(['x_y']);
+    expect((await store.searchUsers({ q: '%' })).users.map((u) => u.name)).toEqual(['x_y']);
     // Paging through the whole list in pages of 500 sees every user once, in order.
     const paged: string[] = [];
     for (let offset = 0; ; offset += 500) {
-      const page = store.searchUsers({ offset, limit: 500, sort: 'created' });
+      const page = await store.searchUsers({ offset, limit: 500, sort: 'created' });
       expect(page.total).toBe(10_002);
       if (page.users.length === 0) break;
       paged.push(...page.users.map((u) => u.name));
     }
     expect(paged).toEqual(expected(all, { sort: 'created' }).names);
     // The rows are whole users: groups and certificate as getUser gives them.
-    const one = store.searchUsers({ q: 'user00000' }).users[0];
-    expect(one).toEqual(store.getUser('user00000'));
+    const one = (await store.searchUsers({ q: 'user00000' })).users[0];
+    expect(one).toEqual(await store.getUser('user00000'));
   }, 60_000);
 
-  it('filters the audit log by actor, subject, action or prefix and time, newest first, with a cursor', () => {
+  it('filters the audit log by actor, subject, action or prefix and time, newest first, with a cursor', async () => {
     const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 10, minute)).toISOString();
     const log = [
       { at: at(0), actor: 'cli:root', action: 'user.add', subject: 'alice' },
@@ -569,59 +590,59 @@ describe('SqliteStore: user search and the audit log', () => {
       { at: at(5), actor: 'agent:vpn12', action: 'session.connect', subject: 'bob' },
       { at: at(6), actor: 'api:admin', action: 'sessionx.other', subject: 'bob' },
     ];
-    for (const e of log) store.audit(e);
-    const subjects = (f: Parameters<SqliteStore['auditQuery']>[0]) =>
-      store.auditQuery(f).map((e) => `${e.action}:${e.subject}`);
-    expect(subjects({ limit: 3 })).toEqual([
+    for (const e of log) await store.audit(e);
+    const subjects = async (f: Parameters<SqliteStore['auditQuery']>[0]) =>
+      (await store.auditQuery(f)).map((e) => `${e.action}:${e.subject}`);
+    expect(await subjects({ limit: 3 })).toEqual([
       'sessionx.other:bob',
       'session.connect:bob',
       'server.drain:vpn11',
     ]);
-    expect(subjects({ limit: 100, actor: 'agent:vpn11' })).toEqual([
+    expect(await subjects({ limit: 100, actor: 'agent:vpn11' })).toEqual([
       'session.disconnect:bob',
       'session.connect:alice',
     ]);
     // A prefix ending in "." takes that family only, not "sessionx.".
-    expect(subjects({ limit: 100, actionPrefix: 'session.' })).toEqual([
+    expect(await subjects({ limit: 100, actionPrefix: 'session.' })).toEqual([
       'session.connect:bob',
       'session.disconnect:bob',
       'session.connect:alice',
     ]);
-    expect(subjects({ limit: 100, action: 'session.connect', subject: 'bob' })).toEqual([
+    expect(await subjects({ limit: 100, action: 'session.connect', subject: 'bob' })).toEqual([
       'session.connect:bob',
     ]);
     // since inclusive, until exclusive
-    expect(subjects({ limit: 100, since: new Date(at(2)), until: new Date(at(4)) })).toEqual([
+    expect(await subjects({ limit: 100, since: new Date(at(2)), until: new Date(at(4)) })).toEqual([
       'session.disconnect:bob',
       'session.connect:alice',
     ]);
     // Paging with the cursor: each page continues below the last id seen.
-    const first = store.auditQuery({ limit: 4 });
-    const second = store.auditQuery({ limit: 4, before: first.at(-1)!.id });
+    const first = await store.auditQuery({ limit: 4 });
+    const second = await store.auditQuery({ limit: 4, before: first.at(-1)!.id });
     expect([...first, ...second].map((e) => e.at)).toEqual(log.map((e) => e.at).reverse());
-    expect(store.auditQuery({ limit: 100, subject: 'carol' })).toEqual([]);
+    expect(await store.auditQuery({ limit: 100, subject: 'carol' })).toEqual([]);
   });
 
-  it('tails the log by id, and never hands out an id twice, not even after a prune empties it', () => {
-    expect(store.lastAuditId()).toBe(0);
-    const entry = (subject: string, at = FIXED_NOW) =>
-      store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
-    entry('a', days(-100));
-    entry('b', days(-100));
-    entry('c', days(-100));
-    const ids = store.auditSince(0, 10).map((e) => e.id);
-    expect(store.auditSince(0, 10).map((e) => e.subject)).toEqual(['a', 'b', 'c']);
-    expect(store.auditSince(ids[0], 1).map((e) => e.subject)).toEqual(['b']);
-    expect(store.lastAuditId()).toBe(ids[2]);
-    expect(store.pruneAudit(days(-30))).toBe(3);
-    entry('d');
-    const [d] = store.auditSince(ids[2], 10);
+  it('tails the log by id, and never hands out an id twice, not even after a prune empties it', async () => {
+    expect(await store.lastAuditId()).toBe(0);
+    const entry = async (subject: string, at = FIXED_NOW) =>
+      await store.audit({ at: at.toISOString(), actor: 'test', action: 'test.event', subject });
+    await entry('a', days(-100));
+    await entry('b', days(-100));
+    await entry('c', days(-100));
+    const ids = (await store.auditSince(0, 10)).map((e) => e.id);
+    expect((await store.auditSince(0, 10)).map((e) => e.subject)).toEqual(['a', 'b', 'c']);
+    expect((await store.auditSince(ids[0], 1)).map((e) => e.subject)).toEqual(['b']);
+    expect(await store.lastAuditId()).toBe(ids[2]);
+    expect(await store.pruneAudit(days(-30))).toBe(3);
+    await entry('d');
+    const [d] = await store.auditSince(ids[2], 10);
     expect(d).toMatchObject({ subject: 'd' });
     expect(d.id).toBeGreaterThan(ids[2]);
   });
 
-  it('refuses a store a newer release migrated further, in one line, leaving it untouched', () => {
-    store.close();
+  it('refuses a store a newer release migrated further, in one line, leaving it untouched', async () => {
+    await store.close();
     const raw = new Database(file);
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     raw.close();
@@ -645,8 +666,8 @@ describe('SqliteStore: user search and the audit log', () => {
     store = new SqliteStore(file);
   });
 
-  it('keeps the audit entries and their ids when migrating a store from before audit ids were kept', () => {
-    store.close();
+  it('keeps the audit entries and their ids when migrating a store from before audit ids were kept', async () => {
+    await store.close();
     rmSync(file);
     const raw = new Database(file);
     for (let i = 0; i < 3; i++) raw.exec(MIGRATIONS[i]);
@@ -658,7 +679,7 @@ describe('SqliteStore: user search and the audit log', () => {
     insert.run(9, FIXED_NOW.toISOString(), 'cli:root', 'user.add', 'bob', null);
     raw.close();
     store = new SqliteStore(file);
-    expect(store.auditSince(0, 10)).toEqual([
+    expect(await store.auditSince(0, 10)).toEqual([
       {
         id: 7,
         at: FIXED_NOW.toISOString(),
@@ -669,12 +690,12 @@ describe('SqliteStore: user search and the audit log', () => {
       },
       { id: 9, at: FIXED_NOW.toISOString(), actor: 'cli:root', action: 'user.add', subject: 'bob' },
     ]);
-    store.audit({ at: FIXED_NOW.toISOString(), actor: 't', action: 'x', subject: 'carol' });
-    expect(store.lastAuditId()).toBe(10);
+    await store.audit({ at: FIXED_NOW.toISOString(), actor: 't', action: 'x', subject: 'carol' });
+    expect(await store.lastAuditId()).toBe(10);
   });
 
-  it('migrating a store from before the certificate lifecycle makes its one CA active and the issuer of every certificate', () => {
-    store.close();
+  it('migrating a store from before the certificate lifecycle makes its one CA active and the issuer of every certificate', async () => {
+    await store.close();
     rmSync(file);
     const raw = new Database(file);
     for (let i = 0; i < 6; i++) raw.exec(MIGRATIONS[i]);
@@ -689,12 +710,12 @@ describe('SqliteStore: user search and the audit log', () => {
     insert.run('c2', 'client', 'ann', days(365).toISOString(), 'C', 'K', at);
     raw.close();
     store = new SqliteStore(file);
-    expect(store.getCa()).toMatchObject({ serial: 'ca1', caState: 'active' });
-    expect(store.serverCert('vpn11')?.issuer).toBe('ca1');
-    expect(store.liveClientCerts(FIXED_NOW)).toEqual([
+    expect(await store.getCa()).toMatchObject({ serial: 'ca1', caState: 'active' });
+    expect((await store.serverCert('vpn11'))?.issuer).toBe('ca1');
+    expect(await store.liveClientCerts(FIXED_NOW)).toEqual([
       expect.objectContaining({ serial: 'c1', issuer: 'ca1' }),
     ]);
-    expect(store.revokedCerts()).toEqual([{ serial: 'c2', revokedAt: at, issuer: 'ca1' }]);
+    expect(await store.revokedCerts()).toEqual([{ serial: 'c2', revokedAt: at, issuer: 'ca1' }]);
   });
 
   describe('certificate lifecycle', () => {
@@ -706,8 +727,8 @@ describe('SqliteStore: user search and the audit log', () => {
       ...(issuer ? { issuer } : {}),
     });
 
-    it('replaces the current certificate only if it is still the one renewed, and keeps the old one valid', () => {
-      store.putCert({
+    it('replaces the current certificate only if it is still the one renewed, and keeps the old one valid', async () => {
+      await store.putCert({
         serial: 'ca1',
         kind: 'ca',
         subject: 'CA',
@@ -715,28 +736,33 @@ describe('SqliteStore: user search and the audit log', () => {
         certPem: 'C',
         keyPem: 'K',
       });
-      store.createUsers([{ name: 'ann', groups: [], cert: cert('a1') }], POOLS, FIXED_NOW, 't');
-      expect(store.getCert('a1')?.issuer).toBe('ca1');
-      const won = store.replaceClientCert('ann', 'a1', cert('a2', 'ca1'), days(340), 't');
+      await store.createUsers(
+        [{ name: 'ann', groups: [], cert: cert('a1') }],
+        POOLS,
+        FIXED_NOW,
+        't',
+      );
+      expect((await store.getCert('a1'))?.issuer).toBe('ca1');
+      const won = await store.replaceClientCert('ann', 'a1', cert('a2', 'ca1'), days(340), 't');
       expect(won).toMatchObject({ attached: true, user: { certSerial: 'a2' } });
-      const lost = store.replaceClientCert('ann', 'a1', cert('a3'), days(340), 't');
+      const lost = await store.replaceClientCert('ann', 'a1', cert('a3'), days(340), 't');
       expect(lost).toMatchObject({ attached: false, user: { certSerial: 'a2' } });
-      expect(store.getCert('a3')?.revokedAt).toBe(days(340).toISOString());
-      expect(store.liveClientCerts(days(340)).map((c) => c.serial)).toEqual(['a1', 'a2']);
-      expect(store.clientCertsOf('ann').map((c) => [c.serial, c.issuedAt])).toEqual([
+      expect((await store.getCert('a3'))?.revokedAt).toBe(days(340).toISOString());
+      expect((await store.liveClientCerts(days(340))).map((c) => c.serial)).toEqual(['a1', 'a2']);
+      expect((await store.clientCertsOf('ann')).map((c) => [c.serial, c.issuedAt])).toEqual([
         ['a1', FIXED_NOW.toISOString()],
         ['a2', days(340).toISOString()],
         ['a3', days(340).toISOString()],
       ]);
-      store.markCertDelivered('a2', days(341));
-      store.markCertDelivered('a2', days(342));
-      expect(store.getCert('a2')?.deliveredAt).toBe(days(341).toISOString());
-      expect(store.auditLog(10).map((e) => e.action)).toEqual(
+      await store.markCertDelivered('a2', days(341));
+      await store.markCertDelivered('a2', days(342));
+      expect((await store.getCert('a2'))?.deliveredAt).toBe(days(341).toISOString());
+      expect((await store.auditLog(10)).map((e) => e.action)).toEqual(
         expect.arrayContaining(['user.cert.renew', 'cert.discard']),
       );
-      store.setCaState('ca1', 'retiring');
-      expect(store.getCa()).toBeUndefined();
-      expect(() => store.setCaState('nope', 'active')).toThrow(NotFound);
+      await store.setCaState('ca1', 'retiring');
+      expect(await store.getCa()).toBeUndefined();
+      await expect(store.setCaState('nope', 'active')).rejects.toThrow(NotFound);
     });
   });
 });

@@ -1,7 +1,9 @@
 /**
- * The repository interface. The services see only this; SQLite is one implementation
- * (sqlite.ts), picked in one place (src/service/open.ts), and a PostgreSQL one can be added
- * without touching the services' callers.
+ * The repository interface: the one contract of both engines, SQLite (sqlite.ts, embedded,
+ * the default) and PostgreSQL (pg.ts). The services see only this; the engine is picked in
+ * one place (src/service/open.ts). Everything is asynchronous because PostgreSQL answers over
+ * the network; every write is atomic on its own, and several writes are made atomic together
+ * with transaction(). contract.ts is the one test suite both engines pass.
  */
 import type { Prefix } from '../core/ip.js';
 
@@ -274,14 +276,6 @@ export interface ServerReport {
  * look. Separate from FleetStore because each backend detects change its own way (SQLite's
  * data_version, PostgreSQL's LISTEN/NOTIFY) and only the controller's watcher needs it.
  */
-export interface ChangeFeed {
-  /**
-   * An opaque token, compared only for equality: it moves when another writer commits; the
-   * caller's own commits through the same store need not move it.
-   */
-  version(): string | number;
-}
-
 /** One server's part of a rollout (see RolloutStep in src/api/rollout.ts). */
 export interface RolloutStepRecord {
   server: string;
@@ -305,16 +299,25 @@ export interface RolloutRecord {
   detail?: string;
 }
 
+export interface ChangeFeed {
+  /**
+   * An opaque token, compared only for equality: it moves when another writer commits; the
+   * caller's own commits through the same store need not move it.
+   */
+  version(): string | number;
+}
+
 export interface FleetStore {
-  close(): void;
+  /** Waits for what is running, then closes the connection (or the pool). */
+  close(): Promise<void>;
   /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
-  createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): User[];
-  getUser(name: string): User | undefined;
-  listUsers(): User[];
+  createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): Promise<User[]>;
+  getUser(name: string): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
   /** A filtered, sorted page of users; the filtering runs in the store, not in the caller. */
-  searchUsers(search: UserSearch): UserPage;
-  setStatus(name: string, status: UserStatus, now: Date, actor: string): User;
-  setGroups(name: string, groups: string[], now: Date, actor: string): User;
+  searchUsers(search: UserSearch): Promise<UserPage>;
+  setStatus(name: string, status: UserStatus, now: Date, actor: string): Promise<User>;
+  setGroups(name: string, groups: string[], now: Date, actor: string): Promise<User>;
   /**
    * Stores a freshly signed client certificate of `name` and makes it the user's current one
    * only if the user exists, is not revoked and still has no certificate, all in one write
@@ -322,20 +325,20 @@ export interface FleetStore {
    * revoked) the certificate is stored already revoked: it was never handed out, and every
    * certificate ever signed stays in the store and so in the CRL.
    */
-  attachCertIfNone(name: string, cert: NewCert, now: Date, actor: string): CertAttachment;
+  attachCertIfNone(name: string, cert: NewCert, now: Date, actor: string): Promise<CertAttachment>;
   /** Users without a certificate yet. */
-  usersWithoutCert(): string[];
+  usersWithoutCert(): Promise<string[]>;
   /** Removes the user; their addresses stay quarantined. Returns the certificate serial to revoke. */
-  deleteUser(name: string, now: Date, actor: string): User;
+  deleteUser(name: string, now: Date, actor: string): Promise<User>;
   /** Count of addresses held by users or in quarantine (for the pool-size rule). */
-  addressesHeld(pools: Pools, now: Date): number;
+  addressesHeld(pools: Pools, now: Date): Promise<number>;
 
-  getCert(serial: string): StoredCert | undefined;
+  getCert(serial: string): Promise<StoredCert | undefined>;
   /** The active CA: the one that signs new client certificates. */
-  getCa(): StoredCert | undefined;
-  putCert(cert: StoredCert): void;
+  getCa(): Promise<StoredCert | undefined>;
+  putCert(cert: StoredCert): Promise<void>;
   /** Moves a CA to another rollover state (the caller audits, in its transaction). */
-  setCaState(serial: string, state: CaState): void;
+  setCaState(serial: string, state: CaState): Promise<void>;
   /**
    * Renewal: stores `cert` for `name` and makes it the current one only if the user exists, is
    * not revoked and still has `previous` as the current certificate, in one write transaction;
@@ -349,73 +352,82 @@ export interface FleetStore {
     cert: NewCert,
     now: Date,
     actor: string,
-  ): CertAttachment;
+  ): Promise<CertAttachment>;
   /** Records the first time a profile carried the certificate; later calls keep that time. */
-  markCertDelivered(serial: string, at: Date): void;
+  markCertDelivered(serial: string, at: Date): Promise<void>;
   /** Client certificates neither revoked nor expired at `now`, by subject then notAfter. */
-  liveClientCerts(now: Date): CertSummary[];
+  liveClientCerts(now: Date): Promise<CertSummary[]>;
   /** Every client certificate ever issued under the name, oldest first. */
-  clientCertsOf(name: string): CertSummary[];
-  listCerts(kind?: StoredCert['kind']): StoredCert[];
-  serverCert(name: string): StoredCert | undefined;
-  revokeCert(serial: string, at: Date): void;
+  clientCertsOf(name: string): Promise<CertSummary[]>;
+  listCerts(kind?: StoredCert['kind']): Promise<StoredCert[]>;
+  serverCert(name: string): Promise<StoredCert | undefined>;
+  revokeCert(serial: string, at: Date): Promise<void>;
   /**
    * Revokes every client certificate ever issued to the name (current, orphaned by a lost
    * race, or of a deleted user of the same name); returns the serials newly revoked.
    */
-  revokeClientCerts(name: string, at: Date): string[];
-  revokedCerts(): RevokedCert[];
+  revokeClientCerts(name: string, at: Date): Promise<string[]>;
+  revokedCerts(): Promise<RevokedCert[]>;
   /** The current CRL, its number and the revoked certificates, read at one instant. */
-  revocationState(): RevocationState;
+  revocationState(): Promise<RevocationState>;
 
-  getSetting(key: string): string | undefined;
-  setSetting(key: string, value: string): void;
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
   /**
-   * Runs fn in one write transaction. fn is synchronous in this step: nothing awaited inside
-   * can let another writer in between a check and its write. An async store will take an
-   * async fn here; callers already keep signing and other awaits outside.
+   * Runs fn in one write transaction and returns what fn returned, committed; when fn throws,
+   * nothing of it is kept. Write transactions are serialised against every other writer of the
+   * store (this process, another process, another controller): SQLite's BEGIN IMMEDIATE, a
+   * PostgreSQL transaction that first takes the store's advisory write lock. So a check made
+   * inside fn still holds when fn writes.
+   *
+   * Inside fn, `tx` and this store are the same: every call made from fn's async context
+   * joins the transaction, and a nested transaction() joins it too (no savepoint: an error
+   * anywhere aborts the whole). Keep fn short and free of other I/O (sign certificates
+   * before, not inside): the write lock is held until fn settles. fn may be run again when
+   * PostgreSQL reports a deadlock or a serialisation failure, so it must have no effect
+   * outside the store; after a few attempts the store gives up with TransactionConflict.
    */
-  transaction<T>(fn: () => T): T;
+  transaction<T>(fn: (tx: FleetStore) => Promise<T>): Promise<T>;
 
-  audit(entry: AuditEntry): void;
+  audit(entry: AuditEntry): Promise<void>;
   /** The newest entries first. */
-  auditLog(limit: number): StoredAuditEntry[];
+  auditLog(limit: number): Promise<StoredAuditEntry[]>;
   /** Entries matching `filter`, newest first. */
-  auditQuery(filter: AuditFilter): StoredAuditEntry[];
+  auditQuery(filter: AuditFilter): Promise<StoredAuditEntry[]>;
   /** Entries with an id above `afterId`, oldest first: for tailing the log (audit sinks). */
-  auditSince(afterId: number, limit: number): StoredAuditEntry[];
+  auditSince(afterId: number, limit: number): Promise<StoredAuditEntry[]>;
   /** The id of the newest entry, 0 when there is none. */
-  lastAuditId(): number;
+  lastAuditId(): Promise<number>;
   /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */
-  pruneAudit(before: Date): number;
+  pruneAudit(before: Date): Promise<number>;
 
   /**
    * Replaces every session of `server` and records its report, in one transaction: the location
    * history gains a row for each new session and closes the row of each session gone.
    */
-  recordReport(server: string, report: ServerReport): void;
+  recordReport(server: string, report: ServerReport): Promise<void>;
   /**
    * Records a report's health and applied bundle but leaves the server's sessions as they are:
    * for an agent that could not read its sessions.
    */
-  recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): void;
+  recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): Promise<void>;
   /** Sessions of every server (or one), ordered by server, user, since. */
-  listSessions(server?: string): StoredSession[];
-  listServerStates(): ServerState[];
+  listSessions(server?: string): Promise<StoredSession[]>;
+  listServerStates(): Promise<ServerState[]>;
   /**
    * The sessions `user` had and has, newest first; only those that ended at or after `after`
    * (or are live), when given: a name reused by a new user does not inherit the old history.
    */
-  sessionHistory(user: string, opts: { limit: number; after?: string }): HistoryEntry[];
+  sessionHistory(user: string, opts: { limit: number; after?: string }): Promise<HistoryEntry[]>;
   /**
    * Deletes history rows of sessions that ended before `before`, and beyond the newest
    * `keepPerUser` ended rows of each user; live rows stay. Returns how many went.
    */
-  pruneHistory(before: Date, keepPerUser: number): number;
-  setDraining(name: string, draining: boolean, now: Date, actor: string): ServerState;
+  pruneHistory(before: Date, keepPerUser: number): Promise<number>;
+  setDraining(name: string, draining: boolean, now: Date, actor: string): Promise<ServerState>;
 
   /** The newest rollout, or undefined before the first. */
-  latestRollout(): RolloutRecord | undefined;
+  latestRollout(): Promise<RolloutRecord | undefined>;
   /**
    * Writes a rollout (a new one when `id` is absent) and its audit entries in one transaction;
    * returns it as stored.
@@ -423,20 +435,20 @@ export interface FleetStore {
   saveRollout(
     rollout: Omit<RolloutRecord, 'id'> & { id?: number },
     audit: AuditEntry[],
-  ): RolloutRecord;
+  ): Promise<RolloutRecord>;
   /** Every server's restart generation (absent: 0). */
-  restartGenerations(): Map<string, number>;
-  setRestartGeneration(server: string, generation: number): void;
+  restartGenerations(): Promise<Map<string, number>>;
+  setRestartGeneration(server: string, generation: number): Promise<void>;
 
   /** Adds an admin account (Conflict when the name is taken); audited `admin.add`. */
-  createAdmin(admin: NewAdmin, now: Date, actor: string): Admin;
-  getAdmin(name: string): Admin | undefined;
+  createAdmin(admin: NewAdmin, now: Date, actor: string): Promise<Admin>;
+  getAdmin(name: string): Promise<Admin | undefined>;
   /** Ordered by name. */
-  listAdmins(): Admin[];
+  listAdmins(): Promise<Admin[]>;
   /** Removes the account and ends its sessions (NotFound when absent); audited `admin.remove`. */
-  deleteAdmin(name: string, now: Date, actor: string): Admin;
+  deleteAdmin(name: string, now: Date, actor: string): Promise<Admin>;
   /** Changes the role and ends the admin's sessions; audited `admin.role`. */
-  setAdminRole(name: string, role: AdminRole, now: Date, actor: string): Admin;
+  setAdminRole(name: string, role: AdminRole, now: Date, actor: string): Promise<Admin>;
   /**
    * Replaces the password hash and ends the admin's sessions, except `keepSession` (the
    * SHA-256 of the session that changed its own password); audited `admin.password`.
@@ -446,21 +458,21 @@ export interface FleetStore {
     change: { passwordHash: string; mustChangePassword: boolean; keepSession?: string },
     now: Date,
     actor: string,
-  ): Admin;
+  ): Promise<Admin>;
   /** Stores a new session of an existing admin (NotFound when removed meanwhile); audited `admin.login`. */
-  createAdminSession(session: AdminSession, actor: string): void;
+  createAdminSession(session: AdminSession, actor: string): Promise<void>;
   /** The session and its admin, or undefined. */
-  getAdminSession(idSha256: string): { session: AdminSession; admin: Admin } | undefined;
+  getAdminSession(idSha256: string): Promise<{ session: AdminSession; admin: Admin } | undefined>;
   /** Records activity (not audited: bookkeeping, not a change anyone made). */
-  touchAdminSession(idSha256: string, at: Date): void;
+  touchAdminSession(idSha256: string, at: Date): Promise<void>;
   /**
    * Ends one session; true when it existed. Audited `admin.logout` with `reason` (logout, idle,
    * expired).
    */
-  endAdminSession(idSha256: string, reason: string, now: Date, actor: string): boolean;
+  endAdminSession(idSha256: string, reason: string, now: Date, actor: string): Promise<boolean>;
   /**
    * Deletes sessions idle since before `idleBefore` or created before `createdBefore`; returns
    * how many. Not audited one by one: nobody ended them, they lapsed.
    */
-  pruneAdminSessions(idleBefore: Date, createdBefore: Date): number;
+  pruneAdminSessions(idleBefore: Date, createdBefore: Date): Promise<number>;
 }

@@ -235,7 +235,7 @@ export function registerControllerCommands(program: Command): void {
       } catch (err) {
         if (!(err instanceof ControllerUnreachable)) throw err;
         source = 'store';
-        sessions = readSessionsFromStore(dir);
+        sessions = await readSessionsFromStore(dir);
         warn(`${err.message}; showing the last reports kept in the store`);
       }
       if (opts.json) {
@@ -307,15 +307,16 @@ export function registerControllerCommands(program: Command): void {
     });
 }
 
-function readSessionsFromStore(dir: string): SessionView[] {
+async function readSessionsFromStore(dir: string): Promise<SessionView[]> {
   const fleet = openFleet(dir);
   try {
     const now = new Date();
-    const reported = new Map(fleet.store.listServerStates().map((s) => [s.name, s.reportedAt]));
-    return fleet.store
-      .listSessions()
-      .map((s) => sessionView(s, isStale(reported.get(s.server), now, STALE_AFTER_MS)));
+    const states = await fleet.store.listServerStates();
+    const reported = new Map(states.map((s) => [s.name, s.reportedAt]));
+    return (await fleet.store.listSessions()).map((s) =>
+      sessionView(s, isStale(reported.get(s.server), now, STALE_AFTER_MS)),
+    );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }

@@ -18,7 +18,7 @@ export function registerInit(program: Command): void {
       const yaml = opts.from ? readFileSync(opts.from, 'utf8') : undefined;
       const fleet = await initFleet(dir, yaml !== undefined ? { yaml } : {});
       const servers = fleet.spec.sites.reduce((n, s) => n + s.servers.length, 0);
-      fleet.close();
+      await fleet.close();
       say(
         `initialised fleet "${fleet.spec.fleet}" in ${dir}: ${fleet.spec.sites.length} sites, ${servers} servers, CA and server certificates created`,
       );

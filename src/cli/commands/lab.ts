@@ -69,8 +69,7 @@ export function registerLab(program: Command): void {
         });
         say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         if (opts.clients) {
-          const users = fleet
-            .listUsers()
+          const users = (await fleet.listUsers())
             .filter((u) => u.status === 'enabled')
             .slice(0, opts.clients)
             .map((u) => u.name);

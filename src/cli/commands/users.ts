@@ -111,9 +111,9 @@ export function registerUsers(program: Command): void {
     .description('show one user')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
-      const { u, cert } = await withFleet(cmd, (f) => ({
-        u: f.getUser(name),
-        cert: f.userCertificate(name),
+      const { u, cert } = await withFleet(cmd, async (f) => ({
+        u: await f.getUser(name),
+        cert: await f.userCertificate(name),
       }));
       if (opts.json) printJson({ ...publicUser(u), ...(cert ? { certificate: cert } : {}) });
       else {

@@ -85,8 +85,8 @@ export function agentRoutes(
         response: { 204: { type: 'null', description: 'recorded' }, ...S.errorResponses },
       },
     },
-    (req, reply) => {
-      state.report(req.agentServer!, req.body);
+    async (req, reply) => {
+      await state.report(req.agentServer!, req.body);
       return reply.code(204).send();
     },
   );

@@ -23,16 +23,18 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await ctl.close();
-  t.cleanup();
+  await t.cleanup();
 });
 
 const get = (url: string) => ctl.app.inject({ url, headers: admin });
 const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 10, minute)).toISOString();
 
 /** Entries written by another process (a CLI), as they would be. */
-function write(entries: AuditEntry[]) {
+async function write(entries: AuditEntry[]) {
   const store = t.other().store;
-  store.transaction(() => entries.forEach((e) => store.audit(e)));
+  await store.transaction(async (tx) => {
+    for (const e of entries) await tx.audit(e);
+  });
 }
 
 const LOG: AuditEntry[] = [
@@ -59,7 +61,7 @@ function expect400(r: { statusCode: number; json(): any }, re: RegExp) {
 }
 
 describe('GET /v1/audit', () => {
-  beforeEach(() => write(LOG));
+  beforeEach(async () => await write(LOG));
 
   it('answers the newest entries first, with ids, filtered by actor, user, kind and time', async () => {
     const all = (await get('/v1/audit')).json<(AuditEntry & { id: number })[]>();
@@ -119,7 +121,7 @@ describe('GET /v1/audit', () => {
   });
 
   it('exports JSON lines equal to the JSON answer, past the size of one read', async () => {
-    write(
+    await write(
       Array.from({ length: 2500 }, (_, i) => ({
         at: at(10),
         actor: 'bulk',

@@ -25,10 +25,10 @@ export function auditRoutes(app: FastifyInstance, state: ControllerState): void 
         response: { 200: { type: 'array', items: S.auditSchema }, ...S.errorResponses },
       },
     },
-    (req, reply) => {
+    async (req, reply) => {
       const request = auditRequestOf(req.query);
       if (request.format === 'json') {
-        const entries: AuditEntry[] = state.store.auditQuery({
+        const entries: AuditEntry[] = await state.store.auditQuery({
           ...request.filter,
           limit: request.limit ?? 100,
         });
@@ -74,7 +74,7 @@ async function* exportLines(
   let left = request.limit ?? Infinity;
   let before = request.filter.before;
   while (left > 0) {
-    const page = state.store.auditQuery({
+    const page = await state.store.auditQuery({
       ...request.filter,
       ...(before !== undefined ? { before } : {}),
       limit: Math.min(EXPORT_PAGE, left),

@@ -34,7 +34,7 @@ export function rolloutRoutes(app: FastifyInstance, state: ControllerState): voi
         response: { 200: S.rolloutSchema, ...S.errorResponses },
       },
     },
-    (req): RolloutView => {
+    (req): Promise<RolloutView> => {
       const body = req.body ?? {};
       return state.startRollout(callerOf(req).actor, {
         ...(body.strategy ? { strategy: body.strategy } : {}),
@@ -57,7 +57,7 @@ export function rolloutRoutes(app: FastifyInstance, state: ControllerState): voi
         config: { auth: 'admin' },
         schema: { summary, tags, response: { 200: S.rolloutSchema, ...S.errorResponses } },
       },
-      (req): RolloutView => state.rolloutCommand(command, callerOf(req).actor),
+      (req): Promise<RolloutView> => state.rolloutCommand(command, callerOf(req).actor),
     );
   }
 }

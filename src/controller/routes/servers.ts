@@ -16,7 +16,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
         response: { 200: { type: 'array', items: S.sessionSchema }, ...S.errorResponses },
       },
     },
-    (): SessionView[] => state.sessions(),
+    (): Promise<SessionView[]> => state.sessions(),
   );
 
   app.get(
@@ -29,7 +29,7 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
         response: { 200: { type: 'array', items: S.serverSchema }, ...S.errorResponses },
       },
     },
-    (): ServerView[] => state.servers(),
+    (): Promise<ServerView[]> => state.servers(),
   );
 
   for (const [verb, draining] of [
@@ -49,7 +49,8 @@ export function serverRoutes(app: FastifyInstance, state: ControllerState): void
           response: { 200: S.serverSchema, ...S.errorResponses },
         },
       },
-      (req): ServerView => state.setDraining(req.params.name, draining, callerOf(req).actor),
+      (req): Promise<ServerView> =>
+        state.setDraining(req.params.name, draining, callerOf(req).actor),
     );
   }
 }

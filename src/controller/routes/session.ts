@@ -73,9 +73,9 @@ export function signInRoutes(
       // session (and a session cookie someone planted does not outlive the sign-in).
       const previous = cookieValue(req.headers.cookie, sessionCookieName(opts.secure));
       if (previous !== undefined) {
-        const found = state.consoleSessions.find(previous);
+        const found = await state.consoleSessions.find(previous);
         if ('session' in found)
-          state.consoleSessions.close(found.session.idSha256, `console:${session.name}`);
+          await state.consoleSessions.close(found.session.idSha256, `console:${session.name}`);
       }
       reply
         .header('set-cookie', sessionCookie(sessionCookieName(opts.secure), id, opts.secure))
@@ -112,9 +112,9 @@ export function signInRoutes(
         response: { 204: { type: 'null', description: 'signed out' }, ...S.errorResponses },
       },
     },
-    (req, reply) => {
+    async (req, reply) => {
       const session = sessionOf(req);
-      state.consoleSessions.close(session.idSha256, callerOf(req).actor);
+      await state.consoleSessions.close(session.idSha256, callerOf(req).actor);
       return reply
         .code(204)
         .header('set-cookie', clearedCookie(sessionCookieName(opts.secure), opts.secure))

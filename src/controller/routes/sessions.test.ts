@@ -59,10 +59,12 @@ beforeEach(async () => {
 afterEach(async () => {
   await state.close();
   await app.close();
-  t.cleanup();
+  await t.cleanup();
 });
 
-const agent = (server: string) => ({ authorization: `Bearer ${t.fleet.agentToken(server)}` });
+const agent = async (server: string) => ({
+  authorization: `Bearer ${await t.fleet.agentToken(server)}`,
+});
 
 function session(user: User, clientId: number, since = '2026-03-01T11:00:00.000Z'): SessionReport {
   return {
@@ -81,14 +83,14 @@ async function report(server: string, sessions: SessionReport[], more: Partial<A
   const r = await app.inject({
     method: 'POST',
     url: '/v1/agent/report',
-    headers: agent(server),
+    headers: await agent(server),
     payload: { sessions, health: HEALTHY, bundleDigest: 'applied', ...more },
   });
   expect(r.statusCode, r.body).toBe(204);
 }
 
 async function directive(server: string): Promise<Directive> {
-  const r = await app.inject({ url: '/v1/agent/poll?known=', headers: agent(server) });
+  const r = await app.inject({ url: '/v1/agent/poll?known=', headers: await agent(server) });
   expect(r.statusCode).toBe(200);
   return r.json();
 }
@@ -188,7 +190,7 @@ describe('GET /v1/routes', () => {
       const r = await app.inject({
         method: 'POST',
         url: '/v1/agent/report',
-        headers: agent('vpn11'),
+        headers: await agent('vpn11'),
         payload: { sessions: [], health: HEALTHY, routes },
       });
       oneLine(r, 400, re);
@@ -209,7 +211,9 @@ describe('GET /v1/routes', () => {
       /^body\.routes\.ipv4: must have at most 20000 items \(got 20001\)$/,
     );
     // Nothing of the refused reports was kept.
-    expect(t.fleet.store.listServerStates().find((s) => s.name === 'vpn11')).toBeUndefined();
+    expect(
+      (await t.fleet.store.listServerStates()).find((s) => s.name === 'vpn11'),
+    ).toBeUndefined();
   });
 });
 
@@ -235,7 +239,7 @@ describe('POST /v1/sessions/kill', () => {
     // Asked again: the same directive, no second audit entry.
     expect((await kill({ server: 'vpn11', user: 'ann' })).statusCode).toBe(200);
     expect((await directive('vpn11')).token).toBe(d.token);
-    const kills = t.fleet.store.auditLog(100).filter((e) => e.action === 'session.kill');
+    const kills = (await t.fleet.store.auditLog(100)).filter((e) => e.action === 'session.kill');
     expect(kills).toEqual([
       expect.objectContaining({
         actor: 'api:admin',
@@ -263,7 +267,9 @@ describe('POST /v1/sessions/kill', () => {
     oneLine(await kill({ server: 'vpn11', user: 'ann', now: true }), 400, /^body\.now: /);
     oneLine(await kill({ server: 'vpn11', user: 7 }), 400, /^body\.user: /);
     oneLine(await kill({ server: 'vpn11', user: 'x'.repeat(201) }), 400, /^body\.user: /);
-    expect(t.fleet.store.auditLog(100).filter((e) => e.action === 'session.kill')).toEqual([]);
+    expect((await t.fleet.store.auditLog(100)).filter((e) => e.action === 'session.kill')).toEqual(
+      [],
+    );
   });
 
   it('a viewer may read history and routes but gets 403 on a kill; an operator may kill', async () => {
@@ -277,9 +283,9 @@ describe('POST /v1/sessions/kill', () => {
     oneLine(await kill({ server: 'vpn11', user: 'ann' }, viewer), 403, /operator/);
     expect((await directive('vpn11')).evict).toEqual([]);
     expect((await kill({ server: 'vpn11', user: 'ann' }, operator)).statusCode).toBe(200);
-    const entry = t.fleet.store.auditLog(100).find((e) => e.action === 'session.kill');
+    const entry = (await t.fleet.store.auditLog(100)).find((e) => e.action === 'session.kill');
     expect(entry?.actor).toBe('test:operator');
     // An agent token is no operator.
-    oneLine(await kill({ server: 'vpn11', user: 'ann' }, agent('vpn11')), 403, /agent/);
+    oneLine(await kill({ server: 'vpn11', user: 'ann' }, await agent('vpn11')), 403, /agent/);
   });
 });

@@ -29,8 +29,10 @@ export function sessionRoutes(app: FastifyInstance, state: ControllerState): voi
         response: { 200: { type: 'array', items: S.historySchema }, ...S.errorResponses },
       },
     },
-    (req): HistoryEntry[] =>
-      state.fleet.userHistory(req.params.name, Number(req.query.limit ?? 100)).map(historyView),
+    async (req): Promise<HistoryEntry[]> =>
+      (await state.fleet.userHistory(req.params.name, Number(req.query.limit ?? 100))).map(
+        historyView,
+      ),
   );
 
   app.get(
@@ -44,7 +46,7 @@ export function sessionRoutes(app: FastifyInstance, state: ControllerState): voi
         response: { 200: S.routesViewSchema, ...S.errorResponses },
       },
     },
-    (): RoutesView => state.routes(),
+    (): Promise<RoutesView> => state.routes(),
   );
 
   app.post<{ Body: KillBody }>(
@@ -59,6 +61,6 @@ export function sessionRoutes(app: FastifyInstance, state: ControllerState): voi
         response: { 200: S.killResult, ...S.errorResponses },
       },
     },
-    (req): KillResult => state.killSession(req.body.server, req.body.user, req.who!.actor),
+    (req): Promise<KillResult> => state.killSession(req.body.server, req.body.user, req.who!.actor),
   );
 }

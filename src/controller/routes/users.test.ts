@@ -27,7 +27,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await ctl.close();
-  t.cleanup();
+  await t.cleanup();
 });
 
 const get = (url: string) => ctl.app.inject({ url, headers: admin });
@@ -74,7 +74,7 @@ describe('GET /v1/users', () => {
     expect(names(await get('/v1/users?group=dba'))).toEqual(['b_c', 'bob']);
     expect(names(await get('/v1/users?q=staff&status=enabled'))).toEqual(['ann', 'b_c']);
     expect(names(await get('/v1/users?status=disabled'))).toEqual(['bob']);
-    const dan = t.fleet.getUser('dan');
+    const dan = await t.fleet.getUser('dan');
     expect(names(await get(`/v1/users?q=${dan.ipv4}`))).toEqual(['dan']);
   });
 
@@ -103,11 +103,12 @@ describe('POST /v1/users/bulk', () => {
     await seed([{ name: 'ann' }, { name: 'bob' }, { name: 'cid' }]);
     await t.other().issueMissingCerts();
   });
-  const statuses = () => Object.fromEntries(t.fleet.listUsers().map((u) => [u.name, u.status]));
+  const statuses = async () =>
+    Object.fromEntries((await t.fleet.listUsers()).map((u) => [u.name, u.status]));
 
   it('revokes several users at once: audited per user with the actor, one CRL, off every server', async () => {
-    const crl = t.fleet.store.revocationState().crlNumber;
-    const lastId = t.fleet.store.lastAuditId();
+    const crl = (await t.fleet.store.revocationState()).crlNumber;
+    const lastId = await t.fleet.store.lastAuditId();
     const r = await post('/v1/users/bulk', { action: 'revoke', names: ['ann', 'cid'] });
     expect(r.statusCode).toBe(200);
     expect(r.json()).toMatchObject({
@@ -117,14 +118,14 @@ describe('POST /v1/users/bulk', () => {
         { name: 'cid', status: 'revoked' },
       ],
     });
-    expect(statuses()).toEqual({ ann: 'revoked', bob: 'enabled', cid: 'revoked' });
-    expect(t.fleet.store.revocationState().crlNumber).toBe(crl + 1);
-    expect(t.fleet.store.auditSince(lastId, 10).map((e) => [e.actor, e.action, e.subject])).toEqual(
-      [
-        ['api:admin', 'user.revoke', 'ann'],
-        ['api:admin', 'user.revoke', 'cid'],
-      ],
-    );
+    expect(await statuses()).toEqual({ ann: 'revoked', bob: 'enabled', cid: 'revoked' });
+    expect((await t.fleet.store.revocationState()).crlNumber).toBe(crl + 1);
+    expect(
+      (await t.fleet.store.auditSince(lastId, 10)).map((e) => [e.actor, e.action, e.subject]),
+    ).toEqual([
+      ['api:admin', 'user.revoke', 'ann'],
+      ['api:admin', 'user.revoke', 'cid'],
+    ]);
     // The answer came after the new bundles: no server admits them any more.
     const poll = await ctl.app.inject({
       url: '/v1/agent/poll',
@@ -139,8 +140,8 @@ describe('POST /v1/users/bulk', () => {
 
   it('changes nobody on an unknown name, a refused transition or a bad body', async () => {
     await post('/v1/users/bulk', { action: 'revoke', names: ['bob'] });
-    const before = statuses();
-    const lastId = t.fleet.store.lastAuditId();
+    const before = await statuses();
+    const lastId = await t.fleet.store.lastAuditId();
     let r = await post('/v1/users/bulk', { action: 'disable', names: ['ann', 'zed'] });
     expect(r.statusCode).toBe(404);
     expect(r.json().error).toBe('names[1]: no user named zed');
@@ -164,8 +165,8 @@ describe('POST /v1/users/bulk', () => {
       /^names\[1\]: ann is listed twice$/,
     );
     expect400(await post('/v1/users/bulk', { action: 'delete' }), /^body\.names: is required$/);
-    expect(statuses()).toEqual(before);
-    expect(t.fleet.store.lastAuditId()).toBe(lastId);
+    expect(await statuses()).toEqual(before);
+    expect(await t.fleet.store.lastAuditId()).toBe(lastId);
   });
 
   it('deletes several users', async () => {
@@ -197,7 +198,9 @@ describe('POST /v1/users/import', () => {
     expect(names(page).every((n) => Number(n.slice(4)) % 3 === 0 && n.startsWith('user099'))).toBe(
       true,
     );
-    expect(t.fleet.store.auditQuery({ limit: 1, action: 'user.add' })[0].actor).toBe('api:admin');
+    expect((await t.fleet.store.auditQuery({ limit: 1, action: 'user.add' }))[0].actor).toBe(
+      'api:admin',
+    );
   }, 60_000);
 
   it('refuses a bad file whole, naming the line, and anything but CSV text', async () => {
@@ -217,7 +220,7 @@ describe('POST /v1/users/import', () => {
 describe('GET /v1/users/:name/profile', () => {
   it('is a download never cached or sniffed, audited with the actor, and never logged', async () => {
     await seed([{ name: 'ann' }]);
-    const lastId = t.fleet.store.lastAuditId();
+    const lastId = await t.fleet.store.lastAuditId();
     const r = await get('/v1/users/ann/profile');
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toBe('application/x-openvpn-profile');
@@ -225,8 +228,10 @@ describe('GET /v1/users/:name/profile', () => {
     expect(r.headers['cache-control']).toBe('no-store');
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     expect(r.body).toContain('<key>');
-    const serial = t.fleet.getUser('ann').certSerial;
-    expect(t.fleet.store.auditSince(lastId, 10).map((e) => [e.actor, e.action, e.detail])).toEqual([
+    const serial = (await t.fleet.getUser('ann')).certSerial;
+    expect(
+      (await t.fleet.store.auditSince(lastId, 10)).map((e) => [e.actor, e.action, e.detail]),
+    ).toEqual([
       ['api:admin', 'user.cert', { serial }],
       ['api:admin', 'user.profile', { serial }],
     ]);
@@ -236,7 +241,7 @@ describe('GET /v1/users/:name/profile', () => {
   it('inside the renewal window hands out the renewed certificate; GET /v1/users/:name tells what waits', async () => {
     await seed([{ name: 'ann' }]);
     await get('/v1/users/ann/profile');
-    const first = t.fleet.getUser('ann').certSerial;
+    const first = (await t.fleet.getUser('ann')).certSerial;
     expect((await get('/v1/users/ann')).json()).toMatchObject({
       certSerial: first,
       certificate: { serial: first, renewalDue: false, newProfileAvailable: false, previous: [] },

@@ -73,14 +73,14 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         },
       },
     },
-    (req, reply): User[] => {
+    async (req, reply): Promise<User[]> => {
       // Without parameters: every user, exactly as before (the CLI's client relies on it).
       if (!isUserSearch(req.query)) {
-        const all = state.fleet.listUsers();
+        const all = await state.fleet.listUsers();
         void reply.header('x-total-count', all.length);
         return all;
       }
-      const page = state.fleet.searchUsers(userSearchOf(req.query));
+      const page = await state.fleet.searchUsers(userSearchOf(req.query));
       void reply.header('x-total-count', page.total);
       return page.users;
     },
@@ -171,9 +171,9 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
         response: { 200: S.userDetailSchema, ...S.errorResponses },
       },
     },
-    (req): UserDetail => {
-      const user = state.fleet.getUser(req.params.name);
-      const certificate = state.fleet.userCertificate(req.params.name);
+    async (req): Promise<UserDetail> => {
+      const user = await state.fleet.getUser(req.params.name);
+      const certificate = await state.fleet.userCertificate(req.params.name);
       return { ...user, ...(certificate ? { certificate } : {}) };
     },
   );
@@ -255,11 +255,11 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     async (req, reply) => {
       const name = req.params.name;
       const fleet = fleetFor(req);
-      const before = fleet.getUser(name).certSerial;
+      const before = (await fleet.getUser(name)).certSerial;
       const text = await fleet.profile(name, { audit: true });
       // A first profile issues the certificate, one inside the renewal window renews it: a
       // write like any other (the servers must pin the new serial).
-      if (fleet.getUser(name).certSerial !== before) await afterWrite();
+      if ((await fleet.getUser(name)).certSerial !== before) await afterWrite();
       // The body is a secret: never stored by a cache or a proxy, never sniffed into
       // something a browser would render. fastify's own logger is off (http.ts) and no hook
       // of ours logs bodies.

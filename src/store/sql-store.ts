@@ -1,0 +1,339 @@
+/**
+ * FleetStore written once over the Sql seam: each method is one aggregate function (users.ts,
+ * certs.ts, …) run on the right connection. An engine (sqlite.ts, pg.ts) supplies three
+ * things: auto-commit statements, a write transaction serialised against every other writer,
+ * and a read-only transaction that sees one committed state.
+ *
+ * Which connection a call uses is decided by the async context: a call made from inside a
+ * transaction's callback (directly or through any number of awaits) runs on the
+ * transaction's connection, so services may keep calling `store.x()` inside
+ * `store.transaction(…)` — on SQLite anything else would wait for the transaction it is part
+ * of, and on PostgreSQL it would run outside it, on another pooled connection.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as admins from './admins.js';
+import * as audit from './audit.js';
+import * as certs from './certs.js';
+import * as rollouts from './rollouts.js';
+import * as sessions from './sessions.js';
+import * as settings from './settings.js';
+import type { Sql } from './sql.js';
+import type {
+  Admin,
+  AdminRole,
+  AdminSession,
+  AuditEntry,
+  AuditFilter,
+  CaState,
+  CertAttachment,
+  CertSummary,
+  FleetStore,
+  HistoryEntry,
+  NewAdmin,
+  NewCert,
+  NewUser,
+  Pools,
+  RevocationState,
+  RevokedCert,
+  RolloutRecord,
+  ServerReport,
+  ServerState,
+  StoredAuditEntry,
+  StoredCert,
+  StoredSession,
+  User,
+  UserPage,
+  UserSearch,
+  UserStatus,
+} from './types.js';
+import * as users from './users.js';
+
+/** The transaction the current async context runs in; `open` turns false when it ends. */
+interface TxContext {
+  readonly sql: Sql;
+  open: boolean;
+}
+
+export abstract class SqlStore implements FleetStore {
+  private readonly context = new AsyncLocalStorage<TxContext>();
+
+  /** Statements outside any transaction, each committed on its own. */
+  protected abstract readonly autoCommit: Sql;
+  /** Runs fn in a write transaction serialised against every other writer; commits. */
+  protected abstract writeTransaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Runs fn in a read-only transaction: every statement sees the same committed state. */
+  protected abstract readTransaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  abstract close(): Promise<void>;
+
+  private current(): Sql | undefined {
+    const tx = this.context.getStore();
+    return tx?.open ? tx.sql : undefined;
+  }
+
+  transaction<T>(fn: (tx: FleetStore) => Promise<T>): Promise<T> {
+    if (this.current()) return fn(this);
+    return this.writeTransaction(async (sql) => {
+      const tx: TxContext = { sql, open: true };
+      try {
+        return await this.context.run(tx, () => fn(this));
+      } finally {
+        // Work fn started and did not await must not run on a finished transaction.
+        tx.open = false;
+      }
+    });
+  }
+
+  /** A write of one or more statements: in the caller's transaction, or in one of its own. */
+  private write<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.current();
+    return sql ? fn(sql) : this.transaction(() => fn(this.current()!));
+  }
+
+  /** Reads that must agree with each other: in the caller's transaction, or a read-only one. */
+  private read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.current();
+    return sql ? fn(sql) : this.readTransaction(fn);
+  }
+
+  /** One statement reading: in the caller's transaction, or on its own. */
+  private get sql(): Sql {
+    return this.current() ?? this.autoCommit;
+  }
+
+  createUsers(list: NewUser[], pools: Pools, now: Date, actor: string): Promise<User[]> {
+    return this.write((sql) => users.createUsers(sql, list, pools, now, actor));
+  }
+
+  attachCertIfNone(name: string, cert: NewCert, now: Date, actor: string): Promise<CertAttachment> {
+    return this.write((sql) => users.attachCertIfNone(sql, name, cert, now, actor));
+  }
+
+  usersWithoutCert(): Promise<string[]> {
+    return users.usersWithoutCert(this.sql);
+  }
+
+  getUser(name: string): Promise<User | undefined> {
+    return users.getUser(this.sql, name);
+  }
+
+  listUsers(): Promise<User[]> {
+    return users.listUsers(this.sql);
+  }
+
+  searchUsers(search: UserSearch): Promise<UserPage> {
+    return this.read((sql) => users.searchUsers(sql, search));
+  }
+
+  setStatus(name: string, status: UserStatus, now: Date, actor: string): Promise<User> {
+    return this.write((sql) => users.setStatus(sql, name, status, now, actor));
+  }
+
+  setGroups(name: string, groups: string[], now: Date, actor: string): Promise<User> {
+    return this.write((sql) => users.setGroups(sql, name, groups, now, actor));
+  }
+
+  deleteUser(name: string, now: Date, actor: string): Promise<User> {
+    return this.write((sql) => users.deleteUser(sql, name, now, actor));
+  }
+
+  addressesHeld(pools: Pools, now: Date): Promise<number> {
+    return this.read((sql) => users.addressesHeld(sql, pools, now));
+  }
+
+  getCert(serial: string): Promise<StoredCert | undefined> {
+    return certs.getCert(this.sql, serial);
+  }
+
+  getCa(): Promise<StoredCert | undefined> {
+    return certs.getCa(this.sql);
+  }
+
+  // Single-statement writes take the write lock too: a transaction that reads, decides and
+  // writes (the CRL against the revoked set) must not have a write slip in between on
+  // PostgreSQL, where READ COMMITTED statements see each other's commits.
+  putCert(cert: StoredCert): Promise<void> {
+    return this.write((sql) => certs.putCert(sql, cert));
+  }
+
+  setCaState(serial: string, state: CaState): Promise<void> {
+    return this.write((sql) => certs.setCaState(sql, serial, state));
+  }
+
+  replaceClientCert(
+    name: string,
+    previous: string,
+    cert: NewCert,
+    now: Date,
+    actor: string,
+  ): Promise<CertAttachment> {
+    return this.write((sql) => users.replaceClientCert(sql, name, previous, cert, now, actor));
+  }
+
+  markCertDelivered(serial: string, at: Date): Promise<void> {
+    return this.write((sql) => certs.markCertDelivered(sql, serial, at));
+  }
+
+  liveClientCerts(now: Date): Promise<CertSummary[]> {
+    return certs.liveClientCerts(this.sql, now);
+  }
+
+  clientCertsOf(name: string): Promise<CertSummary[]> {
+    return certs.clientCertsOf(this.sql, name);
+  }
+
+  listCerts(kind?: StoredCert['kind']): Promise<StoredCert[]> {
+    return certs.listCerts(this.sql, kind);
+  }
+
+  serverCert(name: string): Promise<StoredCert | undefined> {
+    return certs.serverCert(this.sql, name);
+  }
+
+  revokeCert(serial: string, at: Date): Promise<void> {
+    return this.write((sql) => certs.revokeCert(sql, serial, at));
+  }
+
+  revokeClientCerts(name: string, at: Date): Promise<string[]> {
+    return this.write((sql) => certs.revokeClientCerts(sql, name, at));
+  }
+
+  revokedCerts(): Promise<RevokedCert[]> {
+    return certs.revokedCerts(this.sql);
+  }
+
+  revocationState(): Promise<RevocationState> {
+    return this.read((sql) => certs.revocationState(sql));
+  }
+
+  getSetting(key: string): Promise<string | undefined> {
+    return settings.getSetting(this.sql, key);
+  }
+
+  setSetting(key: string, value: string): Promise<void> {
+    return this.write((sql) => settings.setSetting(sql, key, value));
+  }
+
+  // Appended under the write lock as well: ids are then committed in id order, so a sink
+  // tailing "id > last" (auditSince) never skips an entry that commits after a higher one.
+  audit(entry: AuditEntry): Promise<void> {
+    return this.write((sql) => audit.insertAudit(sql, entry));
+  }
+
+  auditLog(limit: number): Promise<StoredAuditEntry[]> {
+    return audit.auditQuery(this.sql, { limit });
+  }
+
+  auditQuery(filter: AuditFilter): Promise<StoredAuditEntry[]> {
+    return audit.auditQuery(this.sql, filter);
+  }
+
+  auditSince(afterId: number, limit: number): Promise<StoredAuditEntry[]> {
+    return audit.auditSince(this.sql, afterId, limit);
+  }
+
+  lastAuditId(): Promise<number> {
+    return audit.lastAuditId(this.sql);
+  }
+
+  pruneAudit(before: Date): Promise<number> {
+    return this.write((sql) => audit.pruneAudit(sql, before));
+  }
+
+  recordReport(server: string, report: ServerReport): Promise<void> {
+    return this.write((sql) => sessions.recordReport(sql, server, report));
+  }
+
+  recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): Promise<void> {
+    return this.write((sql) => sessions.recordHealth(sql, server, report));
+  }
+
+  sessionHistory(user: string, opts: { limit: number; after?: string }): Promise<HistoryEntry[]> {
+    return sessions.sessionHistory(this.sql, user, opts);
+  }
+
+  pruneHistory(before: Date, keepPerUser: number): Promise<number> {
+    return this.write((sql) => sessions.pruneHistory(sql, before, keepPerUser));
+  }
+
+  listSessions(server?: string): Promise<StoredSession[]> {
+    return sessions.listSessions(this.sql, server);
+  }
+
+  listServerStates(): Promise<ServerState[]> {
+    return sessions.listServerStates(this.sql);
+  }
+
+  setDraining(name: string, draining: boolean, now: Date, actor: string): Promise<ServerState> {
+    return this.write((sql) => sessions.setDraining(sql, name, draining, now, actor));
+  }
+
+  latestRollout(): Promise<RolloutRecord | undefined> {
+    return rollouts.latestRollout(this.sql);
+  }
+
+  saveRollout(
+    rollout: Omit<RolloutRecord, 'id'> & { id?: number },
+    audit: AuditEntry[],
+  ): Promise<RolloutRecord> {
+    return this.write((sql) => rollouts.saveRollout(sql, rollout, audit));
+  }
+
+  restartGenerations(): Promise<Map<string, number>> {
+    return rollouts.restartGenerations(this.sql);
+  }
+
+  setRestartGeneration(server: string, generation: number): Promise<void> {
+    return this.write((sql) => rollouts.setRestartGeneration(sql, server, generation));
+  }
+
+  createAdmin(admin: NewAdmin, now: Date, actor: string): Promise<Admin> {
+    return this.write((sql) => admins.createAdmin(sql, admin, now, actor));
+  }
+
+  getAdmin(name: string): Promise<Admin | undefined> {
+    return admins.getAdmin(this.sql, name);
+  }
+
+  listAdmins(): Promise<Admin[]> {
+    return admins.listAdmins(this.sql);
+  }
+
+  deleteAdmin(name: string, now: Date, actor: string): Promise<Admin> {
+    return this.write((sql) => admins.deleteAdmin(sql, name, now, actor));
+  }
+
+  setAdminRole(name: string, role: AdminRole, now: Date, actor: string): Promise<Admin> {
+    return this.write((sql) => admins.setAdminRole(sql, name, role, now, actor));
+  }
+
+  setAdminPassword(
+    name: string,
+    change: { passwordHash: string; mustChangePassword: boolean; keepSession?: string },
+    now: Date,
+    actor: string,
+  ): Promise<Admin> {
+    return this.write((sql) => admins.setAdminPassword(sql, name, change, now, actor));
+  }
+
+  createAdminSession(session: AdminSession, actor: string): Promise<void> {
+    return this.write((sql) => admins.createAdminSession(sql, session, actor));
+  }
+
+  getAdminSession(idSha256: string): Promise<{ session: AdminSession; admin: Admin } | undefined> {
+    return this.read((sql) => admins.getAdminSession(sql, idSha256));
+  }
+
+  // Bookkeeping on every console request, and no decision reads it inside a transaction:
+  // one auto-commit statement, without the write lock.
+  touchAdminSession(idSha256: string, at: Date): Promise<void> {
+    return admins.touchAdminSession(this.sql, idSha256, at);
+  }
+
+  endAdminSession(idSha256: string, reason: string, now: Date, actor: string): Promise<boolean> {
+    return this.write((sql) => admins.endAdminSession(sql, idSha256, reason, now, actor));
+  }
+
+  pruneAdminSessions(idleBefore: Date, createdBefore: Date): Promise<number> {
+    return this.write((sql) => admins.pruneAdminSessions(sql, idleBefore, createdBefore));
+  }
+}
