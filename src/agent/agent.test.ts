@@ -237,6 +237,24 @@ describe('Agent on a fake host', () => {
     expect(host.controller.lastReport?.bundleDigest).toBe(NEXT);
   });
 
+  it("puts the last good bundle's ruleset back at start when the kernel has none (a reboot)", async () => {
+    await agent.handle(directiveOf(bundle(NEXT, ['alice'])));
+    host.commands.length = 0;
+    // Rebooted: the bundle and VERSION are on disk, the kernel has no table.
+    host.answer('nft list table inet ovpn_fleet', { code: 1, stderr: 'No such file\n' });
+    agent = new Agent(agentOptions());
+    await start();
+    expect(host.ran('nft -f')).toEqual(['nft -f /fake/bundle/nftables.nft']);
+    expect(log).toContain("no ruleset in the kernel (a reboot?): loading the last good bundle's");
+    expect(host.controller.lastReport?.health.ruleset).toBe(true);
+  });
+
+  it('loads no ruleset at start when no bundle was ever applied', async () => {
+    host.answer('nft list table inet ovpn_fleet', { code: 1, stderr: 'No such file\n' });
+    await start();
+    expect(host.ran('nft -f')).toEqual([]);
+  });
+
   it('takes directives from the long-poll and asks with the token of the last one it applied', async () => {
     await start();
     expect(host.controller.polls).toEqual(['']);

@@ -217,6 +217,7 @@ export class Agent {
     await this.routeView.start();
     this.rulesetOk = await this.tableExists(NFT_TABLE);
     this.draining = await this.tableExists(DRAIN_TABLE);
+    await this.restoreRuleset();
     await this.startHealthServer();
     this.log(
       `agent for ${this.o.server} started; last good bundle ${this.applied?.slice(0, 12) ?? 'none'}`,
@@ -513,6 +514,20 @@ export class Agent {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * After a reboot the kernel has no ruleset while the last good bundle has one, and the
+   * controller sends nothing new for a bundle the agent has applied already: the group policy
+   * would stay off until the next change. Put the bundle's ruleset back before anything else.
+   * (FRR needs nothing: frr-reload.py's `vtysh write` left the applied config in
+   * /etc/frr/frr.conf, which FRR's unit loads; OpenVPN starts from the bundle's server.conf.)
+   */
+  private async restoreRuleset(): Promise<void> {
+    const files = this.host.bundle;
+    if (this.rulesetOk || !this.applied || files.readFile('nftables.nft') === undefined) return;
+    this.log("no ruleset in the kernel (a reboot?): loading the last good bundle's");
+    await this.applyRuleset(files.absolute('nftables.nft'));
   }
 
   private async tableExists(table: string): Promise<boolean> {
