@@ -309,7 +309,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await Lab.down(dir, PREFIX, (l) => say(`  ${l}`));
-    fleet.close();
+    await fleet.close();
     const left = (await listNamespaces()).filter((n) => n.startsWith(`${PREFIX}-`));
     rmSync(dir, { recursive: true, force: true });
     if (left.length) throw new Error(`namespaces left behind: ${left.join(', ')}`);

@@ -52,7 +52,7 @@ try {
   const [alice, bob] = await fleet.addUsers([{ name: 'alice' }, { name: 'bob' }], {
     issueCerts: false,
   });
-  fleet.close();
+  await fleet.close();
   const ctl = await buildController({
     fleetDir: dir,
     baseDir: (server) => `/etc/ovpn-fleet/${server}`,
@@ -60,12 +60,12 @@ try {
     pollWaitMs: 100,
     log: () => {},
   });
-  const tokens = (server: string) => {
+  const tokens = async (server: string) => {
     const f = openFleet(dir);
     try {
-      return f.agentToken(server);
+      return await f.agentToken(server);
     } finally {
-      f.close();
+      await f.close();
     }
   };
   const exchanges: Exchange[] = [];
@@ -73,7 +73,7 @@ try {
     const r = await ctl.app.inject({
       method: request.method as 'GET' | 'POST',
       url: request.url,
-      headers: { ...request.headers, authorization: `Bearer ${tokens(server)}` },
+      headers: { ...request.headers, authorization: `Bearer ${await tokens(server)}` },
       ...(request.body !== undefined ? { payload: request.body as object } : {}),
     });
     const headers: Record<string, string> = {};
