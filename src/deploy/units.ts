@@ -228,6 +228,11 @@ export function agentUnit(p: DeployPaths): string {
         c('Without CAP_DAC_OVERRIDE root obeys file modes: vtysh reads /etc/frr (frr:frr 0750)'),
         c("and talks to the daemons' vty sockets (group frrvty)."),
         ['SupplementaryGroups', 'frr frrvty'],
+        c("frr-reload.py's closing `vtysh write` is carried out by FRR's watchfrr (vtysh sends it"),
+        c(
+          '`write integrated`; watchfrr forks `vtysh -w` outside this sandbox), so /etc/frr/frr.conf',
+        ),
+        c('follows every reload with /etc/frr read-only here.'),
         c('The controller (HTTPS or a unix socket), the management and vty sockets, netlink.'),
         ['RestrictAddressFamilies', 'AF_UNIX AF_INET AF_INET6 AF_NETLINK'],
       ],
