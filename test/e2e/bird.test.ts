@@ -139,9 +139,9 @@ describe.runIf(runs).each(CASES)(
       expect(after.filter((d) => d.startsWith('10.200.'))).toEqual([]);
     });
 
-    it.runIf(name === 'OSPF')(
-      "with FRR 8.4's OSPFv3 trailer on the servers, BIRD never forms the adjacency: IPv6 users vanish, IPv4 stays",
-      async () => {
+    // Registered for OSPF only (not skipped for BGP: a skip would read as a test that could not run).
+    if (name === 'OSPF')
+      it("with FRR 8.4's OSPFv3 trailer on the servers, BIRD never forms the adjacency: IPv6 users vanish, IPv4 stays", async () => {
         const user = 'alice';
         await cliOk(dir, ['lab', 'connect', user, '--server', 'vpn11', '--prefix', prefix]);
         await waitUntil(
@@ -225,7 +225,6 @@ describe.runIf(runs).each(CASES)(
         expect(v3, neighbours).not.toMatch(/\ss[01] /);
         expect(await ping(dir, prefix, 'intranet', alice.ipv4), 'IPv4 via OSPFv2').toBe(true);
         expect(await ping(dir, prefix, 'intranet', alice.ipv6), 'IPv6 without OSPFv3').toBe(false);
-      },
-    );
+      });
   },
 );
