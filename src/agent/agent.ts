@@ -62,6 +62,8 @@ export interface AgentOptions {
 const DRAIN_TABLE = 'ovpn_fleet_drain';
 /** FRR's running config before a reload, kept for the rollback (bundle-relative). */
 const FRR_BEFORE_RELOAD = 'run/frr-before-reload.conf';
+/** FRR's running config from before the last bundle, put back when that bundle cuts routing. */
+const FRR_ROLLBACK = 'run/frr-rollback.conf';
 /** In the bundle folder: the restart generation carried out and the files OpenVPN runs with. */
 const RESTART_RECORD = 'RESTART';
 /** How long a restarted OpenVPN has to say CONNECTED again before the agent stops waiting. */
@@ -107,6 +109,9 @@ export class Agent {
   /** The last failure logged: the same directive failing again is not logged again. */
   private lastFailure = '';
   private rulesetOk = false;
+  /** The last bundle's FRR reload, and the running config from before it when it succeeded. */
+  private frrReload: Promise<void> = Promise.resolve();
+  private frrRollback: string | undefined;
   /** Routes without a session at the previous pass: removed if still orphaned now. */
   private orphanCandidates = new Set<string>();
   private closeHealth?: () => Promise<void>;
@@ -382,8 +387,14 @@ export class Agent {
     // slower (the ruleset's confirm window) runs.
     await this.refreshSessions(false);
     await this.endDisallowedSessions();
+    this.frrRollback = undefined;
     if (changed.includes('nftables.nft')) await this.applyRuleset(files.absolute('nftables.nft'));
-    if (changed.includes('frr.conf')) await this.reloadFrr();
+    if (changed.includes('frr.conf')) {
+      // The ruleset's confirm window waits for this: a bundle that cuts routing off is rolled
+      // back whole, its FRR config with its ruleset.
+      this.frrReload = this.reloadFrr();
+      await this.frrReload;
+    }
     const restartFiles = changed.filter((p) => RESTART_FILES.includes(p));
     if (restartFiles.length && restartNow) {
       // SIGHUP with explicit-exit-notify 2 sends every client to its next remote first.
@@ -406,19 +417,22 @@ export class Agent {
    * the adjacencies kept: no daemon restarts. A file FRR refuses, whether vtysh cannot parse it
    * or a daemon rejects a line half way, leaves the running config as it was.
    */
-  private async reloadFrr(): Promise<void> {
+  private async reloadFrr(file = this.host.bundle.absolute('frr.conf')): Promise<void> {
     const files = this.host.bundle;
-    const r = await reloadFrr(files.absolute('frr.conf'), {
+    let before: string | undefined;
+    const r = await reloadFrr(file, {
       ...(this.o.frrInstance ? { instance: this.o.frrInstance } : {}),
       run: (argv, opts) => this.run(argv, opts),
       scratchDir: files.absolute('run'),
       keepRunning: (text) => {
         // The running config holds the routing keys, as frr.conf does.
         files.writeFile(FRR_BEFORE_RELOAD, text, 0o600);
+        before = text;
         return files.absolute(FRR_BEFORE_RELOAD);
       },
     });
     if (r.ok) {
+      this.frrRollback = before;
       const drift = isEmptyDiff(r.drift) ? '' : ` (still differs: ${describeDiff(r.drift)})`;
       this.log(`FRR reloaded: running config is frr.conf${drift}`);
       return;
@@ -572,6 +586,16 @@ export class Agent {
       this.rulesetOk = false;
       this.metrics.rulesetRolledBack();
       this.log('new ruleset cut routing off: rolled back to the previous ruleset');
+      // The same bundle's FRR config may be what cut it off (a wrong backbone interface makes
+      // frr-reload.py remove the real one's OSPF settings): put FRR back as it ran before too.
+      await this.frrReload;
+      const frrBefore = this.frrRollback;
+      this.frrRollback = undefined;
+      if (frrBefore !== undefined) {
+        this.host.bundle.writeFile(FRR_ROLLBACK, frrBefore, 0o600);
+        await this.reloadFrr(this.host.bundle.absolute(FRR_ROLLBACK));
+        this.log("and FRR's config from before that bundle is running again");
+      }
       return;
     }
   }
