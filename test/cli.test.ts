@@ -618,6 +618,8 @@ describe('controller clients', () => {
       ['status', '--json', '--controller', 'http://[2001:db8::1]:80'],
       ['drain', 'vpn11', '--controller', 'http://192.0.2.1:8443'],
       ['undrain', 'vpn11', '--controller', 'ctl.example:8443'],
+      // Each of several is checked: the second is refused before the first is asked.
+      ['status', '--controller', 'unix:/nowhere.sock', '--controller', 'http://192.0.2.1:8443'],
       [
         'agent',
         '--server',
@@ -673,13 +675,24 @@ describe('controller clients', () => {
     const { port } = server.address() as AddressInfo;
     const url = `https://127.0.0.1:${port}`;
     try {
-      const [table, json, wrong, none, noFile, notHttps] = await Promise.all([
+      const [table, json, wrong, none, noFile, notHttps, second] = await Promise.all([
         cliAsync(['status', '--controller', url, '--ca', good.cert]),
         cliAsync(['status', '--json', '--controller', url, '--ca', good.cert]),
         cliAsync(['status', '--controller', url, '--ca', other.cert]),
         cliAsync(['status', '--controller', url]),
         cliAsync(['status', '--controller', url, '--ca', join(work(), 'missing.pem')]),
         cliAsync(['status', '--controller', 'http://127.0.0.1:1', '--ca', good.cert]),
+        // The first controller is down: the second answers.
+        cliAsync([
+          'status',
+          '--json',
+          '--controller',
+          'https://127.0.0.1:1',
+          '--controller',
+          url,
+          '--ca',
+          good.cert,
+        ]),
       ]);
 
       expect({ status: table.status, stderr: table.stderr }).toEqual({ status: 0, stderr: '' });
@@ -691,7 +704,10 @@ describe('controller clients', () => {
       });
       expect(json.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
       // Only the runs that trusted the server sent it the token.
-      expect(seen).toEqual(Array(2).fill('GET /v1/sessions Bearer admin-secret'));
+      expect(seen).toEqual(Array(3).fill('GET /v1/sessions Bearer admin-secret'));
+      expect(second.status).toBe(0);
+      expect(JSON.parse(second.stdout)).toMatchObject({ source: 'controller' });
+      expect(second.stderr).toBe(`controller https://127.0.0.1:1: ECONNREFUSED; trying ${url}\n`);
 
       // Not "unreachable": status must not fall back to the store and hide a wrong CA.
       expect(wrong.status).toBe(1);

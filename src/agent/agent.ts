@@ -39,8 +39,11 @@ export interface AgentOptions {
   server: string;
   /** Where the bundle lives (server.conf's `cd`); holds run/management.sock and VERSION. */
   bundleDir: string;
-  /** `unix:/path` or `https://host:port`. */
-  controller: string;
+  /**
+   * `unix:/path` or `https://host:port`; several: the first preferred, the next taken over
+   * within 2 s when the one in use fails, and the first again once it answers (client/failover.ts).
+   */
+  controller: string | readonly string[];
   /** PEM of the CA the controller's certificate must chain to (https only). */
   ca?: string | Buffer;
   token: string;
@@ -155,6 +158,10 @@ export class Agent {
       );
     });
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
+    this.host.controller.onSwitch?.((s) => {
+      this.log(`controller ${s.fromName} -> ${s.toName}: ${s.reason}`);
+      this.metrics.controllerSwitched(s.to);
+    });
     this.applied = this.host.bundle.readFile('VERSION')?.trim();
     if (this.applied) this.metrics.bundleApplied(this.applied);
     this.readRestartRecord();
@@ -235,6 +242,7 @@ export class Agent {
     this.stopped = true;
     this.cancelReconcileSoon?.();
     this.routeView.stop();
+    this.host.controller.close?.();
     this.mgmt.close();
     await this.closeHealth?.();
     await Promise.race([Promise.all([...this.loops, this.confirming]), this.sleep(2000)]);

@@ -7,7 +7,8 @@
 import { lstatSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { ControllerClient, parseEndpoint } from '../client/client.js';
+import { ControllerClient, controllerSet, parseEndpoints } from '../client/client.js';
+import type { ControllerSwitch } from '../client/failover.js';
 import type { RenderedFile } from '../render/types.js';
 import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
@@ -86,6 +87,10 @@ export interface ControllerLink {
   /** Long-poll for a directive other than `known`: 200 with it, or 204 after the wait. */
   poll(known: string): Promise<ControllerAnswer>;
   report(body: AgentReport): Promise<ControllerAnswer>;
+  /** With several controllers: calls `listener` once at each move from one to another. */
+  onSwitch?(listener: (s: ControllerSwitch) => void): void;
+  /** Stops watching the controllers (the agent stopped). */
+  close?(): void;
 }
 
 export interface HealthAnswer {
@@ -120,7 +125,8 @@ export interface AgentHost {
 
 export interface RealHostOptions {
   bundleDir: string;
-  controller: string;
+  /** One controller, or several: the first preferred, the others taken over when it fails. */
+  controller: string | readonly string[];
   ca?: string | Buffer;
   token: string;
   log: (line: string) => void;
@@ -137,7 +143,10 @@ export const realClock: AgentClock = {
 
 /**
  * The long-poll and the report over HTTP, each request saying which agent protocol it speaks
- * (src/api/agent.ts): the poll on a client whose timeout outlasts the controller's wait.
+ * (src/api/agent.ts): the poll on a client whose timeout outlasts the controller's wait. Both
+ * clients share one set of controllers (controllerSet), so they fail over together. A report is
+ * the server's whole state, which the controller replaces (ReportIngest.record): one that failed
+ * is sent again to the next controller, and one that arrives twice changes nothing.
  */
 export function controllerLink(
   poller: ControllerClient,
@@ -146,18 +155,29 @@ export function controllerLink(
   const headers = agentProtocolHeaders();
   return {
     poll: (known) =>
-      poller.raw('GET', `/v1/agent/poll?known=${encodeURIComponent(known)}`, undefined, headers),
-    report: (body) => reporter.raw('POST', '/v1/agent/report', body, headers),
+      poller.raw('GET', `/v1/agent/poll?known=${encodeURIComponent(known)}`, undefined, headers, {
+        idempotent: true,
+        longPoll: true,
+      }),
+    report: (body) => reporter.raw('POST', '/v1/agent/report', body, headers, { idempotent: true }),
+    onSwitch: (listener) => poller.set.onSwitch(listener),
+    close: () => poller.set.close(),
   };
 }
 
 /** What runs on a VPN server. */
 export function realHost(o: RealHostOptions): AgentHost {
   const dir = o.bundleDir;
-  const endpoint = parseEndpoint(o.controller, '--controller', o.ca ? { ca: o.ca } : {});
+  const endpoints = parseEndpoints(
+    typeof o.controller === 'string' ? [o.controller] : o.controller,
+    '--controller',
+    o.ca ? { ca: o.ca } : {},
+  );
+  // One set for both: the poll and the reports go to the same controller, and move together.
+  const set = controllerSet(endpoints, { clock: realClock, watch: true });
   // The long-poll's timeout outlasts the controller's wait.
-  const poller = new ControllerClient(endpoint, o.token, POLL_WAIT_MS + 5000);
-  const reporter = new ControllerClient(endpoint, o.token, 5000);
+  const poller = new ControllerClient(set, o.token, POLL_WAIT_MS + 5000);
+  const reporter = new ControllerClient(set, o.token, 5000);
   const management = new ManagementClient({
     socketPath: join(dir, 'run', 'management.sock'),
     passwordFile: join(dir, 'management.pw'),

@@ -42,6 +42,8 @@ export interface AgentMetrics {
   routesReconciled(added: readonly string[], removed: readonly string[]): void;
   /** A long-poll ended: answered (200/204) or not (unreachable, refused, an error status). */
   polled(ok: boolean, atMs: number): void;
+  /** The agent moved to the controller given at this index of its --controller list (0 = first). */
+  controllerSwitched(index: number): void;
   /** Everything, in Prometheus text format. */
   render(): Promise<MetricsText>;
 }
@@ -62,6 +64,8 @@ export class AgentRegistry implements AgentMetrics {
   private readonly rollbacks: Counter;
   private readonly repairs: Counter<'action' | 'family'>;
   private readonly reachable: Gauge;
+  private readonly controllerIndex: Gauge;
+  private readonly switches: Counter;
   private lastPollOkMs?: number;
 
   constructor(view: { now(): number; sessions(): number }) {
@@ -124,6 +128,16 @@ export class AgentRegistry implements AgentMetrics {
       help: "Whether the agent's last long-poll got an answer from the controller",
       registers,
     });
+    this.controllerIndex = new Gauge({
+      name: 'ovpn_fleet_agent_controller_index',
+      help: 'Which of the --controller endpoints the agent talks to (0: the first, preferred)',
+      registers,
+    });
+    this.switches = new Counter({
+      name: 'ovpn_fleet_agent_controller_switches_total',
+      help: 'Times the agent moved to another controller (one failed, or the first came back)',
+      registers,
+    });
     const lastOk = () => this.lastPollOkMs;
     new Gauge({
       name: 'ovpn_fleet_agent_last_poll_success_age_seconds',
@@ -166,6 +180,11 @@ export class AgentRegistry implements AgentMetrics {
   routesReconciled(added: readonly string[], removed: readonly string[]): void {
     for (const a of added) this.repairs.inc({ action: 'added', family: family(a) });
     for (const a of removed) this.repairs.inc({ action: 'removed', family: family(a) });
+  }
+
+  controllerSwitched(index: number): void {
+    this.controllerIndex.set(index);
+    this.switches.inc();
   }
 
   polled(ok: boolean, atMs: number): void {

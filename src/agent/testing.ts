@@ -381,6 +381,10 @@ export class RecordedMetrics implements AgentMetrics {
     this.events.push(ok ? 'poll ok' : 'poll failed');
   }
 
+  controllerSwitched(index: number): void {
+    this.events.push(`controller ${index}`);
+  }
+
   render(): Promise<{ contentType: string; body: string }> {
     return Promise.resolve({ contentType: 'text/plain', body: `${this.events.join('\n')}\n` });
   }

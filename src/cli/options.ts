@@ -16,6 +16,15 @@ export function readFileOrFail(path: string, field: string): Buffer {
 }
 
 /**
+ * `--controller` repeated, in order: several controllers, the first preferred. Repeated rather
+ * than comma-separated, as `controller --listen` is: a unix socket path may hold a comma, and
+ * each value stays one endpoint as parseEndpoint reads it (one `--controller X` works as before).
+ */
+export function collectControllers(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
  * The CA the controller's certificate must chain to. Checked here because node takes a file
  * without any certificate in it silently and only fails later, at every connect.
  */

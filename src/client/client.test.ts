@@ -1,6 +1,32 @@
 import { describe, expect, it } from 'vitest';
-import { ControllerClient, isLoopback, parseEndpoint } from './client.js';
+import { ControllerClient, isLoopback, parseEndpoint, parseEndpoints } from './client.js';
 import { refusal } from '../testing.js';
+
+describe('parseEndpoints', () => {
+  it('takes several controllers in order, the CA for each https one, and refuses one twice', () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n';
+    expect(
+      parseEndpoints(
+        ['https://ctl1:8443', 'unix:/run/ctl.sock', 'https://ctl2:8443'],
+        '--controller',
+        {
+          ca,
+        },
+      ),
+    ).toEqual([
+      { kind: 'tcp', host: 'ctl1', port: 8443, tls: true, ca },
+      { kind: 'unix', path: '/run/ctl.sock' },
+      { kind: 'tcp', host: 'ctl2', port: 8443, tls: true, ca },
+    ]);
+    expect(() => parseEndpoints(['https://ctl1:8443', 'https://ctl1:8443/'])).toThrow(
+      '--controller: https://ctl1:8443/ is given twice',
+    );
+    expect(() => parseEndpoints(['unix:/a'], '--controller', { ca })).toThrow(/^--ca: /);
+    expect(() => parseEndpoints(['https://ctl1:8443', 'http://10.0.0.6:80'])).toThrow(
+      /would send the token unencrypted/,
+    );
+  });
+});
 
 describe('parseEndpoint', () => {
   it('takes unix sockets, https anywhere, and plain HTTP on loopback', () => {

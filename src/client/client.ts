@@ -17,6 +17,13 @@ import {
   User,
 } from '../api/index.js';
 import { FleetError, InputError } from '../errors.js';
+import {
+  EndpointSet,
+  type FailoverClock,
+  type FailoverOptions,
+  PROBE_TIMEOUT_MS,
+  type TransportFailure,
+} from './failover.js';
 
 export type Endpoint =
   | { kind: 'unix'; path: string }
@@ -81,6 +88,31 @@ export function parseEndpoint(
   return { ...e, ca: options.ca };
 }
 
+/**
+ * Several controllers (`--controller` repeated), first preferred; `ca` pins the CA for every
+ * https one. Each is checked as parseEndpoint checks one; the same controller twice is refused.
+ */
+export function parseEndpoints(
+  texts: readonly string[],
+  field = '--controller',
+  options: { ca?: string | Buffer } = {},
+): Endpoint[] {
+  if (!texts.length) throw new InputError(field, 'name at least one controller');
+  const seen = new Set<string>();
+  const endpoints = texts.map((text) => parseEndpoint(text, field));
+  // With several, the CA applies to those that are https (a local unix: one needs none).
+  const https = endpoints.filter((e) => e.kind === 'tcp' && e.tls);
+  if (options.ca !== undefined && !https.length)
+    throw new InputError('--ca', `only applies to an https:// controller, not ${texts.join(', ')}`);
+  return endpoints.map((e, i) => {
+    const text = texts[i];
+    const name = formatEndpoint(e);
+    if (seen.has(name)) throw new InputError(field, `${text} is given twice`);
+    seen.add(name);
+    return options.ca !== undefined && e.kind === 'tcp' && e.tls ? { ...e, ca: options.ca } : e;
+  });
+}
+
 function formatHostPort(e: Extract<Endpoint, { kind: 'tcp' }>): string {
   const host = e.host.includes(':') ? `[${e.host}]` : e.host;
   return `${host}:${e.port}`;
@@ -107,6 +139,8 @@ export class ControllerUnreachable extends FleetError {
   constructor(
     readonly endpoint: string,
     readonly reason: string,
+    /** The connection was up: the request may have reached the controller. */
+    readonly maybeDone = false,
   ) {
     super(`controller at ${endpoint} is not reachable: ${reason}`);
   }
@@ -139,14 +173,170 @@ function untrustedReason(code: string, pinned: boolean): string {
   return `its certificate does not verify against ${pinned ? 'the --ca file' : "the system's CAs (give --ca)"} (${code})`;
 }
 
+/**
+ * How long a new connection may take. A lost SYN is sent again after 1 s (Linux), so 1.5 s still
+ * connects through one loss; a controller host that is gone is left after that.
+ */
+export const CONNECT_TIMEOUT_MS = 1500;
+
+interface SendOnceOptions {
+  token?: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** One request to one controller, answered with its status and text. */
+function sendOnce(
+  e: Endpoint,
+  method: string,
+  path: string,
+  o: SendOnceOptions,
+): Promise<{ status: number; text: string }> {
+  const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
+  const options: RequestOptions & { ca?: string | Buffer } = {
+    method,
+    path,
+    headers: {
+      ...o.headers,
+      ...(o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {}),
+      accept: 'application/json',
+      ...(payload !== undefined
+        ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+        : {}),
+    },
+    timeout: o.timeoutMs,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(e.kind === 'unix'
+      ? { socketPath: e.path }
+      : { host: e.host, port: e.port, ...(e.ca ? { ca: e.ca } : {}) }),
+  };
+  const send = e.kind === 'tcp' && e.tls ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    // Whether the request may have reached the controller: once connected, it may have.
+    let connected = false;
+    let connectTimer: NodeJS.Timeout | undefined;
+    const req = send(options, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('socket', (socket) => {
+      if (!socket.connecting) {
+        connected = true;
+        return;
+      }
+      connectTimer = setTimeout(
+        () => req.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)),
+        CONNECT_TIMEOUT_MS,
+      );
+      connectTimer.unref();
+      socket.once('connect', () => {
+        connected = true;
+        clearTimeout(connectTimer);
+      });
+    });
+    req.on('close', () => clearTimeout(connectTimer));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        e.kind === 'tcp' && e.tls && isCertificateError(err.code)
+          ? new ControllerUntrusted(formatEndpoint(e), untrustedReason(err.code!, !!e.ca))
+          : new ControllerUnreachable(formatEndpoint(e), err.code ?? err.message, connected),
+      ),
+    );
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+/** What the set makes of a failed request (see failover.ts). */
+function failureOf(err: unknown): TransportFailure | undefined {
+  if (err instanceof ControllerUnreachable) return { reason: err.reason, maybeDone: err.maybeDone };
+  // Not trusted is not reached either: the request was not sent. The switch is logged with why.
+  if (err instanceof ControllerUntrusted) return { reason: err.reason, maybeDone: false };
+  return undefined;
+}
+
+export interface ControllerSetOptions extends Omit<
+  FailoverOptions,
+  'failureOf' | 'probe' | 'clock'
+> {
+  clock?: FailoverClock;
+}
+
+const realFailoverClock: FailoverClock = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
+/**
+ * The controllers to talk to, first preferred, for ControllerClients that share which one is in
+ * use (the agent's long-poll and its reports). Health checks go to GET /v1/health, which needs
+ * no token: none is sent with them.
+ */
+export function controllerSet(
+  endpoints: readonly Endpoint[],
+  options: ControllerSetOptions = {},
+): EndpointSet & { readonly endpoints: readonly Endpoint[] } {
+  const set = new EndpointSet(endpoints.map(formatEndpoint), {
+    clock: realFailoverClock,
+    ...options,
+    failureOf,
+    async probe(index, signal) {
+      const timeoutMs = options.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
+      const { status } = await sendOnce(endpoints[index], 'GET', '/v1/health', {
+        timeoutMs,
+        signal,
+      });
+      if (status !== 200) throw new Error(`health answered ${status}`);
+    },
+  });
+  return Object.assign(set, { endpoints });
+}
+
+export interface RawOptions {
+  /**
+   * Safe to carry out twice, so it may go to the next controller even when the first may have
+   * done it (default: GET and HEAD only). The agent's reports are.
+   */
+  idempotent?: boolean;
+  /** The agent's long-poll: it follows the set back to the first controller. */
+  longPoll?: boolean;
+}
+
 export class ControllerClient {
+  /** The controllers, first preferred. */
+  readonly endpoints: readonly Endpoint[];
+  /** Which controller is in use; shared by the clients built on the same set. */
+  readonly set: EndpointSet;
+
   constructor(
-    readonly endpoint: Endpoint,
+    /** One controller, or several: the first that answers is used (see failover.ts). */
+    endpoint: Endpoint | readonly Endpoint[] | ReturnType<typeof controllerSet>,
     private readonly token: string,
     private readonly timeoutMs = 10_000,
   ) {
+    if (endpoint instanceof EndpointSet) {
+      this.set = endpoint;
+      this.endpoints = endpoint.endpoints;
+    } else {
+      this.endpoints = Array.isArray(endpoint) ? endpoint : [endpoint as Endpoint];
+      this.set = controllerSet(this.endpoints);
+    }
     // Also for endpoints built without parseEndpoint: the token never goes out in clear.
-    assertNotCleartext(endpoint, '--controller');
+    for (const e of this.endpoints) assertNotCleartext(e, '--controller');
+  }
+
+  /** The controller in use (the first, until one failed). */
+  get endpoint(): Endpoint {
+    return this.endpoints[this.set.current];
   }
 
   /** Calls the API and parses the answer with the wire contract's schema for it. */
@@ -178,51 +368,31 @@ export class ControllerClient {
     return parsed.data;
   }
 
-  /** One request, answered with its status and text; `headers` add to the token's. */
+  /**
+   * One request, answered with its status and text; `headers` add to the token's. With several
+   * controllers it goes to the one in use, and on to the next while they are gone.
+   */
   raw(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
+    opts: RawOptions = {},
   ): Promise<{ status: number; text: string }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const e = this.endpoint;
-    const options: RequestOptions & { ca?: string | Buffer } = {
-      method,
-      path,
-      headers: {
-        ...headers,
-        authorization: `Bearer ${this.token}`,
-        accept: 'application/json',
-        ...(payload !== undefined
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {}),
+    return this.set.send(
+      (index, signal) =>
+        sendOnce(this.endpoints[index], method, path, {
+          token: this.token,
+          headers,
+          body,
+          timeoutMs: this.timeoutMs,
+          signal,
+        }),
+      {
+        idempotent: opts.idempotent ?? (method === 'GET' || method === 'HEAD'),
+        ...(opts.longPoll ? { longPoll: true } : {}),
       },
-      timeout: this.timeoutMs,
-      ...(e.kind === 'unix'
-        ? { socketPath: e.path }
-        : { host: e.host, port: e.port, ...(e.ca ? { ca: e.ca } : {}) }),
-    };
-    const send = e.kind === 'tcp' && e.tls ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = send(options, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          e.kind === 'tcp' && e.tls && isCertificateError(err.code)
-            ? new ControllerUntrusted(formatEndpoint(e), untrustedReason(err.code!, !!e.ca))
-            : new ControllerUnreachable(formatEndpoint(e), err.code ?? err.message),
-        ),
-      );
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
+    );
   }
 
   sessions(): Promise<SessionView[]> {

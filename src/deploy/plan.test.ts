@@ -183,6 +183,19 @@ describe('server setup plan', () => {
     expect(commands(plan)).not.toContain('systemctl daemon-reload');
   });
 
+  it('gives the agent each of several controllers as its own --controller, in order', () => {
+    const plan = planServerSetup(
+      input({ controller: ['https://10.0.0.5:8443', 'https://10.0.0.6:8443'] }),
+      lookIn(freshHost()),
+    );
+    const env = plan.steps.find(
+      (s) => s.kind === 'file' && s.file.path === '/etc/ovpn-fleet-agent/agent.env',
+    );
+    expect(env?.kind === 'file' ? env.file.content : '').toContain(
+      '--controller https://10.0.0.5:8443 --controller https://10.0.0.6:8443 --token-file',
+    );
+  });
+
   it('refuses a value the options file cannot carry, naming the flag', () => {
     expect(() =>
       planServerSetup(input({ controller: 'https://x:1/$HOME' }), lookIn(freshHost())),

@@ -72,8 +72,8 @@ export interface Plan {
 export interface ServerSetupInput {
   paths: DeployPaths;
   server: string;
-  /** The agent's --controller. */
-  controller: string;
+  /** The agent's --controller; several: each its own --controller, the first preferred. */
+  controller: string | readonly string[];
   /** The CA the controller's certificate chains to (copied next to the token). */
   caPem?: string;
   token: string;
@@ -104,7 +104,10 @@ export function agentEnvFile(input: ServerSetupInput): string {
   const p = input.paths;
   const options = [
     ['--server', safeOption('--server', input.server)],
-    ['--controller', safeOption('--controller', input.controller)],
+    ...(typeof input.controller === 'string' ? [input.controller] : input.controller).map((c) => [
+      '--controller',
+      safeOption('--controller', c),
+    ]),
     ['--token-file', agentTokenPath(p)],
     ...(input.caPem !== undefined ? [['--ca', agentCaPath(p)]] : []),
     ['--bundle-dir', safeOption('--bundle-dir', p.bundleDir)],

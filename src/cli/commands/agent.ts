@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseEndpoint } from '../../client/client.js';
+import { parseEndpoints } from '../../client/client.js';
 import { InputError } from '../../errors.js';
 import { DEFAULT_RENDER_OPTIONS } from '../../render/types.js';
-import { readCaFile } from '../options.js';
+import { collectControllers, readCaFile } from '../options.js';
 import {
   METRICS_LISTEN_HELP,
   METRICS_TOKEN_HELP,
@@ -23,9 +23,13 @@ export function registerAgent(program: Command): void {
     .requiredOption('--server <name>', 'this server, as named in fleet.yaml')
     .requiredOption(
       '--controller <url>',
-      'unix:/path/to/controller.sock, https://host:port, or host:port on loopback',
+      'unix:/path/to/controller.sock, https://host:port, or host:port on loopback; repeat for several controllers: the first is preferred, the next taken over when it fails',
+      collectControllers,
     )
-    .option('--ca <file>', "PEM file of the CA the controller's certificate must chain to")
+    .option(
+      '--ca <file>',
+      "PEM file of the CA the controllers' certificates must chain to (every https one)",
+    )
     .requiredOption(
       '--token-file <file>',
       "file holding this server's agent token (ovpn-fleet agent-token)",
@@ -46,7 +50,7 @@ export function registerAgent(program: Command): void {
     .action(
       async (opts: {
         server: string;
-        controller: string;
+        controller: string[];
         ca?: string;
         tokenFile: string;
         bundleDir: string;
@@ -58,7 +62,7 @@ export function registerAgent(program: Command): void {
       }) => {
         const ca = opts.ca !== undefined ? readCaFile(opts.ca) : undefined;
         // Refused here, before anything starts: plain HTTP beyond loopback, --ca without TLS.
-        parseEndpoint(opts.controller, '--controller', ca ? { ca } : {});
+        parseEndpoints(opts.controller, '--controller', ca ? { ca } : {});
         let token: string;
         try {
           token = readFileSync(opts.tokenFile, 'utf8').trim();

@@ -14,12 +14,18 @@ import {
   ControllerClient,
   ControllerUnreachable,
   formatEndpoint,
-  parseEndpoint,
+  parseEndpoints,
 } from '../../client/client.js';
 import { STALE_AFTER_MS, isStale, sessionView } from '../../controller/views.js';
 import { defaultSocketPath, listenOnAll, parseListen } from '../../controller/listen.js';
 import { fleetDir, withFleet } from '../context.js';
-import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
+import {
+  baseDirOf,
+  collectControllers,
+  parseBaseDir,
+  readCaFile,
+  readFileOrFail,
+} from '../options.js';
 import {
   METRICS_LISTEN_HELP,
   METRICS_TOKEN_HELP,
@@ -30,23 +36,28 @@ import { serveMetrics } from '../../sys/metrics-http.js';
 import { printJson, printTable, say, warn } from '../output.js';
 
 export interface ControllerOptions {
-  controller?: string;
+  /** --controller, repeated: several controllers, the first that answers is used. */
+  controller?: string[];
   ca?: string;
 }
 
 export const CONTROLLER_HELP =
-  "unix:PATH, https://HOST:PORT, or HOST:PORT on loopback (default: this fleet's socket)";
+  "unix:PATH, https://HOST:PORT, or HOST:PORT on loopback (default: this fleet's socket); repeat for several: the first that answers is used";
 export const CA_HELP = "PEM file of the CA the controller's certificate must chain to (https only)";
 
-/** A client of the controller named by --controller (default: this fleet's socket). */
+/**
+ * A client of the controllers named by --controller (default: this fleet's socket). With
+ * several, a controller that is gone is said on stderr once, and the next one is asked.
+ */
 export function clientFor(dir: string, opts: ControllerOptions): ControllerClient {
-  const endpoint = parseEndpoint(
-    opts.controller ?? `unix:${defaultSocketPath(dir)}`,
+  const endpoints = parseEndpoints(
+    opts.controller ?? [`unix:${defaultSocketPath(dir)}`],
     '--controller',
     {
       ...(opts.ca !== undefined ? { ca: readCaFile(opts.ca) } : {}),
     },
   );
+  const endpoint = endpoints[0];
   const tokenFile = adminTokenPath(dir);
   let token: string;
   try {
@@ -57,7 +68,9 @@ export function clientFor(dir: string, opts: ControllerOptions): ControllerClien
       `cannot read the admin token ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`,
     );
   }
-  return new ControllerClient(endpoint, token);
+  const client = new ControllerClient(endpoints, token);
+  client.set.onSwitch((s) => warn(`controller ${s.fromName}: ${s.reason}; trying ${s.toName}`));
+  return client;
 }
 
 const SESSION_COLUMNS = ['user', 'server', 'ipv4', 'ipv6', 'realAddress', 'since'] as const;
@@ -224,7 +237,7 @@ export function registerControllerCommands(program: Command): void {
     .command('status')
     .description('who is online where (from the controller, else from the store)')
     .option('--json', 'print {source, sessions} as JSON')
-    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--controller <where>', CONTROLLER_HELP, collectControllers)
     .option('--ca <file>', CA_HELP)
     .action(async (opts: { json?: boolean } & ControllerOptions, cmd: Command) => {
       const dir = fleetDir(cmd);
@@ -253,7 +266,7 @@ export function registerControllerCommands(program: Command): void {
     .description(
       'move its users to their next remote and take no new ones; waits until it is empty',
     )
-    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--controller <where>', CONTROLLER_HELP, collectControllers)
     .option('--ca <file>', CA_HELP)
     .option('--timeout <seconds>', 'give up waiting after this long', '30')
     .option('--no-wait', 'return as soon as the controller has the order')
@@ -299,7 +312,7 @@ export function registerControllerCommands(program: Command): void {
   program
     .command('undrain <server>')
     .description('take users again (through the controller)')
-    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--controller <where>', CONTROLLER_HELP, collectControllers)
     .option('--ca <file>', CA_HELP)
     .action(async (server: string, opts: ControllerOptions, cmd: Command) => {
       const view = await clientFor(fleetDir(cmd), opts).undrain(server);

@@ -7,6 +7,7 @@ import type { RolloutView } from '../../api/index.js';
 import { InputError, Timeout } from '../../errors.js';
 import { sleep } from '../../sys/time.js';
 import { fleetDir } from '../context.js';
+import { collectControllers } from '../options.js';
 import { printJson, printTable, say } from '../output.js';
 import { CA_HELP, CONTROLLER_HELP, type ControllerOptions, clientFor } from './controller.js';
 
@@ -75,7 +76,7 @@ export function registerRollout(program: Command): void {
     .option('--no-wait', 'return once the controller has started it')
     .option('--timeout <seconds>', 'stop waiting (the rollout goes on) after this long', '1800')
     .option('--json', 'print the rollout as JSON when it ends')
-    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--controller <where>', CONTROLLER_HELP, collectControllers)
     .option('--ca <file>', CA_HELP)
     .action(async (opts: StartOptions, cmd: Command) => {
       const timeout = Number(opts.timeout);
@@ -100,7 +101,7 @@ export function registerRollout(program: Command): void {
     .command('status')
     .description('the latest rollout, step by step, and the servers waiting for a restart')
     .option('--json', 'print {rollout, pending} as JSON')
-    .option('--controller <where>', CONTROLLER_HELP)
+    .option('--controller <where>', CONTROLLER_HELP, collectControllers)
     .option('--ca <file>', CA_HELP)
     .action(async (opts: ControllerOptions & { json?: boolean }, cmd: Command) => {
       const status = await clientFor(fleetDir(cmd), opts).rollout();
@@ -118,7 +119,7 @@ export function registerRollout(program: Command): void {
     rollout
       .command(name)
       .description(description)
-      .option('--controller <where>', CONTROLLER_HELP)
+      .option('--controller <where>', CONTROLLER_HELP, collectControllers)
       .option('--ca <file>', CA_HELP)
       .action(async (opts: ControllerOptions, cmd: Command) => {
         printRollout(await clientFor(fleetDir(cmd), opts).rolloutCommand(command));

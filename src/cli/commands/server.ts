@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseEndpoint } from '../../client/client.js';
+import { parseEndpoints } from '../../client/client.js';
 import { InputError, NeedsPrivilege, NotFound } from '../../errors.js';
 import { applyPlan, lookUnder, missingPackages } from '../../deploy/apply.js';
 import { ROUTING_PROTOCOLS, type RoutingProtocol } from '../../deploy/frr-daemons.js';
@@ -24,7 +24,13 @@ import {
 import { CONTROLLER_DIR, DEFAULT_DEPLOY_PATHS, type DeployPaths } from '../../deploy/units.js';
 import { parseListen } from '../../controller/listen.js';
 import { loadSpec } from '../../service/spec-file.js';
-import { baseDirOf, parseBaseDir, readCaFile, readFileOrFail } from '../options.js';
+import {
+  baseDirOf,
+  collectControllers,
+  parseBaseDir,
+  readCaFile,
+  readFileOrFail,
+} from '../options.js';
 import { say } from '../output.js';
 
 /** fleet.yaml's server names (src/spec/schema.ts): they end up in the agent's options. */
@@ -40,7 +46,8 @@ interface CommonOptions {
 
 interface SetupOptions extends CommonOptions {
   server: string;
-  controller: string;
+  /** --controller, repeated: the agent's controllers, first preferred. */
+  controller: string[];
   ca?: string;
   tokenFile: string;
   routing?: string;
@@ -162,9 +169,13 @@ export function registerServer(program: Command): void {
     .requiredOption('--server <name>', 'this server, as named in fleet.yaml')
     .requiredOption(
       '--controller <url>',
-      "the agent's controller: https://HOST:PORT (or unix:PATH, HOST:PORT on loopback)",
+      "the agent's controller: https://HOST:PORT (or unix:PATH, HOST:PORT on loopback); repeat for several, the first preferred",
+      collectControllers,
     )
-    .option('--ca <file>', "PEM file of the CA the controller's certificate chains to (copied)")
+    .option(
+      '--ca <file>',
+      "PEM file of the CA the controllers' certificates chain to (copied; every https one)",
+    )
     .requiredOption(
       '--token-file <file>',
       "file holding this server's agent token (ovpn-fleet agent-token NAME), or - for stdin",
@@ -190,7 +201,7 @@ export function registerServer(program: Command): void {
       const caPem = opts.ca !== undefined ? readCaFile(opts.ca) : undefined;
       // Refused here as the agent would refuse it at every start: plain HTTP beyond loopback,
       // --ca without TLS.
-      parseEndpoint(opts.controller, '--controller', caPem ? { ca: caPem } : {});
+      parseEndpoints(opts.controller, '--controller', caPem ? { ca: caPem } : {});
       const protocol = routingOf(opts);
       const token = readToken(opts.tokenFile);
       mustBeRoot(root, opts.dryRun);
