@@ -68,6 +68,9 @@ export class TransactionConflict extends Conflict {}
  */
 export class StoreUnavailable extends FleetError {}
 
+/** A copy of the store does not match its source (counts or digests differ): nothing was kept. */
+export class CopyMismatch extends FleetError {}
+
 /** Something awaited did not happen in time. */
 export class Timeout extends FleetError {}
 

@@ -8,10 +8,18 @@
  * where `ps` would show its password. Migrations run at open, on either engine.
  */
 import { existsSync } from 'node:fs';
-import { Conflict, NotFound, SpecError } from '../errors.js';
+import { Conflict, InputError, NotFound, SpecError } from '../errors.js';
 import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
 import { parseSpecText } from '../spec/validate.js';
 import { loadSpec } from './spec-file.js';
+import {
+  type BackupResult,
+  type CopyReport,
+  assertSame,
+  backupSqlite,
+  compareSqliteWithPostgres,
+  copySqliteToPostgres,
+} from '../store/copy.js';
 import { PgStore, postgresUrlFrom } from '../store/pg.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { ChangeFeed, FleetStore, Leadership } from '../store/types.js';
@@ -129,4 +137,44 @@ export async function initFleet(
   });
   await fleet.ensurePki();
   return fleet;
+}
+
+export type { BackupResult, CopyReport, TableCheck } from '../store/copy.js';
+
+function requiredPostgresUrl(env: NodeJS.ProcessEnv): string {
+  const url = postgresUrlFrom(env);
+  if (!url)
+    throw new InputError(
+      'OVPN_FLEET_DATABASE_URL',
+      'not set: name the PostgreSQL database in OVPN_FLEET_DATABASE_URL or in a file named by OVPN_FLEET_DATABASE_URL_FILE',
+    );
+  return url;
+}
+
+/**
+ * Copies the fleet directory's SQLite store (fleet.db) into the empty PostgreSQL database the
+ * environment names, and verifies the copy inside its transaction (CopyMismatch: nothing kept),
+ * then once more from outside after the commit.
+ */
+export async function migrateStoreToPostgres(
+  dir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CopyReport> {
+  const config = { connectionString: requiredPostgresUrl(env), log: () => undefined };
+  await copySqliteToPostgres(storePath(dir), config);
+  return assertSame(await compareSqliteWithPostgres(storePath(dir), config));
+}
+
+/** SQLite's online backup of the fleet directory's store into `dest` (see backupSqlite). */
+export function backupStore(
+  dir: string,
+  dest: string,
+  opts: { force?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<BackupResult> {
+  if (storeEngine(opts.env) === 'postgres')
+    throw new InputError(
+      'OVPN_FLEET_DATABASE_URL',
+      'this fleet runs on PostgreSQL: back it up with pg_dump (or your replication), not "store backup"',
+    );
+  return backupSqlite(storePath(dir), dest, { force: opts.force === true });
 }

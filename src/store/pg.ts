@@ -53,7 +53,7 @@ const ATTEMPTS = 5;
 const RETRYABLE = new Set(['40001', '40P01']);
 
 /** BIGINT (count(*), ids, byte counters) as a number: exact up to 2^53, far beyond our counts. */
-const TYPES = new pg.TypeOverrides();
+export const TYPES = new pg.TypeOverrides();
 TYPES.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 /** `?` placeholders (the aggregates' one dialect) as PostgreSQL's `$1, $2, …`. */
