@@ -51,6 +51,8 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   metrics?: MetricsOptions;
   /** Ship the audit log to a file and/or syslog as it grows (see audit-sink.ts). */
   auditSink?: AuditSinkOptions;
+  /** Where OVPN_FLEET_DATABASE_URL(_FILE) is looked for (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Controller {
@@ -74,6 +76,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     clock,
     actor: ADMIN_ACTOR,
     log: (line) => log(`store: ${line}`),
+    ...(opts.env ? { env: opts.env } : {}),
   });
   const metrics = new ControllerMetrics(clock, opts.metrics);
   const timers = opts.timers ?? realTimers;

@@ -276,13 +276,13 @@ export class ControllerState {
   /** Whether this controller takes the decisions taken once; logs each change of mind. */
   isLeader(): boolean {
     const leader = this.leadership.isLeader();
-    if (leader !== this.wasLeader) {
-      if (this.wasLeader !== undefined || !leader)
-        this.opts.log(
-          leader
-            ? 'leading: this controller now takes the decisions taken once (evictions, rollouts, PKI, pruning)'
-            : 'not leading: another controller takes the decisions taken once',
-        );
+    // Said only where there can be several controllers (a store that elects a leader).
+    if (leader !== this.wasLeader && this.opts.leadership) {
+      this.opts.log(
+        leader
+          ? 'leading: this controller now takes the decisions taken once (evictions, rollouts, PKI, pruning)'
+          : 'not leading: another controller takes the decisions taken once',
+      );
       this.wasLeader = leader;
     }
     return leader;
