@@ -170,3 +170,46 @@ function isLeading(log: readonly string[]): boolean {
   const said = log.filter((l) => l.startsWith('leading:') || l.startsWith('not leading:'));
   return said.at(-1)?.startsWith('leading:') ?? false;
 }
+
+itNeeds(
+  missing,
+  'PostgreSQL stopped under both controllers: they keep serving the last directives, say it once, and recover by themselves',
+  async () => {
+    const [a, b] = controllers.map((c) => c.ctl);
+    const s = [...tokens.keys()][0];
+    const last = await directive(b, s);
+    await server!.halt();
+    // Serving from memory: the agents keep their directive (and a poll with it waits).
+    expect((await directive(a, s)).token).toBe((await directive(a, s)).token);
+    expect((await directive(b, s)).token).toBe(last.token);
+    const refused = await a.app.inject({
+      method: 'POST',
+      url: '/v1/users',
+      headers: admin,
+      payload: { name: 'cid', groups: [] },
+    });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.json<{ error: string }>().error).toMatch(/^PostgreSQL .* is unreachable: /);
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const { log } of controllers)
+      expect(log.filter((l) => l.includes('lost the connection')).length).toBeLessThanOrEqual(1);
+    expect(controllers.some((c) => c.log.some((l) => l.includes('lost the connection')))).toBe(
+      true,
+    );
+
+    await server!.start();
+    await until(async () => {
+      const r = await a.app.inject({
+        method: 'POST',
+        url: '/v1/users',
+        headers: admin,
+        payload: { name: 'cid', groups: [] },
+      });
+      return r.statusCode === 201;
+    }, 20_000);
+    await until(async () => (await directive(b, s)).token !== last.token, 20_000);
+    await until(async () => (await directive(a, s)).token === (await directive(b, s)).token);
+    await until(() => controllers.filter((c) => isLeading(c.log)).length === 1, 20_000);
+  },
+  90_000,
+);

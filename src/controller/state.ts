@@ -139,6 +139,7 @@ export class ControllerState {
   private lastPkiStepAt = 0;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
+  private lastTickProblem = '';
   private userCache: Promise<Map<string, KnownUser>> | undefined;
   private closed = false;
   private readonly leadership: Leadership;
@@ -229,7 +230,13 @@ export class ControllerState {
         if (this.ticking) return;
         this.ticking = true;
         this.tick()
-          .catch((err: unknown) => this.opts.log(`watcher: ${oneLine(err)}`))
+          .then(() => (this.lastTickProblem = ''))
+          .catch((err: unknown) => {
+            // Five times a second while PostgreSQL is away: said once, not each time.
+            const problem = oneLine(err);
+            if (problem !== this.lastTickProblem) this.opts.log(`watcher: ${problem}`);
+            this.lastTickProblem = problem;
+          })
           .finally(() => (this.ticking = false));
       },
       failed: (err) => this.opts.log(`watcher: ${oneLine(err)}`),

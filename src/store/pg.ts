@@ -180,6 +180,8 @@ function reasonOf(err: unknown, config: pg.PoolConfig): string {
  */
 class ConnectionHealth {
   private down = false;
+  /** Losses so far: a query that started before the last one says nothing by succeeding. */
+  private losses = 0;
 
   constructor(
     private readonly target: string,
@@ -188,18 +190,22 @@ class ConnectionHealth {
   ) {}
 
   async watch<T>(fn: () => Promise<T>): Promise<T> {
+    const seen = this.losses;
     let result: T;
     try {
       result = await fn();
     } catch (err) {
-      if (isConnectionError(err)) this.lost(err);
-      throw err;
+      if (!isConnectionError(err)) throw err;
+      this.lost(err);
+      // One line for the API (503) and the CLI (69), not node-postgres' stack.
+      throw new StoreUnavailable(`${this.target} is unreachable: ${this.reason(err)}`);
     }
-    this.back();
+    if (seen === this.losses) this.back();
     return result;
   }
 
   lost(err: unknown): void {
+    this.losses++;
     if (this.down) return;
     this.down = true;
     this.log(
