@@ -183,3 +183,27 @@ itNeeds(
   },
   30_000,
 );
+
+itNeeds(
+  missing,
+  'two fleets in two schemas of one database: each has its own leader, and neither hears the other',
+  async () => {
+    const [x, y] = [await freshSchema(), await freshSchema()];
+    const one = await open(x);
+    const two = await open(y);
+    try {
+      const [a, b] = [one.leadership(), two.leadership()];
+      await until(() => a.isLeader() && b.isLeader());
+      const feed = two.changeFeed();
+      await new Promise((r) => setTimeout(r, 300));
+      const v = feed.version();
+      await one.createUsers([newUser('ann')], POOLS, FIXED_NOW, 't');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(feed.version()).toBe(v);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  },
+  60_000,
+);

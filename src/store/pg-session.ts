@@ -3,10 +3,12 @@
  * a session advisory lock belong to one connection and must outlive every query):
  *
  * - it LISTENs on CHANGES_CHANNEL: each committed write transaction of any store sends
- *   `<store id> <scope>` there (pg.ts beforeCommit), so a change through one controller reaches
- *   the others' watchers at once;
+ *   `<store id> <scope> <schema>` there (pg.ts beforeCommit), so a change through one
+ *   controller reaches the others' watchers at once. The channel is the database's: a fleet in
+ *   another schema of the same database is told apart by the schema;
  * - when asked (leadership()), it tries for the leader's advisory lock
- *   (pg_try_advisory_lock, session level) every interval until it holds it. PostgreSQL releases
+ *   (pg_try_advisory_lock, session level, keyed by the schema too: one leader per fleet)
+ *   every interval until it holds it. PostgreSQL releases
  *   the lock when the connection ends, however it ends (close, crash, kill -9, network), and
  *   another controller's connection takes it at its next try;
  * - every interval it asks `SELECT 1`, so a dead connection is noticed within an interval even
@@ -45,6 +47,8 @@ export class PgSession {
   private readonly listeners = new Set<() => void>();
   private wake: (() => void) | undefined;
   private readonly running: Promise<void>;
+  /** The schema this store works in (current_schema()): notifications of others are not ours. */
+  private schema: string | undefined;
 
   constructor(private readonly o: PgSessionOptions) {
     this.running = this.run();
@@ -78,8 +82,8 @@ export class PgSession {
   }
 
   private notified(payload: string | undefined): void {
-    const [from, scope] = (payload ?? '').split(' ');
-    if (from === this.o.storeId) return;
+    const [from, scope, schema] = (payload ?? '').split(' ');
+    if (from === this.o.storeId || schema !== this.schema) return;
     if (scope === 'sessions') this.sessionsVersion++;
     else this.fleetVersion++;
     this.moved();
@@ -108,6 +112,10 @@ export class PgSession {
       client.on('notification', (n) => this.notified(n.payload));
       try {
         await client.connect();
+        const { rows: here } = await client.query<{ schema: string }>(
+          'SELECT current_schema() AS schema',
+        );
+        this.schema = here[0].schema;
         await client.query(`LISTEN ${CHANGES_CHANNEL}`);
         this.o.health.back();
         if (connectedBefore) {
@@ -119,7 +127,7 @@ export class PgSession {
         while (!this.stopped) {
           if (this.wantsLeader && !this.leader) {
             const { rows } = await client.query<{ locked: boolean }>(
-              'SELECT pg_try_advisory_lock($1) AS locked',
+              'SELECT pg_try_advisory_lock($1, hashtext(current_schema())) AS locked',
               [LEADER_LOCK],
             );
             this.leader = rows[0].locked;

@@ -355,7 +355,10 @@ export class PgStore extends SqlStore {
 
   protected override async beforeCommit(sql: Sql, scopes: ReadonlySet<ChangeScope>): Promise<void> {
     const scope = scopes.has('fleet') ? 'fleet' : 'sessions';
-    await sql.run('SELECT pg_notify(?, ?)', [CHANGES_CHANNEL, `${this.id} ${scope}`]);
+    await sql.run(`SELECT pg_notify(?, ? || ' ' || current_schema())`, [
+      CHANGES_CHANNEL,
+      `${this.id} ${scope}`,
+    ]);
   }
 
   /**
