@@ -661,7 +661,8 @@ export class ControllerState {
     this.reportedHere.add(server);
     if (report.restart) this.restartReports.set(server, report.restart);
     else this.restartReports.delete(server);
-    await this.rollouts.tick();
+    // The leader drives the rollout; another controller's report reaches it by the store.
+    if (this.isLeader()) await this.rollouts.tick();
     await this.recomputeDirectives();
     this.changed('sessions');
   }
