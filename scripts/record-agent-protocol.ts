@@ -61,7 +61,7 @@ try {
     log: () => {},
   });
   const tokens = async (server: string) => {
-    const f = openFleet(dir);
+    const f = await openFleet(dir);
     try {
       return await f.agentToken(server);
     } finally {

@@ -62,6 +62,15 @@ export class StoreTooNew extends FleetError {
  */
 export class TransactionConflict extends Conflict {}
 
+/**
+ * The store's database cannot be reached or refuses us (PostgreSQL down, wrong host, database or
+ * credentials). The message names the host and database, never the password.
+ */
+export class StoreUnavailable extends FleetError {}
+
+/** A copy of the store does not match its source (counts or digests differ): nothing was kept. */
+export class CopyMismatch extends FleetError {}
+
 /** Something awaited did not happen in time. */
 export class Timeout extends FleetError {}
 

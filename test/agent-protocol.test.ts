@@ -86,7 +86,7 @@ async function controller(): Promise<{ ctl: Controller; token: (server: string) 
   const dir = mkdtempSync(join(tmpdir(), 'ovf-protocol-'));
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const fleet = openFleet(dir);
+  const fleet = await openFleet(dir);
   const tokens = new Map<string, string>();
   for (const s of fleet.serverNames()) tokens.set(s, await fleet.agentToken(s));
   await fleet.close();

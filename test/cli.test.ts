@@ -441,7 +441,7 @@ describe('ovpn-fleet admin', { timeout: 60_000 }, () => {
     expect(table[0]).toMatch(/^NAME\s+ROLE\s+MUSTCHANGEPASSWORD/);
     expect(table[1]).toMatch(/^ann\s+operator\s+true/);
 
-    const fleet = openFleet(dir);
+    const fleet = await openFleet(dir);
     try {
       expect(await fleet.admins.authenticate('ann', otp!)).toMatchObject({ name: 'ann' });
       expect(await fleet.admins.authenticate('bob', chosen)).toMatchObject({ name: 'bob' });

@@ -51,7 +51,7 @@ async function setup(
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   if (opts.users?.length) {
-    const fleet = openFleet(dir);
+    const fleet = await openFleet(dir);
     try {
       await fleet.addUsers(
         opts.users.map((name) => ({ name })),
@@ -339,7 +339,7 @@ describe('long-poll', () => {
     const waiting = poll(ctl, 'vpn21', d.token);
     await waitFor('the poll to wait', () => waits.waiting() === 1, 5000, 5);
     // What `ovpn-fleet user add dave` does: its own connection to fleet.db.
-    const cli = openFleet(dir);
+    const cli = await openFleet(dir);
     try {
       await cli.addUsers([{ name: 'dave', groups: ['staff'] }]);
     } finally {
@@ -641,7 +641,7 @@ describe('a stolen agent token, and no token at all (issue 11)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ovpn-ctl-'));
     cpSync(template, dir, { recursive: true });
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    const fleet = openFleet(dir);
+    const fleet = await openFleet(dir);
     const old = new Date(Date.now() - 500 * 86_400_000).toISOString();
     const recent = new Date(Date.now() - 10 * 86_400_000).toISOString();
     await fleet.store.audit({ at: old, actor: 'cli:test', action: 'user.add', subject: 'ancient' });

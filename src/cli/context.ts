@@ -10,7 +10,7 @@ export function fleetDir(cmd: Command): string {
 }
 
 export async function withFleet<T>(cmd: Command, fn: (fleet: Fleet) => Promise<T> | T): Promise<T> {
-  const fleet = openFleet(fleetDir(cmd));
+  const fleet = await openFleet(fleetDir(cmd));
   try {
     return await fn(fleet);
   } finally {

@@ -1,7 +1,8 @@
 /**
  * The one place where errors become exit codes and a line for a person: 2 bad input, 3 not
  * found, 4 conflict, 5 an external command failed, 6 OpenVPN's management interface refused,
- * 7 timed out, 77 needs root (sysexits' EX_NOPERM), 70 a bug (EX_SOFTWARE), 1 anything else
+ * 7 timed out, 69 the store's database is unreachable (sysexits' EX_UNAVAILABLE), 77 needs root
+ * (EX_NOPERM), 70 a bug (EX_SOFTWARE), 1 anything else
  * expected (the controller unreachable or untrusted, an API error without a closer match).
  */
 import { ManagementError } from '../agent/management.js';
@@ -14,6 +15,7 @@ import {
   NeedsPrivilege,
   NotFound,
   SpecError,
+  StoreUnavailable,
   Timeout,
 } from '../errors.js';
 
@@ -26,6 +28,7 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof CommandError) return 5;
   if (err instanceof ManagementError) return 6;
   if (err instanceof Timeout) return 7;
+  if (err instanceof StoreUnavailable) return 69;
   if (err instanceof NeedsPrivilege) return 77;
   // The controller said what kind of failure it was: the same codes as a local command.
   if (err instanceof ApiError)

@@ -11,6 +11,7 @@ import { registerInit } from './commands/init.js';
 import { registerLab } from './commands/lab.js';
 import { registerRollout } from './commands/rollout.js';
 import { registerControllerSetup, registerServer } from './commands/server.js';
+import { registerStore } from './commands/store.js';
 import { registerUsers } from './commands/users.js';
 import { escapeControl } from './output.js';
 import { packageVersion } from './version.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerServer(program);
   registerControllerSetup(program);
+  registerStore(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

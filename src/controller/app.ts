@@ -51,6 +51,8 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   metrics?: MetricsOptions;
   /** Ship the audit log to a file and/or syslog as it grows (see audit-sink.ts). */
   auditSink?: AuditSinkOptions;
+  /** Where OVPN_FLEET_DATABASE_URL(_FILE) is looked for (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Controller {
@@ -68,13 +70,21 @@ export interface Controller {
 export async function buildController(opts: ControllerOptions): Promise<Controller> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`controller: ${line}\n`));
   const clock = opts.clock ?? systemClock;
-  const { fleet, changes } = openWatchedFleet(opts.fleetDir, { clock, actor: ADMIN_ACTOR });
+  // A PostgreSQL store that cannot be reached fails here (StoreUnavailable): one line, and the
+  // controller command exits non-zero. Once running, lost connections are logged by the store.
+  const { fleet, changes, leadership } = await openWatchedFleet(opts.fleetDir, {
+    clock,
+    actor: ADMIN_ACTOR,
+    log: (line) => log(`store: ${line}`),
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   const metrics = new ControllerMetrics(clock, opts.metrics);
   const timers = opts.timers ?? realTimers;
   const state = new ControllerState(fleet, changes, clock, timers, {
     ...opts,
     log,
     events: metrics,
+    leadership,
   });
   const sinkOptions = opts.auditSink;
   const sink =

@@ -41,7 +41,9 @@ function sink(opts: AuditSinkOptions): AuditSink {
 
 /** An entry as the CLI writes it: through another connection to the store. */
 async function cliEntry(subject: string) {
-  await t.other().store.audit({
+  await (
+    await t.other()
+  ).store.audit({
     at: t.clock.now().toISOString(),
     actor: 'cli:root',
     action: 'test.event',

@@ -9,7 +9,15 @@ import fastify, {
   type FastifyInstance,
   type FastifySchemaValidationError,
 } from 'fastify';
-import { Conflict, FleetError, InputError, NotFound, SpecError, Timeout } from '../errors.js';
+import {
+  Conflict,
+  FleetError,
+  InputError,
+  NotFound,
+  SpecError,
+  StoreUnavailable,
+  Timeout,
+} from '../errors.js';
 import {
   CSRF_FIELD,
   CSRF_HEADER,
@@ -129,7 +137,8 @@ export function httpStatusOf(err: unknown): number {
   if (err instanceof Unauthorized) return 401;
   if (err instanceof Forbidden) return 403;
   if (err instanceof TooManyRequests) return 429;
-  if (err instanceof Unavailable) return 503;
+  // The store's database away (PostgreSQL restarting, failing over): try again shortly.
+  if (err instanceof Unavailable || err instanceof StoreUnavailable) return 503;
   if (err instanceof InputError) return 400;
   if (err instanceof NotFound) return 404;
   if (err instanceof Conflict) return 409;
@@ -203,7 +212,8 @@ export async function createHttp(
     if (err instanceof TooManyRequests) reply.header('retry-after', String(err.retryAfterSeconds));
     if (err instanceof FleetError) {
       const status = httpStatusOf(err);
-      if (status >= 500) log(err.stack ?? err.message);
+      // The store's loss is logged once by the store itself, not once per request.
+      if (status >= 500 && !(err instanceof StoreUnavailable)) log(err.stack ?? err.message);
       return reply.code(status).send({ error: oneLine(err) });
     }
     if (err.validation) return reply.code(400).send({ error: oneLine(err) });

@@ -175,7 +175,7 @@ describe('GET /metrics on the controller', () => {
     expect(sample(text, 'ovpn_fleet_store_size_bytes')).toBeGreaterThan(4096);
 
     // A user revoked by another process (the CLI) shows after the controller's next rebuild.
-    const other = openFleet(dir, { clock });
+    const other = await openFleet(dir, { clock });
     try {
       await other.profile('alice');
       await other.setStatus('alice', 'revoked');
@@ -191,7 +191,7 @@ describe('GET /metrics on the controller', () => {
 
   it("counts users' current certificates by state; the earliest client expiry ignores a superseded one", async () => {
     const { ctl, clock, dir } = await metricsController();
-    const other = openFleet(dir, { clock });
+    const other = await openFleet(dir, { clock });
     try {
       await other.issueMissingCerts(['alice']);
     } finally {

@@ -123,18 +123,40 @@ export class Rollouts {
    * rollout and every generation is 0.
    */
   ready(): Promise<void> {
-    this.loading ??= (async () => {
-      const [rollout, generations] = await Promise.all([
-        this.d.store.latestRollout(),
-        this.d.store.restartGenerations(),
-      ]);
-      this.rollout = rollout;
-      this.generations = generations;
-    })().catch((err: unknown) => {
+    this.loading ??= this.load().catch((err: unknown) => {
       this.loading = undefined;
       throw err;
     });
     return this.loading;
+  }
+
+  /**
+   * Reads the rollout and the generations from the store again, after the operations queued
+   * (another controller changed them). Generations raised here and not yet saved are kept.
+   */
+  reload(): void {
+    // ready() answers with this load from now on: a directive computed after the change
+    // waits for it rather than using what was read before.
+    const loading: Promise<void> = this.queue
+      .then(() => this.load())
+      .catch((err: unknown) => {
+        if (this.loading === loading) this.loading = undefined;
+        throw err;
+      });
+    loading.catch(() => undefined);
+    this.loading = loading;
+    this.queue = loading.catch(() => undefined);
+  }
+
+  private async load(): Promise<void> {
+    const [rollout, generations] = await Promise.all([
+      this.d.store.latestRollout(),
+      this.d.store.restartGenerations(),
+    ]);
+    this.rollout = rollout;
+    this.generations = generations;
+    for (const [server, generation] of this.raised)
+      if (generation > this.generation(server)) this.generations.set(server, generation);
   }
 
   /** One operation at a time, each on fresh observations. */

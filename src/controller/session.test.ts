@@ -27,7 +27,7 @@ const cleanup: (() => unknown)[] = [];
 beforeAll(async () => {
   template = mkdtempSync(join(tmpdir(), 'ovf-session-template-'));
   await (await initFleet(template)).close();
-  const fleet = openFleet(template, { actor: 'cli:root' });
+  const fleet = await openFleet(template, { actor: 'cli:root' });
   try {
     await fleet.admins.add('ann', 'admin', PASSWORD.ann);
     await fleet.admins.add('olga', 'operator', PASSWORD.olga);
@@ -476,7 +476,7 @@ describe('sessions on the API', { timeout: 60_000 }, () => {
     const { ctl, dir } = await setup();
     const olga = await browser(ctl, 'olga');
     const vic = await browser(ctl, 'vic');
-    const cli = openFleet(dir, { actor: 'cli:root' });
+    const cli = await openFleet(dir, { actor: 'cli:root' });
     try {
       await cli.admins.setRole('olga', 'viewer');
       await cli.admins.remove('vic');

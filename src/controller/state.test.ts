@@ -134,7 +134,7 @@ describe('ControllerState', () => {
   it("rebuilds when another process commits to the store, and wakes the servers' polls", async () => {
     const before = directiveOf('vpn31');
     const poll = state.polls.wait('vpn31', WAIT_MS, noClient);
-    await t.other().addUsers([{ name: 'bob' }], { issueCerts: false });
+    await (await t.other()).addUsers([{ name: 'bob' }], { issueCerts: false });
     await timers.advance(WATCH_MS);
     const next = await poll;
     expect(next?.directive.bundle.digest).not.toBe(before.bundle.digest);
@@ -150,7 +150,7 @@ describe('ControllerState', () => {
     expect(seen).toEqual(['sessions', 'servers']);
     await timers.advance(STALE_AFTER_MS + WATCH_MS);
     expect(seen).toEqual(['sessions', 'servers', 'servers']);
-    await t.other().addUsers([{ name: 'bob' }], { issueCerts: false });
+    await (await t.other()).addUsers([{ name: 'bob' }], { issueCerts: false });
     await timers.advance(WATCH_MS);
     await state.refresh();
     expect(seen.at(-1)).toBe('fleet');

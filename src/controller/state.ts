@@ -9,6 +9,15 @@
  * changed wakes that server's waiting poll at once. The controller's own writes (admin API,
  * agent reports) do not move the feed, so each such handler rebuilds directly.
  *
+ * Several controllers on one PostgreSQL store: every one serves the API, the console and the
+ * agents, and computes the same bundles and directives from the same store state (a NOTIFY
+ * from another controller's commit rebuilds here at once; one carrying only agents' reports
+ * recomputes the directives alone, and the rollout is read again from the store on every other
+ * change). The decisions that must be taken once — auditing an eviction, advancing or
+ * auto-starting a rollout, the hourly PKI step, pruning the audit log and history — are taken
+ * by the leader alone (Leadership: PostgreSQL's advisory lock; SQLite's one controller always
+ * leads). An operator's own command (a rollout start, a kill) runs on the controller asked.
+ *
  * Stale agents: a server with no report for `staleAfterMs` (10 s), or whose agent says it
  * cannot read its sessions, is shown `stale: true`, and its sessions are ignored when deciding
  * evictions (a silent server may have lost them, and its agent would not hear the directive
@@ -38,6 +47,7 @@ import { loadSpec } from '../service/spec-file.js';
 import type {
   AuditEntry,
   ChangeFeed,
+  Leadership,
   RolloutRecord,
   ServerState,
   StoredSession,
@@ -100,6 +110,8 @@ export interface StateOptions extends IngestOptions {
   log: (line: string) => void;
   /** Told of evictions and drains as they happen (the metrics' counters). */
   events?: ControllerEvents;
+  /** Whether this controller takes the decisions taken once; default: always (SQLite). */
+  leadership?: Leadership;
 }
 
 export class ControllerState {
@@ -127,8 +139,12 @@ export class ControllerState {
   private lastPkiStepAt = 0;
   private lastSpecProblem = '';
   private lastBuildProblem = '';
+  private lastTickProblem = '';
   private userCache: Promise<Map<string, KnownUser>> | undefined;
   private closed = false;
+  private readonly leadership: Leadership;
+  /** Whether this controller led at the last look (to log a change of leader once). */
+  private wasLeader: boolean | undefined;
   /**
    * Directives are recomputed one at a time: each run reads the store, compares with what the
    * last run issued (issuedEvictions) and audits the difference, so two runs interleaving at
@@ -159,6 +175,7 @@ export class ControllerState {
     private readonly opts: StateOptions,
   ) {
     this.fleet = fleet;
+    this.leadership = opts.leadership ?? { isLeader: () => true };
     this.staleAfterMs = opts.staleAfterMs ?? STALE_AFTER_MS;
     this.auth = new Authenticator(opts.adminToken);
     this.consoleSessions = new ConsoleSessions(fleet.store, clock, {
@@ -199,12 +216,27 @@ export class ControllerState {
     });
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
-      storeChanged: () => this.refreshInBackground(),
+      storeChanged: () => {
+        // Another controller may have moved the rollout: read it again before rebuilding.
+        this.rollouts.reload();
+        this.refreshInBackground();
+      },
+      sessionsChanged: () => {
+        this.recomputeDirectives()
+          .then(() => this.changed('sessions'))
+          .catch((err: unknown) => this.opts.log(`directives: ${oneLine(err)}`));
+      },
       tick: () => {
         if (this.ticking) return;
         this.ticking = true;
         this.tick()
-          .catch((err: unknown) => this.opts.log(`watcher: ${oneLine(err)}`))
+          .then(() => (this.lastTickProblem = ''))
+          .catch((err: unknown) => {
+            // Five times a second while PostgreSQL is away: said once, not each time.
+            const problem = oneLine(err);
+            if (problem !== this.lastTickProblem) this.opts.log(`watcher: ${problem}`);
+            this.lastTickProblem = problem;
+          })
           .finally(() => (this.ticking = false));
       },
       failed: (err) => this.opts.log(`watcher: ${oneLine(err)}`),
@@ -244,14 +276,30 @@ export class ControllerState {
   async start(watchIntervalMs: number): Promise<void> {
     await this.agentTokens;
     await this.rollouts.ready();
-    await this.pruneAudit();
+    if (this.isLeader()) await this.pruneAudit();
     this.watcher.start(watchIntervalMs);
+  }
+
+  /** Whether this controller takes the decisions taken once; logs each change of mind. */
+  isLeader(): boolean {
+    const leader = this.leadership.isLeader();
+    // Said only where there can be several controllers (a store that elects a leader).
+    if (leader !== this.wasLeader && this.opts.leadership) {
+      this.opts.log(
+        leader
+          ? 'leading: this controller now takes the decisions taken once (evictions, rollouts, PKI, pruning)'
+          : 'not leading: another controller takes the decisions taken once',
+      );
+      this.wasLeader = leader;
+    }
+    return leader;
   }
 
   /** Cheap checks on every watcher tick: audit retention, servers going stale or fresh. */
   private async tick(): Promise<void> {
-    await this.pruneAudit();
-    if (await this.rollouts.tick()) {
+    const leader = this.isLeader();
+    if (leader) await this.pruneAudit();
+    if (leader && (await this.rollouts.tick())) {
       await this.recomputeDirectives();
       this.changed('servers');
       return;
@@ -354,7 +402,8 @@ export class ControllerState {
     if (!this.closed) {
       // All-at-once raises every generation here, so that the new files and the order to
       // restart reach each agent in one directive, as before rollouts.
-      if (restartChanged.length) await this.rollouts.changeBuilt(restartChanged);
+      // The leader starts it; the others read it from the store when its NOTIFY arrives.
+      if (restartChanged.length && this.isLeader()) await this.rollouts.changeBuilt(restartChanged);
       await this.recomputeDirectives();
     }
     this.changed('fleet');
@@ -368,6 +417,8 @@ export class ControllerState {
    * ca.crt and crl.pem). A failure is logged and tried again at the next build.
    */
   private async pkiStep(): Promise<void> {
+    // Another controller leads and takes it; this one takes it at its first build as leader.
+    if (!this.isLeader()) return;
     const now = this.clock.now().getTime();
     if (this.lastPkiStepAt && now - this.lastPkiStepAt < HOUR_MS) return;
     this.lastPkiStepAt = now;
@@ -526,7 +577,11 @@ export class ControllerState {
       this.polls.wake(server, next);
     }
     this.issuedEvictions = issued;
-    if (fresh.length) await this.auditAll(fresh);
+    // Every controller issues the same evictions in its directives (the agent carries out one
+    // only while the session is live); only the leader audits them, so each is audited once. A
+    // controller that takes over knows what it saw issued while following.
+    if (!fresh.length || !this.isLeader()) return;
+    await this.auditAll(fresh);
     for (const e of fresh) this.opts.events?.evictionIssued(String(e.detail?.server));
   }
 
@@ -606,7 +661,8 @@ export class ControllerState {
     this.reportedHere.add(server);
     if (report.restart) this.restartReports.set(server, report.restart);
     else this.restartReports.delete(server);
-    await this.rollouts.tick();
+    // The leader drives the rollout; another controller's report reaches it by the store.
+    if (this.isLeader()) await this.rollouts.tick();
     await this.recomputeDirectives();
     this.changed('sessions');
   }

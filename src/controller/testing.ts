@@ -116,7 +116,7 @@ export interface ControllerFleet {
   changes: ChangeFeed;
   clock: ManualClock;
   /** Another process on the same fleet directory (a CLI), opened on first use. */
-  other(): Fleet;
+  other(): Promise<Fleet>;
   /** Closes every store opened here and removes the directory. */
   cleanup(): Promise<void>;
 }
@@ -127,7 +127,7 @@ export async function controllerFleet(clock = new ManualClock()): Promise<Contro
   const opened: Fleet[] = [];
   try {
     await (await initFleet(dir, { clock })).close();
-    const { fleet, changes } = openWatchedFleet(dir, { clock, actor: 'api:admin' });
+    const { fleet, changes } = await openWatchedFleet(dir, { clock, actor: 'api:admin' });
     opened.push(fleet);
     let other: Fleet | undefined;
     return {
@@ -135,8 +135,8 @@ export async function controllerFleet(clock = new ManualClock()): Promise<Contro
       fleet,
       changes,
       clock,
-      other() {
-        if (!other) opened.push((other = openFleet(dir, { clock, actor: 'cli:test' })));
+      async other() {
+        if (!other) opened.push((other = await openFleet(dir, { clock, actor: 'cli:test' })));
         return other;
       },
       async cleanup() {

@@ -134,3 +134,41 @@ describe('ChangeWatcher', () => {
     w.stop();
   });
 });
+
+/** A feed that pushes and tells agents' reports apart, as PostgreSQL's does. */
+class PushingFeed {
+  fleet = 0;
+  sessions = 0;
+  private listener: (() => void) | undefined;
+  version = () => this.fleet;
+  sessionsVersion = () => this.sessions;
+  onChange = (listener: () => void) => {
+    this.listener = listener;
+    return () => (this.listener = undefined);
+  };
+  push(kind: 'fleet' | 'sessions'): void {
+    this[kind]++;
+    this.listener?.();
+  }
+  get listening(): boolean {
+    return this.listener !== undefined;
+  }
+}
+
+describe('ChangeWatcher on a pushing feed', () => {
+  it('looks at once when the feed pushes, tells reports from other changes, and stops listening when stopped', () => {
+    const pushing = new PushingFeed();
+    handlers.sessionsChanged = () => calls.push('sessions');
+    const w = new ChangeWatcher(specFile, pushing, clock, timers, handlers);
+    w.start(EVERY_MS);
+    pushing.push('fleet');
+    pushing.push('sessions');
+    expect(calls).toEqual(['store', 'tick', 'sessions', 'tick']);
+    // Both at once: one full refresh covers the sessions too.
+    pushing.fleet++;
+    pushing.push('sessions');
+    expect(calls.slice(4)).toEqual(['store', 'tick']);
+    w.stop();
+    expect(pushing.listening).toBe(false);
+  });
+});

@@ -17,6 +17,11 @@ export interface WatchHandlers {
    * re-issues the CRL well before its nextUpdate, and an expired CRL would lock everyone out.
    */
   storeChanged(): void;
+  /**
+   * Another process committed only agents' reports (where the feed tells: sessionsVersion):
+   * directives may change, bundles cannot. Absent: storeChanged() is called instead.
+   */
+  sessionsChanged?(): void;
   /** Every tick, after the two above: cheap checks (stale servers, audit retention). */
   tick(): void;
   /** A handler threw: the watcher goes on. */
@@ -26,8 +31,10 @@ export interface WatchHandlers {
 export class ChangeWatcher {
   private specStamp: string;
   private version: string | number;
+  private sessionsVersion: string | number | undefined;
   private lastRefreshAt: number;
   private timer: unknown;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly specPath: string,
@@ -38,16 +45,23 @@ export class ChangeWatcher {
   ) {
     this.specStamp = this.readSpecStamp();
     this.version = changes.version();
+    this.sessionsVersion = changes.sessionsVersion?.();
     this.lastRefreshAt = clock.now().getTime();
   }
 
   start(intervalMs: number): void {
     this.timer = this.timers.setInterval(() => this.check(), intervalMs);
+    // A feed that pushes (PostgreSQL's NOTIFY) is looked at at once, not at the next tick:
+    // a change through another controller reaches the agents polling this one in
+    // milliseconds rather than up to an interval later.
+    this.unsubscribe = this.changes.onChange?.(() => this.check());
   }
 
   stop(): void {
     if (this.timer !== undefined) this.timers.clearInterval(this.timer);
     this.timer = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   /** One look at everything (what each tick does). */
@@ -65,6 +79,15 @@ export class ChangeWatcher {
         this.handlers.storeChanged();
         this.version = version;
         this.lastRefreshAt = now;
+        // A full refresh covers the sessions too.
+        this.sessionsVersion = this.changes.sessionsVersion?.();
+      } else {
+        const sessions = this.changes.sessionsVersion?.();
+        if (sessions !== this.sessionsVersion) {
+          if (this.handlers.sessionsChanged) this.handlers.sessionsChanged();
+          else this.handlers.storeChanged();
+          this.sessionsVersion = sessions;
+        }
       }
       this.handlers.tick();
     } catch (err) {

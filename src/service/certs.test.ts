@@ -29,8 +29,8 @@ afterEach(async () => {
 });
 
 /** Another Fleet on the same directory: its own SQLite connection, like a second process. */
-function openAgain(): Fleet {
-  const f = openFleet(dir);
+async function openAgain(): Promise<Fleet> {
+  const f = await openFleet(dir);
   fleets.push(f);
   return f;
 }
@@ -67,7 +67,7 @@ const clientCertsOf = async (fleet: Fleet, name: string) =>
 describe('client certificates', () => {
   it('ten concurrent first profile downloads from two processes attach one certificate; revoke stops all ten', async () => {
     const a = fleets[0];
-    const b = openAgain();
+    const b = await openAgain();
     await a.importCsv('name,groups\nalice,staff\n');
     expect((await a.getUser('alice')).certSerial).toBeUndefined();
     const profiles = await Promise.all(
@@ -121,7 +121,7 @@ describe('client certificates', () => {
 
   it('after delete and re-add of a name, no older profile verifies and the ccd pins only the new serial', async () => {
     const a = fleets[0];
-    const b = openAgain();
+    const b = await openAgain();
     await a.importCsv('name,groups\ncarol,staff\n');
     const old = await Promise.all(
       Array.from({ length: 10 }, (_, i) => (i % 2 ? b : a).profile('carol')),
@@ -173,7 +173,7 @@ describe('the CRL', () => {
 const { openFleet } = await import(${JSON.stringify(openUrl)});
 const { crlInfo } = await import(${JSON.stringify(pkiUrl)});
 const [dir, startAt, ...names] = process.argv.slice(2);
-const fleet = openFleet(dir);
+const fleet = await openFleet(dir);
 const seen = [];
 // Every CRL this process writes goes through the PKI service, whoever asks for it.
 const ensure = fleet.pki.ensureCrl.bind(fleet.pki);
@@ -243,7 +243,7 @@ process.stdout.write(JSON.stringify(seen));
       (s, i) => i && expect(s.serials).toBeGreaterThanOrEqual(ordered[i - 1].serials),
     );
     // The final CRL lists all thirty.
-    const final = crlInfo((await openAgain().snapshot()).crlPem);
+    const final = crlInfo((await (await openAgain()).snapshot()).crlPem);
     expect(final.revokedSerials.sort()).toEqual(users.map((u) => u.certSerial!).sort());
     expect(final.crlNumber).toBe(Math.max(...seen.map((s) => s.number)));
   }, 120_000);

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Conflict, NotFound, SpecError } from '../errors.js';
+import { Conflict, NotFound, SpecError, StoreUnavailable } from '../errors.js';
+import { exitCodeOf } from '../cli/exit-codes.js';
 import { EXAMPLE_FLEET_YAML } from '../spec/example.js';
 import { fixedClock } from '../testing.js';
 import { specPath, storePath } from './layout.js';
@@ -16,11 +17,11 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('composing a fleet with its store', () => {
   it('says what to run when fleet.yaml or the store is missing', async () => {
-    expect(() => openFleet(dir)).toThrow(NotFound);
-    expect(() => openFleet(dir)).toThrow(/init --example/);
+    await expect(openFleet(dir)).rejects.toThrow(NotFound);
+    await expect(openFleet(dir)).rejects.toThrow(/init --example/);
     await (await initFleet(dir)).close();
     rmSync(storePath(dir));
-    expect(() => openFleet(dir)).toThrow(/run "ovpn-fleet init" in/);
+    await expect(openFleet(dir)).rejects.toThrow(/run "ovpn-fleet init" in/);
   });
 
   it('init writes the example, refuses a second init and a broken fleet.yaml', async () => {
@@ -40,8 +41,8 @@ describe('composing a fleet with its store', () => {
 
   it("hands the controller a change feed that sees another process's writes", async () => {
     await (await initFleet(dir)).close();
-    const { fleet, changes } = openWatchedFleet(dir, { actor: 'api:admin' });
-    const cli = openFleet(dir);
+    const { fleet, changes } = await openWatchedFleet(dir, { actor: 'api:admin' });
+    const cli = await openFleet(dir);
     try {
       const start = changes.version();
       await fleet.users.add([{ name: 'ann' }]);
@@ -55,6 +56,24 @@ describe('composing a fleet with its store', () => {
     } finally {
       await fleet.close();
       await cli.close();
+    }
+  });
+
+  it('opens PostgreSQL when the environment names it, and one that refuses is one line without the password', async () => {
+    await (await initFleet(dir)).close();
+    const env = { OVPN_FLEET_DATABASE_URL: 'postgresql://ovpn:pa55word@127.0.0.1:1/fleet' };
+    const err = await openFleet(dir, { env }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailable);
+    expect((err as Error).message).toMatch(/^cannot use PostgreSQL ovpn@127\.0\.0\.1:1\/fleet: /);
+    expect((err as Error).message).not.toContain('pa55word');
+    expect(exitCodeOf(err)).toBe(69);
+    const other = mkdtempSync(join(tmpdir(), 'ovf-open-'));
+    try {
+      // Refused before fleet.yaml is written: nothing is left behind.
+      await expect(initFleet(other, { env })).rejects.toThrow(StoreUnavailable);
+      expect(readdirSync(other)).toEqual([]);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
     }
   });
 

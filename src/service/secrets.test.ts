@@ -17,7 +17,7 @@ describe('secrets', () => {
     expect(await s.managementPassword(a)).not.toBe(await s.managementPassword(b));
     expect(await s.agentToken(a)).toMatch(/^[0-9a-f]{64}$/);
     expect(await s.agentToken(a)).not.toBe(await s.agentToken(b));
-    const again = openFleet(t.dir);
+    const again = await openFleet(t.dir);
     try {
       expect(await again.secrets.agentToken(a)).toBe(await s.agentToken(a));
       expect(await again.secrets.managementPassword(b)).toBe(await s.managementPassword(b));
@@ -32,7 +32,7 @@ describe('secrets', () => {
   });
 
   it('creates the agent secret on first use; another connection to the store derives the same token', async () => {
-    const other = openFleet(t.dir);
+    const other = await openFleet(t.dir);
     try {
       expect(await t.fleet.store.getSetting('agent.secret')).toBeUndefined();
       const [a] = t.fleet.serverNames();

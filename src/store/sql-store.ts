@@ -48,10 +48,18 @@ import type {
 } from './types.js';
 import * as users from './users.js';
 
+/**
+ * What a write changes, for other controllers' change feeds: `sessions` (an agent's report:
+ * directives may change, bundles cannot) or `fleet` (anything else).
+ */
+export type ChangeScope = 'sessions' | 'fleet';
+
 /** The transaction the current async context runs in; `open` turns false when it ends. */
 interface TxContext {
   readonly sql: Sql;
   open: boolean;
+  /** What its writes changed so far. */
+  readonly scopes: Set<ChangeScope>;
 }
 
 export abstract class SqlStore implements FleetStore {
@@ -64,6 +72,13 @@ export abstract class SqlStore implements FleetStore {
   /** Runs fn in a read-only transaction: every statement sees the same committed state. */
   protected abstract readTransaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   abstract close(): Promise<void>;
+  /**
+   * Runs inside a write transaction that wrote something, just before COMMIT (PostgreSQL
+   * sends its NOTIFY here, so it is delivered only if the transaction commits).
+   */
+  protected beforeCommit(_sql: Sql, _scopes: ReadonlySet<ChangeScope>): Promise<void> {
+    return Promise.resolve();
+  }
 
   private current(): Sql | undefined {
     const tx = this.context.getStore();
@@ -73,9 +88,11 @@ export abstract class SqlStore implements FleetStore {
   transaction<T>(fn: (tx: FleetStore) => Promise<T>): Promise<T> {
     if (this.current()) return fn(this);
     return this.writeTransaction(async (sql) => {
-      const tx: TxContext = { sql, open: true };
+      const tx: TxContext = { sql, open: true, scopes: new Set() };
       try {
-        return await this.context.run(tx, () => fn(this));
+        const result = await this.context.run(tx, () => fn(this));
+        if (tx.scopes.size) await this.beforeCommit(sql, tx.scopes);
+        return result;
       } finally {
         // Work fn started and did not await must not run on a finished transaction.
         tx.open = false;
@@ -84,9 +101,13 @@ export abstract class SqlStore implements FleetStore {
   }
 
   /** A write of one or more statements: in the caller's transaction, or in one of its own. */
-  private write<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const sql = this.current();
-    return sql ? fn(sql) : this.transaction(() => fn(this.current()!));
+  private write<T>(fn: (sql: Sql) => Promise<T>, scope: ChangeScope = 'fleet'): Promise<T> {
+    const tx = this.context.getStore();
+    if (tx?.open) {
+      tx.scopes.add(scope);
+      return fn(tx.sql);
+    }
+    return this.transaction(() => this.write(fn, scope));
   }
 
   /** Reads that must agree with each other: in the caller's transaction, or a read-only one. */
@@ -240,11 +261,11 @@ export abstract class SqlStore implements FleetStore {
   }
 
   recordReport(server: string, report: ServerReport): Promise<void> {
-    return this.write((sql) => sessions.recordReport(sql, server, report));
+    return this.write((sql) => sessions.recordReport(sql, server, report), 'sessions');
   }
 
   recordHealth(server: string, report: Omit<ServerReport, 'sessions'>): Promise<void> {
-    return this.write((sql) => sessions.recordHealth(sql, server, report));
+    return this.write((sql) => sessions.recordHealth(sql, server, report), 'sessions');
   }
 
   sessionHistory(user: string, opts: { limit: number; after?: string }): Promise<HistoryEntry[]> {

@@ -17,7 +17,7 @@ import { StoreTooNew } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
 import { SQLITE, type Sql, type SqlParam } from './sql.js';
 import { SqlStore } from './sql-store.js';
-import type { ChangeFeed } from './types.js';
+import type { ChangeFeed, Leadership } from './types.js';
 
 export { containsPattern } from './users.js';
 
@@ -185,5 +185,10 @@ export class SqliteStore extends SqlStore {
 
   changeFeed(): ChangeFeed {
     return { version: () => this.dataVersion() };
+  }
+
+  /** One controller per SQLite file: it always leads. */
+  leadership(): Leadership {
+    return { isLeader: () => true };
   }
 }

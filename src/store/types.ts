@@ -302,9 +302,33 @@ export interface RolloutRecord {
 export interface ChangeFeed {
   /**
    * An opaque token, compared only for equality: it moves when another writer commits; the
-   * caller's own commits through the same store need not move it.
+   * caller's own commits through the same store need not move it (neither engine's does).
    */
   version(): string | number;
+  /**
+   * Where the engine can tell them apart: a token that moves when another writer committed only
+   * agents' reports (sessions, health: directives may change, bundles cannot), while version()
+   * then stays. Absent: every change moves version().
+   */
+  sessionsVersion?(): string | number;
+  /**
+   * A push, where the engine has one (PostgreSQL's LISTEN): `listener` is called soon after a
+   * token moves, so the watcher need not wait for its next poll. Returns the function that
+   * stops it. Absent (SQLite): poll version().
+   */
+  onChange?(listener: () => void): () => void;
+}
+
+/**
+ * Which of several controllers on one store takes the decisions that must be taken once
+ * (auditing an eviction, advancing a rollout, the hourly PKI step, pruning): PostgreSQL's
+ * session advisory lock, held by one controller's dedicated connection and lost with it;
+ * SQLite's one controller always leads. Every controller still computes and serves the same
+ * directives from the same store state.
+ */
+export interface Leadership {
+  /** Whether this store leads now; it may change at any moment (a lost connection). */
+  isLeader(): boolean;
 }
 
 export interface FleetStore {

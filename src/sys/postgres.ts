@@ -47,6 +47,14 @@ export interface PostgresServer {
   pid: number;
   /** A node-postgres connection config for `database` (default `postgres`). */
   config(database?: string): { host: string; port: number; user: string; database: string };
+  /**
+   * Stops the server (fast shutdown: every connection is cut, as in a crash or a failover) and
+   * leaves the data; `start()` brings it back on the same socket and port. For tests of what a
+   * client does while PostgreSQL is away.
+   */
+  halt(): Promise<void>;
+  /** Starts a halted server again; `pid` is the new postmaster's. */
+  start(): Promise<void>;
   /** Stops the server (fast shutdown) and removes the directory. */
   stop(): Promise<void>;
 }
@@ -64,6 +72,24 @@ export async function startPostgres(opts: { port?: number } = {}): Promise<Postg
   if (ids) chownSync(dir, ids.uid, ids.gid);
   const as = (argv: string[]) => (asRoot ? ['runuser', '-u', 'postgres', '--', ...argv] : argv);
   const user = asRoot ? 'postgres' : userInfo().username;
+  const pgCtlStart = () =>
+    // pg_ctl hands -o to the postmaster through a shell: the socket path has no spaces.
+    run(
+      as([
+        join(POSTGRES_BIN, 'pg_ctl'),
+        '-D',
+        data,
+        '-l',
+        log,
+        '-w',
+        '-t',
+        '60',
+        '-o',
+        `-k ${dir} -p ${port} -c listen_addresses= -c fsync=off -c full_page_writes=off`,
+        'start',
+      ]),
+      { timeoutMs: 90_000 },
+    );
   try {
     // trust on the socket alone: the socket lives in a directory of ours and nothing listens
     // on TCP. --no-sync and fsync=off: a test cluster need not survive a power cut.
@@ -83,23 +109,7 @@ export async function startPostgres(opts: { port?: number } = {}): Promise<Postg
       ]),
       { timeoutMs: 120_000 },
     );
-    // pg_ctl hands -o to the postmaster through a shell: the socket path has no spaces.
-    await run(
-      as([
-        join(POSTGRES_BIN, 'pg_ctl'),
-        '-D',
-        data,
-        '-l',
-        log,
-        '-w',
-        '-t',
-        '60',
-        '-o',
-        `-k ${dir} -p ${port} -c listen_addresses= -c fsync=off -c full_page_writes=off`,
-        'start',
-      ]),
-      { timeoutMs: 90_000 },
-    );
+    await pgCtlStart();
   } catch (err) {
     const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3) : [];
     await stopCluster(data, as).catch(() => undefined);
@@ -108,19 +118,26 @@ export async function startPostgres(opts: { port?: number } = {}): Promise<Postg
       `PostgreSQL did not start: ${err instanceof Error ? err.message : String(err)}${tail.length ? `\n${tail.join('\n')}` : ''}`,
     );
   }
-  const pid = postmasterPid(data)!;
-  return {
+  const server: PostgresServer = {
     dir,
     socketDir: dir,
     port,
     user,
-    pid,
+    pid: postmasterPid(data)!,
     config: (database = 'postgres') => ({ host: dir, port, user, database }),
+    async halt() {
+      await stopCluster(data, as);
+    },
+    async start() {
+      await pgCtlStart();
+      server.pid = postmasterPid(data)!;
+    },
     async stop() {
       await stopCluster(data, as);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return server;
 }
 
 function postmasterPid(data: string): number | undefined {

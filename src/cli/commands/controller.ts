@@ -321,7 +321,7 @@ export function registerControllerCommands(program: Command): void {
 }
 
 async function readSessionsFromStore(dir: string): Promise<SessionView[]> {
-  const fleet = openFleet(dir);
+  const fleet = await openFleet(dir);
   try {
     const now = new Date();
     const states = await fleet.store.listServerStates();

@@ -6,6 +6,7 @@ import { InputError } from '../../errors.js';
 import { publishBundles, writeFileAtomic } from '../../sys/files.js';
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../../service/fleet.js';
+import { storeEngine } from '../../service/open.js';
 import { fleetDir, withFleet } from '../context.js';
 import { baseDirOf, parseBaseDir } from '../options.js';
 import { printJson, printTable, say, warn } from '../output.js';
@@ -20,7 +21,8 @@ export function registerFleetCommands(program: Command): void {
       const dir = fleetDir(cmd);
       const path = Fleet.specPath(dir);
       let v;
-      if (existsSync(join(dir, 'fleet.db'))) {
+      // With a store (fleet.db, or PostgreSQL named by the environment) the pools are checked too.
+      if (storeEngine() === 'postgres' || existsSync(join(dir, 'fleet.db'))) {
         v = await withFleet(cmd, (f) => f.validate());
       } else {
         let text: string;

@@ -31,7 +31,7 @@ const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 10, minute)).toISOS
 
 /** Entries written by another process (a CLI), as they would be. */
 async function write(entries: AuditEntry[]) {
-  const store = t.other().store;
+  const store = (await t.other()).store;
   await store.transaction(async (tx) => {
     for (const e of entries) await tx.audit(e);
   });

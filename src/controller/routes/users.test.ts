@@ -42,7 +42,7 @@ function expect400(r: { statusCode: number; json(): any }, re: RegExp) {
 
 /** Users added by another process (a CLI), without certificates. */
 async function seed(list: { name: string; groups?: string[] }[]) {
-  await t.other().addUsers(list, { issueCerts: false });
+  await (await t.other()).addUsers(list, { issueCerts: false });
 }
 
 describe('GET /v1/users', () => {
@@ -63,7 +63,7 @@ describe('GET /v1/users', () => {
   });
 
   it('searches, filters, sorts and pages in the store, with the total in X-Total-Count', async () => {
-    await t.other().setStatus('bob', 'disabled');
+    await (await t.other()).setStatus('bob', 'disabled');
     const page = await get('/v1/users?q=B&sort=-name&limit=1&offset=1');
     expect(page.statusCode).toBe(200);
     expect(names(page)).toEqual(['b_c']);
@@ -101,7 +101,7 @@ describe('GET /v1/users', () => {
 describe('POST /v1/users/bulk', () => {
   beforeEach(async () => {
     await seed([{ name: 'ann' }, { name: 'bob' }, { name: 'cid' }]);
-    await t.other().issueMissingCerts();
+    await (await t.other()).issueMissingCerts();
   });
   const statuses = async () =>
     Object.fromEntries((await t.fleet.listUsers()).map((u) => [u.name, u.status]));
@@ -252,7 +252,7 @@ describe('GET /v1/users/:name/profile', () => {
       renewalDue: true,
       daysLeft: 25,
     });
-    await t.other().renewUserCerts(['ann']);
+    await (await t.other()).renewUserCerts(['ann']);
     const view = (await get('/v1/users/ann')).json();
     expect(view.certificate).toMatchObject({
       renewalDue: false,
