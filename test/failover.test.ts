@@ -52,7 +52,7 @@ async function fleetDir(): Promise<{ dir: string; token: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ovf-failover-'));
   cpSync(template, dir, { recursive: true });
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const fleet = openFleet(dir);
+  const fleet = await openFleet(dir);
   const token = await fleet.agentToken('vpn11');
   await fleet.close();
   return { dir, token };
