@@ -160,10 +160,12 @@ export class Rollouts {
   }
 
   /** One operation at a time, each on fresh observations. */
-  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+  private serial<T>(fn: () => Promise<T> | T, observe: () => boolean = () => true): Promise<T> {
     const run = this.queue.then(async () => {
       await this.ready();
-      await this.d.refresh();
+      // Reading every server and session costs the store a query per agent report: skipped
+      // when there is nothing to decide (no open rollout, none to start).
+      if (observe()) await this.d.refresh();
       return fn();
     });
     this.queue = run.catch(() => undefined);
@@ -305,16 +307,26 @@ export class Rollouts {
    * (a drain set or lifted, a generation raised). Safe to call any number of times.
    */
   tick(): Promise<boolean> {
-    return this.serial(async () => {
-      const r = this.rollout;
-      if (!r || r.status === 'done' || r.status === 'aborted') return await this.autoStart();
-      const before = this.directiveKey();
-      const was = JSON.stringify(r);
-      const audit: AuditEntry[] = [];
-      this.decide(audit);
-      if (audit.length || this.raised.size || JSON.stringify(r) !== was) await this.save(audit);
-      return this.directiveKey() !== before;
-    });
+    return this.serial(
+      async () => {
+        const r = this.rollout;
+        if (!r || r.status === 'done' || r.status === 'aborted') return await this.autoStart();
+        const before = this.directiveKey();
+        const was = JSON.stringify(r);
+        const audit: AuditEntry[] = [];
+        this.decide(audit);
+        if (audit.length || this.raised.size || JSON.stringify(r) !== was) await this.save(audit);
+        return this.directiveKey() !== before;
+      },
+      () => this.busy() || this.wouldAutoStart(),
+    );
+  }
+
+  /** autoStart's conditions before it starts anything. */
+  private wouldAutoStart(): boolean {
+    return (
+      !this.suppressAuto && this.d.settings().auto && !this.busy() && this.pending().length > 0
+    );
   }
 
   /** Moves the open rollout on as far as the observations allow (in memory; save() writes). */
