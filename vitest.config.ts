@@ -8,6 +8,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
           // The lab is one shared set of namespaces and daemons: run e2e files one after another.
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },

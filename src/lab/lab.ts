@@ -1072,6 +1072,12 @@ export class Lab {
       ...(state?.namespaces ?? []),
       ...(await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`)),
     ]);
+    // Without a state (its directory went with an interrupted run's temporary fleet) the
+    // processes are found by their namespaces: every process inside a namespace of the prefix was
+    // started there by a lab. Deleting a namespace does not stop them (`ip netns del` only
+    // unmounts its name; the processes keep it alive), and an FRR instance's directories, named
+    // after its namespace, would meet the next lab of the same prefix.
+    if (!state) processes += await stopStrays([...names]);
     let namespaces = 0;
     for (const ns of names) {
       const r = await run(['ip', 'netns', 'del', ns], { allowFailure: true });
@@ -1085,6 +1091,28 @@ export class Lab {
     log(`lab "${prefix}" removed: ${namespaces} namespaces, ${processes} processes stopped`);
     return { namespaces, processes };
   }
+}
+
+/** Stops the processes inside these namespaces and removes their FRR instances' directories. */
+async function stopStrays(namespaces: readonly string[]): Promise<number> {
+  let stopped = 0;
+  for (const ns of namespaces) {
+    const r = await run(['ip', 'netns', 'pids', ns], { allowFailure: true });
+    const strays = r.stdout
+      .split('\n')
+      .filter((l) => /^[0-9]+$/.test(l.trim()))
+      .map((l) => track(Number(l.trim())))
+      .filter((t) => t !== undefined);
+    await Promise.all(
+      strays.map(async (t) => {
+        if (isAlive(t)) stopped++;
+        await stopProcess(t, 5000);
+      }),
+    );
+    rmSync(`/etc/frr/${ns}`, { recursive: true, force: true });
+    rmSync(`/var/run/frr/${ns}`, { recursive: true, force: true });
+  }
+  return stopped;
 }
 
 /** One CLIENT_LIST row of a server's status file. */
