@@ -1,17 +1,24 @@
 /**
  * The package as a platform team gets it: `npm pack` in the checkout, then a global install of
  * the tarball into an empty prefix with the npm of this machine, and the installed command run
- * from its own bin directory, far from the checkout. Slow (better-sqlite3 compiles from source
- * here: no prebuilt binary is downloaded), so it lives in the slow tier with the lab's tests,
- * though it needs no lab and no root.
+ * from its own bin directory, far from the checkout. It lives in the slow tier with the lab's
+ * tests, though it needs no lab and no root.
+ *
+ * better-sqlite3's install script (`prebuild-install || node-gyp rebuild`) downloads a prebuilt
+ * binary from GitHub on a machine with internet; here only the npm registry is reachable, so it
+ * would compile from source (two to ten minutes). The test hands prebuild-install the binary this
+ * checkout's own install built, as the tarball GitHub serves, through prebuild-install's local
+ * prebuilds directory (`npm_config_<package>_local_prebuilds`): the install takes the same path as
+ * on a user's machine. Should the registry offer a newer 12.x than the checkout's, its name does
+ * not match and the install compiles: slower, same result.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import { itNeeds } from '../../src/testing.js';
-import { ROOT } from './helpers.js';
+import { ROOT, buildOnce } from './helpers.js';
 
 interface Run {
   code: number | null;
@@ -55,6 +62,21 @@ function buildToolsMissing(): string | undefined {
   return missing.length ? `${missing.join(', ')} missing (run npm run setup)` : undefined;
 }
 
+/**
+ * A directory holding this checkout's better-sqlite3 binary under the name prebuild-install asks
+ * GitHub for: {name}-v{version}-{runtime}-v{abi}-{platform}{libc}-{arch}.tar.gz (glibc: no libc part).
+ */
+function localPrebuilds(dir: string): string {
+  const pkg = join(ROOT, 'node_modules', 'better-sqlite3');
+  const { version } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  mkdirSync(dir, { recursive: true });
+  execFileSync('tar', ['-czf', join(dir, name), '-C', pkg, 'build/Release/better_sqlite3.node']);
+  return dir;
+}
+
 const work = mkdtempSync(join(tmpdir(), 'ovf-install-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -69,9 +91,11 @@ describe('npm pack, then npm i -g of the tarball into an empty prefix', () => {
         version: string;
       };
 
-      // With its scripts: `prepack` builds dist/, as it would in a fresh clone.
+      // dist/ as the test line built it: `prepack` would build it again from nothing (a minute
+      // on this machine) — that it does, for a fresh clone, test/package.test.ts checks.
+      await buildOnce();
       const pack = await run(
-        ['npm', 'pack', '--json', '--pack-destination', work],
+        ['npm', 'pack', '--json', '--ignore-scripts', '--pack-destination', work],
         ROOT,
         cleanEnv(work),
       );
@@ -81,6 +105,7 @@ describe('npm pack, then npm i -g of the tarball into an empty prefix', () => {
       ];
       expect(filename).toBe(`ovpn-fleet-${version}.tgz`);
 
+      env.npm_config_better_sqlite3_local_prebuilds = localPrebuilds(join(work, 'prebuilds'));
       const install = await run(
         [
           'npm',
