@@ -13,12 +13,9 @@
  * (`perUser`): the OpenVPN exporters' users learnt that a label per user can take a Prometheus
  * down at a few thousand users.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServerView, SessionView } from '../api/index.js';
-import { STORE_FILE } from '../service/fleet.js';
 import type { MetricsText } from '../sys/metrics-http.js';
 import type { Clock } from '../sys/time.js';
 import { bearerToken, sameToken, tokenDigest } from './auth.js';
@@ -212,7 +209,7 @@ export class ControllerMetrics implements ControllerEvents {
     });
     new Gauge({
       name: 'ovpn_fleet_store_size_bytes',
-      help: 'Size of the store on disk (SQLite: the database file and its write-ahead log)',
+      help: 'Size of the store on disk (SQLite: the database file and its write-ahead log; PostgreSQL: the database)',
       registers,
       collect() {
         this.reset();
@@ -359,7 +356,7 @@ export class ControllerMetrics implements ControllerEvents {
         servers: await state.servers(),
         sessions: this.opts.perUser ? await state.sessions() : [],
         figures,
-        storeBytes: storeBytes(state.fleet.dir),
+        storeBytes: await state.fleet.store.sizeBytes(),
       };
     }
     try {
@@ -403,22 +400,4 @@ async function fleetFigures(state: ControllerState): Promise<FleetFigures> {
     clientStates,
     ...(crlNextUpdate !== undefined ? { crlNextUpdate } : {}),
   };
-}
-
-/**
- * The SQLite file and its write-ahead log (the WAL holds recent commits until a checkpoint).
- * A PostgreSQL store would report `SELECT pg_database_size(current_database())` instead,
- * through a `sizeBytes()` on the store interface, since its files are not ours to stat.
- */
-function storeBytes(dir: string): number {
-  const file = join(dir, STORE_FILE);
-  let total = 0;
-  for (const path of [file, `${file}-wal`]) {
-    try {
-      total += statSync(path).size;
-    } catch {
-      // No WAL right after a checkpoint: nothing to add.
-    }
-  }
-  return total;
 }

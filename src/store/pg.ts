@@ -314,6 +314,13 @@ export class PgStore extends SqlStore {
     return store;
   }
 
+  async sizeBytes(): Promise<number> {
+    const row = await this.autoCommit.get<{ bytes: number }>(
+      'SELECT pg_database_size(current_database()) AS bytes',
+    );
+    return row?.bytes ?? 0;
+  }
+
   /** The dedicated connection, started by the first who needs it (a controller, not the CLI). */
   private sessionClient(): PgSession {
     this.session ??= new PgSession({

@@ -72,6 +72,7 @@ export abstract class SqlStore implements FleetStore {
   /** Runs fn in a read-only transaction: every statement sees the same committed state. */
   protected abstract readTransaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   abstract close(): Promise<void>;
+  abstract sizeBytes(): Promise<number>;
   /**
    * Runs inside a write transaction that wrote something, just before COMMIT (PostgreSQL
    * sends its NOTIFY here, so it is delivered only if the transaction commits).

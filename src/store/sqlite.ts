@@ -12,7 +12,7 @@
  * statement outside a transaction waits for it — uncontended, it runs at once.
  */
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { StoreTooNew } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
 import { SQLITE, type Sql, type SqlParam } from './sql.js';
@@ -108,7 +108,7 @@ export class SqliteStore extends SqlStore {
   private readonly lock = new Lock();
   protected readonly autoCommit: Sql;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     super();
     const fresh = file !== ':memory:' && !existsSync(file);
     // The store holds private keys: create it 0600 before SQLite opens it, so it is never
@@ -150,6 +150,19 @@ export class SqliteStore extends SqlStore {
 
   async close(): Promise<void> {
     await this.lock.run(() => this.db.close());
+  }
+
+  sizeBytes(): Promise<number> {
+    let total = 0;
+    if (this.file !== ':memory:')
+      for (const path of [this.file, `${this.file}-wal`]) {
+        try {
+          total += statSync(path).size;
+        } catch {
+          // No WAL right after a checkpoint: nothing to add.
+        }
+      }
+    return Promise.resolve(total);
   }
 
   protected writeTransaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {

@@ -55,6 +55,15 @@ export function storeContract(engine: string, open: () => Promise<FleetStore>, w
     const test = (name: string, fn: (store: FleetStore) => Promise<void>) =>
       itNeeds(why, name, async () => fn(await fresh()), 60_000);
 
+    test('tells its size on disk, for the store size metric', async (store) => {
+      await store.createUsers([newUser('a'), newUser('b')], POOLS, FIXED_NOW, 't');
+      const bytes = await store.sizeBytes();
+      expect(Number.isInteger(bytes)).toBe(true);
+      // An empty SQLite file is 4 KiB, an empty PostgreSQL database several MiB: holding users,
+      // neither can be smaller than a page.
+      expect(bytes).toBeGreaterThan(4096);
+    });
+
     test('allocates distinct addresses, takes pins, and adds a batch all or nothing', async (store) => {
       const [a, b] = await store.createUsers([newUser('a'), newUser('b')], POOLS, FIXED_NOW, 't');
       expect(a).toMatchObject({ ipv4: '10.200.0.2', ipv6: 'fd00:200::2', groups: ['staff'] });

@@ -334,6 +334,11 @@ export interface Leadership {
 export interface FleetStore {
   /** Waits for what is running, then closes the connection (or the pool). */
   close(): Promise<void>;
+  /**
+   * What the store takes on its disk: SQLite's file and its write-ahead log (recent commits
+   * until a checkpoint), PostgreSQL's database as pg_database_size counts it.
+   */
+  sizeBytes(): Promise<number>;
   /** Adds users in one transaction; addresses come from the pools unless pinned. All or nothing. */
   createUsers(users: NewUser[], pools: Pools, now: Date, actor: string): Promise<User[]>;
   getUser(name: string): Promise<User | undefined>;
