@@ -1279,6 +1279,11 @@ export interface LabUserStatus {
 function nodeEntry(url: URL): string[] {
   const js = fileURLToPath(url);
   if (existsSync(js)) return [process.execPath, js];
+  // Under vitest (an end-to-end test driving a Lab in its own process) import.meta.resolve does
+  // not exist: the test has built dist/, so run the built entry point.
+  const built = js.replace(/\/src\//, '/dist/');
+  if (typeof import.meta.resolve !== 'function' && existsSync(built))
+    return [process.execPath, built];
   return [process.execPath, '--import', import.meta.resolve('tsx'), js.replace(/\.js$/, '.ts')];
 }
 
