@@ -8,18 +8,9 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControllerClient, parseEndpoints } from '../../src/client/client.js';
-import { Lab } from '../../src/lab/lab.js';
+import { Lab, type LabUserStatus } from '../../src/lab/lab.js';
 import { sleep } from '../../src/sys/time.js';
-import {
-  buildOnce,
-  cli,
-  cliOk,
-  newFleetDir,
-  requireLab,
-  secs,
-  statusOf,
-  waitUntil,
-} from './helpers.js';
+import { buildOnce, cli, cliOk, newFleetDir, requireLab, secs, waitUntil } from './helpers.js';
 import { postgresMissing } from '../../src/sys/postgres.js';
 
 const PREFIX = 'ovfh';
@@ -91,6 +82,13 @@ function leader(): string {
     if (last === 'leading') return component;
   }
   throw new Error('no controller leads');
+}
+
+/** A user's row of `lab status`, from this process's Lab: polling it costs no CLI start. */
+async function statusIn(user: string): Promise<LabUserStatus> {
+  const row = (await lab.status()).find((r) => r.user === user);
+  if (!row) throw new Error(`${user} not in lab status`);
+  return row;
 }
 
 /** Pings every address once from a service host, in one lab exec; the addresses that failed. */
@@ -244,7 +242,7 @@ describe.runIf(runs)('two controllers on PostgreSQL in the lab', () => {
     await lab.connect('mover', { server: 'vpn11' });
     await waitUntil(
       'mover via vpn11',
-      async () => (await statusOf(dir, PREFIX, 'mover')).coreVia4.join() === 'vpn11',
+      async () => (await statusIn('mover')).coreVia4.join() === 'vpn11',
       20_000,
     );
     await lab.disconnect('mover', 'SIGKILL');
@@ -255,7 +253,7 @@ describe.runIf(runs)('two controllers on PostgreSQL in the lab', () => {
     await waitUntil(
       'the core routes mover only via vpn12',
       async () => {
-        const s = await statusOf(dir, PREFIX, 'mover');
+        const s = await statusIn('mover');
         return s.coreVia4.join() === 'vpn12' && s.coreVia6.join() === 'vpn12';
       },
       30_000,
@@ -289,7 +287,7 @@ describe.runIf(runs)('two controllers on PostgreSQL in the lab', () => {
     await lab.connect('rev', { server: 'vpn21' });
     await waitUntil(
       'rev via vpn21',
-      async () => (await statusOf(dir, PREFIX, 'rev')).coreVia4.join() === 'vpn21',
+      async () => (await statusIn('rev')).coreVia4.join() === 'vpn21',
       20_000,
     );
     const r0 = Date.now();
@@ -298,7 +296,7 @@ describe.runIf(runs)('two controllers on PostgreSQL in the lab', () => {
     await waitUntil(
       'rev out of the core',
       async () => {
-        const s = await statusOf(dir, PREFIX, 'rev');
+        const s = await statusIn('rev');
         return s.coreVia4.length === 0 && s.coreVia6.length === 0;
       },
       30_000,
