@@ -137,8 +137,10 @@ export class Lab implements LabOps {
     checkPrefix(prefix);
     const state = loadState(labDir(fleetDir, prefix));
     if (!state) throw new NotFound(`no lab "${prefix}" in ${fleetDir}: run "ovpn-fleet lab up"`);
+    // A lab on its own PostgreSQL falls back to fleet.db (its source) for the spec; any other lab
+    // opens the fleet as every command does.
     const env =
-      opts.store === false
+      opts.store === false && state.store === 'postgres'
         ? labStoreEnv({ ...state, store: 'sqlite' }, 'tool')
         : labStoreEnv(state, 'tool');
     const fleet = await openFleet(fleetDir, { env });
