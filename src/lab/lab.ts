@@ -36,6 +36,22 @@ import {
   renderBirdConf,
 } from './bird.js';
 import { seedBundle, seedProfile } from './seed.js';
+import { migrateStoreToPostgres, openFleet } from '../service/open.js';
+import {
+  type LabOps,
+  type LabStore,
+  buildControlPlaneNetwork,
+  controllerEndpoints,
+  controllerId,
+  controllerNamespace,
+  controllerSocket,
+  initLabPostgres,
+  labControllerCount,
+  labStoreEnv,
+  removeLabPostgres,
+  startLabPostgres,
+  stopLabPostgres,
+} from './control-plane.js';
 import {
   type LabClient,
   type LabProcess,
@@ -97,11 +113,52 @@ export function checkLabPrerequisites(routers: LabRouters = 'frr'): void {
     );
 }
 
-export class Lab {
+export class Lab implements LabOps {
+  /** A fleet this lab opened itself (on the lab's PostgreSQL), closed by close(). */
+  private ownedFleet: Fleet | undefined;
+
   private constructor(
-    private readonly fleet: Fleet,
+    private fleet: Fleet,
     readonly state: LabState,
   ) {}
+
+  /**
+   * The lab under `prefix` of the fleet in `fleetDir`, with the fleet opened on the store the
+   * lab's controllers use (its PostgreSQL, or fleet.db). close() it when done.
+   *
+   * `store: false` is for what needs only the spec and the lab's state (exec, status, stopping
+   * and starting processes): it opens fleet.db, so it works while the lab's PostgreSQL is down.
+   */
+  static async openDir(
+    fleetDir: string,
+    prefix = DEFAULT_PREFIX,
+    opts: { store?: boolean } = {},
+  ): Promise<Lab> {
+    checkPrefix(prefix);
+    const state = loadState(labDir(fleetDir, prefix));
+    if (!state) throw new NotFound(`no lab "${prefix}" in ${fleetDir}: run "ovpn-fleet lab up"`);
+    // A lab on its own PostgreSQL falls back to fleet.db (its source) for the spec; any other lab
+    // opens the fleet as every command does.
+    const env =
+      opts.store === false && state.store === 'postgres'
+        ? labStoreEnv({ ...state, store: 'sqlite' }, 'tool')
+        : labStoreEnv(state, 'tool');
+    const fleet = await openFleet(fleetDir, { env });
+    const lab = new Lab(fleet, state);
+    lab.ownedFleet = fleet;
+    return lab;
+  }
+
+  /** The fleet's users, from the store the lab's controllers use. */
+  listUsers(): ReturnType<Fleet['listUsers']> {
+    return this.fleet.listUsers();
+  }
+
+  /** Closes the fleet the lab opened on its own store (not one it was given). */
+  async close(): Promise<void> {
+    await this.ownedFleet?.close();
+    this.ownedFleet = undefined;
+  }
 
   static open(fleet: Fleet, prefix = DEFAULT_PREFIX): Lab {
     checkPrefix(prefix);
@@ -116,7 +173,7 @@ export class Lab {
     return this.state.plan;
   }
 
-  private save(): void {
+  save(): void {
     saveState(this.state);
   }
 
@@ -132,6 +189,13 @@ export class Lab {
       seed?: boolean;
       /** The core and site routers run FRR (default) or BIRD 2: interop with a non-FRR datacenter. */
       routers?: LabRouters;
+      /** Controllers to run (default 1); 2 needs store postgres. */
+      controllers?: number;
+      /**
+       * sqlite (default): the controller uses fleet.db. postgres: a PostgreSQL in the lab's
+       * `-db` host, which fleet.db is copied into at up; the lab's fleet lives there until down.
+       */
+      store?: LabStore;
     } = {},
   ): Promise<Lab> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
@@ -169,6 +233,8 @@ export class Lab {
       sharedFrrFiles: SHARED_FRR_FILES.filter((f) => existsSync(f)),
       controlPlane: opts.controlPlane !== false && opts.seed !== true,
       seed: opts.seed === true,
+      ...(opts.controllers && opts.controllers > 1 ? { controllers: opts.controllers } : {}),
+      ...(opts.store === 'postgres' ? { store: opts.store } : {}),
       plan,
     };
     saveState(state);
@@ -176,12 +242,20 @@ export class Lab {
     const log = opts.log ?? (() => undefined);
     try {
       await lab.buildNetwork(log);
+      if (state.store === 'postgres') {
+        await buildControlPlaneNetwork(lab);
+        await initLabPostgres(lab, (env) => migrateStoreToPostgres(fleet.dir, env), log);
+        lab.fleet = lab.ownedFleet = await openFleet(fleet.dir, {
+          env: labStoreEnv(state, 'tool'),
+        });
+      }
       await lab.startRouting(log);
       await lab.startServers(log);
       if (state.controlPlane) await lab.startControlPlane(log);
       await lab.startEdges(log);
       await lab.waitConverged(log);
     } catch (err) {
+      await lab.close().catch(() => undefined);
       log(
         `lab up failed; the partial lab stays for inspection until "ovpn-fleet lab down --prefix ${prefix}"`,
       );
@@ -190,7 +264,7 @@ export class Lab {
     return lab;
   }
 
-  private async addNamespace(ns: string, forwarding: boolean): Promise<void> {
+  async addNamespace(ns: string, forwarding: boolean): Promise<void> {
     this.state.namespaces.push(ns);
     this.save();
     await run(['ip', 'netns', 'add', ns]);
@@ -209,7 +283,7 @@ export class Lab {
     );
   }
 
-  private async addLink(a: LabIface, b: LabIface): Promise<void> {
+  async addLink(a: LabIface, b: LabIface): Promise<void> {
     await run([
       'ip',
       '-n',
@@ -234,7 +308,7 @@ export class Lab {
     }
   }
 
-  private async addRoutes(ns: string, routes: LabPlan['nodes'][number]['routes']): Promise<void> {
+  async addRoutes(ns: string, routes: LabPlan['nodes'][number]['routes']): Promise<void> {
     for (const r of routes) {
       const family = r.via?.includes(':') ? '-6' : '-4';
       await run([
@@ -315,7 +389,7 @@ export class Lab {
     }
   }
 
-  private recordProcess(p: Omit<LabProcess, 'startTime'>): LabProcess {
+  recordProcess(p: Omit<LabProcess, 'startTime'>): LabProcess {
     const t = track(p.pid);
     const entry: LabProcess = { ...p, startTime: t?.startTime ?? '' };
     this.state.processes = this.state.processes.filter((q) => q.id !== p.id);
@@ -438,7 +512,12 @@ export class Lab {
   // ---------------------------------------------------------------- control plane
 
   get controllerSocket(): string {
-    return join(this.state.dir, 'controller.sock');
+    return controllerSocket(this.state, 1);
+  }
+
+  /** Every controller as a `--controller` value (`unix:…`), first preferred. */
+  get controllerEndpoints(): string[] {
+    return controllerEndpoints(this.state);
   }
 
   private cliScript(): string[] {
@@ -446,15 +525,24 @@ export class Lab {
   }
 
   private async startControlPlane(log: (l: string) => void): Promise<void> {
-    await this.startController();
+    const count = labControllerCount(this.state);
+    // One after the other: the first creates the admin token file the second reads.
+    for (let n = 1; n <= count; n++) await this.startController(n);
     for (const s of this.plan.servers) await this.startAgent(s.name);
-    log(
-      `control plane: controller on ${this.controllerSocket} and http://127.0.0.1:${LAB_CONTROLLER_PORT} in ${this.plan.core}, ${this.plan.servers.length} agents`,
-    );
+    for (let n = 1; n <= count; n++)
+      log(
+        `control plane: controller ${n} on ${controllerSocket(this.state, n)} and http://127.0.0.1:${LAB_CONTROLLER_PORT} in ${controllerNamespace(this.state, n)}`,
+      );
+    log(`control plane: ${this.plan.servers.length} agents`);
   }
 
-  async startController(): Promise<void> {
-    rmSync(this.controllerSocket, { force: true });
+  /** Controller `n` (1-based): the first in the core's namespace, the second in its own. */
+  async startController(n = 1): Promise<void> {
+    const socket = controllerSocket(this.state, n);
+    const ns = controllerNamespace(this.state, n);
+    const logName = n === 1 ? 'controller.log' : `controller${n}.log`;
+    rmSync(socket, { force: true });
+    const env = labStoreEnv(this.state, 'controller', {});
     const p = spawnDetached(
       [
         ...this.cliScript(),
@@ -462,24 +550,35 @@ export class Lab {
         this.state.fleetDir,
         'controller',
         '--listen',
-        `unix:${this.controllerSocket}`,
+        `unix:${socket}`,
         '--listen',
         `127.0.0.1:${LAB_CONTROLLER_PORT}`,
         '--base',
         join(this.state.dir, 'servers', '{server}'),
       ],
-      { netns: this.plan.core, logFile: join(this.state.dir, 'controller.log') },
+      {
+        netns: ns,
+        logFile: join(this.state.dir, logName),
+        // The URL file's name only: the connection string stays out of argv and the state.
+        ...(env.OVPN_FLEET_DATABASE_URL_FILE
+          ? {
+              env: {
+                OVPN_FLEET_DATABASE_URL: '',
+                OVPN_FLEET_DATABASE_URL_FILE: env.OVPN_FLEET_DATABASE_URL_FILE,
+              },
+            }
+          : {}),
+      },
     );
-    this.recordProcess({ id: 'controller', kind: 'controller', ns: this.plan.core, pid: p.pid });
+    this.recordProcess({ id: controllerId(n), kind: 'controller', ns, pid: p.pid });
     await waitFor(
-      'the controller (see controller.log in the lab directory)',
+      `controller ${n} (see ${logName} in the lab directory)`,
       async () => {
         try {
-          const r = await new ControllerClient(
-            { kind: 'unix', path: this.controllerSocket },
-            '',
-            1000,
-          ).raw('GET', '/v1/health');
+          const r = await new ControllerClient({ kind: 'unix', path: socket }, '', 1000).raw(
+            'GET',
+            '/v1/health',
+          );
           return r.status === 200 ? true : undefined;
         } catch {
           return undefined;
@@ -503,14 +602,18 @@ export class Lab {
     writeFileAtomic(tokenFile, `${await this.fleet.agentToken(server)}\n`, 0o600);
     if (!existsSync(this.metricsTokenFile))
       writeFileAtomic(this.metricsTokenFile, `${randomBytes(24).toString('hex')}\n`, 0o600);
+    // Every other server lists the second controller first: with two controllers, half the
+    // agents long-poll and report to each, so reports really go to different controllers.
+    const index = this.plan.servers.indexOf(s);
+    const endpoints = this.controllerEndpoints;
+    const ordered = index % 2 === 1 ? [...endpoints.slice(1), endpoints[0]] : endpoints;
     const p = spawnDetached(
       [
         ...this.cliScript(),
         'agent',
         '--server',
         server,
-        '--controller',
-        `unix:${this.controllerSocket}`,
+        ...ordered.flatMap((e) => ['--controller', e]),
         '--token-file',
         tokenFile,
         '--bundle-dir',
@@ -527,7 +630,10 @@ export class Lab {
     this.recordProcess({ id: `${s.ns}/agent`, kind: 'agent', ns: s.ns, pid: p.pid });
   }
 
-  /** Stops one component (failure drills): openvpn, frr or agent of a server, or the controller. */
+  /**
+   * Stops one component (failure drills): openvpn, frr or agent of a server, a controller, or
+   * PostgreSQL (SIGTERM: its fast shutdown; SIGKILL: its immediate one, a crash).
+   */
   async stopComponent(
     component: string,
     server: string | undefined,
@@ -537,13 +643,21 @@ export class Lab {
     const procs = this.state.processes.filter((p) => ids.includes(p.id));
     if (!procs.length)
       throw new NotFound(`${component}${server ? ` of ${server}` : ''} is not running`);
-    await Promise.all(procs.map((p) => stopProcess(p, 8000, signal)));
+    await Promise.all(
+      procs.map((p) =>
+        p.kind === 'postgres'
+          ? stopLabPostgres(p, signal === 'SIGKILL')
+          : stopProcess(p, 8000, signal),
+      ),
+    );
     this.state.processes = this.state.processes.filter((p) => !procs.includes(p));
     this.save();
   }
 
   async startComponent(component: string, server: string | undefined): Promise<void> {
-    if (component === 'controller') return this.startController();
+    const controller = this.controllerNumber(component);
+    if (controller !== undefined) return this.startController(controller);
+    if (component === 'postgres') return this.startPostgres();
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s)
       throw new InputError(
@@ -557,14 +671,40 @@ export class Lab {
       this.state.frrInstances = this.state.frrInstances.filter((n) => n !== s.ns);
       return this.startFrr(s.ns, conf);
     }
-    throw new InputError(
-      'component',
-      `"${component}" is not one of openvpn, frr, agent, controller`,
-    );
+    throw new InputError('component', `"${component}" is not one of ${this.componentNames()}`);
+  }
+
+  private async startPostgres(): Promise<void> {
+    if (!this.state.postgres)
+      throw new InputError('component', 'this lab runs no PostgreSQL (lab up --store postgres)');
+    return startLabPostgres(this);
+  }
+
+  /** `controller` is the first, `controller2` the second (in a lab with two). */
+  private controllerNumber(component: string): number | undefined {
+    const m = /^controller([0-9]*)$/.exec(component);
+    if (!m) return undefined;
+    const n = m[1] ? Number(m[1]) : 1;
+    const count = labControllerCount(this.state);
+    if (n < 1 || n > count)
+      throw new InputError(
+        'component',
+        count ? `this lab runs ${count} controller${count > 1 ? 's' : ''}` : 'no control plane',
+      );
+    return n;
+  }
+
+  private componentNames(): string {
+    const names = ['openvpn', 'frr', 'agent', 'controller'];
+    if (labControllerCount(this.state) > 1) names.push('controller2');
+    if (this.state.postgres) names.push('postgres');
+    return names.join(', ');
   }
 
   private componentIds(component: string, server: string | undefined): string[] {
-    if (component === 'controller') return ['controller'];
+    const controller = this.controllerNumber(component);
+    if (controller !== undefined) return [controllerId(controller)];
+    if (component === 'postgres') return ['postgres'];
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s)
       throw new InputError(
@@ -574,10 +714,7 @@ export class Lab {
     if (component === 'openvpn') return [`${s.ns}/openvpn`];
     if (component === 'agent') return [`${s.ns}/agent`];
     if (component === 'frr') return routingDaemons(this.fleet.spec).map((d) => `${s.ns}/${d}`);
-    throw new InputError(
-      'component',
-      `"${component}" is not one of openvpn, frr, agent, controller`,
-    );
+    throw new InputError('component', `"${component}" is not one of ${this.componentNames()}`);
   }
 
   // ---------------------------------------------------------------- edges: LBs, service hosts
@@ -935,6 +1072,31 @@ export class Lab {
     return [...new Set(servers)].sort();
   }
 
+  /** The control plane's processes (controllers, PostgreSQL): where each runs, and if it does. */
+  controlPlaneStatus(): { component: string; ns: string; running: boolean; where: string }[] {
+    const rows: { component: string; ns: string; running: boolean; where: string }[] = [];
+    const alive = (id: string) => {
+      const p = this.state.processes.find((q) => q.id === id);
+      return p !== undefined && isAlive(p);
+    };
+    for (let n = 1; n <= labControllerCount(this.state); n++)
+      rows.push({
+        component: controllerId(n),
+        ns: controllerNamespace(this.state, n),
+        running: alive(controllerId(n)),
+        where: `unix:${controllerSocket(this.state, n)}`,
+      });
+    const pgs = this.state.postgres;
+    if (pgs)
+      rows.push({
+        component: 'postgres',
+        ns: pgs.ns,
+        running: alive('postgres'),
+        where: `${pgs.address}:${pgs.port}`,
+      });
+    return rows;
+  }
+
   async status(): Promise<LabUserStatus[]> {
     const sessions = this.sessions();
     const rows: LabUserStatus[] = [];
@@ -1021,6 +1183,7 @@ export class Lab {
         'service',
         'agent',
         'controller',
+        'postgres',
         'openvpn-server',
         'frr',
         'bird',
@@ -1030,10 +1193,13 @@ export class Lab {
             .filter((p) => p.kind === kind)
             .map(async (p) => {
               if (isAlive(p)) processes++;
-              await stopProcess(p, 5000);
+              if (p.kind === 'postgres') await stopLabPostgres(p);
+              else await stopProcess(p, 5000);
             }),
         );
       }
+      // A postmaster a crashed `lab up` did not record yet, and the cluster's directory.
+      processes += await removeLabPostgres(state);
       // FRR daemons started by a crashed `lab up` may not be in the state yet: their pid files are.
       for (const inst of state.frrInstances) {
         for (const daemon of ['zebra', 'ospfd', 'ospf6d', 'ripd', 'ripngd', 'bgpd', 'staticd']) {
@@ -1143,6 +1309,11 @@ export interface LabUserStatus {
 function nodeEntry(url: URL): string[] {
   const js = fileURLToPath(url);
   if (existsSync(js)) return [process.execPath, js];
+  // Under vitest (an end-to-end test driving a Lab in its own process) import.meta.resolve does
+  // not exist: the test has built dist/, so run the built entry point.
+  const built = js.replace(/\/src\//, '/dist/');
+  if (typeof import.meta.resolve !== 'function' && existsSync(built))
+    return [process.execPath, built];
   return [process.execPath, '--import', import.meta.resolve('tsx'), js.replace(/\.js$/, '.ts')];
 }
 

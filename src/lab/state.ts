@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/files.js';
 import type { LabPlan } from './plan.js';
+import type { LabPostgres, LabStore } from './control-plane.js';
 
 export type ProcessKind =
   | 'openvpn-server'
@@ -12,7 +13,8 @@ export type ProcessKind =
   | 'service'
   | 'lb-health'
   | 'controller'
-  | 'agent';
+  | 'agent'
+  | 'postgres';
 
 export interface LabProcess {
   id: string;
@@ -47,6 +49,12 @@ export interface LabState {
   clients: LabClient[];
   /** Controller and one agent per server run (off: servers run alone, as in the seed). */
   controlPlane?: boolean;
+  /** How many controllers run (absent: 1); the second in its own namespace (control-plane.ts). */
+  controllers?: number;
+  /** The store the controllers use (absent: sqlite, the fleet directory's fleet.db). */
+  store?: LabStore;
+  /** The lab's PostgreSQL, with `store: 'postgres'`. */
+  postgres?: LabPostgres;
   /**
    * The servers run as the seed article ran them (benchmark baseline): its hooks, FRR
    * redistributing kernel and connected routes unfiltered, no control plane, and client

@@ -23,7 +23,8 @@ export function postgresMissing(): string | undefined {
   return undefined;
 }
 
-function postgresIds(): { uid: number; gid: number } | undefined {
+/** The `postgres` user's ids (PostgreSQL refuses to run as root). */
+export function postgresIds(): { uid: number; gid: number } | undefined {
   try {
     const line = readFileSync('/etc/passwd', 'utf8')
       .split('\n')

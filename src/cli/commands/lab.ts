@@ -7,12 +7,31 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../../errors.js';
 import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
 import { LAB_ROUTERS, type LabRouters } from '../../lab/bird.js';
+import { type LabStore, checkControlPlaneOptions } from '../../lab/control-plane.js';
 import { run } from '../../sys/exec.js';
 import { fleetDir, withFleet } from '../context.js';
 import { printJson, printTable, say } from '../output.js';
 
 interface LabOpts {
   prefix: string;
+}
+
+/**
+ * Runs `fn` on the lab with its fleet opened on the store the lab's controllers use: a lab on
+ * PostgreSQL keeps the fleet in its own database, not in fleet.db.
+ */
+async function withLab<T>(
+  cmd: Command,
+  prefix: string,
+  fn: (lab: Lab) => Promise<T> | T,
+  opts: { store?: boolean } = {},
+): Promise<T> {
+  const lab = await Lab.openDir(fleetDir(cmd), prefix, opts);
+  try {
+    return await fn(lab);
+  } finally {
+    await lab.close();
+  }
 }
 
 export function registerLab(program: Command): void {
@@ -41,10 +60,28 @@ export function registerLab(program: Command): void {
         '--routers <impl>',
         'core and site routers run frr or bird (BIRD 2: a datacenter that is not FRR)',
         'frr',
+      )
+      .option(
+        '--controllers <n>',
+        'controllers to run: 1, or 2 (the second in its own host; needs --store postgres)',
+        (v) => Number(v),
+        1,
+      )
+      .option(
+        '--store <engine>',
+        "sqlite (fleet.db) or postgres: a PostgreSQL in the lab's db host, fleet.db copied in",
+        'sqlite',
       ),
   ).action(
     async (
-      opts: LabOpts & { clients?: number; controlPlane: boolean; seed?: boolean; routers: string },
+      opts: LabOpts & {
+        clients?: number;
+        controlPlane: boolean;
+        seed?: boolean;
+        routers: string;
+        controllers: number;
+        store: string;
+      },
       cmd: Command,
     ) => {
       if (!(LAB_ROUTERS as readonly string[]).includes(opts.routers))
@@ -58,6 +95,11 @@ export function registerLab(program: Command): void {
       ) {
         throw new InputError('--clients', 'must be a whole number from 0 to 150');
       }
+      checkControlPlaneOptions({
+        controllers: opts.controllers,
+        store: opts.store,
+        controlPlane: opts.controlPlane && opts.seed !== true,
+      });
       await withFleet(cmd, async (fleet) => {
         const started = Date.now();
         const l = await Lab.up(fleet, {
@@ -66,18 +108,24 @@ export function registerLab(program: Command): void {
           controlPlane: opts.controlPlane,
           seed: opts.seed === true,
           routers: opts.routers as LabRouters,
+          controllers: opts.controllers,
+          store: opts.store as LabStore,
         });
-        say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        if (opts.clients) {
-          const users = (await fleet.listUsers())
-            .filter((u) => u.status === 'enabled')
-            .slice(0, opts.clients)
-            .map((u) => u.name);
-          if (users.length < opts.clients)
-            throw new InputError('--clients', `only ${users.length} enabled users in the store`);
-          const t0 = Date.now();
-          await l.connectMany(users);
-          say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        try {
+          say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          if (opts.clients) {
+            const users = (await l.listUsers())
+              .filter((u) => u.status === 'enabled')
+              .slice(0, opts.clients)
+              .map((u) => u.name);
+            if (users.length < opts.clients)
+              throw new InputError('--clients', `only ${users.length} enabled users in the store`);
+            const t0 = Date.now();
+            await l.connectMany(users);
+            say(`${users.length} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+          }
+        } finally {
+          await l.close();
         }
       });
     },
@@ -128,8 +176,7 @@ export function registerLab(program: Command): void {
         'dial these servers directly, in this order (vpn11 or vpn11,vpn21)',
       ),
   ).action(async (user: string, opts: LabOpts & { server?: string }, cmd: Command) => {
-    await withFleet(cmd, async (fleet) => {
-      const l = Lab.open(fleet, opts.prefix);
+    await withLab(cmd, opts.prefix, async (l) => {
       const t0 = Date.now();
       await l.connect(user, opts.server ? { server: opts.server } : {});
       const a = await l.tunnelAddresses(user);
@@ -140,7 +187,9 @@ export function registerLab(program: Command): void {
   prefixOption(
     lab
       .command('stop <component> [server]')
-      .description("failure drills: stop a server's openvpn, frr or agent, or the controller")
+      .description(
+        "failure drills: stop a server's openvpn, frr or agent, a controller (controller, controller2) or postgres",
+      )
       .option('--signal <signal>', 'SIGTERM (graceful) or SIGKILL (crash)', 'SIGTERM'),
   ).action(
     async (
@@ -152,12 +201,11 @@ export function registerLab(program: Command): void {
       if (opts.signal !== 'SIGTERM' && opts.signal !== 'SIGKILL') {
         throw new InputError('--signal', 'must be SIGTERM or SIGKILL');
       }
-      await withFleet(cmd, (fleet) =>
-        Lab.open(fleet, opts.prefix).stopComponent(
-          component,
-          server,
-          opts.signal as NodeJS.Signals,
-        ),
+      await withLab(
+        cmd,
+        opts.prefix,
+        (l) => l.stopComponent(component, server, opts.signal as NodeJS.Signals),
+        { store: false },
       );
       say(`${component}${server ? ` on ${server}` : ''} stopped (${opts.signal})`);
     },
@@ -165,9 +213,12 @@ export function registerLab(program: Command): void {
   prefixOption(
     lab
       .command('start <component> [server]')
-      .description('start a stopped openvpn, frr, agent or the controller'),
+      .description('start a stopped openvpn, frr, agent, controller, controller2 or postgres'),
   ).action(async (component: string, server: string | undefined, opts: LabOpts, cmd: Command) => {
-    await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).startComponent(component, server));
+    // Only an agent needs the store (its token): postgres must start while the store is down.
+    await withLab(cmd, opts.prefix, (l) => l.startComponent(component, server), {
+      store: component === 'agent',
+    });
     say(`${component}${server ? ` on ${server}` : ''} started`);
   });
 
@@ -176,7 +227,7 @@ export function registerLab(program: Command): void {
       .command('sync')
       .description("re-render the servers' files (ccd, CRL, nftables) after user changes"),
   ).action(async (opts: LabOpts, cmd: Command) => {
-    const rows = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).sync());
+    const rows = await withLab(cmd, opts.prefix, (l) => l.sync());
     const changed = rows.filter((r) => r.changed).map((r) => r.server);
     say(changed.length ? `updated ${changed.join(', ')}` : 'all servers up to date');
   });
@@ -190,9 +241,9 @@ export function registerLab(program: Command): void {
         'kill -9 the client instead: its session dies silently, as when a laptop sleeps',
       ),
   ).action(async (user: string, opts: LabOpts & { kill?: boolean }, cmd: Command) => {
-    await withFleet(cmd, (fleet) =>
-      Lab.open(fleet, opts.prefix).disconnect(user, opts.kill ? 'SIGKILL' : 'SIGTERM'),
-    );
+    await withLab(cmd, opts.prefix, (l) => l.disconnect(user, opts.kill ? 'SIGKILL' : 'SIGTERM'), {
+      store: false,
+    });
     say(`${user} ${opts.kill ? 'killed' : 'disconnected'}`);
   });
 
@@ -202,9 +253,22 @@ export function registerLab(program: Command): void {
       .description("each user: server, addresses, and the core router's routes to them")
       .option('--json', 'print JSON'),
   ).action(async (opts: LabOpts & { json?: boolean }, cmd: Command) => {
-    const rows = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).status());
+    const { rows, controlPlane } = await withLab(
+      cmd,
+      opts.prefix,
+      async (l) => ({
+        rows: await l.status(),
+        controlPlane: l.controlPlaneStatus(),
+      }),
+      { store: false },
+    );
     if (opts.json) printJson(rows);
-    else
+    else {
+      if (controlPlane.length)
+        printTable(
+          controlPlane.map((c) => ({ ...c, running: c.running ? 'yes' : 'NO' })),
+          ['component', 'running', 'ns', 'where'],
+        );
       printTable(
         rows.map((r) => ({
           ...r,
@@ -214,6 +278,7 @@ export function registerLab(program: Command): void {
         })),
         ['user', 'client', 'server', 'ipv4', 'ipv6', 'core'],
       );
+    }
   });
 
   prefixOption(
@@ -221,7 +286,9 @@ export function registerLab(program: Command): void {
       .command('exec <host> <command...>')
       .description('run a command in a lab host (e.g. lab exec core -- ip route)'),
   ).action(async (host: string, command: string[], opts: LabOpts, cmd: Command) => {
-    const ns = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).resolveHost(host));
+    const ns = await withLab(cmd, opts.prefix, (l) => l.resolveHost(host), {
+      store: false,
+    });
     const r = await run(command, { netns: ns, allowFailure: true });
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
@@ -231,7 +298,9 @@ export function registerLab(program: Command): void {
   prefixOption(
     lab.command('logs <host>').description('print the logs of a lab host (OpenVPN, FRR, service)'),
   ).action(async (host: string, opts: LabOpts, cmd: Command) => {
-    const files = await withFleet(cmd, (fleet) => Lab.open(fleet, opts.prefix).logFiles(host));
+    const files = await withLab(cmd, opts.prefix, (l) => l.logFiles(host), {
+      store: false,
+    });
     for (const f of files) process.stdout.write(`==> ${f} <==\n${readFileSync(f, 'utf8')}\n`);
   });
 }
