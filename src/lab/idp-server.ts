@@ -10,10 +10,13 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import Provider from 'oidc-provider';
-import type { TestIdpConfig } from './idp.js';
+import type { TestIdpConfig, TestIdpUser } from './idp.js';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8')) as TestIdpConfig;
 const users = new Map(config.users.map((u) => [u.name, u]));
+/** oidc-provider's account id is the `sub` claim: not the login name, as at most providers. */
+const subjectOf = (u: TestIdpUser) => u.subject ?? `sub-${u.name}`;
+const bySubject = new Map(config.users.map((u) => [subjectOf(u), u]));
 
 const provider = new Provider(config.issuer, {
   clients: config.clients.map((c) => ({
@@ -24,12 +27,12 @@ const provider = new Provider(config.issuer, {
     response_types: ['code'],
   })),
   findAccount(_ctx: unknown, id: string) {
-    const user = users.get(id);
+    const user = bySubject.get(id);
     if (!user) return Promise.resolve(undefined);
     return Promise.resolve({
       accountId: id,
       claims: () => ({
-        sub: user.subject ?? `sub-${user.name}`,
+        sub: id,
         preferred_username: user.name,
         name: user.name,
         email: user.email ?? `${user.name}@example.com`,
@@ -126,7 +129,7 @@ async function interaction(req: IncomingMessage, res: ServerResponse): Promise<v
     await provider.interactionFinished(
       req,
       res,
-      { login: { accountId: user.name } },
+      { login: { accountId: subjectOf(user) } },
       { mergeWithLastSubmission: false },
     );
     return;

@@ -58,7 +58,10 @@ export interface TestIdp {
 function serverEntry(): string[] {
   const js = fileURLToPath(new URL('./idp-server.js', import.meta.url));
   if (existsSync(js)) return [process.execPath, js];
-  return [process.execPath, '--import', import.meta.resolve('tsx'), js.replace(/\.js$/, '.ts')];
+  // Under vitest import.meta.resolve is missing: the bare name resolves from the working
+  // directory, the project's.
+  const tsx = typeof import.meta.resolve === 'function' ? import.meta.resolve('tsx') : 'tsx';
+  return [process.execPath, '--import', tsx, js.replace(/\.js$/, '.ts')];
 }
 
 /**
