@@ -14,7 +14,7 @@ import { startTestIdp, type TestIdp } from '../../lab/idp.js';
 import { chromiumMissing, launchChromium, signInWithBrowser } from '../../lab/sso-browser.js';
 import { initFleet } from '../../service/open.js';
 import { itNeeds } from '../../testing.js';
-import { type Controller, buildController } from '../app.js';
+import { type Controller, type ControllerOptions, buildController } from '../app.js';
 import { FakeTimers, ManualClock } from '../testing.js';
 import { OidcWebSignIn, type OidcSettings } from './oidc.js';
 import type { WebSignInResult } from './web-sign-in.js';
@@ -38,6 +38,7 @@ let browser: Browser | undefined;
 let base = '';
 const clock = new ManualClock(new Date());
 const results: WebSignInResult[] = [];
+let ssoOptions: ControllerOptions['sso'];
 
 function settings(caFile: string, secretFile: string, issuer: string): OidcSettings {
   return {
@@ -83,11 +84,11 @@ beforeAll(async () => {
     clock,
     timers: new FakeTimers(clock),
     log: () => {},
-    sso: {
+    sso: (ssoOptions = {
       settings: settings(idp.caFile, secretFile, idp.issuer),
       publicUrl: base,
       pendingTtlMs: TTL_MS,
-    },
+    }),
   });
   ctl.webSignIn!.onResult((r) => results.push(r));
   await ctl.app.listen({ host: '127.0.0.1', port: ctlPort });
@@ -211,6 +212,55 @@ describe('SSO at connect with a real provider and browser', () => {
         ok: false,
         reason: 'sign-in expired: connect again',
       });
+    },
+    60_000,
+  );
+});
+
+describe('SSO across controllers sharing one store', () => {
+  itNeeds(
+    missing,
+    'a sign-in begun on one controller and finished on another reaches the first one',
+    async () => {
+      // A second controller on the same store, whose public URL is the first one's: the
+      // browser's callback lands on the first, the result must reach the second's listener.
+      const other = await buildController({
+        fleetDir: join(dir, 'fleet'),
+        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
+        adminToken: 'admin-token-of-the-test',
+        clock,
+        log: () => {},
+        sso: { ...ssoOptions!, publicUrl: base },
+      });
+      try {
+        const got: WebSignInResult[] = [];
+        const arrived = new Promise<void>((resolve) =>
+          other.webSignIn!.onResult((r) => {
+            got.push(r);
+            resolve();
+          }),
+        );
+        const url = await other.webSignIn!.begin({
+          id: 'req-far',
+          user: 'ann',
+          server: 'vpn21',
+          remote: '203.0.113.9',
+        });
+        const done = await signInWithBrowser(browser!, url, 'ann', PASSWORD.ann);
+        expect(done.text).toContain('Signed in as ann');
+        await arrived;
+        expect(got).toEqual([
+          {
+            id: 'req-far',
+            ok: true,
+            subject: 'sub-ann',
+            email: 'ann@example.com',
+            groups: ['eng', 'staff'],
+          },
+        ]);
+      } finally {
+        await other.close();
+      }
     },
     60_000,
   );
