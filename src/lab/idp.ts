@@ -5,14 +5,13 @@
  * refusing plain http and unknown CAs, nothing is weakened for the lab.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../sys/exec.js';
-import { fetchTrusting } from '../sys/fetch-trusting.js';
 import { writeFileAtomic } from '../sys/files.js';
-import { spawnDetached, stopProcess, type TrackedProcess } from '../sys/proc.js';
+import { isAlive, spawnDetached, stopProcess, type TrackedProcess } from '../sys/proc.js';
 import { waitFor } from '../sys/time.js';
 
 export interface TestIdpUser {
@@ -113,36 +112,29 @@ export async function startTestIdp(opts: {
   const configFile = join(opts.dir, 'idp.json');
   writeFileAtomic(configFile, JSON.stringify(config), 0o600);
   const logFile = join(opts.dir, 'idp.log');
+  // Emptied: the ready line of an earlier run in the same directory must not count.
+  writeFileSync(logFile, '');
   const proc = spawnDetached([...serverEntry(), configFile], {
     logFile,
     ...(opts.netns ? { netns: opts.netns } : {}),
   });
   const stop = () => stopProcess(proc, 3000);
-  if (!opts.netns) {
-    const fetch = fetchTrusting(readFileSync(certFile, 'utf8'));
-    try {
-      await waitFor(
-        `the test identity provider at ${issuer} (see ${logFile})`,
-        async () => {
-          try {
-            const r = await fetch(`${issuer}/.well-known/openid-configuration`, {
-              method: 'GET',
-              headers: {},
-              redirect: 'manual',
-              body: undefined,
-            });
-            return r.status === 200;
-          } catch {
-            return false;
-          }
-        },
-        20_000,
-        100,
-      );
-    } catch (err) {
-      await stop();
-      throw err;
-    }
+  // Ready when it says so in its log: the same wherever it listens (a lab namespace is not
+  // reachable from here); a provider that died says why in the same log.
+  const ready = `idp: ${issuer} ready`;
+  try {
+    await waitFor(
+      `the test identity provider at ${issuer} (see ${logFile})`,
+      () => {
+        if (!isAlive(proc)) throw new Error(`the test identity provider exited: see ${logFile}`);
+        return existsSync(logFile) && readFileSync(logFile, 'utf8').includes(ready);
+      },
+      20_000,
+      100,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { issuer, caFile: certFile, process: proc, logFile, stop };
 }
