@@ -295,7 +295,10 @@ describe('SSO pages without a provider', () => {
           clock,
         });
       expect(() => make({ issuer: 'http://idp.example.com' })).toThrow(/not an https URL/);
-      expect(() => make({ userClaim: 'email' })).toThrow(/allowedDomains/);
+      expect(() => make({ userClaim: 'email' })).toThrow(/auth\.sso\.allowedDomains/);
+      expect(() => make({ clientSecretFile: join(dir2, 'none') })).toThrow(
+        /auth\.sso\.clientSecretFile: cannot read .*none: ENOENT/,
+      );
       const rp = make({ allowedDomains: ['Example.com'], userClaim: 'email' });
       const claims = { sub: 's1', email: 'ann@example.com', groups: ['vpn-users'] };
       expect(rp.judge({ requestId: 'r', user: 'ann' }, claims).result).toMatchObject({ ok: true });

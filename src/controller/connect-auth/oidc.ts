@@ -27,6 +27,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as oidc from 'openid-client';
+import { SpecError } from '../../errors.js';
 import { cookieValue } from '../auth.js';
 import type { FleetStore, SsoSignIn } from '../../store/types.js';
 import { fetchTrusting } from '../../sys/fetch-trusting.js';
@@ -150,15 +151,28 @@ export class OidcWebSignIn implements WebSignIn {
 
   constructor(private readonly opts: OidcWebSignInOptions) {
     const s = opts.settings;
+    const problem = (field: string, message: string) =>
+      new SpecError([{ path: `auth.sso.${field}`, message }]);
     if (!/^https:\/\//i.test(s.issuer))
-      throw new Error(`auth.sso.issuer: ${JSON.stringify(s.issuer)} is not an https URL`);
+      throw problem('issuer', `${JSON.stringify(s.issuer)} is not an https URL`);
     if (s.userClaim === 'email' && !s.allowedDomains.length)
-      throw new Error(
-        'auth.sso.allowedDomains: must name the domains when userClaim is email (else ann@anywhere is ann)',
+      throw problem(
+        'allowedDomains',
+        'must name the domains when userClaim is email (else ann@anywhere is ann)',
       );
-    this.secret = readFileSync(s.clientSecretFile, 'utf8').trim();
-    if (!this.secret) throw new Error(`auth.sso.clientSecretFile: ${s.clientSecretFile} is empty`);
-    if (s.caFile) this.fetch = fetchTrusting(readFileSync(s.caFile, 'utf8'));
+    const read = (field: string, file: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (err) {
+        throw problem(
+          field,
+          `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        );
+      }
+    };
+    this.secret = read('clientSecretFile', s.clientSecretFile).trim();
+    if (!this.secret) throw problem('clientSecretFile', `${s.clientSecretFile} is empty`);
+    if (s.caFile) this.fetch = fetchTrusting(read('caFile', s.caFile));
     this.publicBase = opts.publicUrl.replace(/\/+$/, '');
     this.redirectUri = `${this.publicBase}${SSO_CALLBACK_PATH}`;
     this.timers = opts.timers ?? realTimers;
