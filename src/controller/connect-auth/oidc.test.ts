@@ -282,6 +282,33 @@ describe('SSO pages without a provider', () => {
     },
   );
 
+  it('has no /sso routes without auth.sso', async () => {
+    const plain = mkdtempSync(join(tmpdir(), 'ovf-sso-none-'));
+    try {
+      await (await initFleet(plain)).close();
+      const c = await buildController({
+        fleetDir: plain,
+        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
+        adminToken: 'admin-token-of-the-test',
+        clock,
+        timers: new FakeTimers(clock),
+        log: () => {},
+      });
+      try {
+        expect(c.webSignIn).toBeUndefined();
+        const r = await c.app.inject({
+          url: `/sso/start/${'x'.repeat(43)}`,
+          headers: { authorization: 'Bearer admin-token-of-the-test' },
+        });
+        expect(r.json()).toEqual({ error: `no route GET /sso/start/${'x'.repeat(43)}` });
+      } finally {
+        await c.close();
+      }
+    } finally {
+      rmSync(plain, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('refuses an http issuer and email matching without allowed domains', () => {
     const dir2 = mkdtempSync(join(tmpdir(), 'ovf-sso-cfg-'));
     try {
