@@ -21,8 +21,8 @@
  * a multi-tenant provider would otherwise let `ann@anywhere` be ann).
  *
  * What it does not guard against: a person who holds Ann's certificate and sends Ann the start
- * URL hoping she signs in. The start page names the user and the server, and the sign-in
- * expires after `pendingTtlMs`.
+ * URL hoping she signs in: the start URL redirects at once, the sign-in expires after
+ * `pendingTtlMs`, and the audit entry puts the browser's address next to the VPN client's.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
