@@ -11,6 +11,8 @@ import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js
 import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
+import { OidcWebSignIn, type OidcSettings } from './connect-auth/oidc.js';
+import type { WebSignIn } from './connect-auth/web-sign-in.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
@@ -19,6 +21,7 @@ import { metaRoutes } from './routes/meta.js';
 import { rolloutRoutes } from './routes/rollout.js';
 import { serverRoutes } from './routes/servers.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { ssoRoutes } from './routes/sso.js';
 import { signInRoutes } from './routes/session.js';
 import { userRoutes } from './routes/users.js';
 import { ADMIN_ACTOR, ControllerState } from './state.js';
@@ -53,6 +56,11 @@ export interface ControllerOptions extends HttpOptions, IngestOptions {
   auditSink?: AuditSinkOptions;
   /** Where OVPN_FLEET_DATABASE_URL(_FILE) is looked for (default: process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * SSO at connect (`auth.sso`): the provider and the controller's URL as browsers reach it.
+   * Absent: no /sso routes, and `webSignIn` is undefined.
+   */
+  sso?: { settings: OidcSettings; publicUrl: string; pendingTtlMs?: number };
 }
 
 export interface Controller {
@@ -61,6 +69,8 @@ export interface Controller {
   metrics: ControllerMetrics;
   /** Recomputes bundles and directives now (what the watcher does on a change). */
   refresh(): Promise<void>;
+  /** The web sign-in of SSO at connect, when `sso` is configured. */
+  webSignIn?: WebSignIn;
   /** Reopens the audit log file (on SIGHUP, after logrotate moved it). */
   reopenAuditLog(): void;
   /** Answers waiting polls with 204, stops the watcher, the server and the store. */
@@ -91,7 +101,16 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     sinkOptions && (sinkOptions.file !== undefined || sinkOptions.syslog)
       ? new AuditSink(state.store, opts.timers ?? realTimers, log, sinkOptions)
       : undefined;
+  let webSignIn: OidcWebSignIn | undefined;
   try {
+    if (opts.sso)
+      webSignIn = new OidcWebSignIn({
+        ...opts.sso,
+        store: state.store,
+        clock,
+        timers,
+        log,
+      });
     const app = await createHttp(
       opts,
       { tokens: state.auth, sessions: state.consoleSessions },
@@ -105,6 +124,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     rolloutRoutes(app, state);
     sessionRoutes(app, state);
     auditRoutes(app, state);
+    if (webSignIn) ssoRoutes(app, webSignIn);
     agentRoutes(app, state, {
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
@@ -122,9 +142,11 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     return {
       app,
       metrics,
+      ...(webSignIn ? { webSignIn } : {}),
       refresh: () => state.refresh(),
       reopenAuditLog: () => sink?.reopen(),
       async close() {
+        webSignIn?.close();
         await state.close();
         await app.close();
         // After the server: the last requests' entries are shipped too.
@@ -133,6 +155,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       },
     };
   } catch (err) {
+    webSignIn?.close();
     await sink?.stop().catch(() => undefined);
     await state.close();
     await state.fleet.close();

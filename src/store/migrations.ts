@@ -192,4 +192,31 @@ export const MIGRATIONS: string[] = [
     generation INTEGER NOT NULL CHECK (generation >= 0)
   );
   `,
+  // 9: taken by the connect-auth branch (TOTP); this placeholder keeps SSO's migration at 10
+  // until the branches are merged, when the real 9 replaces it.
+  `-- placeholder for migration 9`,
+  // 10 (SSO at connect): web sign-ins in progress, in the store because several controllers
+  // share it and the browser's callback may land on another controller than the one that began.
+  // `id` is the capability in the start URL; `state` is set when the browser starts, unique so
+  // the callback finds its row; `finished_at` is set once (a replayed callback finds it set);
+  // `result` is the outcome as JSON, for the controller that began it to hand to its waiters.
+  `
+  CREATE TABLE sso_sign_ins (
+    id             TEXT PRIMARY KEY,
+    request_id     TEXT NOT NULL,
+    "user"         TEXT NOT NULL,
+    server         TEXT NOT NULL,
+    remote         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    expires_at     TEXT NOT NULL,
+    state          TEXT UNIQUE,
+    nonce          TEXT,
+    code_verifier  TEXT,
+    browser_sha256 TEXT,
+    started_at     TEXT,
+    finished_at    TEXT,
+    result         TEXT
+  );
+  CREATE INDEX sso_sign_ins_created ON sso_sign_ins(created_at);
+  `,
 ];

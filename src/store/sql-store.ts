@@ -17,6 +17,7 @@ import * as certs from './certs.js';
 import * as rollouts from './rollouts.js';
 import * as sessions from './sessions.js';
 import * as settings from './settings.js';
+import * as sso from './sso.js';
 import type { Sql } from './sql.js';
 import type {
   Admin,
@@ -37,6 +38,8 @@ import type {
   RevokedCert,
   RolloutRecord,
   ServerReport,
+  SsoClaim,
+  SsoSignIn,
   ServerState,
   StoredAuditEntry,
   StoredCert,
@@ -357,5 +360,37 @@ export abstract class SqlStore implements FleetStore {
 
   pruneAdminSessions(idleBefore: Date, createdBefore: Date): Promise<number> {
     return this.write((sql) => admins.pruneAdminSessions(sql, idleBefore, createdBefore));
+  }
+
+  createSsoSignIn(signIn: Omit<SsoSignIn, 'started' | 'finishedAt' | 'result'>): Promise<void> {
+    return this.write((sql) => sso.createSsoSignIn(sql, signIn));
+  }
+
+  getSsoSignIn(id: string): Promise<SsoSignIn | undefined> {
+    return sso.getSsoSignIn(this.sql, id);
+  }
+
+  startSsoSignIn(
+    id: string,
+    started: NonNullable<SsoSignIn['started']>,
+    now: Date,
+  ): Promise<boolean> {
+    return this.write((sql) => sso.startSsoSignIn(sql, id, started, now));
+  }
+
+  claimSsoSignIn(state: string, now: Date): Promise<SsoClaim> {
+    return this.write((sql) => sso.claimSsoSignIn(sql, state, now));
+  }
+
+  finishSsoSignIn(id: string, result: Record<string, unknown>, audit: AuditEntry): Promise<void> {
+    return this.write((sql) => sso.finishSsoSignIn(sql, id, result, audit));
+  }
+
+  ssoResults(ids: string[]): Promise<Map<string, Record<string, unknown>>> {
+    return sso.ssoResults(this.sql, ids);
+  }
+
+  pruneSsoSignIns(before: Date): Promise<number> {
+    return this.write((sql) => sso.pruneSsoSignIns(sql, before));
   }
 }

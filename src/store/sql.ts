@@ -28,6 +28,8 @@ export interface Dialect {
   readonly noLimit: -1 | null;
   /** `column IN` the integers of one JSON-array parameter. */
   inJsonIntegers(column: string): string;
+  /** `column IN` the strings of one JSON-array parameter. */
+  inJsonTexts(column: string): string;
 }
 
 export const SQLITE: Dialect = {
@@ -35,6 +37,7 @@ export const SQLITE: Dialect = {
   likeIgnoringCase: 'LIKE',
   noLimit: -1,
   inJsonIntegers: (column) => `${column} IN (SELECT value FROM json_each(?))`,
+  inJsonTexts: (column) => `${column} IN (SELECT value FROM json_each(?))`,
 };
 
 export const POSTGRES: Dialect = {
@@ -43,6 +46,7 @@ export const POSTGRES: Dialect = {
   noLimit: null,
   inJsonIntegers: (column) =>
     `${column} IN (SELECT value::bigint FROM json_array_elements_text(?::json))`,
+  inJsonTexts: (column) => `${column} IN (SELECT value FROM json_array_elements_text(?::json))`,
 };
 
 /**

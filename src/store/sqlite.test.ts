@@ -108,6 +108,7 @@ describe('SqliteStore on a real file', () => {
         'sessions',
         'settings',
         'sqlite_sequence',
+        'sso_sign_ins',
         'user_groups',
         'users',
       ]);

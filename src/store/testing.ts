@@ -411,5 +411,76 @@ export function storeContract(engine: string, open: () => Promise<FleetStore>, w
       expect(new Set(created.map(([u]) => u.ipv4)).size).toBe(30);
       expect(await store.listUsers()).toHaveLength(30);
     });
+
+    test('web sign-ins: started, claimed once, expired, finished with their result, pruned', async (store) => {
+      const at = (s: number) => new Date(FIXED_NOW.getTime() + s * 1000);
+      const base = { user: 'ann', server: 'vpn11', remote: '198.51.100.7' };
+      for (const id of ['s1', 's2', 's3'])
+        await store.createSsoSignIn({
+          ...base,
+          id,
+          requestId: `r-${id}`,
+          createdAt: at(0).toISOString(),
+          expiresAt: at(60).toISOString(),
+        });
+      expect(await store.getSsoSignIn('s1')).toEqual({
+        ...base,
+        id: 's1',
+        requestId: 'r-s1',
+        createdAt: at(0).toISOString(),
+        expiresAt: at(60).toISOString(),
+      });
+      const started = (state: string, s: number) => ({
+        at: at(s).toISOString(),
+        state,
+        nonce: `n-${state}`,
+        codeVerifier: `v-${state}`,
+        browserSha256: `b-${state}`,
+      });
+      expect(await store.startSsoSignIn('s1', started('a', 1), at(1))).toBe(true);
+      // Opened again: the new request replaces the first, whose state no longer finds it.
+      expect(await store.startSsoSignIn('s1', started('b', 2), at(2))).toBe(true);
+      expect(await store.startSsoSignIn('nope', started('x', 2), at(2))).toBe(false);
+      expect(await store.startSsoSignIn('s2', started('c', 61), at(61))).toBe(false);
+      expect(await store.claimSsoSignIn('a', at(3))).toEqual({ problem: 'unknown' });
+      const claim = await store.claimSsoSignIn('b', at(3));
+      expect(claim).toMatchObject({
+        claimed: { id: 's1', started: { codeVerifier: 'v-b' }, finishedAt: at(3).toISOString() },
+      });
+      expect(await store.claimSsoSignIn('b', at(4))).toMatchObject({ problem: 'finished' });
+      // Two claims at once (two controllers, one replayed callback): exactly one wins.
+      await store.startSsoSignIn('s3', started('d', 5), at(5));
+      const both = await Promise.all([
+        store.claimSsoSignIn('d', at(6)),
+        store.claimSsoSignIn('d', at(6)),
+      ]);
+      expect(both.filter((c) => 'claimed' in c)).toHaveLength(1);
+      await store.startSsoSignIn('s2', started('e', 30), at(30));
+      expect(await store.claimSsoSignIn('e', at(61))).toMatchObject({
+        problem: 'expired',
+        signIn: { id: 's2' },
+      });
+      expect(await store.claimSsoSignIn('e', at(62))).toMatchObject({ problem: 'finished' });
+
+      const result = { id: 'r-s1', ok: true, subject: 'sub-1', groups: ['staff'] };
+      const audit = {
+        at: at(3).toISOString(),
+        actor: 'sso:sub-1',
+        action: 'sso.sign-in',
+        subject: 'ann',
+        detail: { server: 'vpn11' },
+      };
+      await store.finishSsoSignIn('s1', result, audit);
+      expect(await store.getSsoSignIn('s1')).toMatchObject({
+        result,
+        finishedAt: at(3).toISOString(),
+        started: { nonce: '', codeVerifier: '' },
+      });
+      expect((await store.auditLog(1))[0]).toMatchObject(audit);
+      expect(await store.ssoResults(['s1', 's2', 'zz'])).toEqual(new Map([['s1', result]]));
+      expect(await store.ssoResults([])).toEqual(new Map());
+      expect(await store.pruneSsoSignIns(at(1))).toBe(3);
+      expect(await store.getSsoSignIn('s1')).toBeUndefined();
+    });
   });
 }

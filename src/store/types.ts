@@ -183,6 +183,40 @@ export interface AdminSession {
   address?: string;
 }
 
+/**
+ * A web sign-in (SSO at connect) in progress or finished: see src/controller/connect-auth/oidc.ts.
+ * Secrets of the authorization request (state, nonce, PKCE verifier) live here only until it ends.
+ */
+export interface SsoSignIn {
+  /** The random id of its start URL (`/sso/start/<id>`). */
+  id: string;
+  /** The id of the agent's request (WebSignInRequest.id), echoed in the result. */
+  requestId: string;
+  user: string;
+  server: string;
+  /** The VPN client's address as the server saw it. */
+  remote: string;
+  createdAt: string;
+  expiresAt: string;
+  /** Set when a browser opened the start URL (each opening replaces them). */
+  started?: {
+    at: string;
+    state: string;
+    nonce: string;
+    codeVerifier: string;
+    browserSha256: string;
+  };
+  finishedAt?: string;
+  /** The outcome (WebSignInResult), once finished. */
+  result?: Record<string, unknown>;
+}
+
+/** What finishing a sign-in by its callback's state found. */
+export type SsoClaim =
+  | { claimed: SsoSignIn }
+  | { problem: 'unknown' }
+  | { problem: 'finished' | 'expired'; signIn: SsoSignIn };
+
 /** What renderers need from the store: a consistent view taken at one instant. */
 export interface Snapshot {
   users: User[];
@@ -504,4 +538,29 @@ export interface FleetStore {
    * how many. Not audited one by one: nobody ended them, they lapsed.
    */
   pruneAdminSessions(idleBefore: Date, createdBefore: Date): Promise<number>;
+
+  /** Stores a new web sign-in (not audited: nothing happened yet). */
+  createSsoSignIn(signIn: Omit<SsoSignIn, 'started' | 'finishedAt' | 'result'>): Promise<void>;
+  getSsoSignIn(id: string): Promise<SsoSignIn | undefined>;
+  /**
+   * Records the authorization request a browser was sent with, replacing an earlier one (the
+   * start URL opened again); false when the sign-in is unknown, finished or expired at `now`.
+   */
+  startSsoSignIn(
+    id: string,
+    started: NonNullable<SsoSignIn['started']>,
+    now: Date,
+  ): Promise<boolean>;
+  /**
+   * Marks the sign-in whose authorization request had `state` as finished, at most once
+   * whatever the number of controllers: the callback that gets `claimed` completes it; a replay
+   * finds it `finished`; one past its expiry is marked finished and reported `expired`.
+   */
+  claimSsoSignIn(state: string, now: Date): Promise<SsoClaim>;
+  /** Stores the outcome of a claimed sign-in, forgets its secrets, and audits it, atomically. */
+  finishSsoSignIn(id: string, result: Record<string, unknown>, audit: AuditEntry): Promise<void>;
+  /** Outcomes of those of `ids` that have finished. */
+  ssoResults(ids: string[]): Promise<Map<string, Record<string, unknown>>>;
+  /** Deletes sign-ins created before `before`; returns how many. */
+  pruneSsoSignIns(before: Date): Promise<number>;
 }

@@ -1,0 +1,15 @@
+export interface WebSignInRequest {
+  id: string;
+  user: string;
+  server: string;
+  remote: string;
+}
+export type WebSignInResult =
+  | { id: string; ok: true; subject: string; email?: string; groups: string[] }
+  | { id: string; ok: false; reason: string; subject?: string };
+export interface WebSignIn {
+  /** The URL the client is sent to (WEB_AUTH::url): a page of this controller leading to the IdP. */
+  begin(req: WebSignInRequest): Promise<string>;
+  /** Called once per finished sign-in (groups are already mapped to ours and filtered). */
+  onResult(listener: (r: WebSignInResult) => void): void;
+}
