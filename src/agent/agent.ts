@@ -191,7 +191,10 @@ export class Agent {
   private restartFilesDigest(): string {
     const h = createHash('sha256');
     for (const path of RESTART_FILES) {
-      const content = this.host.bundle.readFile(path) ?? '';
+      // A file the bundle does not have (auth-token.key without `auth`) leaves the digest as it
+      // was before that file existed: an upgraded agent sees no restart pending.
+      const content = this.host.bundle.readFile(path);
+      if (content === undefined) continue;
       h.update(`${path}\0${content.length}\0${content}`);
     }
     return h.digest('hex');

@@ -8,7 +8,7 @@ import type { FleetSpec } from '../spec/schema.js';
 import { renderFrrConf } from './frr.js';
 import { renderClientConnect, renderClientDisconnect, renderLearnAddress } from './hooks.js';
 import { renderNftables } from './nftables.js';
-import { type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
+import { AUTH_TOKEN_KEY_FILE, type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
 import { renderSysctl } from './sysctl.js';
 import type { RenderOptions, RenderSnapshot, RenderedFile, ServerContext } from './types.js';
 
@@ -81,6 +81,10 @@ export function renderBundle(
     file('nftables.nft', renderNftables(ctx, policy)),
     file('sysctl.conf', renderSysctl()),
   ];
+  if (ctx.spec.auth) {
+    if (!snap.authTokenKey) throw new Error('auth in the spec but no auth-token secret');
+    files.push(file(AUTH_TOKEN_KEY_FILE, snap.authTokenKey, 0o600));
+  }
   files.push(...ccd);
   return { server: ctx.server.name, files, digest: bundleDigest(files) };
 }
