@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { compilePolicy } from '../core/policy.js';
+import { AUTH_POLICY_FILE, authPolicy, renderAuthPolicy } from './auth-policy.js';
 import type { FleetSpec } from '../spec/schema.js';
 import { renderFrrConf } from './frr.js';
 import { renderClientConnect, renderClientDisconnect, renderLearnAddress } from './hooks.js';
@@ -84,6 +85,7 @@ export function renderBundle(
   if (ctx.spec.auth) {
     if (!snap.authTokenKey) throw new Error('auth in the spec but no auth-token secret');
     files.push(file(AUTH_TOKEN_KEY_FILE, snap.authTokenKey, 0o600));
+    files.push(file(AUTH_POLICY_FILE, renderAuthPolicy(authPolicy(ctx.spec, snap.users)!)));
   }
   files.push(...ccd);
   return { server: ctx.server.name, files, digest: bundleDigest(files) };

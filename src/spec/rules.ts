@@ -371,4 +371,16 @@ const ospf6TrailerOnOldFrr: Rule = (spec) => {
 };
 
 /** Rules whose issues do not stop a fleet from working, only from being safe or reachable. */
-export const warningRules: Rule[] = [weakRoutingSecrets, ospf6TrailerOnOldFrr];
+/** With SSO the identity provider does the second factor: auth.totp asks nobody then. */
+const totpBesideSso: Rule = (spec) =>
+  spec.auth?.sso && spec.auth.totp
+    ? [
+        {
+          path: 'auth.totp',
+          message:
+            'is ignored while auth.sso is set: every user signs in with the identity provider, which does the second factor',
+        },
+      ]
+    : [];
+
+export const warningRules: Rule[] = [weakRoutingSecrets, ospf6TrailerOnOldFrr, totpBesideSso];
