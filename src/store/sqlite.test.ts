@@ -109,6 +109,8 @@ describe('SqliteStore on a real file', () => {
         'settings',
         'sqlite_sequence',
         'user_groups',
+        'user_totp',
+        'user_totp_recovery',
         'users',
       ]);
     } finally {
