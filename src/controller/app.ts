@@ -14,6 +14,9 @@ import type { IngestOptions } from './ingest.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
+import { authRoutes } from './routes/auth.js';
+import { SignIns } from './connect-auth/sign-ins.js';
+import type { WebSignIn } from './connect-auth/web-sign-in.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { rolloutRoutes } from './routes/rollout.js';
@@ -27,6 +30,10 @@ export { ADMIN_ACTOR } from './state.js';
 
 export interface ControllerOptions extends HttpOptions, IngestOptions {
   fleetDir: string;
+  /** The browser sign-in of auth.sso (OIDC); absent: web sign-ins at connect are refused. */
+  webSignIn?: WebSignIn;
+  /** How long GET /v1/agent/auth/wait waits for an outcome (default AUTH_WAIT_MS). */
+  authWaitMs?: number;
   /** Where each server's bundle lives on that server (the rendered config `cd`s there). */
   baseDir: (server: string) => string;
   adminToken: string;
@@ -109,6 +116,21 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
+    authRoutes(
+      app,
+      state,
+      new SignIns({
+        ...(opts.webSignIn ? { web: opts.webSignIn } : {}),
+        now: () => clock.now().getTime(),
+        audit: (entry) => state.store.audit(entry),
+        log: (line) => log(`sign-in: ${line}`),
+        pendingMs: () => (state.fleet.spec.auth?.pendingSeconds ?? 180) * 1000,
+      }),
+      {
+        ...(opts.authWaitMs !== undefined ? { waitMs: opts.authWaitMs } : {}),
+        requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
+      },
+    );
     consoleRoutes(app, state, {
       clock,
       timers,
