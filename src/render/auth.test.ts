@@ -40,7 +40,7 @@ describe('bundles with and without auth', () => {
     for (const b of bundles) {
       const conf = b.files.find((f) => f.path === 'server.conf')!.content;
       expect(conf).toContain(
-        'management-client-auth\nauth-user-pass-optional\nauth-gen-token 28800 0 external-auth\nauth-gen-token-secret auth-token.key\n',
+        'management-client-auth\nauth-user-pass-optional\nauth-gen-token 28800 external-auth\nauth-gen-token-secret auth-token.key\n',
       );
       expect(b.files.find((f) => f.path === 'auth-token.key')).toEqual({
         path: 'auth-token.key',

@@ -172,7 +172,8 @@ export const AUTH_TOKEN_KEY_FILE = 'auth-token.key';
  *   ExpiredEmptyUser (valid for the empty username: OpenVPN 3's behaviour; a certificate-only
  *   client has an empty username anyway). A token is valid for `lifetime` after the first
  *   sign-in, and only while renewed (every reneg-sec, default 3600 s) within 2 × renewal-time;
- *   renewal-time 0 means reneg-sec (options.c). The HMAC covers the username, session id and
+ *   renewal-time left out means reneg-sec (options.c); an explicit 0 is refused by 2.6.14
+ *   ("Invalid argument to auth-gen-token: 0": valid_integer(…, positive)). The HMAC covers the username, session id and
  *   timestamps, not the certificate: the agent also checks the CN it comes with.
  * - The secret is read at start (auth_token_init_secret): a new one needs OpenVPN restarted
  *   (RESTART_FILES), and every token made with the old one is Invalid from then on: its users
@@ -194,7 +195,7 @@ function authLines(ctx: ServerContext): string[] {
     `# gives a token valid ${auth.token.lifetime} on every server (one shared secret).`,
     'management-client-auth',
     'auth-user-pass-optional',
-    `auth-gen-token ${lifetime} 0 external-auth`,
+    `auth-gen-token ${lifetime} external-auth`,
     `auth-gen-token-secret ${AUTH_TOKEN_KEY_FILE}`,
     '',
   ];
