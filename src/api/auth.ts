@@ -64,3 +64,23 @@ export const AuthAnswerRequest = z.strictObject({
   response: z.string().max(256).describe("the client's answer, decoded from base64"),
 });
 export type AuthAnswerRequest = z.infer<typeof AuthAnswerRequest>;
+
+/** A new TOTP enrolment, answered once (POST /v1/users/{name}/totp; admin). */
+export const TotpEnrolment = z.strictObject({
+  uri: z.string().describe('otpauth://totp/… for the authenticator app'),
+  qrSvg: z.string().describe('the URI as a QR code (SVG), for the console'),
+  recoveryCodes: z.array(z.string()).describe('ten one-time recovery codes, shown only now'),
+});
+export type TotpEnrolment = z.infer<typeof TotpEnrolment>;
+
+export const TotpStatus = z.strictObject({
+  enrolled: z.boolean(),
+  confirmed: z.boolean(),
+  recoveryCodesLeft: z.number().int().min(0),
+});
+export type TotpStatus = z.infer<typeof TotpStatus>;
+
+export const TotpConfirmBody = z.strictObject({
+  code: z.string().regex(/^\d{6}$/, 'is not a 6-digit code'),
+});
+export type TotpConfirmBody = z.infer<typeof TotpConfirmBody>;

@@ -14,7 +14,7 @@ import type { IngestOptions } from './ingest.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
-import { authRoutes } from './routes/auth.js';
+import { authRoutes, totpRoutes } from './routes/auth.js';
 import { SignIns } from './connect-auth/sign-ins.js';
 import type { WebSignIn } from './connect-auth/web-sign-in.js';
 import { auditRoutes } from './routes/audit.js';
@@ -116,6 +116,7 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
+    totpRoutes(app, state);
     authRoutes(
       app,
       state,

@@ -8,7 +8,7 @@ import type { WebSignIn, WebSignInResult } from '../connect-auth/web-sign-in.js'
 import { createHttp } from '../http.js';
 import { ControllerState } from '../state.js';
 import { type ControllerFleet, FakeTimers, controllerFleet, settle } from '../testing.js';
-import { authRoutes } from './auth.js';
+import { authRoutes, totpRoutes } from './auth.js';
 
 let t: ControllerFleet;
 let state: ControllerState;
@@ -41,6 +41,7 @@ async function build(withWeb: boolean): Promise<void> {
     pendingMs: () => 120_000,
   });
   authRoutes(app, state, signIns, { waitMs: 200, requestTimeoutMs: 1000 });
+  totpRoutes(app, state);
   await app.ready();
 }
 
@@ -134,5 +135,41 @@ describe('sign-ins at connect', () => {
     });
     expect(b.statusCode).toBe(409);
     expect(b.json<{ error: string }>().error).toMatch(/web sign-in is off/);
+  });
+
+  it('enrols a user by the API with a QR code, confirms, tells the status and resets (admins)', async () => {
+    await build(false);
+    const ADMIN = { authorization: 'Bearer admin-token' };
+    const e = await app.inject({ method: 'POST', url: '/v1/users/ann/totp', headers: ADMIN });
+    expect(e.statusCode).toBe(200);
+    expect(e.headers['cache-control']).toBe('no-store');
+    const body = e.json<{ uri: string; qrSvg: string; recoveryCodes: string[] }>();
+    expect(body.qrSvg).toMatch(/^<svg /);
+    expect(body.recoveryCodes).toHaveLength(10);
+    const code = (URI.parse(body.uri) as TOTP).generate({ timestamp: FIXED_NOW.getTime() });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/users/ann/totp/confirm',
+      headers: ADMIN,
+      payload: { code: '12345' },
+    });
+    expect(bad.statusCode).toBe(400);
+    const c = await app.inject({
+      method: 'POST',
+      url: '/v1/users/ann/totp/confirm',
+      headers: ADMIN,
+      payload: { code },
+    });
+    expect(c.json()).toEqual({ enrolled: true, confirmed: true, recoveryCodesLeft: 10 });
+    const status = await app.inject({ url: '/v1/users/ann/totp', headers: ADMIN });
+    expect(JSON.stringify(status.json())).not.toContain(
+      new URL(body.uri).searchParams.get('secret'),
+    );
+    const d = await app.inject({ method: 'DELETE', url: '/v1/users/ann/totp', headers: ADMIN });
+    expect(d.json()).toEqual({ enrolled: false, confirmed: false, recoveryCodesLeft: 0 });
+    const actions = (await t.fleet.store.auditLog(10)).map((a) => a.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['user.totp.enroll', 'user.totp.confirm', 'user.totp.reset']),
+    );
   });
 });

@@ -1,5 +1,6 @@
 /** `/v1/agent/auth/*`: sign-ins at connect (the contract is src/api/auth.ts). */
 import type { FastifyInstance } from 'fastify';
+import QRCode from 'qrcode';
 import {
   AUTH_WAIT_MS,
   AuthAnswerRequest,
@@ -7,9 +8,13 @@ import {
   AuthBeginRequest,
   AuthOutcome,
   AuthWaitQuery,
+  TotpConfirmBody,
+  TotpEnrolment,
+  TotpStatus,
   jsonSchema,
 } from '../../api/index.js';
 import type { SignIns } from '../connect-auth/sign-ins.js';
+import { type Caller, callerOf } from '../http.js';
 import * as S from '../schemas.js';
 import type { ControllerState } from '../state.js';
 import { agentProtocol } from './agent.js';
@@ -86,5 +91,81 @@ export function authRoutes(
         server: req.agentServer!,
         ...(req.body.realAddress ? { realAddress: req.body.realAddress } : {}),
       }),
+  );
+}
+
+/**
+ * `/v1/users/{name}/totp`: a user's TOTP enrolment (admins; the secret is handed out once, in
+ * the URI and its QR code, and never again), its confirmation by a first code, its status and
+ * its reset. Each is audited by the service (user.totp.enroll|confirm|reset).
+ */
+export function totpRoutes(app: FastifyInstance, state: ControllerState): void {
+  const tags = ['users'];
+  const fleetFor = (req: { who?: Caller }) => state.fleet.as(callerOf(req).actor);
+  app.get<{ Params: { name: string } }>(
+    '/v1/users/:name/totp',
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        summary: 'whether the user has TOTP, confirmed, and how many recovery codes are left',
+        tags,
+        params: S.userNameParams,
+        response: { 200: jsonSchema(TotpStatus), ...S.errorResponses },
+      },
+    },
+    async (req) => state.fleet.totp.status(req.params.name),
+  );
+  app.post<{ Params: { name: string } }>(
+    '/v1/users/:name/totp',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary:
+          'a new TOTP secret for the user (replacing any): the otpauth URI, its QR code and ten recovery codes, once; audited',
+        tags,
+        params: S.userNameParams,
+        response: { 200: jsonSchema(TotpEnrolment), ...S.errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const e = await fleetFor(req).totp.enroll(req.params.name);
+      const qrSvg = await QRCode.toString(e.uri, { type: 'svg', errorCorrectionLevel: 'M' });
+      return reply.header('cache-control', 'no-store').send({ ...e, qrSvg });
+    },
+  );
+  app.post<{ Params: { name: string }; Body: TotpConfirmBody }>(
+    '/v1/users/:name/totp/confirm',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: 'confirm the enrolment with the code the app shows now; audited',
+        tags,
+        params: S.userNameParams,
+        body: jsonSchema(TotpConfirmBody),
+        response: { 200: jsonSchema(TotpStatus), ...S.errorResponses },
+      },
+    },
+    async (req) => {
+      const fleet = fleetFor(req);
+      await fleet.totp.confirm(req.params.name, req.body.code);
+      return fleet.totp.status(req.params.name);
+    },
+  );
+  app.delete<{ Params: { name: string } }>(
+    '/v1/users/:name/totp',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: "remove the user's TOTP (a lost phone); audited",
+        tags,
+        params: S.userNameParams,
+        response: { 200: jsonSchema(TotpStatus), ...S.errorResponses },
+      },
+    },
+    async (req) => {
+      const fleet = fleetFor(req);
+      await fleet.totp.reset(req.params.name);
+      return fleet.totp.status(req.params.name);
+    },
   );
 }
