@@ -62,10 +62,16 @@ describe('decideConnect', () => {
   it('lets certificate-only users and valid tokens in; asks for a sign-in otherwise', () => {
     expect(decideConnect(TOTP, req('alice')).action).toBe('allow');
     expect(decideConnect(undefined, req('bob')).action).toBe('allow');
-    expect(decideConnect(TOTP, req('bob', { session_state: 'Authenticated' }))).toEqual({
-      action: 'allow',
-      why: 'token',
-    });
+    expect(
+      decideConnect(TOTP, req('bob', { session_state: 'Authenticated', username: 'bob' })),
+    ).toEqual({ action: 'allow', why: 'token' });
+    // A token made for another name (taken from someone else's client) is no sign-in of bob's.
+    expect(
+      decideConnect(
+        TOTP,
+        req('bob', { session_state: 'Authenticated', username: 'alice', IV_SSO: 'crtext' }),
+      ).action,
+    ).toBe('totp');
     expect(decideConnect(TOTP, req('bob', { IV_SSO: 'openurl,crtext' })).action).toBe('totp');
     expect(
       decideConnect(TOTP, req('bob', { IV_SSO: 'crtext', session_state: 'Expired' })).action,
@@ -93,8 +99,9 @@ describe('ConnectAuth', () => {
   it('never waits for the controller for a certificate-only user or a token reconnect', async () => {
     const h = harness(TOTP); // the controller never answers
     await h.auth.onRequest(req('alice', {}, false, 1, 0));
-    await h.auth.onRequest(req('bob', { session_state: 'Authenticated' }, false, 2, 0));
-    await h.auth.onRequest(req('bob', { session_state: 'Authenticated' }, true, 2, 1));
+    const token = { session_state: 'Authenticated', username: 'bob' };
+    await h.auth.onRequest(req('bob', token, false, 2, 0));
+    await h.auth.onRequest(req('bob', token, true, 2, 1));
     expect(h.commands).toEqual(['auth 1 0', 'auth 2 0', 'auth 2 1']);
   });
 

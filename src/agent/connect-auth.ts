@@ -27,12 +27,16 @@ export type ConnectDecision =
   | { action: 'totp' };
 
 /**
- * OpenVPN's session_state values a token passes with (auth_token.c add_session_token_env).
- * The EmptyUser variants are tokens valid for the empty username while the client sent one
- * (OpenVPN 3's behaviour); our certificate-only profiles send no username at all, so the token
- * was made for the empty one either way.
+ * A token passes when OpenVPN found it valid for the user name the client sent
+ * (`session_state` Authenticated, auth_token.c add_session_token_env) and that name is the
+ * certificate's: profiles of a fleet with `auth` send the user's name (profile.ts), the token's
+ * HMAC covers it, so a token taken from another user's client does not pass with one's own
+ * certificate. AuthenticatedEmptyUser (valid only for the empty name, OpenVPN 3's habit) is
+ * not taken: our tokens are made for the name.
  */
-const TOKEN_VALID = new Set(['Authenticated', 'AuthenticatedEmptyUser']);
+function tokenValid(env: Record<string, string>): boolean {
+  return env.session_state === 'Authenticated' && env.username === env.common_name;
+}
 
 export const CLIENT_REASONS = {
   noWebAuth:
@@ -56,7 +60,7 @@ export function decideConnect(
   const method = policy.sso ? 'web' : policy.totpUsers.includes(user) ? 'totp' : 'certificate';
   if (method === 'certificate') return { action: 'allow', why: 'certificate' };
   const state = req.env.session_state ?? 'Initial';
-  if (TOKEN_VALID.has(state)) return { action: 'allow', why: 'token' };
+  if (tokenValid(req.env)) return { action: 'allow', why: 'token' };
   if (req.reauth)
     // A renegotiation without a valid token (its lifetime ended, or the secret was rotated):
     // this key is refused and the session ends; the client reconnects and signs in.

@@ -80,4 +80,13 @@ describe('bundles with and without auth', () => {
       }
     },
   );
+
+  it('profiles carry the user name only with auth (the token needs one)', async () => {
+    const { renderProfile } = await import('./profile.js');
+    const input = { user: 'bob', caPem: 'CA', certPem: 'CERT', keyPem: 'KEY', tlsCryptKey: 'TC' };
+    expect(renderProfile({ ...input, spec: exampleSpec() })).not.toContain('auth-user-pass');
+    expect(renderProfile({ ...input, spec: authSpec() })).toContain(
+      '<auth-user-pass>\nbob\n-\n</auth-user-pass>',
+    );
+  });
 });
