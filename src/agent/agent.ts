@@ -23,7 +23,9 @@ import {
   sessionId,
 } from '../api/index.js';
 import { NFT_TABLE } from '../render/nftables.js';
+import { AUTH_POLICY_FILE, type AuthPolicy } from '../render/auth-policy.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
+import { type AuthController, ConnectAuth } from './connect-auth.js';
 import { type AgentHost, realHost } from './host.js';
 import {
   type AgentMetrics,
@@ -63,6 +65,12 @@ export interface AgentOptions {
 }
 
 const DRAIN_TABLE = 'ovpn_fleet_drain';
+/** A controller link without sign-ins (an older one, a test): every sign-in is refused. */
+const NO_SIGN_IN: AuthController = {
+  begin: () => Promise.reject(new Error('this controller link has no sign-ins')),
+  wait: () => Promise.reject(new Error('this controller link has no sign-ins')),
+  answer: () => Promise.reject(new Error('this controller link has no sign-ins')),
+};
 /** FRR's running config before a reload, kept for the rollback (bundle-relative). */
 const FRR_BEFORE_RELOAD = 'run/frr-before-reload.conf';
 /** FRR's running config from before the last bundle, put back when that bundle cuts routing. */
@@ -158,6 +166,21 @@ export class Agent {
       );
     });
     this.mgmt.on('remote-exit', () => void this.onRemoteExit());
+    // With `auth` OpenVPN holds every connect for the agent (management-client-auth): answered
+    // from the bundle at once, the controller asked only for a sign-in (connect-auth.ts).
+    const clientAuth = this.mgmt.clientAuth;
+    if (clientAuth) {
+      const auth = new ConnectAuth({
+        management: clientAuth,
+        controller: this.host.controller.auth ?? NO_SIGN_IN,
+        policy: () => this.authPolicy(),
+        now: () => this.now(),
+        sleep: (ms) => this.sleep(ms),
+        log: (line) => this.log(`auth: ${line}`),
+      });
+      clientAuth.onRequest((r) => void auth.onRequest(r));
+      clientAuth.onResponse((cid, kid, b64) => void auth.onResponse(cid, kid, b64));
+    }
     this.host.controller.onSwitch?.((s) => {
       this.log(`controller ${s.fromName} -> ${s.toName}: ${s.reason}`);
       this.metrics.controllerSwitched(s.to);
@@ -165,6 +188,26 @@ export class Agent {
     this.applied = this.host.bundle.readFile('VERSION')?.trim();
     if (this.applied) this.metrics.bundleApplied(this.applied);
     this.readRestartRecord();
+  }
+
+  /** auth.json of the applied bundle, read once per bundle (every connect asks for it). */
+  private authPolicyOf?: { bundle: string | undefined; policy: AuthPolicy | undefined };
+
+  private authPolicy(): AuthPolicy | undefined {
+    if (this.authPolicyOf && this.authPolicyOf.bundle === this.applied)
+      return this.authPolicyOf.policy;
+    const text = this.host.bundle.readFile(AUTH_POLICY_FILE);
+    let policy: AuthPolicy | undefined;
+    try {
+      const p = text === undefined ? undefined : (JSON.parse(text) as Partial<AuthPolicy>);
+      if (p && typeof p.sso === 'boolean' && Array.isArray(p.totpUsers))
+        policy = { sso: p.sso, totpUsers: p.totpUsers, pendingSeconds: p.pendingSeconds ?? 180 };
+      else if (p) this.log(`${AUTH_POLICY_FILE} has an unknown shape: certificates decide`);
+    } catch {
+      this.log(`${AUTH_POLICY_FILE} is not JSON: certificates decide`);
+    }
+    this.authPolicyOf = { bundle: this.applied, policy };
+    return policy;
   }
 
   private readRestartRecord(): void {
@@ -191,7 +234,10 @@ export class Agent {
   private restartFilesDigest(): string {
     const h = createHash('sha256');
     for (const path of RESTART_FILES) {
-      const content = this.host.bundle.readFile(path) ?? '';
+      // A file the bundle does not have (auth-token.key without `auth`) leaves the digest as it
+      // was before that file existed: an upgraded agent sees no restart pending.
+      const content = this.host.bundle.readFile(path);
+      if (content === undefined) continue;
       h.update(`${path}\0${content.length}\0${content}`);
     }
     return h.digest('hex');

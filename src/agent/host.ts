@@ -14,9 +14,12 @@ import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
-import { ManagementClient, type OpenvpnState } from './management.js';
+import type { AuthController, AuthManagement } from './connect-auth.js';
+import { type ClientAuthRequest, ManagementClient, type OpenvpnState } from './management.js';
 import {
   type AgentReport,
+  AuthBeginAnswer,
+  AuthOutcome,
   POLL_WAIT_MS,
   type SessionReport,
   agentProtocolHeaders,
@@ -58,6 +61,14 @@ export interface Management {
   exitingClients(): Promise<{ commonName: string; realAddress: string }[]>;
   /** OpenVPN's state (CONNECTED once a start or restart completed) and since when. */
   state(): Promise<OpenvpnState>;
+  /**
+   * With management-client-auth: the commands that answer a held key, and the notifications
+   * that ask for them (`>CLIENT:CONNECT|REAUTH` and `>CLIENT:CR_RESPONSE`).
+   */
+  readonly clientAuth?: AuthManagement & {
+    onRequest(listener: (r: ClientAuthRequest) => void): void;
+    onResponse(listener: (clientId: number, keyId: number, responseBase64: string) => void): void;
+  };
   /** `client-established` passes the client id, common name and env; `remote-exit` nothing. */
   on(
     event: 'client-established' | 'remote-exit',
@@ -91,6 +102,8 @@ export interface ControllerLink {
   onSwitch?(listener: (s: ControllerSwitch) => void): void;
   /** Stops watching the controllers (the agent stopped). */
   close?(): void;
+  /** Sign-ins at connect (src/api/auth.ts); only a fleet with `auth` uses them. */
+  auth?: AuthController;
 }
 
 export interface HealthAnswer {
@@ -162,7 +175,34 @@ export function controllerLink(
     report: (body) => reporter.raw('POST', '/v1/agent/report', body, headers, { idempotent: true }),
     onSwitch: (listener) => poller.set.onSwitch(listener),
     close: () => poller.set.close(),
+    auth: {
+      async begin(body) {
+        const r = await reporter.raw('POST', '/v1/agent/auth/begin', body, headers);
+        return AuthBeginAnswer.parse(JSON.parse(answered(r)));
+      },
+      async wait(id) {
+        const r = await poller.raw(
+          'GET',
+          `/v1/agent/auth/wait?id=${encodeURIComponent(id)}`,
+          undefined,
+          headers,
+          { idempotent: true, longPoll: true },
+        );
+        return r.status === 204 ? undefined : AuthOutcome.parse(JSON.parse(answered(r)));
+      },
+      // Not idempotent: a code is accepted once, so a retry elsewhere would be refused.
+      async answer(body) {
+        const r = await reporter.raw('POST', '/v1/agent/auth/answer', body, headers);
+        return AuthOutcome.parse(JSON.parse(answered(r)));
+      },
+    },
   };
+}
+
+/** The body of a 200, or an error naming the status and the controller's words. */
+function answered(r: ControllerAnswer): string {
+  if (r.status !== 200) throw new Error(`controller answered ${r.status}: ${r.text.slice(0, 200)}`);
+  return r.text;
 }
 
 /** What runs on a VPN server. */

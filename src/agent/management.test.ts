@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../sys/time.js';
-import { ManagementClient, ManagementError, parseLogLine } from './management.js';
+import {
+  type ClientAuthRequest,
+  ManagementClient,
+  ManagementError,
+  managementArg,
+  parseLogLine,
+} from './management.js';
 
 /** What OpenVPN 2.6.14 writes for `status 3` (captured from the lab), with our two clients. */
 const STATUS_HEAD = [
@@ -250,6 +256,66 @@ describe('ManagementClient', () => {
     await until('client-disconnect', () => gone.length === 1);
     expect(gone).toEqual([[4, 'dave']]);
     expect(notes).toEqual(['NOTIFY:info,remote-exit,EXIT']);
+  });
+
+  it('hands over held keys (CONNECT, REAUTH) and CR_RESPONSE answers with their key ids', async () => {
+    newClient();
+    await client.connect();
+    const requests: ClientAuthRequest[] = [];
+    const answers: [number, number, string][] = [];
+    client.clientAuth.onRequest((r) => requests.push(r));
+    client.clientAuth.onResponse((cid, kid, b64) => answers.push([cid, kid, b64]));
+    fake.sockets[0].write(
+      crlf([
+        '>CLIENT:CONNECT,5,1',
+        '>CLIENT:ENV,common_name=alice',
+        '>CLIENT:ENV,IV_SSO=webauth,crtext',
+        '>CLIENT:ENV,session_state=Initial',
+        '>CLIENT:ENV,END',
+        '>CLIENT:REAUTH,5,2',
+        '>CLIENT:ENV,common_name=alice',
+        '>CLIENT:ENV,session_state=Authenticated',
+        '>CLIENT:ENV,END',
+        '>CLIENT:CR_RESPONSE,5,1,MTIzNDU2',
+        '>CLIENT:ENV,common_name=alice',
+        '>CLIENT:ENV,END',
+      ]),
+    );
+    await until('three notifications', () => requests.length === 2 && answers.length === 1);
+    expect(requests).toEqual([
+      {
+        clientId: 5,
+        keyId: 1,
+        reauth: false,
+        env: { common_name: 'alice', IV_SSO: 'webauth,crtext', session_state: 'Initial' },
+      },
+      {
+        clientId: 5,
+        keyId: 2,
+        reauth: true,
+        env: { common_name: 'alice', session_state: 'Authenticated' },
+      },
+    ]);
+    expect(answers).toEqual([[5, 1, 'MTIzNDU2']]);
+  });
+
+  it('answers held keys: client-auth-nt, client-deny and client-pending-auth, quoted', async () => {
+    fake.handler = (cmd, sock) => {
+      const name = cmd.split(' ')[0];
+      sock.write(`SUCCESS: ${name} command succeeded\r\n`);
+    };
+    newClient();
+    await client.connect();
+    await client.authorize(5, 1);
+    await client.deny(5, 1, 'alice: TOTP refused', 'wrong "code"\nagain\\');
+    await client.pendingAuth(5, 1, 'CR_TEXT:R,E:Enter your code', 180);
+    expect(fake.commands).toEqual([
+      'client-auth-nt 5 1',
+      'client-deny 5 1 "alice: TOTP refused" "wrong \\"code\\" again\\\\"',
+      'client-pending-auth 5 1 "CR_TEXT:R,E:Enter your code" 180',
+    ]);
+    expect(managementArg('a\tb')).toBe('"a b"');
+    await expect(client.authorize(-1, 0)).rejects.toThrow(ManagementError);
   });
 
   it('tells a remote exit and reads who is leaving from the log history', async () => {

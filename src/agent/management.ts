@@ -90,6 +90,13 @@ export function parseLogLine(
 export interface ManagementEvents {
   /** A client finished its handshake and got its addresses (`>CLIENT:ESTABLISHED`). */
   'client-established': [clientId: number, commonName: string, env: Record<string, string>];
+  /**
+   * `>CLIENT:CONNECT|REAUTH,CID,KID` (only with management-client-auth): OpenVPN holds this
+   * key of the client until client-auth[-nt], client-deny or client-pending-auth answers it.
+   */
+  'client-auth-request': [request: ClientAuthRequest];
+  /** `>CLIENT:CR_RESPONSE,CID,KID,BASE64`: the client's answer to a CR_TEXT challenge. */
+  'cr-response': [clientId: number, keyId: number, responseBase64: string];
   /** `>CLIENT:DISCONNECT`: OpenVPN sends it only with `management-client-auth`. */
   'client-disconnect': [clientId: number, commonName: string, env: Record<string, string>];
   /** Connected and authenticated, the first time and after every reconnect. */
@@ -115,7 +122,29 @@ interface PendingCommand {
 interface ClientBlock {
   kind: string;
   clientId: number;
+  keyId: number;
+  /** CR_RESPONSE's base64 answer (the fourth field). */
+  extra: string;
   env: Record<string, string>;
+}
+
+/** A key OpenVPN holds until the management client decides (management-client-auth). */
+export interface ClientAuthRequest {
+  clientId: number;
+  keyId: number;
+  /** REAUTH: a renegotiation of a live session; CONNECT: a new one. */
+  reauth: boolean;
+  env: Record<string, string>;
+}
+
+/**
+ * One argument of a management command, quoted as OpenVPN's parse_line reads it: inside double
+ * quotes a backslash escapes `"` and `\`. Line breaks and other control characters cannot be
+ * sent (a line break would end the command): they become spaces.
+ */
+export function managementArg(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return `"${clean.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 interface Handshake {
@@ -186,6 +215,12 @@ export function parseStatus3(lines: readonly string[]): SessionReport[] {
 }
 
 const PROMPT = 'ENTER PASSWORD:';
+
+/** A client id, key id or timeout as a command argument: a non-negative integer, or refused. */
+function id(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new ManagementError(`not a number: ${n}`);
+  return String(n);
+}
 
 export class ManagementClient extends EventEmitter<ManagementEvents> {
   private socket?: Socket;
@@ -283,6 +318,54 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
     if (!Number.isSafeInteger(clientId) || clientId < 0)
       throw new ManagementError(`not a client id: ${clientId}`, 'client-kill');
     await this.send(`client-kill ${clientId}${opts.restartToNext ? ' RESTART,[N]' : ''}`, false);
+  }
+
+  /** The part of this client that answers held keys (Management.clientAuth in host.ts). */
+  get clientAuth() {
+    return {
+      authorize: (cid: number, kid: number) => this.authorize(cid, kid),
+      deny: (cid: number, kid: number, reason: string, clientReason: string) =>
+        this.deny(cid, kid, reason, clientReason),
+      pendingAuth: (cid: number, kid: number, extra: string, timeout: number) =>
+        this.pendingAuth(cid, kid, extra, timeout),
+      onRequest: (listener: (r: ClientAuthRequest) => void) =>
+        void this.on('client-auth-request', listener),
+      onResponse: (listener: (cid: number, kid: number, b64: string) => void) =>
+        void this.on('cr-response', listener),
+    };
+  }
+
+  /** `client-auth-nt CID KID`: let this key of the client in. */
+  async authorize(clientId: number, keyId: number): Promise<void> {
+    await this.send(`client-auth-nt ${id(clientId)} ${id(keyId)}`, false);
+  }
+
+  /**
+   * `client-deny CID KID "reason" "client reason"`: the reason goes to OpenVPN's log, the client
+   * reason to the client in its AUTH_FAILED (OpenVPN 2.6 prints it; OpenVPN Connect shows it).
+   */
+  async deny(clientId: number, keyId: number, reason: string, clientReason: string): Promise<void> {
+    await this.send(
+      `client-deny ${id(clientId)} ${id(keyId)} ${managementArg(reason)} ${managementArg(clientReason)}`,
+      false,
+    );
+  }
+
+  /**
+   * `client-pending-auth CID KID EXTRA TIMEOUT`: tells the client to sign in (EXTRA is
+   * `WEB_AUTH::url` or `CR_TEXT:flags:prompt`) and holds the key for TIMEOUT seconds (capped by
+   * OpenVPN, see render/openvpn.ts).
+   */
+  async pendingAuth(
+    clientId: number,
+    keyId: number,
+    extra: string,
+    timeoutSeconds: number,
+  ): Promise<void> {
+    await this.send(
+      `client-pending-auth ${id(clientId)} ${id(keyId)} ${managementArg(extra)} ${id(timeoutSeconds)}`,
+      false,
+    );
   }
 
   /**
@@ -479,6 +562,14 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
         const cn = b.env.common_name ?? '';
         if (b.kind === 'ESTABLISHED') this.emit('client-established', b.clientId, cn, b.env);
         else if (b.kind === 'DISCONNECT') this.emit('client-disconnect', b.clientId, cn, b.env);
+        else if (b.kind === 'CONNECT' || b.kind === 'REAUTH')
+          this.emit('client-auth-request', {
+            clientId: b.clientId,
+            keyId: b.keyId,
+            reauth: b.kind === 'REAUTH',
+            env: b.env,
+          });
+        else if (b.kind === 'CR_RESPONSE') this.emit('cr-response', b.clientId, b.keyId, b.extra);
         return;
       }
       const eq = kv.indexOf('=');
@@ -486,12 +577,18 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
       return;
     }
     // CONNECT, REAUTH, ESTABLISHED, DISCONNECT, CR_RESPONSE open an ENV block; ADDRESS does not.
-    const [kind, cid] = body.split(',');
+    const [kind, cid, kid, extra] = body.split(',');
     if (kind === 'ADDRESS') {
       this.emit('notification', line);
       return;
     }
-    this.block = { kind, clientId: Number(cid), env: {} };
+    this.block = {
+      kind,
+      clientId: Number(cid),
+      keyId: Number(kid ?? 0),
+      extra: extra ?? '',
+      env: {},
+    };
   }
 
   // ------------------------------------------------------------------ commands

@@ -23,6 +23,7 @@ import type {
 } from './host.js';
 import { AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
 import type { AgentMetrics, ApplyFailure, DisconnectReason } from './metrics.js';
+import type { ClientAuthRequest } from './management.js';
 
 /** Lets every promise chain that can run now run (the fakes do no I/O, so this is all of them). */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -125,6 +126,31 @@ export class FakeManagement implements Management {
     listener: (clientId: number, commonName: string, env: Record<string, string>) => void,
   ): void {
     this.events.on(event, listener);
+  }
+
+  /** Answers to held keys (management-client-auth), as the commands would be sent. */
+  readonly authAnswers: string[] = [];
+  private readonly authEvents = new EventEmitter();
+  readonly clientAuth = {
+    authorize: (cid: number, kid: number) => this.answer(`client-auth-nt ${cid} ${kid}`),
+    deny: (cid: number, kid: number, _reason: string, clientReason: string) =>
+      this.answer(`client-deny ${cid} ${kid} ${clientReason}`),
+    pendingAuth: (cid: number, kid: number, extra: string, timeout: number) =>
+      this.answer(`client-pending-auth ${cid} ${kid} ${extra} ${timeout}`),
+    onRequest: (listener: (r: ClientAuthRequest) => void) =>
+      void this.authEvents.on('request', listener),
+    onResponse: (listener: (cid: number, kid: number, b64: string) => void) =>
+      void this.authEvents.on('response', listener),
+  };
+
+  /** `>CLIENT:CONNECT|REAUTH` from OpenVPN. */
+  holdKey(request: ClientAuthRequest): void {
+    this.authEvents.emit('request', request);
+  }
+
+  private answer(command: string): Promise<void> {
+    this.authAnswers.push(command);
+    return Promise.resolve();
   }
 
   /** A real-time notification from OpenVPN (ESTABLISHED: client id, common name, env). */

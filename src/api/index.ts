@@ -6,6 +6,7 @@
 export * from './admins.js';
 export * from './agent.js';
 export * from './audit.js';
+export * from './auth.js';
 export * from './common.js';
 export * from './health.js';
 export * from './history.js';

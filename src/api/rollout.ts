@@ -22,6 +22,8 @@ export const RESTART_FILES: readonly string[] = [
   'server.crt',
   'server.key',
   'tls-crypt.key',
+  // Only in the bundles of a fleet with `auth` (the auth-gen-token secret).
+  'auth-token.key',
 ];
 
 /** Whether a change to this bundle path needs OpenVPN restarted. */

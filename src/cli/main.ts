@@ -5,6 +5,7 @@ import { FleetError, SpecError } from '../errors.js';
 import { EXIT_INTERNAL, describeError } from './exit-codes.js';
 import { registerAdmins } from './commands/admin.js';
 import { registerAgent } from './commands/agent.js';
+import { registerAuth } from './commands/auth.js';
 import { registerControllerCommands } from './commands/controller.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerInit } from './commands/init.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerControllerSetup(program);
   registerStore(program);
+  registerAuth(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

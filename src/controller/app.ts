@@ -4,6 +4,7 @@
  * and the watcher that notices changes made by other processes and wakes the agents.
  */
 import type { FastifyInstance } from 'fastify';
+import type { FleetSpec } from '../spec/schema.js';
 import { POLL_WAIT_MS } from '../api/index.js';
 import { consoleRoutes } from '../console/routes.js';
 import { openWatchedFleet } from '../service/open.js';
@@ -12,10 +13,12 @@ import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
 import { type HttpOptions, createHttp } from './http.js';
 import type { IngestOptions } from './ingest.js';
 import { OidcWebSignIn, type OidcSettings } from './connect-auth/oidc.js';
-import type { WebSignIn } from './connect-auth/web-sign-in.js';
 import { ControllerMetrics, type MetricsOptions } from './metrics.js';
 import type { LoginLimitOptions } from './login-limit.js';
 import { agentRoutes } from './routes/agent.js';
+import { authRoutes, totpRoutes } from './routes/auth.js';
+import { SignIns } from './connect-auth/sign-ins.js';
+import type { WebSignIn } from './connect-auth/web-sign-in.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { rolloutRoutes } from './routes/rollout.js';
@@ -30,6 +33,10 @@ export { ADMIN_ACTOR } from './state.js';
 
 export interface ControllerOptions extends HttpOptions, IngestOptions {
   fleetDir: string;
+  /** The browser sign-in of auth.sso (OIDC); absent: web sign-ins at connect are refused. */
+  webSignIn?: WebSignIn;
+  /** How long GET /v1/agent/auth/wait waits for an outcome (default AUTH_WAIT_MS). */
+  authWaitMs?: number;
   /** Where each server's bundle lives on that server (the rendered config `cd`s there). */
   baseDir: (server: string) => string;
   adminToken: string;
@@ -103,9 +110,10 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       : undefined;
   let webSignIn: OidcWebSignIn | undefined;
   try {
-    if (opts.sso)
+    const sso = opts.sso ?? ssoFromSpec(state.fleet.spec.auth);
+    if (sso)
       webSignIn = new OidcWebSignIn({
-        ...opts.sso,
+        ...sso,
         store: state.store,
         clock,
         timers,
@@ -129,6 +137,22 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       pollWaitMs: opts.pollWaitMs ?? POLL_WAIT_MS,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
+    totpRoutes(app, state);
+    authRoutes(
+      app,
+      state,
+      new SignIns({
+        ...(opts.webSignIn ? { web: opts.webSignIn } : webSignIn ? { web: webSignIn } : {}),
+        now: () => clock.now().getTime(),
+        audit: (entry) => state.store.audit(entry),
+        log: (line) => log(`sign-in: ${line}`),
+        pendingMs: () => (state.fleet.spec.auth?.pendingSeconds ?? 180) * 1000,
+      }),
+      {
+        ...(opts.authWaitMs !== undefined ? { waitMs: opts.authWaitMs } : {}),
+        requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
+      },
+    );
     consoleRoutes(app, state, {
       clock,
       timers,
@@ -161,4 +185,15 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
     await state.fleet.close();
     throw err;
   }
+}
+
+/**
+ * The web sign-in the spec's `auth.sso` asks for, read at start (a changed provider needs a
+ * controller restart). A sign-in lives as long as OpenVPN holds the client for it.
+ */
+function ssoFromSpec(auth: FleetSpec['auth']): ControllerOptions['sso'] {
+  const sso = auth?.sso;
+  if (!sso) return undefined;
+  const { publicUrl, ...settings } = sso;
+  return { settings, publicUrl, pendingTtlMs: auth.pendingSeconds * 1000 };
 }

@@ -4,11 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import { compilePolicy } from '../core/policy.js';
+import { AUTH_POLICY_FILE, authPolicy, renderAuthPolicy } from './auth-policy.js';
 import type { FleetSpec } from '../spec/schema.js';
 import { renderFrrConf } from './frr.js';
 import { renderClientConnect, renderClientDisconnect, renderLearnAddress } from './hooks.js';
 import { renderNftables } from './nftables.js';
-import { type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
+import { AUTH_TOKEN_KEY_FILE, type PinnedUser, renderCcd, renderServerConf } from './openvpn.js';
 import { renderSysctl } from './sysctl.js';
 import type { RenderOptions, RenderSnapshot, RenderedFile, ServerContext } from './types.js';
 
@@ -81,6 +82,11 @@ export function renderBundle(
     file('nftables.nft', renderNftables(ctx, policy)),
     file('sysctl.conf', renderSysctl()),
   ];
+  if (ctx.spec.auth) {
+    if (!snap.authTokenKey) throw new Error('auth in the spec but no auth-token secret');
+    files.push(file(AUTH_TOKEN_KEY_FILE, snap.authTokenKey, 0o600));
+    files.push(file(AUTH_POLICY_FILE, renderAuthPolicy(authPolicy(ctx.spec, snap.users)!)));
+  }
   files.push(...ccd);
   return { server: ctx.server.name, files, digest: bundleDigest(files) };
 }

@@ -1,6 +1,7 @@
 /** OpenVPN server config and client-config-dir files. Pure. */
 import { gatewayAddress } from '../core/ipam.js';
 import { ipv4Netmask, mustParsePrefix } from '../core/ip.js';
+import { parseDuration } from '../spec/schema.js';
 import { GENERATED_HEADER, type RenderUser, type ServerContext } from './types.js';
 
 /** A user with the serials (lower-case hex, as in the store) their servers accept. */
@@ -115,6 +116,7 @@ export function renderServerConf(ctx: ServerContext): string {
     'status run/status.log 1',
     'status-version 3',
     '',
+    ...authLines(ctx),
     "# Hooks: tiny POSIX sh, they add and remove the users' host routes that FRR announces.",
     '# client-connect admits a certificate only if ccd/<user> pins its serial: a name deleted',
     '# and added again is not reachable with any older certificate, CRL or not.',
@@ -145,4 +147,56 @@ export function renderCcd(ctx: ServerContext, user: PinnedUser): string {
       .map((hex) => `${CERT_SERIAL_PREFIX}${hex}`),
     '',
   ].join('\n');
+}
+
+/** Bundle file holding the auth-gen-token secret (the same on every server). */
+export const AUTH_TOKEN_KEY_FILE = 'auth-token.key';
+
+/*
+ * Connect-time authentication, checked in OpenVPN 2.6's source (ssl.c, ssl_verify.c,
+ * auth_token.c, push.c, multi.c):
+ *
+ * - management-client-auth makes every connect and every renegotiation wait for the management
+ *   client: OpenVPN sends `>CLIENT:CONNECT|REAUTH,CID,KID` + env and holds the key until
+ *   `client-auth[-nt]` or `client-deny`. Without an answer within min(hand-window, reneg-sec/2)
+ *   of the key's start (auth_deferred_expire_window) the key fails: an agent that is down refuses
+ *   new connects after hand-window, established sessions go on until their next renegotiation.
+ * - With management-client-auth OpenVPN also requires a username/password from every client
+ *   (tls_session_user_pass_enabled) unless auth-user-pass-optional: certificate-only profiles
+ *   send none, so it is on; the agent sees username and password as "".
+ * - auth-gen-token pushes a token after a successful auth; the client sends it back as its
+ *   password on every later handshake (also after a SIGUSR1 restart towards another remote, and
+ *   with no auth-user-pass of its own: key_method_2_write sends it when one is defined). With
+ *   `external-auth` OpenVPN still asks the management client and sets `session_state`:
+ *   Initial (no token), Authenticated, Expired, Invalid, AuthenticatedEmptyUser /
+ *   ExpiredEmptyUser (valid for the empty username: OpenVPN 3's behaviour; a certificate-only
+ *   client has an empty username anyway). A token is valid for `lifetime` after the first
+ *   sign-in, and only while renewed (every reneg-sec, default 3600 s) within 2 × renewal-time;
+ *   renewal-time left out means reneg-sec (options.c); an explicit 0 is refused by 2.6.14
+ *   ("Invalid argument to auth-gen-token: 0": valid_integer(…, positive)). The HMAC covers the username, session id and
+ *   timestamps, not the certificate: the agent also checks the CN it comes with.
+ * - The secret is read at start (auth_token_init_secret): a new one needs OpenVPN restarted
+ *   (RESTART_FILES), and every token made with the old one is Invalid from then on: its users
+ *   sign in again at their next connect (live sessions stay up until their next renegotiation,
+ *   where REAUTH carries the token: the agent then asks for a sign-in again).
+ * - client-pending-auth sets the key's deadline to now + TIMEOUT, capped by the server at
+ *   max(reneg-sec/2, hand-window) minus the time already spent (push.c
+ *   send_auth_pending_messages; management-notes.txt says "smaller", the code takes the larger),
+ *   and the client caps its own wait the same way: with the default reneg-sec 3600, 1800 s.
+ */
+function authLines(ctx: ServerContext): string[] {
+  const auth = ctx.spec.auth;
+  if (!auth) return [];
+  const lifetime = parseDuration(auth.token.lifetime);
+  if (lifetime === undefined) throw new Error(`auth.token.lifetime: "${auth.token.lifetime}"`);
+  return [
+    '# Connect-time authentication: the agent decides every connect on the management',
+    '# interface (certificates alone at once; SSO or TOTP users after their sign-in). A sign-in',
+    `# gives a token valid ${auth.token.lifetime} on every server (one shared secret).`,
+    'management-client-auth',
+    'auth-user-pass-optional',
+    `auth-gen-token ${lifetime} external-auth`,
+    `auth-gen-token-secret ${AUTH_TOKEN_KEY_FILE}`,
+    '',
+  ];
 }

@@ -58,6 +58,16 @@ export function renderProfile(p: ProfileInput): string {
         ]
       : []),
     'verb 3',
+    ...(p.spec.auth
+      ? [
+          // OpenVPN 2.6 keeps a pushed auth-token only for a non-empty user name (misc.c
+          // set_auth_token): without one the client never sends it back and every reconnect
+          // would ask for a new sign-in. The name also binds the token: its HMAC covers it,
+          // and the agent takes a token only with the certificate's own name.
+          '# Sign-in at connect: the name lets the roaming token name you; the password is unused.',
+          ...inline('auth-user-pass', `${p.user}\n-`),
+        ]
+      : []),
     ...inline('ca', p.caPem),
     ...inline('cert', p.certPem),
     ...inline('key', p.keyPem),

@@ -15,6 +15,11 @@ export interface RenderSnapshot {
   crlPem: string;
   tlsCryptKey: string;
   servers: Map<string, { certPem: string; keyPem: string; managementPassword: string }>;
+  /**
+   * The auth-gen-token secret every server shares (OpenVPN's PEM, as `openvpn --genkey
+   * auth-token` writes it); needed only when the spec has `auth`.
+   */
+  authTokenKey?: string;
 }
 
 export interface RenderOptions {

@@ -67,6 +67,8 @@ export class Bundles {
       crlPem: await this.pki.ensureCrl(),
       tlsCryptKey: await this.secrets.tlsCryptKey(),
       servers,
+      // Only a fleet with `auth` has (and creates) the shared auth-gen-token secret.
+      ...(this.ctx.spec.auth ? { authTokenKey: await this.secrets.authTokenKey() } : {}),
     };
   }
 

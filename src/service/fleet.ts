@@ -29,6 +29,7 @@ import {
   type UserCertificate,
 } from './pki-lifecycle.js';
 import { Secrets } from './secrets.js';
+import { Totp } from './totp.js';
 import { SpecEdits } from './spec-edits.js';
 import { type AddUserRequest, type BulkAction, Users } from './users.js';
 
@@ -44,6 +45,7 @@ export { type AddUserRequest, BULK_MAX, type BulkAction } from './users.js';
 
 export class Fleet {
   readonly secrets: Secrets;
+  readonly totp: Totp;
   readonly pki: PkiLifecycle;
   readonly users: Users;
   readonly specEdits: SpecEdits;
@@ -53,6 +55,7 @@ export class Fleet {
 
   constructor(private readonly ctx: ServiceContext) {
     this.secrets = new Secrets(ctx);
+    this.totp = new Totp(ctx);
     this.pki = new PkiLifecycle(ctx, this.secrets);
     this.users = new Users(ctx, this.pki);
     this.specEdits = new SpecEdits(ctx);

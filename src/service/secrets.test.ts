@@ -49,4 +49,17 @@ describe('secrets', () => {
     expect(await t.fleet.secrets.tlsCryptKey()).toBe(key);
     expect(await t.fleet.secrets.managementPassword('vpn11')).toBe(password);
   });
+
+  it('keeps one auth-token secret for the fleet and rotates it (audited)', async () => {
+    const s = t.fleet.secrets;
+    const first = await s.authTokenKey();
+    expect(first).toMatch(/^-----BEGIN OpenVPN auth-token server key-----\n/);
+    expect(await s.authTokenKey()).toBe(first);
+    await s.rotateAuthTokenKey();
+    const second = await s.authTokenKey();
+    expect(second).not.toBe(first);
+    const log = await t.fleet.store.auditLog(5);
+    expect(log.map((e) => e.action)).toContain('auth.token-secret.rotate');
+    expect(JSON.stringify(log)).not.toContain(second.split('\n')[1]);
+  });
 });

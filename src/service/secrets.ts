@@ -62,9 +62,58 @@ export class Secrets {
     return createHmac('sha256', secret).update(`agent:${server}`).digest('hex');
   }
 
+  /**
+   * The auth-gen-token secret every server shares (created on first use), in the PEM OpenVPN
+   * reads with auth-gen-token-secret: what `openvpn --genkey auth-token` writes (auth_token.c
+   * auth_token_pem_name; 128 random bytes, struct key's cipher and hmac halves, of which the
+   * HMAC-SHA256 uses the hmac half). One secret for the fleet is what lets a token made on one
+   * server be accepted by every other.
+   */
+  async authTokenKey(): Promise<string> {
+    const existing = await this.ctx.store.getSetting(AUTH_TOKEN_SETTING);
+    if (existing !== undefined) return existing;
+    const fresh = authTokenKeyPem(randomBytes(128));
+    return this.ctx.store.transaction(async (tx) => {
+      const raced = await tx.getSetting(AUTH_TOKEN_SETTING);
+      if (raced !== undefined) return raced;
+      await tx.setSetting(AUTH_TOKEN_SETTING, fresh);
+      return fresh;
+    });
+  }
+
+  /**
+   * A new auth-gen-token secret. It reaches the servers in their bundles and OpenVPN reads it
+   * when it restarts (a rollout, one server at a time). From then on every token made with the
+   * old secret is Invalid on that server: users who reconnect there sign in again (SSO, TOTP),
+   * certificate-only users notice nothing. Live sessions stay up; at their next renegotiation
+   * (reneg-sec) the agent sees the Invalid token and asks for a sign-in again. Use it when a
+   * server's files may have leaked, or to end every sign-in at once. Audited.
+   */
+  async rotateAuthTokenKey(): Promise<void> {
+    const fresh = authTokenKeyPem(randomBytes(128));
+    await this.ctx.store.transaction(async (tx) => {
+      await tx.setSetting(AUTH_TOKEN_SETTING, fresh);
+      await tx.audit({
+        at: this.ctx.clock.now().toISOString(),
+        actor: this.ctx.actor,
+        action: 'auth.token-secret.rotate',
+        subject: 'fleet',
+      });
+    });
+  }
+
   private async mustSetting(key: string): Promise<string> {
     const v = await this.ctx.store.getSetting(key);
     if (v === undefined) throw new NotFound(`store has no ${key}: run "ovpn-fleet init"`);
     return v;
   }
+}
+
+const AUTH_TOKEN_SETTING = 'auth-token.key';
+
+/** OpenVPN's PEM for an auth-token secret: base64 in lines of 64, as its PEM writer makes them. */
+export function authTokenKeyPem(key: Buffer): string {
+  if (key.length !== 128) throw new Error('an auth-token secret is 128 bytes');
+  const lines = key.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN OpenVPN auth-token server key-----\n${lines.join('\n')}\n-----END OpenVPN auth-token server key-----\n`;
 }

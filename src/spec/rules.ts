@@ -279,6 +279,27 @@ const pkiTimeline: Rule = (spec) => {
     : [];
 };
 
+/** Groups the auth section names (TOTP groups, the SSO group map) must be the spec's groups. */
+const authReferences: Rule = (spec) => {
+  const auth = spec.auth;
+  if (!auth) return [];
+  const groups = new Set(spec.groups.map((g) => g.name));
+  const out: SpecIssue[] = [];
+  const totp = auth.totp?.groups;
+  if (Array.isArray(totp))
+    totp.forEach((g, i) => {
+      if (!groups.has(g))
+        out.push({ path: `auth.totp.groups[${i}]`, message: `unknown group "${g}"` });
+    });
+  for (const [claim, g] of Object.entries(auth.sso?.groupMap ?? {}))
+    if (!groups.has(g))
+      out.push({
+        path: `auth.sso.groupMap.${claim}`,
+        message: `unknown group "${g}" (provider group "${claim}" maps to it)`,
+      });
+  return out;
+};
+
 export const rules: Rule[] = [
   uniqueNames,
   addressesOutsidePools,
@@ -288,6 +309,7 @@ export const rules: Rule[] = [
   openvpnTimers,
   routingPeers,
   pkiTimeline,
+  authReferences,
 ];
 
 /** Below this, a routing key is within reach of a guess or a search over a captured hello. */
@@ -349,4 +371,16 @@ const ospf6TrailerOnOldFrr: Rule = (spec) => {
 };
 
 /** Rules whose issues do not stop a fleet from working, only from being safe or reachable. */
-export const warningRules: Rule[] = [weakRoutingSecrets, ospf6TrailerOnOldFrr];
+/** With SSO the identity provider does the second factor: auth.totp asks nobody then. */
+const totpBesideSso: Rule = (spec) =>
+  spec.auth?.sso && spec.auth.totp
+    ? [
+        {
+          path: 'auth.totp',
+          message:
+            'is ignored while auth.sso is set: every user signs in with the identity provider, which does the second factor',
+        },
+      ]
+    : [];
+
+export const warningRules: Rule[] = [weakRoutingSecrets, ospf6TrailerOnOldFrr, totpBesideSso];

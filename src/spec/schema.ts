@@ -197,6 +197,133 @@ export const ruleSchema = z.strictObject({
   comment: z.string().max(200).optional(),
 });
 
+/**
+ * A duration as people write it in fleet.yaml: `90s`, `30m`, `12h`, `7d`, or a number of
+ * seconds. Parsed to seconds, which is what OpenVPN's auth-gen-token takes.
+ */
+export function parseDuration(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isSafeInteger(text) && text > 0 ? text : undefined;
+  const m = /^(\d{1,7})(s|m|h|d)$/.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return n > 0 ? n : undefined;
+}
+
+const duration = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  if (parseDuration(v) === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${v}" is not a duration like 12h, 30m, 7d or a number of seconds`,
+    });
+});
+
+const httpsUrl = z.string().superRefine((s, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(s);
+  } catch {
+    url = undefined;
+  }
+  if (!url || url.protocol !== 'https:' || url.hash || url.search)
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${s}" is not an https URL without query or fragment (the identity provider's issuer)`,
+    });
+});
+
+const absolutePath = z
+  .string()
+  .regex(/^\/[^\0]*$/, 'must be an absolute path')
+  .max(4096);
+
+/**
+ * Connect-time authentication (opt-in: a fleet without `auth` renders exactly as before). With
+ * it every connect is decided by the agent on OpenVPN's management interface
+ * (management-client-auth): certificate-only users at once, SSO and TOTP users after their
+ * sign-in, and a reconnect with a valid auth-gen-token without a new sign-in on any server.
+ */
+export const authSchema = z
+  .strictObject({
+    sso: z
+      .strictObject({
+        issuer: httpsUrl.describe("The OpenID provider's issuer URL (https)."),
+        clientId: z.string().min(1).max(256).describe('The client id registered at the provider.'),
+        publicUrl: z
+          .url({ protocol: /^https?$/, error: 'is not an http(s) URL' })
+          .max(2048)
+          .describe(
+            "The controllers' URL as users' browsers reach it (https://vpn.example.com): the client is sent to its /sso/start page, and the provider back to its /sso/callback (register that redirect URI at the provider).",
+          ),
+        userClaim: z
+          .string()
+          .min(1)
+          .max(128)
+          .default('preferred_username')
+          .describe(
+            'The claim that must equal the VPN user name (the certificate\'s name); "email": the local part of a verified address, which needs allowedDomains.',
+          ),
+        caFile: absolutePath
+          .optional()
+          .describe(
+            "PEM file of CAs trusted for the provider's HTTPS besides the system's (a provider behind a company CA).",
+          ),
+        clientSecretFile: absolutePath.describe(
+          "File holding the client secret (on the controller's host; never in fleet.yaml).",
+        ),
+        allowedGroups: z
+          .array(z.string().min(1).max(256))
+          .default([])
+          .describe('Only members of one of these provider groups may connect (empty: any).'),
+        allowedDomains: z
+          .array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i, 'not a domain name'))
+          .default([])
+          .describe('Only e-mail addresses in these domains may connect (empty: any).'),
+        groupsClaim: z
+          .string()
+          .min(1)
+          .max(128)
+          .default('groups')
+          .describe('The ID token claim that lists the user’s groups.'),
+        groupMap: z
+          .record(z.string().min(1).max(256), nameField('group name'))
+          .default({})
+          .describe(
+            'Provider group → our group: the user is in that group for the session (the firewall sets follow while connected).',
+          ),
+      })
+      .optional()
+      .describe('Sign in with the identity provider (OIDC) when connecting.'),
+    totp: z
+      .strictObject({
+        groups: z
+          .union([z.literal('all'), z.array(nameField('group name')).min(1)])
+          .describe('Which of our groups must answer a TOTP code at connect, or "all" users.'),
+      })
+      .optional()
+      .describe('A TOTP code as second factor, asked at connect (CR_TEXT).'),
+    token: z
+      .strictObject({
+        lifetime: duration
+          .default('12h')
+          .describe(
+            'How long a sign-in lets a user reconnect (to any server) without signing in again.',
+          ),
+      })
+      .default({ lifetime: '12h' }),
+    pendingSeconds: z
+      .number()
+      .int()
+      .min(30)
+      .max(1800)
+      .default(180)
+      .describe(
+        'How long a client is held for its sign-in or code (OpenVPN caps it at half of reneg-sec, 1800 s).',
+      ),
+  })
+  .describe(
+    'Connect-time authentication: SSO, TOTP and the roaming token. Without it, certificates alone, as before.',
+  );
+
 export const fleetSchema = z.strictObject({
   fleet: nameField('fleet name').describe('Name of the fleet; prefixes generated names.'),
   pools: z
@@ -398,6 +525,7 @@ export const fleetSchema = z.strictObject({
       caSwitchAfterDays: 30,
     })
     .describe('Certificate lifecycle: renewal windows and CA rollover timing.'),
+  auth: authSchema.optional(),
 });
 
 export type FleetSpec = z.output<typeof fleetSchema>;
@@ -407,3 +535,4 @@ export type ServerSpec = SiteSpec['servers'][number];
 export type RoutingSpec = FleetSpec['routing'];
 export type PolicyRule = FleetSpec['policy'][number];
 export type OspfSpec = Extract<RoutingSpec, { protocol: 'ospf' }>['ospf'];
+export type AuthSpec = NonNullable<FleetSpec['auth']>;

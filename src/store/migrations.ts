@@ -192,9 +192,25 @@ export const MIGRATIONS: string[] = [
     generation INTEGER NOT NULL CHECK (generation >= 0)
   );
   `,
-  // 9: taken by the connect-auth branch (TOTP); this placeholder keeps SSO's migration at 10
-  // until the branches are merged, when the real 9 replaces it.
-  `-- placeholder for migration 9`,
+  // 9 (connect-time TOTP): each user's TOTP secret, sealed with AES-256-GCM under a key in the
+  // settings (a row read alone, in a log or a dump of this table, gives no code), confirmed by
+  // a first code, with the last time step accepted so that a code is used once; and the user's
+  // recovery codes, only their SHA-256, each usable once. A user deleted takes them along.
+  `
+  CREATE TABLE user_totp (
+    user_name    TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+    secret       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    confirmed_at TEXT,
+    last_step    INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE user_totp_recovery (
+    user_name   TEXT NOT NULL REFERENCES user_totp(user_name) ON DELETE CASCADE,
+    code_sha256 TEXT NOT NULL,
+    used_at     TEXT,
+    PRIMARY KEY (user_name, code_sha256)
+  );
+  `,
   // 10 (SSO at connect): web sign-ins in progress, in the store because several controllers
   // share it and the browser's callback may land on another controller than the one that began.
   // `id` is the capability in the start URL; `state` is set when the browser starts, unique so

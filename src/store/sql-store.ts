@@ -18,6 +18,7 @@ import * as rollouts from './rollouts.js';
 import * as sessions from './sessions.js';
 import * as settings from './settings.js';
 import * as sso from './sso.js';
+import * as totp from './totp.js';
 import type { Sql } from './sql.js';
 import type {
   Admin,
@@ -44,6 +45,7 @@ import type {
   StoredAuditEntry,
   StoredCert,
   StoredSession,
+  StoredTotp,
   User,
   UserPage,
   UserSearch,
@@ -232,6 +234,36 @@ export abstract class SqlStore implements FleetStore {
 
   getSetting(key: string): Promise<string | undefined> {
     return settings.getSetting(this.sql, key);
+  }
+
+  getTotp(user: string): Promise<StoredTotp | undefined> {
+    return this.read((sql) => totp.getTotp(sql, user));
+  }
+
+  putTotp(
+    user: string,
+    sealedSecret: string,
+    recoverySha256: readonly string[],
+    at: string,
+  ): Promise<void> {
+    return this.write((sql) => totp.putTotp(sql, user, sealedSecret, recoverySha256, at));
+  }
+
+  confirmTotp(user: string, at: string): Promise<boolean> {
+    return this.write((sql) => totp.confirmTotp(sql, user, at));
+  }
+
+  // A code used changes no bundle: the controller need not rebuild for it.
+  useTotpStep(user: string, step: number): Promise<boolean> {
+    return this.write((sql) => totp.useTotpStep(sql, user, step), 'sessions');
+  }
+
+  useRecoveryCode(user: string, sha256: string, at: string): Promise<boolean> {
+    return this.write((sql) => totp.useRecoveryCode(sql, user, sha256, at), 'sessions');
+  }
+
+  deleteTotp(user: string): Promise<boolean> {
+    return this.write((sql) => totp.deleteTotp(sql, user));
   }
 
   setSetting(key: string, value: string): Promise<void> {

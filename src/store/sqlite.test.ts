@@ -110,6 +110,8 @@ describe('SqliteStore on a real file', () => {
         'sqlite_sequence',
         'sso_sign_ins',
         'user_groups',
+        'user_totp',
+        'user_totp_recovery',
         'users',
       ]);
     } finally {

@@ -365,6 +365,18 @@ export interface Leadership {
   isLeader(): boolean;
 }
 
+/** A user's TOTP enrolment as stored (the secret sealed; see service/totp.ts). */
+export interface StoredTotp {
+  user: string;
+  sealedSecret: string;
+  createdAt: string;
+  /** When the first code confirmed it; until then no connect asks for it. */
+  confirmedAt?: string;
+  /** The last time step accepted: a code is good once. */
+  lastStep: number;
+  recoveryCodesLeft: number;
+}
+
 export interface FleetStore {
   /** Waits for what is running, then closes the connection (or the pool). */
   close(): Promise<void>;
@@ -434,6 +446,20 @@ export interface FleetStore {
   /** The current CRL, its number and the revoked certificates, read at one instant. */
   revocationState(): Promise<RevocationState>;
 
+  getTotp(user: string): Promise<StoredTotp | undefined>;
+  /** Replaces the user's TOTP enrolment (unconfirmed) and recovery codes (their SHA-256). */
+  putTotp(
+    user: string,
+    sealedSecret: string,
+    recoverySha256: readonly string[],
+    at: string,
+  ): Promise<void>;
+  confirmTotp(user: string, at: string): Promise<boolean>;
+  /** Takes a time step if it is later than the last one taken (false: used already). */
+  useTotpStep(user: string, step: number): Promise<boolean>;
+  /** Uses an unused recovery code once (false: no such unused code). */
+  useRecoveryCode(user: string, sha256: string, at: string): Promise<boolean>;
+  deleteTotp(user: string): Promise<boolean>;
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
   /**

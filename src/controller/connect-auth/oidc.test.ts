@@ -12,6 +12,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestIdp, type TestIdp } from '../../lab/idp.js';
 import { chromiumMissing, launchChromium, signInWithBrowser } from '../../lab/sso-browser.js';
+import { EXAMPLE_FLEET_YAML } from '../../spec/example.js';
 import { initFleet } from '../../service/open.js';
 import { itNeeds } from '../../testing.js';
 import { type Controller, type ControllerOptions, buildController } from '../app.js';
@@ -306,6 +307,50 @@ describe('SSO pages without a provider', () => {
       }
     } finally {
       rmSync(plain, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it("takes auth.sso from fleet.yaml: an agent's sign-in for a user is sent to /sso/start", async () => {
+    const fleetDir = mkdtempSync(join(tmpdir(), 'ovf-sso-spec-'));
+    try {
+      const secretFile = join(fleetDir, 'client.secret');
+      writeFileSync(secretFile, 'a-secret\n', { mode: 0o600 });
+      const yaml = `${EXAMPLE_FLEET_YAML}auth:
+  sso:
+    issuer: https://idp.example.test/realms/corp
+    clientId: ovpn-fleet
+    clientSecretFile: ${secretFile}
+    publicUrl: https://vpn.example.test
+`;
+      const fleet = await initFleet(fleetDir, { yaml });
+      await fleet.addUsers([{ name: 'ann' }], { issueCerts: false });
+      const agentToken = await fleet.agentToken('vpn11');
+      await fleet.close();
+      const c = await buildController({
+        fleetDir,
+        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
+        adminToken: 'admin-token-of-the-test',
+        clock,
+        timers: new FakeTimers(clock),
+        log: () => {},
+      });
+      try {
+        expect(c.webSignIn).toBeInstanceOf(OidcWebSignIn);
+        const r = await c.app.inject({
+          method: 'POST',
+          url: '/v1/agent/auth/begin',
+          headers: { authorization: `Bearer ${agentToken}` },
+          payload: { user: 'ann', realAddress: '198.51.100.7:51000' },
+        });
+        expect(r.statusCode, r.body).toBe(200);
+        expect(r.json<{ url: string }>().url).toMatch(
+          /^https:\/\/vpn\.example\.test\/sso\/start\/[A-Za-z0-9_-]{43}$/,
+        );
+      } finally {
+        await c.close();
+      }
+    } finally {
+      rmSync(fleetDir, { recursive: true, force: true });
     }
   }, 30_000);
 

@@ -1,3 +1,8 @@
+/**
+ * The seam between the connect path (agent → controller, sign-ins.ts) and the OpenID Connect
+ * relying party that runs the browser sign-in (implemented beside this, with openid-client).
+ * The connect path asks for a URL to send the client to, and hears once per finished sign-in.
+ */
 export interface WebSignInRequest {
   id: string;
   user: string;

@@ -17,7 +17,7 @@ import type { ControllerState } from '../state.js';
  * in one line naming the header. Runs after the auth hook: only a server's own agent learns
  * which versions are spoken. The answer names the version it was given in.
  */
-const agentProtocol: onRequestHookHandler = (req, reply, done) => {
+export const agentProtocol: onRequestHookHandler = (req, reply, done) => {
   const protocol = agentProtocolOf(req.headers[AGENT_PROTOCOL_HEADER]);
   if ('refused' in protocol) return done(new InputError(AGENT_PROTOCOL_HEADER, protocol.refused));
   reply.header(AGENT_PROTOCOL_HEADER, String(protocol.version));

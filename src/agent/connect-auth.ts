@@ -1,0 +1,269 @@
+/**
+ * The agent's answer to every connect when the fleet has `auth` (server.conf's
+ * management-client-auth): OpenVPN holds each new key (`>CLIENT:CONNECT`) and each
+ * renegotiation (`>CLIENT:REAUTH`) until the agent answers, and refuses the key when no answer
+ * comes within hand-window. So the agent decides alone, at once, whatever it can:
+ *
+ * - a certificate-only user (auth.json lists who must do more): `client-auth-nt`;
+ * - a reconnect or renegotiation with a valid token (`session_state` Authenticated, set by
+ *   OpenVPN from auth-gen-token with external-auth): `client-auth-nt` — on any server, since
+ *   every server shares the token secret;
+ * - a client that cannot be asked (IV_SSO without webauth / crtext): `client-deny` with a
+ *   reason the client shows in its AUTH_FAILED;
+ *
+ * and asks the controller only for a sign-in: a web sign-in (WEB_AUTH::url, then a long-poll for
+ * its outcome) or a TOTP code (CR_TEXT, the client's `>CLIENT:CR_RESPONSE` checked by the
+ * controller). A controller that is away or slow therefore costs only those sign-ins: they are
+ * refused with "try again", while certificate-only users and token reconnects go on.
+ */
+import type { AuthOutcome } from '../api/index.js';
+import type { AuthPolicy } from '../render/auth-policy.js';
+import type { ClientAuthRequest } from './management.js';
+
+export type ConnectDecision =
+  | { action: 'allow'; why: string }
+  | { action: 'deny'; reason: string; clientReason: string }
+  | { action: 'web' }
+  | { action: 'totp' };
+
+/**
+ * A token passes when OpenVPN found it valid for the user name the client sent
+ * (`session_state` Authenticated, auth_token.c add_session_token_env) and that name is the
+ * certificate's: profiles of a fleet with `auth` send the user's name (profile.ts), the token's
+ * HMAC covers it, so a token taken from another user's client does not pass with one's own
+ * certificate. AuthenticatedEmptyUser (valid only for the empty name, OpenVPN 3's habit) is
+ * not taken: our tokens are made for the name.
+ */
+function tokenValid(env: Record<string, string>): boolean {
+  return env.session_state === 'Authenticated' && env.username === env.common_name;
+}
+
+export const CLIENT_REASONS = {
+  noWebAuth:
+    'this VPN needs a sign-in in the browser (SSO), which this client does not offer (IV_SSO webauth): use OpenVPN Connect 3 or OpenVPN GUI 2.6',
+  noCrText:
+    'this VPN needs a TOTP code, which this client cannot be asked for (IV_SSO crtext): use OpenVPN Connect 3, OpenVPN GUI 2.6 or a client with a management interface',
+  expired: 'SESSION: your sign-in has expired: reconnect to sign in again',
+  unavailable: 'the sign-in service is not reachable right now: try again in a minute',
+  timedOut: 'the sign-in was not finished in time: reconnect to try again',
+} as const;
+
+/** What to do with one held key: pure, from the bundle's policy and OpenVPN's env. */
+export function decideConnect(
+  policy: AuthPolicy | undefined,
+  req: ClientAuthRequest,
+): ConnectDecision {
+  const user = req.env.common_name ?? '';
+  // No policy file: a server.conf with client-auth ahead of its auth.json (never in one bundle);
+  // letting the certificate decide is what the server did before `auth`.
+  if (!policy) return { action: 'allow', why: 'no auth policy' };
+  const method = policy.sso ? 'web' : policy.totpUsers.includes(user) ? 'totp' : 'certificate';
+  if (method === 'certificate') return { action: 'allow', why: 'certificate' };
+  const state = req.env.session_state ?? 'Initial';
+  if (tokenValid(req.env)) return { action: 'allow', why: 'token' };
+  if (req.reauth)
+    // A renegotiation without a valid token (its lifetime ended, or the secret was rotated):
+    // this key is refused and the session ends; the client reconnects and signs in.
+    return {
+      action: 'deny',
+      reason: `renegotiation with a ${state} token`,
+      clientReason: CLIENT_REASONS.expired,
+    };
+  const sso = (req.env.IV_SSO ?? '').split(',').map((s) => s.trim());
+  if (method === 'web')
+    return sso.includes('webauth')
+      ? { action: 'web' }
+      : {
+          action: 'deny',
+          reason: 'client cannot do web auth',
+          clientReason: CLIENT_REASONS.noWebAuth,
+        };
+  return sso.includes('crtext')
+    ? { action: 'totp' }
+    : {
+        action: 'deny',
+        reason: 'client cannot answer CR_TEXT',
+        clientReason: CLIENT_REASONS.noCrText,
+      };
+}
+
+/** The management commands the agent answers with. */
+export interface AuthManagement {
+  authorize(clientId: number, keyId: number): Promise<void>;
+  deny(clientId: number, keyId: number, reason: string, clientReason: string): Promise<void>;
+  pendingAuth(
+    clientId: number,
+    keyId: number,
+    extra: string,
+    timeoutSeconds: number,
+  ): Promise<void>;
+}
+
+/** The controller's side of a sign-in (src/api/auth.ts). Each call may throw (unreachable). */
+export interface AuthController {
+  begin(body: { user: string; realAddress?: string }): Promise<{ id: string; url: string }>;
+  /** The outcome, or undefined when the long-poll ended without one. */
+  wait(id: string): Promise<AuthOutcome | undefined>;
+  answer(body: {
+    user: string;
+    realAddress?: string;
+    method: 'totp';
+    response: string;
+  }): Promise<AuthOutcome>;
+}
+
+export interface ConnectAuthDeps {
+  management: AuthManagement;
+  controller: AuthController;
+  policy(): AuthPolicy | undefined;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  log(line: string): void;
+}
+
+/** The prompt of the TOTP challenge (CR_TEXT flags: R response required, E echo it). */
+export const TOTP_CHALLENGE =
+  'CR_TEXT:R,E:Enter the 6-digit code of your authenticator app (or a recovery code)';
+
+interface PendingCode {
+  user: string;
+  realAddress?: string;
+  until: number;
+}
+
+export class ConnectAuth {
+  /** Keys waiting for their CR_RESPONSE, by `CID/KID`. */
+  private readonly codes = new Map<string, PendingCode>();
+
+  constructor(private readonly d: ConnectAuthDeps) {}
+
+  /** Answers one `>CLIENT:CONNECT|REAUTH`. Never throws; a failed command is logged. */
+  async onRequest(req: ClientAuthRequest): Promise<void> {
+    const { clientId: cid, keyId: kid } = req;
+    const user = req.env.common_name ?? '';
+    const realAddress = addressOf(req.env);
+    const decision = decideConnect(this.d.policy(), req);
+    try {
+      switch (decision.action) {
+        case 'allow':
+          await this.d.management.authorize(cid, kid);
+          return;
+        case 'deny':
+          await this.deny(cid, kid, user, decision.reason, decision.clientReason);
+          return;
+        case 'totp': {
+          const policy = this.d.policy()!;
+          this.prune();
+          this.codes.set(`${cid}/${kid}`, {
+            user,
+            ...(realAddress ? { realAddress } : {}),
+            until: this.d.now() + policy.pendingSeconds * 1000,
+          });
+          await this.d.management.pendingAuth(cid, kid, TOTP_CHALLENGE, policy.pendingSeconds);
+          this.d.log(`${user}: TOTP code asked`);
+          return;
+        }
+        case 'web':
+          await this.webSignIn(cid, kid, user, realAddress);
+          return;
+      }
+    } catch (err) {
+      this.d.log(`answering ${user}'s connect failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Answers a `>CLIENT:CR_RESPONSE` to our TOTP challenge. Never throws. */
+  async onResponse(cid: number, kid: number, responseBase64: string): Promise<void> {
+    const key = `${cid}/${kid}`;
+    const pending = this.codes.get(key);
+    this.codes.delete(key);
+    if (!pending || pending.until < this.d.now()) {
+      this.d.log(`CR_RESPONSE for client ${cid} key ${kid} that no challenge waits for: ignored`);
+      return;
+    }
+    const response = Buffer.from(responseBase64, 'base64').toString('utf8').trim();
+    let outcome: AuthOutcome;
+    try {
+      outcome = await this.d.controller.answer({
+        user: pending.user,
+        ...(pending.realAddress ? { realAddress: pending.realAddress } : {}),
+        method: 'totp',
+        response,
+      });
+    } catch (err) {
+      this.d.log(`cannot check ${pending.user}'s code: ${(err as Error).message}`);
+      outcome = { ok: false, reason: CLIENT_REASONS.unavailable };
+    }
+    try {
+      if (outcome.ok) {
+        await this.d.management.authorize(cid, kid);
+        this.d.log(`${pending.user}: TOTP code accepted`);
+      } else
+        await this.deny(cid, kid, pending.user, 'TOTP refused', outcome.reason ?? 'wrong code');
+    } catch (err) {
+      this.d.log(`answering ${pending.user}'s code failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async webSignIn(
+    cid: number,
+    kid: number,
+    user: string,
+    realAddress: string | undefined,
+  ): Promise<void> {
+    const policy = this.d.policy()!;
+    let begun: { id: string; url: string };
+    try {
+      begun = await this.d.controller.begin({ user, ...(realAddress ? { realAddress } : {}) });
+    } catch (err) {
+      this.d.log(`cannot start ${user}'s sign-in: ${(err as Error).message}`);
+      await this.deny(cid, kid, user, 'controller unreachable', CLIENT_REASONS.unavailable);
+      return;
+    }
+    // WEB_AUTH:flags:url with no flags (management-notes.txt, client-pending-auth).
+    await this.d.management.pendingAuth(cid, kid, `WEB_AUTH::${begun.url}`, policy.pendingSeconds);
+    this.d.log(`${user}: web sign-in ${begun.id} started`);
+    const deadline = this.d.now() + policy.pendingSeconds * 1000;
+    while (this.d.now() < deadline) {
+      let outcome: AuthOutcome | undefined;
+      try {
+        outcome = await this.d.controller.wait(begun.id);
+      } catch (err) {
+        // The controller may come back (or another take over) before the sign-in ends.
+        this.d.log(`waiting for ${user}'s sign-in: ${(err as Error).message}`);
+        await this.d.sleep(1000);
+        continue;
+      }
+      if (!outcome) continue;
+      if (outcome.ok) {
+        await this.d.management.authorize(cid, kid);
+        this.d.log(`${user}: signed in`);
+      } else await this.deny(cid, kid, user, 'sign-in refused', outcome.reason ?? 'refused');
+      return;
+    }
+    await this.deny(cid, kid, user, 'sign-in timed out', CLIENT_REASONS.timedOut);
+  }
+
+  private async deny(
+    cid: number,
+    kid: number,
+    user: string,
+    reason: string,
+    clientReason: string,
+  ): Promise<void> {
+    await this.d.management.deny(cid, kid, `${user}: ${reason}`, clientReason);
+    this.d.log(`${user} refused: ${reason} (${clientReason})`);
+  }
+
+  private prune(): void {
+    const now = this.d.now();
+    for (const [key, p] of this.codes) if (p.until < now) this.codes.delete(key);
+  }
+}
+
+/** `untrusted_ip`/`untrusted_port` (or the IPv6 ones) as ADDR:PORT. */
+function addressOf(env: Record<string, string>): string | undefined {
+  const ip = env.untrusted_ip ?? env.untrusted_ip6;
+  if (!ip) return undefined;
+  return env.untrusted_port ? `${ip}:${env.untrusted_port}` : ip;
+}

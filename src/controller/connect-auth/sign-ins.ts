@@ -1,0 +1,131 @@
+/**
+ * Web sign-ins in progress, between an agent that holds a client (client-pending-auth) and the
+ * browser sign-in (WebSignIn): begin() opens one and answers the URL the client is sent to;
+ * wait() is the agent's long-poll for its outcome; the WebSignIn's result settles it, and it is
+ * audited (`auth.sso`: user, server, from where, the identity provider's subject, ok or why not).
+ *
+ * Held in this controller's memory: a sign-in begun through one controller finishes only
+ * through it (the agent's long-poll follows its controller set; a controller that dies takes
+ * its open sign-ins along, and those clients are refused with "try again"). Entries are kept
+ * for the pending time plus a minute, then dropped.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuthOutcome } from '../../api/index.js';
+import { Conflict, NotFound } from '../../errors.js';
+import type { AuditEntry } from '../../store/types.js';
+import { Forbidden } from '../http-errors.js';
+import type { WebSignIn, WebSignInResult } from './web-sign-in.js';
+
+interface Pending {
+  server: string;
+  user: string;
+  remote: string;
+  expiresAt: number;
+  outcome?: AuthOutcome;
+  waiters: Set<(o: AuthOutcome) => void>;
+}
+
+export interface SignInsOptions {
+  /** The browser side; absent: the controller has no auth.sso and refuses web sign-ins. */
+  web?: WebSignIn;
+  now(): number;
+  audit(entry: AuditEntry): Promise<void>;
+  log(line: string): void;
+  /** How long a sign-in may take (auth.pendingSeconds), in ms. */
+  pendingMs(): number;
+}
+
+export class SignIns {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(private readonly o: SignInsOptions) {
+    o.web?.onResult((r) => this.settle(r));
+  }
+
+  async begin(server: string, user: string, remote: string): Promise<{ id: string; url: string }> {
+    if (!this.o.web)
+      throw new Conflict(
+        'web sign-in is off on this controller (no auth.sso in fleet.yaml, or no identity provider configured)',
+      );
+    this.prune();
+    const id = randomBytes(18).toString('base64url');
+    this.pending.set(id, {
+      server,
+      user,
+      remote,
+      expiresAt: this.o.now() + this.o.pendingMs() + 60_000,
+      waiters: new Set(),
+    });
+    try {
+      const url = await this.o.web.begin({ id, user, server, remote });
+      return { id, url };
+    } catch (err) {
+      this.pending.delete(id);
+      throw err;
+    }
+  }
+
+  /**
+   * The outcome of `id` as soon as it is known, or undefined after `waitMs`. Only the server
+   * that began a sign-in learns its outcome. `gone` tells when the request went away.
+   */
+  async wait(
+    server: string,
+    id: string,
+    waitMs: number,
+    gone: (stop: () => void) => () => void,
+  ): Promise<AuthOutcome | undefined> {
+    const p = this.pending.get(id);
+    if (!p) throw new NotFound(`no sign-in ${id} in progress on this controller`);
+    if (p.server !== server) throw new Forbidden(`sign-in ${id} belongs to another server`);
+    if (p.outcome) return p.outcome;
+    return new Promise<AuthOutcome | undefined>((resolve) => {
+      let stopWatching = () => undefined as void;
+      const done = (o: AuthOutcome | undefined) => {
+        clearTimeout(timer);
+        p.waiters.delete(done);
+        stopWatching();
+        resolve(o);
+      };
+      const timer = setTimeout(() => done(undefined), waitMs);
+      p.waiters.add(done);
+      stopWatching = gone(() => done(undefined));
+    });
+  }
+
+  private settle(r: WebSignInResult): void {
+    const p = this.pending.get(r.id);
+    if (!p) {
+      this.o.log(`sign-in result for unknown or expired sign-in ${r.id}: ignored`);
+      return;
+    }
+    if (p.outcome) return;
+    const outcome: AuthOutcome = r.ok
+      ? { ok: true, groups: r.groups }
+      : { ok: false, reason: r.reason.slice(0, 200) };
+    p.outcome = outcome;
+    for (const w of [...p.waiters]) w(outcome);
+    this.o
+      .audit({
+        at: new Date(this.o.now()).toISOString(),
+        actor: `agent:${p.server}`,
+        action: 'auth.sso',
+        subject: p.user,
+        detail: {
+          server: p.server,
+          from: p.remote,
+          ok: r.ok,
+          ...(r.subject ? { idpSubject: r.subject } : {}),
+          ...(r.ok
+            ? { groups: r.groups, ...(r.email ? { email: r.email } : {}) }
+            : { reason: r.reason }),
+        },
+      })
+      .catch((err: Error) => this.o.log(`cannot audit ${p.user}'s sign-in: ${err.message}`));
+  }
+
+  private prune(): void {
+    const now = this.o.now();
+    for (const [id, p] of this.pending) if (p.expiresAt < now) this.pending.delete(id);
+  }
+}
