@@ -82,6 +82,7 @@ export class ReportIngest {
       await this.store.recordHealth(server, {
         at,
         health: { ...report.health },
+        ...(report.restart ? { restart: report.restart } : {}),
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
         ...(report.routes ? { routes: report.routes } : {}),
       });
@@ -117,6 +118,7 @@ export class ReportIngest {
       await tx.recordReport(server, {
         at,
         health: { ...report.health },
+        ...(report.restart ? { restart: report.restart } : {}),
         ...(report.bundleDigest ? { bundleDigest: report.bundleDigest } : {}),
         sessions: accepted.map((s) => ({
           user: s.user,

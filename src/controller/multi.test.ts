@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { AgentReport, Directive, SessionReport } from '../api/index.js';
+import type { AgentReport, Directive, RolloutStatusView, SessionReport } from '../api/index.js';
 import { initFleet } from '../service/open.js';
 import { type PostgresServer, postgresMissing, startPostgres } from '../sys/postgres.js';
 import { itNeeds } from '../testing.js';
@@ -170,6 +170,44 @@ function isLeading(log: readonly string[]): boolean {
   const said = log.filter((l) => l.startsWith('leading:') || l.startsWith('not leading:'));
   return said.at(-1)?.startsWith('leading:') ?? false;
 }
+
+itNeeds(
+  missing,
+  "a restart an agent reports to the follower starts the leader's rollout (the store carries it)",
+  async () => {
+    await until(() => controllers.filter((c) => isLeading(c.log)).length === 1);
+    const leader = controllers.find((c) => isLeading(c.log))!.ctl;
+    const follower = controllers.find((c) => !isLeading(c.log))!.ctl;
+    const s = [...tokens.keys()][1];
+    const restart = async (pending: boolean) => {
+      const body: AgentReport = {
+        sessions: [],
+        health: HEALTHY,
+        bundleDigest: 'applied',
+        restart: { generation: 0, pending },
+      };
+      const r = await follower.app.inject({
+        method: 'POST',
+        url: '/v1/agent/report',
+        headers: agent(s),
+        payload: body,
+      });
+      expect(r.statusCode).toBe(204);
+    };
+    const status = async (): Promise<RolloutStatusView> =>
+      (await leader.app.inject({ url: '/v1/rollout', headers: admin })).json();
+    await restart(true);
+    // Only the follower heard the agent; the leader decides, from what the store holds.
+    await until(async () => {
+      const st = await status();
+      return st.pending.includes(s) || !!st.rollout?.steps.some((step) => step.server === s);
+    });
+    await leader.app.inject({ method: 'POST', url: '/v1/rollout/abort', headers: admin });
+    await restart(false);
+    await until(async () => (await status()).pending.length === 0);
+  },
+  60_000,
+);
 
 itNeeds(
   missing,

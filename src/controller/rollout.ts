@@ -44,8 +44,8 @@ import type { Clock } from '../sys/time.js';
 /** What the controller knows of one server when the rollout looks. */
 export interface ServerObservation {
   /**
-   * Its agent reported to this controller process: until then `restart` is unknown (kept in
-   * memory), not absent.
+   * A report of its agent's restarts is in the store (to any controller, since the store keeps
+   * them): until then `restart` is unknown, not absent.
    */
   known: boolean;
   /** No report for a while (its agent is down or cut off). */
@@ -92,7 +92,7 @@ export interface RolloutDeps {
   order: () => string[];
   settings: () => RolloutSettings;
   observe: (server: string) => ServerObservation | undefined;
-  /** What the server's agent last said about restarts (cheap: asked at every tick). */
+  /** What the server's agent last said about restarts (cheap: asked at every tick, from memory). */
   restartOf: (server: string) => AgentRestart | undefined;
 }
 

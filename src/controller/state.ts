@@ -158,10 +158,12 @@ export class ControllerState {
   private readonly listeners = new Set<(what: ChangeKind) => void>();
   /** Rolling restarts of OpenVPN (see rollout.ts). */
   readonly rollouts: Rollouts;
-  /** What each agent last said about restarts (in memory: the next report tells again). */
-  private readonly restartReports = new Map<string, AgentRestart>();
-  /** Servers whose agent reported to this controller process (what restartReports knows). */
-  private readonly reportedHere = new Set<string>();
+  /**
+   * What each agent last said about restarts, as the store last told (an agent may report to
+   * another controller): read again whenever another controller's reports move the sessions.
+   * Null: its agent says nothing of restarts (older than rollouts); absent: no word yet.
+   */
+  private restartReports = new Map<string, AgentRestart | null>();
   /** Digest of each server's RESTART_FILES in the last build: a change starts a rollout. */
   private restartDigests = new Map<string, string>();
   /** Each server as the rollout last observed it (see observeServers). */
@@ -212,17 +214,22 @@ export class ControllerState {
       settings: () => rolloutSettings(this.fleet.spec),
       refresh: () => this.observeServers(),
       observe: (server) => this.observations.get(server),
-      restartOf: (server) => this.restartReports.get(server),
+      restartOf: (server) => this.restartReports.get(server) ?? undefined,
     });
     this.watcher = new ChangeWatcher(Fleet.specPath(opts.fleetDir), changes, clock, timers, {
       specChanged: () => this.reloadSpec(),
       storeChanged: () => {
-        // Another controller may have moved the rollout: read it again before rebuilding.
+        // Another controller may have moved the rollout, or heard an agent's restarts: read
+        // them again before rebuilding.
         this.rollouts.reload();
+        this.readRestartReports().catch((err: unknown) =>
+          this.opts.log(`restart reports: ${oneLine(err)}`),
+        );
         this.refreshInBackground();
       },
       sessionsChanged: () => {
-        this.recomputeDirectives()
+        this.readRestartReports()
+          .then(() => this.recomputeDirectives())
           .then(() => this.changed('sessions'))
           .catch((err: unknown) => this.opts.log(`directives: ${oneLine(err)}`));
       },
@@ -275,6 +282,8 @@ export class ControllerState {
   /** Loads the agents' tokens and prunes the audit log, then starts watching. */
   async start(watchIntervalMs: number): Promise<void> {
     await this.agentTokens;
+    // Kept in the store: a restarted controller knows at once what the agents last said.
+    await this.readRestartReports();
     await this.rollouts.ready();
     if (this.isLeader()) await this.pruneAudit();
     this.watcher.start(watchIntervalMs);
@@ -451,6 +460,11 @@ export class ControllerState {
     return changed;
   }
 
+  /** The agents' restart reports as the store holds them (from every controller's agents). */
+  private async readRestartReports(): Promise<void> {
+    this.restartReports = restartsOf(await this.store.listServerStates());
+  }
+
   /**
    * What the rollout needs to know of every server, read from the store before each of its
    * decisions (Rollouts is synchronous between its reads and its writes; observe() answers
@@ -458,6 +472,7 @@ export class ControllerState {
    */
   private async observeServers(): Promise<void> {
     const states = await this.store.listServerStates();
+    this.restartReports = restartsOf(states);
     const sessions = new Map<string, number>();
     for (const s of await this.store.listSessions())
       sessions.set(s.server, (sessions.get(s.server) ?? 0) + 1);
@@ -470,7 +485,7 @@ export class ControllerState {
     const server = state.name;
     const restart = this.restartReports.get(server);
     return {
-      known: this.reportedHere.has(server),
+      known: restart !== undefined,
       // Not reporting; an agent that reports it cannot read OpenVPN's sessions is not stale
       // here: its health says openvpn down, which is what the rollout must see.
       stale: isStale(state.reportedAt, this.clock.now(), this.staleAfterMs),
@@ -658,9 +673,7 @@ export class ControllerState {
   /** Records a server's report (see ReportIngest) and decides evictions again. */
   async report(server: string, report: AgentReport): Promise<void> {
     await this.ingest.record(server, report);
-    this.reportedHere.add(server);
-    if (report.restart) this.restartReports.set(server, report.restart);
-    else this.restartReports.delete(server);
+    this.restartReports.set(server, report.restart ?? null);
     // The leader drives the rollout; another controller's report reaches it by the store.
     if (this.isLeader()) await this.rollouts.tick();
     await this.recomputeDirectives();
@@ -725,4 +738,10 @@ export function oneLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const lines = message.split('\n').filter(Boolean);
   return lines.length > 1 ? `${lines[0]} (and ${lines.length - 1} more)` : (lines[0] ?? '');
+}
+
+function restartsOf(states: readonly ServerState[]): Map<string, AgentRestart | null> {
+  const out = new Map<string, AgentRestart | null>();
+  for (const s of states) if (s.restart !== undefined) out.set(s.name, s.restart);
+  return out;
 }

@@ -235,4 +235,11 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX sso_sign_ins_created ON sso_sign_ins(created_at);
   `,
+  // 11 (rollouts across controllers): what each server's agent last said about OpenVPN restarts,
+  // with its health, so the leader sees a restart reported to another controller. JSON of the
+  // report's `restart`; the JSON null when its last report had none (an agent older than
+  // rollouts); SQL NULL when no report has come since this column exists.
+  `
+  ALTER TABLE servers ADD COLUMN restart TEXT;
+  `,
 ];

@@ -9,6 +9,7 @@ import type { Sql } from './sql.js';
 import type {
   HistoryEntry,
   HostRoutes,
+  RestartReport,
   ServerReport,
   ServerState,
   SessionEndReason,
@@ -36,6 +37,7 @@ interface ServerRow {
   bundle_digest: string | null;
   reported_at: string | null;
   routes: string | null;
+  restart: string | null;
 }
 
 interface HistoryRow {
@@ -92,6 +94,7 @@ function toServerState(r: ServerRow): ServerState {
     ...(r.bundle_digest ? { bundleDigest: r.bundle_digest } : {}),
     ...(r.reported_at ? { reportedAt: r.reported_at } : {}),
     ...(r.routes ? { routes: JSON.parse(r.routes) as HostRoutes } : {}),
+    ...(r.restart !== null ? { restart: JSON.parse(r.restart) as RestartReport | null } : {}),
   };
 }
 
@@ -169,15 +172,20 @@ export async function recordHealth(
   report: Omit<ServerReport, 'sessions'>,
 ): Promise<void> {
   await sql.run(
-    `INSERT INTO servers (name, draining, health, bundle_digest, reported_at, routes) VALUES (?, 0, ?, ?, ?, ?)
+    `INSERT INTO servers (name, draining, health, bundle_digest, reported_at, routes, restart) VALUES (?, 0, ?, ?, ?, ?, ?)
      ON CONFLICT(name) DO UPDATE SET health = excluded.health, bundle_digest = excluded.bundle_digest,
-       reported_at = excluded.reported_at, routes = excluded.routes`,
+       reported_at = excluded.reported_at, routes = excluded.routes, restart = excluded.restart`,
     [
       server,
       JSON.stringify(report.health),
       report.bundleDigest ?? null,
       report.at,
       report.routes ? JSON.stringify({ ipv4: report.routes.ipv4, ipv6: report.routes.ipv6 }) : null,
+      JSON.stringify(
+        report.restart
+          ? { generation: report.restart.generation, pending: report.restart.pending }
+          : null,
+      ),
     ],
   );
 }

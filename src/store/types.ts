@@ -243,9 +243,20 @@ export interface StoredSession {
 }
 
 /** What the controller knows about one VPN server. */
+/** What an agent last said about OpenVPN restarts (the wire's AgentRestart, src/api/rollout.ts). */
+export interface RestartReport {
+  generation: number;
+  pending: boolean;
+}
+
 export interface ServerState {
   name: string;
   draining: boolean;
+  /**
+   * What its agent's last report said about restarts: null when it said nothing (an agent older
+   * than rollouts); absent when no report has come since the store keeps it.
+   */
+  restart?: RestartReport | null;
   /** The health object of the last report (JSON). */
   health?: Record<string, unknown>;
   /** Digest of the bundle the agent says it has applied. */
@@ -294,6 +305,8 @@ export interface HistoryEntry {
 export interface ServerReport {
   at: string;
   health: Record<string, unknown>;
+  /** What the agent says about restarts; absent: an agent older than rollouts. */
+  restart?: RestartReport;
   bundleDigest?: string;
   sessions: Omit<StoredSession, 'server' | 'reportedAt' | 'firstSeen'>[];
   /** The host routes the server holds; absent: unknown (an agent that does not say). */
