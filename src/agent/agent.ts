@@ -25,7 +25,7 @@ import {
 import { NFT_TABLE } from '../render/nftables.js';
 import { AUTH_POLICY_FILE, type AuthPolicy } from '../render/auth-policy.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
-import { type AuthController, ConnectAuth } from './connect-auth.js';
+import { type AuthController, ConnectAuth, UNREADABLE_POLICY } from './connect-auth.js';
 import { type AgentHost, realHost } from './host.js';
 import {
   type AgentMetrics,
@@ -191,20 +191,33 @@ export class Agent {
   }
 
   /** auth.json of the applied bundle, read once per bundle (every connect asks for it). */
-  private authPolicyOf?: { bundle: string | undefined; policy: AuthPolicy | undefined };
+  private authPolicyOf?: {
+    bundle: string | undefined;
+    policy: AuthPolicy | typeof UNREADABLE_POLICY | undefined;
+  };
 
-  private authPolicy(): AuthPolicy | undefined {
+  private authPolicy(): AuthPolicy | typeof UNREADABLE_POLICY | undefined {
     if (this.authPolicyOf && this.authPolicyOf.bundle === this.applied)
       return this.authPolicyOf.policy;
     const text = this.host.bundle.readFile(AUTH_POLICY_FILE);
-    let policy: AuthPolicy | undefined;
+    let policy: AuthPolicy | typeof UNREADABLE_POLICY | undefined;
     try {
       const p = text === undefined ? undefined : (JSON.parse(text) as Partial<AuthPolicy>);
-      if (p && typeof p.sso === 'boolean' && Array.isArray(p.totpUsers))
+      if (
+        p &&
+        typeof p.sso === 'boolean' &&
+        Array.isArray(p.totpUsers) &&
+        p.totpUsers.every((u) => typeof u === 'string') &&
+        (p.pendingSeconds === undefined || Number.isInteger(p.pendingSeconds))
+      )
         policy = { sso: p.sso, totpUsers: p.totpUsers, pendingSeconds: p.pendingSeconds ?? 180 };
-      else if (p) this.log(`${AUTH_POLICY_FILE} has an unknown shape: certificates decide`);
+      else if (p) {
+        this.log(`${AUTH_POLICY_FILE} has an unknown shape: connects refused until a good bundle`);
+        policy = UNREADABLE_POLICY;
+      }
     } catch {
-      this.log(`${AUTH_POLICY_FILE} is not JSON: certificates decide`);
+      this.log(`${AUTH_POLICY_FILE} is not JSON: connects refused until a good bundle`);
+      policy = UNREADABLE_POLICY;
     }
     this.authPolicyOf = { bundle: this.applied, policy };
     return policy;

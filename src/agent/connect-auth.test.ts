@@ -6,6 +6,7 @@ import {
   CLIENT_REASONS,
   ConnectAuth,
   TOTP_CHALLENGE,
+  UNREADABLE_POLICY,
   decideConnect,
 } from './connect-auth.js';
 import type { ClientAuthRequest } from './management.js';
@@ -59,6 +60,15 @@ function harness(policy: AuthPolicy | undefined, controller: AuthController = ST
 }
 
 describe('decideConnect', () => {
+  it("refuses everyone, a valid token too, while the bundle's auth.json is unreadable", () => {
+    for (const r of [req('alice'), req('bob', { session_state: 'Authenticated', username: 'bob' })])
+      expect(decideConnect(UNREADABLE_POLICY, r)).toEqual({
+        action: 'deny',
+        reason: 'auth.json unreadable',
+        clientReason: CLIENT_REASONS.noPolicy,
+      });
+  });
+
   it('lets certificate-only users and valid tokens in; asks for a sign-in otherwise', () => {
     expect(decideConnect(TOTP, req('alice')).action).toBe('allow');
     expect(decideConnect(undefined, req('bob')).action).toBe('allow');

@@ -46,14 +46,26 @@ export const CLIENT_REASONS = {
   expired: 'SESSION: your sign-in has expired: reconnect to sign in again',
   unavailable: 'the sign-in service is not reachable right now: try again in a minute',
   timedOut: 'the sign-in was not finished in time: reconnect to try again',
+  noPolicy:
+    'this server cannot check sign-ins right now (its settings are unreadable): connect to another server',
 } as const;
+
+/** The bundle's auth.json is there but cannot be read: nobody is let in on the certificate alone. */
+export const UNREADABLE_POLICY = 'unreadable';
 
 /** What to do with one held key: pure, from the bundle's policy and OpenVPN's env. */
 export function decideConnect(
-  policy: AuthPolicy | undefined,
+  policy: AuthPolicy | typeof UNREADABLE_POLICY | undefined,
   req: ClientAuthRequest,
 ): ConnectDecision {
   const user = req.env.common_name ?? '';
+  // Fail closed: the server.conf asks the agent because the fleet wants more than certificates.
+  if (policy === UNREADABLE_POLICY)
+    return {
+      action: 'deny',
+      reason: 'auth.json unreadable',
+      clientReason: CLIENT_REASONS.noPolicy,
+    };
   // No policy file: a server.conf with client-auth ahead of its auth.json (never in one bundle);
   // letting the certificate decide is what the server did before `auth`.
   if (!policy) return { action: 'allow', why: 'no auth policy' };
@@ -115,7 +127,7 @@ export interface AuthController {
 export interface ConnectAuthDeps {
   management: AuthManagement;
   controller: AuthController;
-  policy(): AuthPolicy | undefined;
+  policy(): AuthPolicy | typeof UNREADABLE_POLICY | undefined;
   now(): number;
   sleep(ms: number): Promise<void>;
   log(line: string): void;
@@ -152,7 +164,7 @@ export class ConnectAuth {
           await this.deny(cid, kid, user, decision.reason, decision.clientReason);
           return;
         case 'totp': {
-          const policy = this.d.policy()!;
+          const policy = this.d.policy() as AuthPolicy;
           this.prune();
           this.codes.set(`${cid}/${kid}`, {
             user,
@@ -211,7 +223,7 @@ export class ConnectAuth {
     user: string,
     realAddress: string | undefined,
   ): Promise<void> {
-    const policy = this.d.policy()!;
+    const policy = this.d.policy() as AuthPolicy;
     let begun: { id: string; url: string };
     try {
       begun = await this.d.controller.begin({ user, ...(realAddress ? { realAddress } : {}) });

@@ -464,3 +464,12 @@ describe('ManagementClient', () => {
     expect(fake.logins).toBe(1);
   });
 });
+
+describe('commands', () => {
+  it('refuses a line OpenVPN would cut (its 1024-byte command buffer) before sending it', async () => {
+    const c = newClient();
+    await expect(c.send(`client-deny 1 0 "${'x'.repeat(1100)}"`, false)).rejects.toThrow(
+      /command longer than 1023 bytes/,
+    );
+  });
+});

@@ -38,6 +38,9 @@ import { createConnection, type Socket } from 'node:net';
 import { FleetError } from '../errors.js';
 import type { SessionReport } from '../api/index.js';
 
+/** The longest command line OpenVPN's management interface reads whole, newline included. */
+export const MAX_COMMAND_BYTES = 1024;
+
 export class ManagementError extends FleetError {
   constructor(
     message: string,
@@ -375,6 +378,15 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
   send(command: string, multiline: boolean): Promise<string[]> {
     if (/[\r\n]/.test(command))
       return Promise.reject(new ManagementError('command contains a line break', command));
+    // OpenVPN reads commands into a 1024-byte line buffer (manage.c, command_line_new(1024)); a
+    // longer line is cut and its tail runs as a command of its own. Refused here instead.
+    if (Buffer.byteLength(command) >= MAX_COMMAND_BYTES)
+      return Promise.reject(
+        new ManagementError(
+          `command longer than ${MAX_COMMAND_BYTES - 1} bytes`,
+          command.slice(0, 60),
+        ),
+      );
     if (!this.ready || !this.socket)
       return Promise.reject(new ManagementError('not connected', command));
     return new Promise<string[]>((resolve, reject) => {

@@ -21,12 +21,19 @@ describe('spec auth section', () => {
       pendingSeconds: 180,
     });
     input.auth = {
-      sso: { issuer: 'https://idp.example/realms/x', clientId: 'vpn', clientSecretFile: '/etc/s' },
+      sso: {
+        issuer: 'https://idp.example/realms/x',
+        clientId: 'vpn',
+        clientSecretFile: '/etc/s',
+        publicUrl: 'https://vpn.example',
+      },
     };
     expect(validateSpec(input).spec?.auth?.sso).toEqual({
       issuer: 'https://idp.example/realms/x',
       clientId: 'vpn',
       clientSecretFile: '/etc/s',
+      publicUrl: 'https://vpn.example',
+      userClaim: 'preferred_username',
       allowedGroups: [],
       allowedDomains: [],
       groupsClaim: 'groups',
@@ -41,6 +48,7 @@ describe('spec auth section', () => {
         issuer: 'http://idp.example',
         clientId: '',
         clientSecretFile: 'secret.txt',
+        publicUrl: 'https://vpn.example',
         groupMap: { 'vpn-admins': 'nosuch' },
       },
       totp: { groups: ['staff', 'ghosts'] },
@@ -62,6 +70,24 @@ describe('spec auth section', () => {
       'auth.totp.groups[1]: unknown group "ghosts"',
       'auth.sso.groupMap.vpn-admins: unknown group "nosuch" (provider group "vpn-admins" maps to it)',
     ]);
+  });
+
+  it('wants the public URL in https, plain http only on loopback', () => {
+    const input = example();
+    const sso = (publicUrl: string) => ({
+      sso: {
+        issuer: 'https://idp.example',
+        clientId: 'vpn',
+        clientSecretFile: '/etc/s',
+        publicUrl,
+      },
+    });
+    input.auth = sso('http://vpn.example');
+    expect(lines(input)).toEqual([
+      'auth.sso.publicUrl: must be https (plain http only on loopback, for tests)',
+    ]);
+    input.auth = sso('http://127.0.0.1:8080');
+    expect(lines(input)).toEqual([]);
   });
 
   it('reads durations', () => {

@@ -231,6 +231,8 @@ const httpsUrl = z.string().superRefine((s, ctx) => {
     });
 });
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 const absolutePath = z
   .string()
   .regex(/^\/[^\0]*$/, 'must be an absolute path')
@@ -251,6 +253,16 @@ export const authSchema = z
         publicUrl: z
           .url({ protocol: /^https?$/, error: 'is not an http(s) URL' })
           .max(2048)
+          .refine(
+            (u) => {
+              const url = new URL(u);
+              return url.protocol === 'https:' || LOOPBACK_HOSTS.has(url.hostname);
+            },
+            {
+              // The sign-in's cookie and the provider's code travel through it.
+              error: 'must be https (plain http only on loopback, for tests)',
+            },
+          )
           .describe(
             "The controllers' URL as users' browsers reach it (https://vpn.example.com): the client is sent to its /sso/start page, and the provider back to its /sso/callback (register that redirect URI at the provider).",
           ),

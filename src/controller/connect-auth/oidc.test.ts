@@ -372,7 +372,12 @@ describe('SSO pages without a provider', () => {
         /auth\.sso\.clientSecretFile: cannot read .*none: ENOENT/,
       );
       const rp = make({ allowedDomains: ['Example.com'], userClaim: 'email' });
-      const claims = { sub: 's1', email: 'ann@example.com', groups: ['vpn-users'] };
+      const claims = {
+        sub: 's1',
+        email: 'ann@example.com',
+        email_verified: true,
+        groups: ['vpn-users'],
+      };
       expect(rp.judge({ requestId: 'r', user: 'ann' }, claims).result).toMatchObject({ ok: true });
       expect(
         rp.judge({ requestId: 'r', user: 'ann' }, { ...claims, email: 'ann@evil.example' }).result,
@@ -380,6 +385,13 @@ describe('SSO pages without a provider', () => {
       expect(
         rp.judge({ requestId: 'r', user: 'ann' }, { ...claims, email_verified: false }).result,
       ).toMatchObject({ ok: false, reason: 'the identity provider gave no verified email' });
+      // A provider that does not say the address is verified is not taken at its word.
+      const unsaid: Partial<typeof claims> = { ...claims };
+      delete unsaid.email_verified;
+      expect(rp.judge({ requestId: 'r', user: 'ann' }, unsaid).result).toMatchObject({
+        ok: false,
+        reason: 'the identity provider gave no verified email',
+      });
     } finally {
       rmSync(dir2, { recursive: true, force: true });
     }

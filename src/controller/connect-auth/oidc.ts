@@ -85,6 +85,8 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const randomId = () => randomBytes(32).toString('base64url');
+/** What openid-client's randomState() makes: 32 random bytes, base64url (oauth4webapi). */
+const STATE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 /** The cookie binding a sign-in to the browser that started it (one per sign-in: two may run). */
 export function browserCookieName(signInId: string): string {
@@ -298,6 +300,14 @@ export class OidcWebSignIn implements WebSignIn {
     const state = current.searchParams.get('state');
     if (!state)
       return answer(400, 'Not a sign-in answer', 'The identity provider sent no state back.');
+    // Checked before the claim, which is a store write (serialised with every other writer):
+    // an unauthenticated flood of made-up states must not hold the fleet's writes up.
+    if (!STATE_PATTERN.test(state))
+      return answer(
+        404,
+        'Unknown sign-in',
+        'This sign-in is not known (it was started again, or long ago): connect again.',
+      );
     const now = this.opts.clock.now();
     const claim = await this.opts.store.claimSsoSignIn(state, now);
     if ('problem' in claim) {
@@ -385,7 +395,9 @@ export class OidcWebSignIn implements WebSignIn {
       message: `Refused: ${oneLine(reason)}.`,
     });
     const email = typeof claims.email === 'string' ? claims.email : undefined;
-    const emailVerified = claims.email_verified !== false;
+    // Only a provider that says so: some leave email_verified out while letting people set any
+    // address, and an unverified ann@corp.example must not count as ann or as corp.example.
+    const emailVerified = claims.email_verified === true;
     const domain = email?.split('@').pop()?.toLowerCase();
     if (s.allowedDomains.length) {
       if (!email || !emailVerified) return refuse('the identity provider gave no verified email');
