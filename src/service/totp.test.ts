@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TOTP, URI } from 'otpauth';
 import { InputError, NotFound } from '../errors.js';
 import { FIXED_NOW, type TempFleet, tempFleetDir } from '../testing.js';
+import { LOCK_AFTER, LOCK_MS } from './totp.js';
 
 let t: TempFleet;
 beforeEach(async () => {
@@ -52,6 +53,22 @@ describe('TOTP', () => {
       reason: 'wrong code',
     });
     expect(JSON.stringify(audit)).not.toContain(wrong);
+  });
+
+  it('locks the answers out after five wrong ones in a row, for 15 minutes, even the right code', async () => {
+    const e = await t.fleet.totp.enroll('bob');
+    const now = () => (URI.parse(e.uri) as TOTP).generate({ timestamp: t.clock.now().getTime() });
+    for (let i = 0; i < LOCK_AFTER; i++)
+      expect(await t.fleet.totp.check('bob', '000000', WHERE)).toMatchObject({ ok: false });
+    expect(await t.fleet.totp.check('bob', now(), WHERE)).toEqual({
+      ok: false,
+      reason: 'too many wrong codes: try again in 15 min',
+    });
+    t.clock.advanceDays(LOCK_MS / 86_400_000 + 1 / 1440);
+    expect(await t.fleet.totp.check('bob', now(), WHERE)).toEqual({ ok: true });
+    // A good answer ends the run of wrong ones.
+    expect(await t.fleet.totp.check('bob', '000000', WHERE)).toMatchObject({ ok: false });
+    expect(await t.fleet.totp.check('bob', e.recoveryCodes[0], WHERE)).toEqual({ ok: true });
   });
 
   it('takes each recovery code once', async () => {

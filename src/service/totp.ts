@@ -16,6 +16,9 @@ import type { ServiceContext } from './context.js';
 const SEAL_KEY_SETTING = 'totp.seal-key';
 const RECOVERY_CODES = 10;
 const PERIOD = 30;
+/** Wrong TOTP answers in a row that lock a user's answers out, and for how long. */
+export const LOCK_AFTER = 5;
+export const LOCK_MS = 15 * 60_000;
 
 export interface TotpEnrolment {
   /** otpauth://totp/… for the authenticator app (as a QR code or typed in). */
@@ -98,7 +101,14 @@ export class Totp {
    * itself never is.
    */
   async check(user: string, response: string, where: SignInPlace): Promise<AuthOutcome> {
-    const outcome = await this.decide(user, response.trim());
+    const locked = await this.lockedFor(user);
+    const outcome: { ok: true; method: 'code' | 'recovery code' } | { ok: false; reason: string } =
+      locked !== undefined
+        ? {
+            ok: false,
+            reason: `too many wrong codes: try again in ${Math.ceil(locked / 60_000)} min`,
+          }
+        : await this.decide(user, response.trim());
     await this.ctx.store.audit({
       at: this.ctx.clock.now().toISOString(),
       actor: `agent:${where.server}`,
@@ -112,6 +122,26 @@ export class Totp {
       },
     });
     return outcome.ok ? { ok: true } : { ok: false, reason: outcome.reason };
+  }
+
+  /**
+   * How long the user must still wait, or undefined. A six-digit code is one guess in a
+   * million, three codes are good at once (one step either side), and a stolen certificate can
+   * connect as often as it likes, on every server: after LOCK_AFTER wrong answers in a row
+   * within LOCK_MS no answer is looked at until LOCK_MS after the last of them. Counted from the
+   * audit log, which every controller writes: the limit holds across servers and controllers.
+   */
+  private async lockedFor(user: string): Promise<number | undefined> {
+    const now = this.ctx.clock.now().getTime();
+    const recent = await this.ctx.store.auditQuery({
+      action: 'auth.totp',
+      subject: user,
+      since: new Date(now - LOCK_MS),
+      limit: LOCK_AFTER,
+    });
+    if (recent.length < LOCK_AFTER || recent.some((e) => e.detail?.ok === true)) return undefined;
+    const last = Date.parse(recent[0].at);
+    return last + LOCK_MS > now ? last + LOCK_MS - now : undefined;
   }
 
   private async decide(
