@@ -180,6 +180,7 @@ export class Agent {
       });
       clientAuth.onRequest((r) => void auth.onRequest(r));
       clientAuth.onResponse((cid, kid, b64) => void auth.onResponse(cid, kid, b64));
+      clientAuth.onForget((cid) => auth.forget(cid));
     }
     this.host.controller.onSwitch?.((s) => {
       this.log(`controller ${s.fromName} -> ${s.toName}: ${s.reason}`);

@@ -184,6 +184,30 @@ describe('ConnectAuth', () => {
     expect(away.commands).toEqual([`deny 10 0 ${CLIENT_REASONS.unavailable}`]);
   });
 
+  it('answers no key that is gone: a sign-in ending after OpenVPN restarted lets nobody in', async () => {
+    let finish: (o: AuthOutcome) => void = () => undefined;
+    const h = harness(SSO, {
+      begin: () => Promise.resolve({ id: 's4', url: 'https://vpn.example/s4' }),
+      wait: () => new Promise<AuthOutcome>((r) => (finish = r)),
+      answer: never,
+    });
+    const signIn = h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 3, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    // OpenVPN restarts (the management connection comes back): a new client may get id 3.
+    h.auth.forget(undefined);
+    finish({ ok: true, groups: [] });
+    await signIn;
+    expect(h.commands).toEqual(['pending 3 0 WEB_AUTH::https://vpn.example/s4 120']);
+    expect(h.logs.at(-1)).toMatch(/alice: client 3 gone before sign-in s4 ended: not answered/);
+
+    // A TOTP answer for a client that disconnected meanwhile is not taken either.
+    const t = harness(TOTP, { ...STUCK, answer: () => Promise.resolve({ ok: true }) });
+    await t.auth.onRequest(req('bob', { IV_SSO: 'crtext' }, false, 5, 0));
+    t.auth.forget(5);
+    await t.auth.onResponse(5, 0, Buffer.from('123456').toString('base64'));
+    expect(t.commands).toEqual([`pending 5 0 ${TOTP_CHALLENGE} 120`]);
+  });
+
   it('gives up on a sign-in that is not finished in time', async () => {
     const h = harness(SSO, {
       begin: () => Promise.resolve({ id: 's3', url: 'https://vpn.example/s3' }),

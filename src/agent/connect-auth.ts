@@ -146,13 +146,33 @@ interface PendingCode {
 export class ConnectAuth {
   /** Keys waiting for their CR_RESPONSE, by `CID/KID`. */
   private readonly codes = new Map<string, PendingCode>();
+  /**
+   * Keys held for a sign-in or a code, by `CID/KID`: whose they are. A sign-in that ends is
+   * answered only if its key is still here for the same user: client ids start again from 0
+   * in a restarted OpenVPN, and an answer meant for a key that is gone would let in whichever
+   * new client got the same id.
+   */
+  private readonly held = new Map<string, string>();
 
   constructor(private readonly d: ConnectAuthDeps) {}
+
+  /** A client's held keys (its id), or every one (undefined), can no longer be answered. */
+  forget(clientId: number | undefined): void {
+    const gone = (key: string) => clientId === undefined || key.startsWith(`${clientId}/`);
+    for (const key of [...this.held.keys()]) if (gone(key)) this.held.delete(key);
+    for (const key of [...this.codes.keys()]) if (gone(key)) this.codes.delete(key);
+  }
+
+  private stillHeld(cid: number, kid: number, user: string): boolean {
+    return this.held.get(`${cid}/${kid}`) === user;
+  }
 
   /** Answers one `>CLIENT:CONNECT|REAUTH`. Never throws; a failed command is logged. */
   async onRequest(req: ClientAuthRequest): Promise<void> {
     const { clientId: cid, keyId: kid } = req;
     const user = req.env.common_name ?? '';
+    // A new request for this key replaces whatever was held under its id.
+    this.held.delete(`${cid}/${kid}`);
     const realAddress = addressOf(req.env);
     const decision = decideConnect(this.d.policy(), req);
     try {
@@ -166,6 +186,7 @@ export class ConnectAuth {
         case 'totp': {
           const policy = this.d.policy() as AuthPolicy;
           this.prune();
+          this.held.set(`${cid}/${kid}`, user);
           this.codes.set(`${cid}/${kid}`, {
             user,
             ...(realAddress ? { realAddress } : {}),
@@ -189,7 +210,7 @@ export class ConnectAuth {
     const key = `${cid}/${kid}`;
     const pending = this.codes.get(key);
     this.codes.delete(key);
-    if (!pending || pending.until < this.d.now()) {
+    if (!pending || pending.until < this.d.now() || !this.stillHeld(cid, kid, pending.user)) {
       this.d.log(`CR_RESPONSE for client ${cid} key ${kid} that no challenge waits for: ignored`);
       return;
     }
@@ -206,6 +227,11 @@ export class ConnectAuth {
       this.d.log(`cannot check ${pending.user}'s code: ${(err as Error).message}`);
       outcome = { ok: false, reason: CLIENT_REASONS.unavailable };
     }
+    if (!this.stillHeld(cid, kid, pending.user)) {
+      this.d.log(`${pending.user}: client ${cid} gone while its code was checked: not answered`);
+      return;
+    }
+    this.held.delete(key);
     try {
       if (outcome.ok) {
         await this.d.management.authorize(cid, kid);
@@ -224,11 +250,14 @@ export class ConnectAuth {
     realAddress: string | undefined,
   ): Promise<void> {
     const policy = this.d.policy() as AuthPolicy;
+    const key = `${cid}/${kid}`;
+    this.held.set(key, user);
     let begun: { id: string; url: string };
     try {
       begun = await this.d.controller.begin({ user, ...(realAddress ? { realAddress } : {}) });
     } catch (err) {
       this.d.log(`cannot start ${user}'s sign-in: ${(err as Error).message}`);
+      this.held.delete(key);
       await this.deny(cid, kid, user, 'controller unreachable', CLIENT_REASONS.unavailable);
       return;
     }
@@ -237,6 +266,10 @@ export class ConnectAuth {
     this.d.log(`${user}: web sign-in ${begun.id} started`);
     const deadline = this.d.now() + policy.pendingSeconds * 1000;
     while (this.d.now() < deadline) {
+      if (!this.stillHeld(cid, kid, user)) {
+        this.d.log(`${user}: client ${cid} gone, sign-in ${begun.id} no longer awaited`);
+        return;
+      }
       let outcome: AuthOutcome | undefined;
       try {
         outcome = await this.d.controller.wait(begun.id);
@@ -247,12 +280,19 @@ export class ConnectAuth {
         continue;
       }
       if (!outcome) continue;
+      if (!this.stillHeld(cid, kid, user)) {
+        this.d.log(`${user}: client ${cid} gone before sign-in ${begun.id} ended: not answered`);
+        return;
+      }
+      this.held.delete(key);
       if (outcome.ok) {
         await this.d.management.authorize(cid, kid);
         this.d.log(`${user}: signed in`);
       } else await this.deny(cid, kid, user, 'sign-in refused', outcome.reason ?? 'refused');
       return;
     }
+    if (!this.stillHeld(cid, kid, user)) return;
+    this.held.delete(key);
     await this.deny(cid, kid, user, 'sign-in timed out', CLIENT_REASONS.timedOut);
   }
 

@@ -68,6 +68,12 @@ export interface Management {
   readonly clientAuth?: AuthManagement & {
     onRequest(listener: (r: ClientAuthRequest) => void): void;
     onResponse(listener: (clientId: number, keyId: number, responseBase64: string) => void): void;
+    /**
+     * Held keys that can no longer be answered: a client's (`>CLIENT:DISCONNECT`), or every
+     * one (undefined) when the management connection closes or comes back (OpenVPN may have
+     * restarted, and a new OpenVPN hands out the same client ids again from 0).
+     */
+    onForget(listener: (clientId: number | undefined) => void): void;
   };
   /** `client-established` passes the client id, common name and env; `remote-exit` nothing. */
   on(

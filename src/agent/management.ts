@@ -335,6 +335,11 @@ export class ManagementClient extends EventEmitter<ManagementEvents> {
         void this.on('client-auth-request', listener),
       onResponse: (listener: (cid: number, kid: number, b64: string) => void) =>
         void this.on('cr-response', listener),
+      onForget: (listener: (cid: number | undefined) => void) => {
+        this.on('client-disconnect', (cid) => listener(cid));
+        this.on('close', () => listener(undefined));
+        this.on('ready', () => listener(undefined));
+      },
     };
   }
 

@@ -141,7 +141,14 @@ export class FakeManagement implements Management {
       void this.authEvents.on('request', listener),
     onResponse: (listener: (cid: number, kid: number, b64: string) => void) =>
       void this.authEvents.on('response', listener),
+    onForget: (listener: (cid: number | undefined) => void) =>
+      void this.authEvents.on('forget', listener),
   };
+
+  /** `>CLIENT:DISCONNECT` of a held client, or (undefined) the management connection lost. */
+  forgetKeys(clientId?: number): void {
+    this.authEvents.emit('forget', clientId);
+  }
 
   /** `>CLIENT:CONNECT|REAUTH` from OpenVPN. */
   holdKey(request: ClientAuthRequest): void {
