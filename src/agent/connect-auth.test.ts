@@ -200,6 +200,23 @@ describe('ConnectAuth', () => {
     expect(h.commands).toEqual(['pending 3 0 WEB_AUTH::https://vpn.example/s4 120']);
     expect(h.logs.at(-1)).toMatch(/alice: client 3 gone before sign-in s4 ended: not answered/);
 
+    // A second connect of the same user replaces the first: its sign-in is no longer awaited.
+    let second: (o: AuthOutcome) => void = () => undefined;
+    const twice = harness(SSO, {
+      begin: () => Promise.resolve({ id: 's5', url: 'https://vpn.example/s5' }),
+      wait: () => new Promise<AuthOutcome>((r) => (second = r)),
+      answer: never,
+    });
+    const first = twice.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 6, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    const firstDone = second;
+    const again = twice.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 7, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    firstDone({ ok: true, groups: [] });
+    second({ ok: true, groups: [] });
+    await Promise.all([first, again]);
+    expect(twice.commands.filter((c) => c.startsWith('auth'))).toEqual(['auth 7 0']);
+
     // A TOTP answer for a client that disconnected meanwhile is not taken either.
     const t = harness(TOTP, { ...STUCK, answer: () => Promise.resolve({ ok: true }) });
     await t.auth.onRequest(req('bob', { IV_SSO: 'crtext' }, false, 5, 0));

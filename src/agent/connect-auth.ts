@@ -163,6 +163,20 @@ export class ConnectAuth {
     for (const key of [...this.codes.keys()]) if (gone(key)) this.codes.delete(key);
   }
 
+  /**
+   * Holds this key as the user's only one: an earlier connect of the same user still waiting
+   * (a client retrying, or someone with the certificate connecting over and over) is no longer
+   * awaited, so each user costs one sign-in loop and one code at a time, not one per connect.
+   */
+  private holdOnly(key: string, user: string): void {
+    for (const [k, u] of [...this.held])
+      if (u === user) {
+        this.held.delete(k);
+        this.codes.delete(k);
+      }
+    this.held.set(key, user);
+  }
+
   private stillHeld(cid: number, kid: number, user: string): boolean {
     return this.held.get(`${cid}/${kid}`) === user;
   }
@@ -186,7 +200,7 @@ export class ConnectAuth {
         case 'totp': {
           const policy = this.d.policy() as AuthPolicy;
           this.prune();
-          this.held.set(`${cid}/${kid}`, user);
+          this.holdOnly(`${cid}/${kid}`, user);
           this.codes.set(`${cid}/${kid}`, {
             user,
             ...(realAddress ? { realAddress } : {}),
@@ -251,7 +265,7 @@ export class ConnectAuth {
   ): Promise<void> {
     const policy = this.d.policy() as AuthPolicy;
     const key = `${cid}/${kid}`;
-    this.held.set(key, user);
+    this.holdOnly(key, user);
     let begun: { id: string; url: string };
     try {
       begun = await this.d.controller.begin({ user, ...(realAddress ? { realAddress } : {}) });
