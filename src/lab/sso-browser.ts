@@ -60,6 +60,12 @@ export async function signInWithBrowser(
         status = r.status();
     });
     await page.goto(url);
+    // Our confirmation page first (whose connection, from where), then the provider's form.
+    const go = page.getByTestId('sso-continue');
+    if (await go.count()) {
+      const confirmPage = page.url();
+      await Promise.all([page.waitForURL((u) => u.href !== confirmPage), go.click()]);
+    }
     const login = page.getByTestId('idp-login');
     if (await login.count()) {
       await login.fill(user);

@@ -109,6 +109,36 @@ const begin = (id: string, user: string) =>
 describe('SSO at connect with a real provider and browser', () => {
   itNeeds(
     missing,
+    'shows whose connection it is before the provider, and goes on only from its own page',
+    async () => {
+      const path = new URL(await begin('req-confirm', 'ann')).pathname;
+      const shown = await ctl!.app.inject({ url: path });
+      expect(shown.statusCode).toBe(200);
+      expect(shown.body).toContain('<b>ann</b> to <b>vpn11</b> from <b>198.51.100.7</b>');
+      expect(shown.headers['set-cookie']).toMatch(
+        /; HttpOnly; SameSite=Strict; Path=\/sso\/start\//,
+      );
+      const token = /name="confirm" value="([^"]+)"/.exec(shown.body)![1];
+      const cookie = String(shown.headers['set-cookie']).split(';')[0];
+      const post = (headers: Record<string, string>, payload: string) =>
+        ctl!.app.inject({
+          method: 'POST',
+          url: path,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+          payload,
+        });
+      // A form another site posts carries no SameSite=Strict cookie; a wrong token is refused.
+      expect((await post({}, `confirm=${token}`)).statusCode).toBe(403);
+      expect((await post({ cookie }, 'confirm=not-the-token')).statusCode).toBe(403);
+      const go = await post({ cookie }, `confirm=${token}`);
+      expect(go.statusCode).toBe(303);
+      expect(go.headers.location?.startsWith(idp!.issuer)).toBe(true);
+    },
+    30_000,
+  );
+
+  itNeeds(
+    missing,
     'signs in: the listener gets ok with the mapped groups, the result is audited, and the answer cannot be replayed',
     async () => {
       const url = await begin('req-ok', 'ann');

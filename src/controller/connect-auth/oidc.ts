@@ -28,7 +28,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as oidc from 'openid-client';
 import { SpecError } from '../../errors.js';
-import { cookieValue } from '../auth.js';
+import { cookieValue, sameCsrfToken } from '../auth.js';
 import type { FleetStore, SsoSignIn } from '../../store/types.js';
 import { fetchTrusting } from '../../sys/fetch-trusting.js';
 import { type Clock, realTimers, type Timers } from '../../sys/time.js';
@@ -88,6 +88,14 @@ const randomId = () => randomBytes(32).toString('base64url');
 /** What openid-client's randomState() makes: 32 random bytes, base64url (oauth4webapi). */
 const STATE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
+/**
+ * The cookie of the confirmation page (SameSite=Strict): only a page of ours, shown and
+ * clicked in this browser, can post the confirmation; a form another site posts carries none.
+ */
+export function confirmCookieName(signInId: string): string {
+  return `ovpn_fleet_sso_ok_${sha256(signInId).slice(0, 16)}`;
+}
+
 /** The cookie binding a sign-in to the browser that started it (one per sign-in: two may run). */
 export function browserCookieName(signInId: string): string {
   return `ovpn_fleet_sso_${sha256(signInId).slice(0, 16)}`;
@@ -123,7 +131,10 @@ function page(title: string, message: string): string {
   ].join('\n');
 }
 
-const answer = (status: number, title: string, message: string): SsoAnswer => ({
+/** A page answer (no redirect). */
+type SsoPage = Extract<SsoAnswer, { status: number }>;
+
+const answer = (status: number, title: string, message: string): SsoPage => ({
   status,
   page: page(title, message),
 });
@@ -238,8 +249,42 @@ export class OidcWebSignIn implements WebSignIn {
     return this.config;
   }
 
-  /** `GET /sso/start/:id`: to the provider, with a fresh authorization request. */
-  async start(id: string): Promise<SsoAnswer> {
+  /**
+   * `GET /sso/start/:id`: what is about to be signed in (the VPN user, the server, where the
+   * VPN client connects from), and a button that posts the confirmation. Sending the provider
+   * straight away would let a link, sent to the certificate's owner by someone who connected
+   * with a stolen certificate, be completed by the owner's open provider session in one click;
+   * here the owner reads whose connection it is first. The page is not cached.
+   */
+  async confirmPage(id: string): Promise<SsoAnswer> {
+    const found = await this.pendingSignIn(id);
+    if ('status' in found) return found;
+    const signIn = found;
+    const token = randomId();
+    const started = new Date(signIn.createdAt).toISOString().slice(11, 19);
+    const html = [
+      '<!doctype html>',
+      '<html lang="en"><head><meta charset="utf-8">',
+      '<meta name="viewport" content="width=device-width, initial-scale=1">',
+      '<title>VPN sign-in</title></head>',
+      '<body><main><h1 data-testid="sso-title">VPN sign-in</h1>',
+      `<p data-testid="sso-message">A VPN connection as <b>${escapeText(signIn.user)}</b> to ` +
+        `<b>${escapeText(signIn.server)}</b> from <b>${escapeText(signIn.remote)}</b> ` +
+        `(${started} UTC) waits for you to sign in. Continue only if you started it just now.</p>`,
+      `<form method="post" action="${SSO_START_PATH}${escapeText(id)}">`,
+      `<input type="hidden" name="confirm" value="${token}">`,
+      '<button type="submit" data-testid="sso-continue">Continue to sign-in</button>',
+      '</form></main></body></html>',
+      '',
+    ].join('\n');
+    const cookie =
+      `${confirmCookieName(id)}=${token}; HttpOnly; SameSite=Strict; Path=${SSO_START_PATH}${id}; ` +
+      `Max-Age=${Math.ceil(this.ttlMs / 1000)}${this.secure ? '; Secure' : ''}`;
+    return { status: 200, page: html, cookie };
+  }
+
+  /** The sign-in behind a start URL while it can still be started, or the page saying why not. */
+  private async pendingSignIn(id: string): Promise<SsoSignIn | SsoPage> {
     const now = this.opts.clock.now();
     const signIn = ID_PATTERN.test(id) ? await this.opts.store.getSsoSignIn(id) : undefined;
     if (!signIn)
@@ -248,6 +293,28 @@ export class OidcWebSignIn implements WebSignIn {
       return answer(409, 'Sign-in already used', 'This sign-in has finished: connect again.');
     if (signIn.expiresAt <= now.toISOString())
       return answer(410, 'Sign-in expired', 'This sign-in link has expired: connect again.');
+    return signIn;
+  }
+
+  /**
+   * `POST /sso/start/:id`, the confirmation page's button: to the provider, with a fresh
+   * authorization request, when the form's token is the one this browser's Strict cookie holds.
+   */
+  async start(
+    id: string,
+    confirm: string | undefined,
+    cookies: string | undefined,
+  ): Promise<SsoAnswer> {
+    const now = this.opts.clock.now();
+    const found = await this.pendingSignIn(id);
+    if ('status' in found) return found;
+    const expected = cookieValue(cookies, confirmCookieName(id));
+    if (!confirm || !expected || !sameCsrfToken(confirm, expected))
+      return answer(
+        403,
+        'Not confirmed',
+        'Open the sign-in link again and press the button on its page.',
+      );
     let config: oidc.Configuration;
     try {
       config = await this.configuration();

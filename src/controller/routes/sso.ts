@@ -31,14 +31,40 @@ export function ssoRoutes(app: FastifyInstance, signIn: OidcWebSignIn): void {
       config: { auth: 'none' },
       schema: {
         summary:
-          "SSO at connect: sends the browser to the identity provider for the pending sign-in (the agent's WEB_AUTH URL)",
+          "SSO at connect: the pending sign-in (the agent's WEB_AUTH URL): whose VPN connection, to which server, from where, and a button to continue",
+        tags,
+        security: [],
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } },
+        response: { 200: htmlPage, '4xx': htmlPage },
+      },
+    },
+    async (req, reply) => send(reply, await signIn.confirmPage(req.params.id)),
+  );
+
+  app.post<{ Params: { id: string }; Body: Record<string, unknown> | undefined }>(
+    `${SSO_START_PATH}:id`,
+    {
+      config: { auth: 'none' },
+      schema: {
+        summary:
+          "SSO at connect: the start page's button; sends the browser to the identity provider (needs the page's token and its SameSite=Strict cookie)",
         tags,
         security: [],
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } },
         response: { 303: { type: 'null' }, '4xx': htmlPage, 503: htmlPage },
       },
     },
-    async (req, reply) => send(reply, await signIn.start(req.params.id)),
+    async (req, reply) => {
+      const confirm = req.body?.confirm;
+      return send(
+        reply,
+        await signIn.start(
+          req.params.id,
+          typeof confirm === 'string' ? confirm : undefined,
+          req.headers.cookie,
+        ),
+      );
+    },
   );
 
   app.get(
