@@ -25,7 +25,8 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../src/lab/sso-browser.js';
 import type * as LabModule from '../src/lab/lab.js';
 import type * as OpenModule from '../src/service/open.js';
 import type { Fleet } from '../src/service/fleet.js';
@@ -36,7 +37,6 @@ import { intArg } from './measure.js';
 const USERS = intArg('--users', 12);
 const PREFIX = 'obw';
 const CORE = `${PREFIX}-core`;
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { name: 'boss', password: 'correct horse battery staple' };
 /** Quiet time after `lab up`: the agents' first bundles applied, FRR settled (as bench/lab.ts). */
 const SETTLE_MS = 8000;
@@ -68,18 +68,7 @@ async function launch(work: string): Promise<Browser> {
   const wrapper = join(work, 'chromium-in-core');
   writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${CORE} ${CHROMIUM} "$@"\n`);
   chmodSync(wrapper, 0o755);
-  return chromium.launch({
-    executablePath: wrapper,
-    // As root Debian's chromium needs --no-sandbox; the rest keep it off the (closed) network.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  return launchChromium(wrapper);
 }
 
 async function sessionsPage(browser: Browser, base: string): Promise<Page> {

@@ -1,7 +1,8 @@
 /**
- * A person at a browser, for the tests of SSO at connect: Debian's chromium driven by
- * playwright-core opens the URL a VPN client got (`WEB_AUTH::<url>`), signs in at the lab's test
- * identity provider (idp-server.ts's form) and returns the text of the page it ends on.
+ * Debian's chromium for tests and benches (launchChromium, the console's too), and a person at
+ * it for the tests of SSO at connect: playwright-core opens the URL a VPN client got
+ * (`WEB_AUTH::<url>`), signs in at the lab's test identity provider (idp-server.ts's form) and
+ * returns the text of the page it ends on.
  */
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';

@@ -9,7 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../../src/lab/sso-browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAB_AGENT_METRICS_PORT, LAB_CONTROLLER_PORT } from '../../src/lab/lab.js';
 import { planLab } from '../../src/lab/plan.js';
@@ -30,7 +31,6 @@ import {
 const PREFIX = 'ovfw';
 const CORE = `${PREFIX}-core`;
 const BASE = `http://127.0.0.1:${LAB_CONTROLLER_PORT}`;
-const CHROMIUM = '/usr/bin/chromium';
 const PROMETHEUS = '/usr/bin/prometheus';
 const SHOTS = join(ROOT, 'docs', 'console');
 const PASSWORD = { boss: 'correct horse battery', eye: 'staple of the viewers' };
@@ -110,18 +110,7 @@ describe.runIf(runs)('the console and the metrics, in a browser and in Prometheu
     const wrapper = join(work, 'chromium-in-core');
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${CORE} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    browser = await chromium.launch({
-      executablePath: wrapper,
-      // Debian's chromium as root needs --no-sandbox; the rest keep it off the (closed) network.
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium(wrapper);
 
     // Prometheus in the core namespace: the controller on its loopback, each agent on its
     // server's backbone address (the core routes to them), each with its own token.
