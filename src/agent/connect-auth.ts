@@ -46,6 +46,7 @@ export const CLIENT_REASONS = {
   expired: 'SESSION: your sign-in has expired: reconnect to sign in again',
   unavailable: 'the sign-in service is not reachable right now: try again in a minute',
   timedOut: 'the sign-in was not finished in time: reconnect to try again',
+  lost: 'the sign-in service no longer knows this sign-in (it restarted): reconnect to try again',
   noPolicy:
     'this server cannot check sign-ins right now (its settings are unreadable): connect to another server',
 } as const;

@@ -14,7 +14,7 @@ import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
 import { readPidFile } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
-import type { AuthController, AuthManagement } from './connect-auth.js';
+import { type AuthController, type AuthManagement, CLIENT_REASONS } from './connect-auth.js';
 import { type ClientAuthRequest, ManagementClient, type OpenvpnState } from './management.js';
 import {
   type AgentReport,
@@ -194,7 +194,12 @@ export function controllerLink(
           headers,
           { idempotent: true, longPoll: true },
         );
-        return r.status === 204 ? undefined : AuthOutcome.parse(JSON.parse(answered(r)));
+        if (r.status === 204) return undefined;
+        // Final: no controller of the set knows the sign-in (every one reads the same store, and
+        // the one reached takes over a sign-in another began), or it is another server's. The
+        // client is refused now rather than held, asking again, until pendingSeconds run out.
+        if (r.status === 404 || r.status === 403) return { ok: false, reason: CLIENT_REASONS.lost };
+        return AuthOutcome.parse(JSON.parse(answered(r)));
       },
       // Not idempotent: a code is accepted once, so a retry elsewhere would be refused.
       async answer(body) {

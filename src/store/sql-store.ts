@@ -402,6 +402,10 @@ export abstract class SqlStore implements FleetStore {
     return sso.getSsoSignIn(this.sql, id);
   }
 
+  ssoSignInOfRequest(requestId: string): Promise<SsoSignIn | undefined> {
+    return sso.ssoSignInOfRequest(this.sql, requestId);
+  }
+
   startSsoSignIn(
     id: string,
     started: NonNullable<SsoSignIn['started']>,

@@ -61,6 +61,22 @@ export async function getSsoSignIn(sql: Sql, id: string): Promise<SsoSignIn | un
   return r && toSignIn(r);
 }
 
+/**
+ * The sign-in an agent's request id opened (the newest, should an id ever repeat). Asked only
+ * when an agent's long-poll reaches a controller that did not begin it (the first one died),
+ * so a scan of this small table (sign-ins are pruned after a day) is fine without an index.
+ */
+export async function ssoSignInOfRequest(
+  sql: Sql,
+  requestId: string,
+): Promise<SsoSignIn | undefined> {
+  const r = await sql.get<SsoRow>(
+    'SELECT * FROM sso_sign_ins WHERE request_id = ? ORDER BY created_at DESC LIMIT 1',
+    [requestId],
+  );
+  return r && toSignIn(r);
+}
+
 export async function startSsoSignIn(
   sql: Sql,
   id: string,

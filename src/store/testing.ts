@@ -430,6 +430,8 @@ export function storeContract(engine: string, open: () => Promise<FleetStore>, w
         createdAt: at(0).toISOString(),
         expiresAt: at(60).toISOString(),
       });
+      expect(await store.ssoSignInOfRequest('r-s2')).toMatchObject({ id: 's2', user: 'ann' });
+      expect(await store.ssoSignInOfRequest('r-nope')).toBeUndefined();
       const started = (state: string, s: number) => ({
         at: at(s).toISOString(),
         state,

@@ -581,6 +581,8 @@ export interface FleetStore {
   /** Stores a new web sign-in (not audited: nothing happened yet). */
   createSsoSignIn(signIn: Omit<SsoSignIn, 'started' | 'finishedAt' | 'result'>): Promise<void>;
   getSsoSignIn(id: string): Promise<SsoSignIn | undefined>;
+  /** The sign-in opened for an agent's request id (SignIns' id), for a controller taking it over. */
+  ssoSignInOfRequest(requestId: string): Promise<SsoSignIn | undefined>;
   /**
    * Records the authorization request a browser was sent with, replacing an earlier one (the
    * start URL opened again); false when the sign-in is unknown, finished or expired at `now`.

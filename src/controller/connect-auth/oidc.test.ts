@@ -40,6 +40,7 @@ let base = '';
 const clock = new ManualClock(new Date());
 const results: WebSignInResult[] = [];
 let ssoOptions: ControllerOptions['sso'];
+let ctlTimers: FakeTimers | undefined;
 
 function settings(caFile: string, secretFile: string, issuer: string): OidcSettings {
   return {
@@ -83,7 +84,7 @@ beforeAll(async () => {
     baseDir: (s) => `/etc/ovpn-fleet/${s}`,
     adminToken: 'admin-token-of-the-test',
     clock,
-    timers: new FakeTimers(clock),
+    timers: (ctlTimers = new FakeTimers(clock)),
     log: () => {},
     sso: (ssoOptions = {
       settings: settings(idp.caFile, secretFile, idp.issuer),
@@ -292,6 +293,46 @@ describe('SSO across controllers sharing one store', () => {
       } finally {
         await other.close();
       }
+    },
+    60_000,
+  );
+});
+
+describe('SSO when the controller that began a sign-in dies', () => {
+  itNeeds(
+    missing,
+    'another controller takes the sign-in over and hears its result',
+    async () => {
+      const dying = await buildController({
+        fleetDir: join(dir, 'fleet'),
+        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
+        adminToken: 'admin-token-of-the-test',
+        clock,
+        log: () => {},
+        sso: { ...ssoOptions!, publicUrl: base },
+      });
+      const url = await dying.webSignIn!.begin({
+        id: 'req-orphan',
+        user: 'ann',
+        server: 'vpn12',
+        remote: '203.0.113.10',
+      });
+      await dying.close();
+      expect(await ctl!.webSignIn!.adopt!('req-never')).toBeUndefined();
+      const adopted = await ctl!.webSignIn!.adopt!('req-orphan');
+      expect(adopted).toMatchObject({ user: 'ann', server: 'vpn12', remote: '203.0.113.10' });
+      const done = await signInWithBrowser(browser!, url, 'ann', PASSWORD.ann);
+      expect(done.text).toContain('Signed in as ann');
+      // This controller's result poll runs on its fake timers: move them on until it is heard.
+      const timers = ctlTimers!;
+      for (let i = 0; i < 50 && !results.some((r) => r.id === 'req-orphan'); i++) {
+        await timers.advance(500);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(results.find((r) => r.id === 'req-orphan')).toMatchObject({
+        ok: true,
+        groups: ['eng', 'staff'],
+      });
     },
     60_000,
   );

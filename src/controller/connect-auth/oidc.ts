@@ -32,7 +32,7 @@ import { cookieValue, sameCsrfToken } from '../auth.js';
 import type { FleetStore, SsoSignIn } from '../../store/types.js';
 import { fetchTrusting } from '../../sys/fetch-trusting.js';
 import { type Clock, realTimers, type Timers } from '../../sys/time.js';
-import type { WebSignIn, WebSignInRequest, WebSignInResult } from './web-sign-in.js';
+import type { AdoptedSignIn, WebSignIn, WebSignInRequest, WebSignInResult } from './web-sign-in.js';
 
 /** `auth.sso` of the spec. */
 export interface OidcSettings {
@@ -222,6 +222,17 @@ export class OidcWebSignIn implements WebSignIn {
       await this.opts.store.pruneSsoSignIns(new Date(now.getTime() - KEEP_FINISHED_MS));
     }
     return `${this.publicBase}${SSO_START_PATH}${id}`;
+  }
+
+  async adopt(requestId: string): Promise<AdoptedSignIn | undefined> {
+    const signIn = await this.opts.store.ssoSignInOfRequest(requestId);
+    if (!signIn) return undefined;
+    const expiresAt = Date.parse(signIn.expiresAt);
+    // Finished or not, its result now comes here too: the store has it or will have it, and
+    // the next poll hands it out (the controller that began it is gone, or cannot be reached).
+    this.awaiting.set(signIn.id, expiresAt);
+    this.schedulePoll();
+    return { user: signIn.user, server: signIn.server, remote: signIn.remote, expiresAt };
   }
 
   /** The provider's metadata, discovered once (again after a failure: it may have been down). */

@@ -4,10 +4,11 @@
  * wait() is the agent's long-poll for its outcome; the WebSignIn's result settles it, and it is
  * audited (`auth.sso`: user, server, from where, the identity provider's subject, ok or why not).
  *
- * Held in this controller's memory: a sign-in begun through one controller finishes only
- * through it (the agent's long-poll follows its controller set; a controller that dies takes
- * its open sign-ins along, and those clients are refused with "try again"). Entries are kept
- * for the pending time plus a minute, then dropped.
+ * Waiters are held in this controller's memory, the sign-ins themselves in the store: when the
+ * controller that began a sign-in dies, the agent's long-poll moves on with its controller set,
+ * and the controller it reaches takes the sign-in over (WebSignIn.adopt) for the same server,
+ * so the person who is signing in in the browser meanwhile still gets connected. Entries are
+ * kept for the pending time plus a minute, then dropped.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuthOutcome } from '../../api/index.js';
@@ -75,8 +76,8 @@ export class SignIns {
     waitMs: number,
     gone: (stop: () => void) => () => void,
   ): Promise<AuthOutcome | undefined> {
-    const p = this.pending.get(id);
-    if (!p) throw new NotFound(`no sign-in ${id} in progress on this controller`);
+    const p = this.pending.get(id) ?? (await this.adopt(id));
+    if (!p) throw new NotFound(`no sign-in ${id} in progress`);
     if (p.server !== server) throw new Forbidden(`sign-in ${id} belongs to another server`);
     if (p.outcome) return p.outcome;
     return new Promise<AuthOutcome | undefined>((resolve) => {
@@ -91,6 +92,29 @@ export class SignIns {
       p.waiters.add(done);
       stopWatching = gone(() => done(undefined));
     });
+  }
+
+  /** A sign-in another controller began, known from the store, waited for here from now on. */
+  private async adopt(id: string): Promise<Pending | undefined> {
+    const web = this.o.web;
+    if (!web?.adopt) return undefined;
+    const found = await web.adopt(id);
+    if (!found) return undefined;
+    // Another wait for the same id may have adopted it while this one read the store.
+    const known = this.pending.get(id);
+    if (known) return known;
+    const p: Pending = {
+      server: found.server,
+      user: found.user,
+      remote: found.remote,
+      expiresAt: found.expiresAt + 60_000,
+      waiters: new Set(),
+    };
+    this.pending.set(id, p);
+    this.o.log(
+      `sign-in ${id} of ${found.user} on ${found.server} taken over from another controller`,
+    );
+    return p;
   }
 
   private settle(r: WebSignInResult): void {

@@ -17,4 +17,18 @@ export interface WebSignIn {
   begin(req: WebSignInRequest): Promise<string>;
   /** Called once per finished sign-in (groups are already mapped to ours and filtered). */
   onResult(listener: (r: WebSignInResult) => void): void;
+  /**
+   * Takes over a sign-in another controller began (it died, and the agent's long-poll came
+   * here): what it is for, and from now on its result is handed to this controller's listeners
+   * too (at once if it has finished). Undefined when no such sign-in is known.
+   */
+  adopt?(requestId: string): Promise<AdoptedSignIn | undefined>;
+}
+
+export interface AdoptedSignIn {
+  user: string;
+  server: string;
+  remote: string;
+  /** When its start link stops working (ms since the epoch). */
+  expiresAt: number;
 }

@@ -22,6 +22,18 @@ const web: WebSignIn = {
     return Promise.resolve(`https://vpn.example/sign-in/${req.id}`);
   },
   onResult: (listener) => (emit = listener),
+  // The store of another controller's sign-ins, as OidcWebSignIn.adopt reads it.
+  adopt: (requestId) =>
+    Promise.resolve(
+      requestId === 'begun-elsewhere'
+        ? {
+            user: 'ann',
+            server: 'vpn11',
+            remote: '198.51.100.9:1194',
+            expiresAt: Date.now() + 60_000,
+          }
+        : undefined,
+    ),
 };
 
 async function build(withWeb: boolean): Promise<void> {
@@ -123,6 +135,26 @@ describe('sign-ins at connect', () => {
     await settle();
     const entry = (await t.fleet.store.auditLog(5)).find((e) => e.action === 'auth.sso');
     expect(entry?.detail).toMatchObject({ server: 'vpn11', ok: true, idpSubject: 'idp|ann' });
+  });
+
+  it('takes over a sign-in another controller began, for its own server only', async () => {
+    await build(true);
+    const wait = async (id: string, server: string) =>
+      app.inject({ url: `/v1/agent/auth/wait?id=${id}`, headers: await agent(server) });
+    const unknown = await wait('never-begun', 'vpn11');
+    expect([unknown.statusCode, unknown.json().error]).toEqual([
+      404,
+      'no sign-in never-begun in progress',
+    ]);
+    expect((await wait('begun-elsewhere', 'vpn12')).statusCode).toBe(403);
+    const waiting = wait('begun-elsewhere', 'vpn11');
+    await settle();
+    emit({ id: 'begun-elsewhere', ok: true, subject: 'idp|ann', groups: [] });
+    const done = await waiting;
+    expect([done.statusCode, done.json()]).toEqual([200, { ok: true, groups: [] }]);
+    await settle();
+    const entry = (await t.fleet.store.auditLog(5)).find((e) => e.action === 'auth.sso');
+    expect(entry).toMatchObject({ actor: 'agent:vpn11', subject: 'ann' });
   });
 
   it('refuses a web sign-in in one line when the controller has no identity provider', async () => {
