@@ -183,12 +183,9 @@ export interface TotpAsked {
 export function totpAsked(spec: FleetSpec, user: Pick<User, 'groups'>): TotpAsked {
   const auth = spec.auth;
   const groups = auth?.totp?.groups;
-  if (!groups) return { asked: false, why: 'fleet.yaml has no auth.totp: nobody is asked' };
+  if (!groups) return { asked: false, why: 'fleet.yaml has no auth.totp' };
   if (auth?.sso)
-    return {
-      asked: false,
-      why: 'auth.sso is set: the identity provider does the second factor, TOTP is asked of nobody',
-    };
+    return { asked: false, why: 'auth.sso is set (the identity provider does the second factor)' };
   if (groups === 'all') return { asked: true, why: 'auth.totp asks all users' };
   const via = user.groups.filter((g) => groups.includes(g));
   return via.length

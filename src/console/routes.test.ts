@@ -574,7 +574,7 @@ describe('TOTP on the user page', () => {
       'data-testid="totp-status" data-state="active"><span class="badge badge-ok">active</span>, 10 recovery codes left',
     );
     expect(body).toContain(
-      'id="totp-card" data-testid="totp-card" data-user="ann" data-state="active"',
+      'id="totp-card" data-keep="totp-card" data-testid="totp-card" data-user="ann" data-state="active"',
     );
     expect(body).not.toContain('data-form="totp-confirm"');
     expect(body).toContain('data-action="totp-reset"');

@@ -256,7 +256,7 @@ async function enrolTotp(user: string, enrolled: boolean): Promise<void> {
   if (
     enrolled &&
     !confirm(
-      `Enrol ${user} again? The current secret and recovery codes stop working at once; until the new one is confirmed, ${user} signs in with its codes.`,
+      `Enrol ${user} again? The current secret and recovery codes stop working at once: ${user}'s app needs the new QR code.`,
     )
   )
     return;
@@ -375,10 +375,23 @@ async function swapLive(): Promise<void> {
   const text = await res.text();
   if (text === live.dataset.last) return;
   const checked = new Set(selectedUsers());
-  const focusedKey = keyOf(document.activeElement);
+  const focused = document.activeElement;
+  const focusedKey = keyOf(focused);
   const scroll = window.scrollY;
+  // What the person is working in stays as they left it (the TOTP card: codes shown once, a
+  // code being typed): the old element takes the place of its new copy.
+  const kept = new Map(
+    [...live.querySelectorAll<HTMLElement>('[data-keep]')].map((el) => [el.dataset.keep, el]),
+  );
   live.innerHTML = text;
   live.dataset.last = text;
+  for (const fresh of live.querySelectorAll<HTMLElement>('[data-keep]')) {
+    const old = kept.get(fresh.dataset.keep);
+    if (old) fresh.replaceWith(old);
+  }
+  // Taken out of the page for a moment, a kept element lost the focus: give it back.
+  if (focused instanceof HTMLElement && focused.isConnected && document.activeElement !== focused)
+    focused.focus({ preventScroll: true });
   for (const box of live.querySelectorAll<HTMLInputElement>('input[name="sel"]'))
     box.checked = checked.has(box.value);
   if (focusedKey) live.querySelector<HTMLElement>(focusedKey)?.focus({ preventScroll: true });

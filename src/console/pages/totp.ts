@@ -4,9 +4,10 @@
  * and the admin's card: enrol (the QR code, the otpauth URI and the ten recovery codes, shown
  * in the answer to the enrolment alone and never again), confirm with a first code, reset.
  *
- * The card sits among the page's controls, outside the live region: a live refresh (a session
- * moving anywhere) must not wipe the recovery codes or a half-typed code. The browser script
- * swaps the card itself after each TOTP action (GET/POST /console/users/{name}/totp).
+ * The card is in the live region but marked `data-keep`: the browser script's live refresh (a
+ * session moving anywhere) leaves it as it is, so it never wipes the recovery codes or a
+ * half-typed code. The script swaps the card itself after each TOTP action (GET/POST
+ * /console/users/{name}/totp).
  */
 import type { TotpEnrolment, TotpStatus } from '../../api/index.js';
 import type { TotpAsked } from '../data.js';
@@ -114,6 +115,7 @@ export function totpCard(user: string, status: TotpStatus, enrolment?: TotpEnrol
   return html`<section
     class="card totp"
     id="totp-card"
+    data-keep="totp-card"
     data-testid="totp-card"
     data-user="${user}"
     data-state="${state}"

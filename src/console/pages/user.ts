@@ -185,7 +185,8 @@ export function userPage(ctx: PageContext, data: UserData): Page {
         ${u.status !== 'revoked' && html`<a href="${path`/v1/users/${u.name}/profile`}" download="${`${u.name}.ovpn`}">Download profile</a>`}
       </p>`
     }`;
-  const live = html`${intro}
+  // Kept as it is across live refreshes (data-keep): an enrolment's codes, a half-typed code.
+  const live = html`${intro} ${admin && totpCard(u.name, data.totp.status)}
     <section aria-labelledby="now-title">
       <h2 id="now-title">Current sessions</h2>
       ${
@@ -205,8 +206,6 @@ export function userPage(ctx: PageContext, data: UserData): Page {
   return {
     title: `User ${u.name}`,
     section: 'users',
-    // Outside the live region: a refresh must not wipe an enrolment's codes (pages/totp.ts).
-    ...(admin ? { controls: totpCard(u.name, data.totp.status) } : {}),
     live,
     liveOn: ['sessions', 'fleet'],
   };
