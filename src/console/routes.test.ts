@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { TOTP, URI } from 'otpauth';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Role, SessionInfo, SessionReport, User } from '../api/index.js';
 import { createHttp } from '../controller/http.js';
+import { totpRoutes } from '../controller/routes/auth.js';
 import { signInRoutes } from '../controller/routes/session.js';
 import { userRoutes } from '../controller/routes/users.js';
 import { ControllerState } from '../controller/state.js';
@@ -32,6 +34,7 @@ async function start(more: Partial<ConsoleOptions> = {}): Promise<void> {
   // The routes a signed-in person's browser calls besides the pages (as app.ts mounts them).
   signInRoutes(app, state, { secure: false });
   userRoutes(app, state);
+  totpRoutes(app, state);
   streams = consoleRoutes(app, state, {
     clock: t.clock,
     timers,
@@ -268,7 +271,9 @@ describe('console pages', () => {
   });
 
   it('says so when a user has no history yet', async () => {
-    expect((await page('/console/users/ann')).body).toContain('No session recorded yet.');
+    expect((await page('/console/users/ann')).body).toContain(
+      'No session or sign-in recorded yet.',
+    );
   });
 
   it('shows the host routes the agents report against the sessions, problems counted', async () => {
@@ -486,6 +491,223 @@ describe('what each role sees', () => {
       headers: await session('operator'),
     });
     expect(res.statusCode).toBe(403);
+  });
+});
+
+describe('TOTP on the user page', () => {
+  /** A new enrolment of ann through the console, as the browser script posts it. */
+  const enrol = async (headers: Record<string, string>) =>
+    app.inject({ method: 'POST', url: '/console/users/ann/totp', headers });
+
+  /** The code ann's app shows now (the service checks codes on the same fake clock). */
+  const codeOf = (uri: string) => {
+    const totp = URI.parse(uri);
+    if (!(totp instanceof TOTP)) throw new Error(`not a TOTP URI: ${uri}`);
+    return totp.generate({ timestamp: t.clock.now().getTime() });
+  };
+
+  const auditActions = async () =>
+    (await state.store.auditQuery({ subject: 'ann', actionPrefix: 'user.totp.', limit: 10 })).map(
+      (e) => `${e.action} by ${e.actor}`,
+    );
+
+  it('enrols: the card shows the QR code, the URI and ten recovery codes once, never cached', async () => {
+    const headers = await session('admin');
+    const before = (await page('/console/users/ann', 'admin')).body;
+    expect(before).toContain('data-testid="totp-status" data-state="none"');
+    expect(before).toContain('data-action="totp-enrol" data-user="ann" data-enrolled="no"');
+    const res = await enrol(headers);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    const card = flat(res.body);
+    expect(card).toMatch(/^<section class="card totp" id="totp-card"/);
+    expect(card).toContain('<svg class="qr" data-testid="totp-qr"');
+    const uri = /data-testid="totp-uri">([^<]+)<\/code>/.exec(card)![1].replaceAll('&amp;', '&');
+    expect(uri).toMatch(/^otpauth:\/\/totp\/.*[?&]secret=[A-Z2-7]{32}/);
+    const codes = [...card.matchAll(/<li><code>([a-z0-9]{5}-[a-z0-9]{5})<\/code><\/li>/g)].map(
+      (m) => m[1],
+    );
+    expect(new Set(codes).size).toBe(10);
+    expect(card).toContain('they cannot be shown again');
+    expect(card).toContain('data-form="totp-confirm" data-user="ann"');
+    expect(await auditActions()).toEqual(['user.totp.enroll by console:admin-1']);
+
+    // A second view: the status, the confirm form, and neither the secret nor a code.
+    for (const url of ['/console/users/ann', '/console/users/ann/totp']) {
+      const again = (await page(url, 'admin')).body;
+      expect(again, url).toContain('data-state="pending"');
+      expect(again, url).toContain('data-form="totp-confirm"');
+      expect(again, url).not.toContain('data-testid="totp-uri"');
+      expect(again, url).not.toContain(new URL(uri).searchParams.get('secret')!);
+      for (const c of codes) expect(again, url).not.toContain(c);
+    }
+    expect((await page('/console/users/ann')).body).toContain(
+      'waiting for confirmation</span>, 10 recovery codes left',
+    );
+  });
+
+  it('confirms with the right code only; then the user is active', async () => {
+    const headers = await session('admin');
+    const uri = /data-testid="totp-uri">([^<]+)<\/code>/
+      .exec((await enrol(headers)).body)![1]
+      .replaceAll('&amp;', '&');
+    const right = codeOf(uri);
+    const confirm = (code: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/users/ann/totp/confirm',
+        headers,
+        payload: { code },
+      });
+    const wrong = await confirm(right === '000000' ? '111111' : '000000');
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json<{ error: string }>().error).toContain(
+      'is not the code the authenticator app shows now',
+    );
+    expect((await page('/console/users/ann')).body).toContain('data-state="pending"');
+    const ok = await confirm(right);
+    expect(ok.statusCode, ok.body).toBe(200);
+    const body = (await page('/console/users/ann', 'admin')).body;
+    expect(body).toContain(
+      'data-testid="totp-status" data-state="active"><span class="badge badge-ok">active</span>, 10 recovery codes left',
+    );
+    expect(body).toContain(
+      'id="totp-card" data-keep="totp-card" data-testid="totp-card" data-user="ann" data-state="active"',
+    );
+    expect(body).not.toContain('data-form="totp-confirm"');
+    expect(body).toContain('data-action="totp-reset"');
+    expect(await auditActions()).toEqual([
+      'user.totp.confirm by console:admin-1',
+      'user.totp.enroll by console:admin-1',
+    ]);
+  });
+
+  it('refuses an enrolment without the CSRF token, or with a wrong one', async () => {
+    const { cookie } = await session('admin');
+    const tries: Record<string, string>[] = [
+      { cookie },
+      { cookie, 'x-csrf-token': 'not-the-token' },
+    ];
+    for (const headers of tries) {
+      const res = await enrol(headers);
+      expect(res.statusCode).toBe(403);
+      expect(res.json<{ error: string }>().error).toMatch(/x-csrf-token header/);
+    }
+    expect(await state.fleet.totp.status('ann')).toMatchObject({ enrolled: false });
+    expect(await auditActions()).toEqual([]);
+  });
+
+  it('shows viewers and operators the status, not the card, and refuses them the enrolment', async () => {
+    for (const role of ['viewer', 'operator'] as const) {
+      const body = (await page('/console/users/ann', role)).body;
+      expect(body, role).toContain('data-testid="totp-status" data-state="none"');
+      expect(body, role).toContain('data-testid="totp-asked" data-asked="no"');
+      expect(body, role).not.toContain('data-testid="totp-card"');
+      expect(body, role).not.toContain('data-action="totp-');
+      const res = await enrol(await session(role));
+      expect(res.statusCode, role).toBe(403);
+      expect(res.json<{ error: string }>().error).toContain('needs the admin role');
+      expect(
+        (await app.inject({ url: '/console/users/ann/totp', headers: await session(role) }))
+          .statusCode,
+      ).toBe(403);
+    }
+    expect(await state.fleet.totp.status('ann')).toMatchObject({ enrolled: false });
+    // An unknown user: 404 for the enrolment.
+    const nobody = await app.inject({
+      method: 'POST',
+      url: '/console/users/nobody/totp',
+      headers: await session('admin'),
+    });
+    expect(nobody.statusCode).toBe(404);
+  });
+
+  it('resets through the API: the card offers a new enrolment again', async () => {
+    const headers = await session('admin');
+    await enrol(headers);
+    const res = await app.inject({ method: 'DELETE', url: '/v1/users/ann/totp', headers });
+    expect(res.statusCode, res.body).toBe(200);
+    const card = flat((await app.inject({ url: '/console/users/ann/totp', headers })).body);
+    expect(card).toContain('data-state="none"');
+    expect(card).not.toContain('data-action="totp-reset"');
+    expect(await auditActions()).toEqual([
+      'user.totp.reset by console:admin-1',
+      'user.totp.enroll by console:admin-1',
+    ]);
+  });
+
+  it('puts TOTP and SSO sign-ins in the location history, in time order with the connects', async () => {
+    // A refused TOTP answer from vpn11 (ann is not enrolled), then a connect that got in.
+    const refused = await state.fleet.totp.check('ann', '123456', {
+      server: 'vpn11',
+      realAddress: '198.51.100.7:40000',
+    });
+    expect(refused).toEqual({
+      ok: false,
+      reason: 'no TOTP is enrolled for you: ask an administrator',
+    });
+    t.clock.advance(10_000);
+    await state.store.audit({
+      at: t.clock.now().toISOString(),
+      actor: 'sso',
+      action: 'sso.refused',
+      subject: 'ann',
+      detail: {
+        server: 'vpn21',
+        remote: '203.0.113.9:5000',
+        idpSubject: HOSTILE,
+        reason: 'ann is in none of the allowed groups (vpn)',
+      },
+    });
+    t.clock.advance(10_000);
+    await state.store.audit({
+      at: t.clock.now().toISOString(),
+      actor: 'sso:sub-1',
+      action: 'sso.sign-in',
+      subject: 'ann',
+      detail: {
+        server: 'vpn11',
+        remote: '198.51.100.7:40001',
+        idpSubject: 'sub-1',
+        browser: '192.0.2.5',
+        groups: [],
+      },
+    });
+    t.clock.advance(1_000);
+    await state.report('vpn11', {
+      sessions: [
+        {
+          user: 'ann',
+          realAddress: '198.51.100.7:40001',
+          ipv4: ann.ipv4,
+          since: t.clock.now().toISOString(),
+          bytesIn: 0,
+          bytesOut: 0,
+          clientId: 5,
+        },
+      ],
+      health: HEALTHY,
+      bundleDigest: 'applied',
+    });
+    const body = (await page('/console/users/ann')).body;
+    const rows = [
+      ...body.matchAll(
+        /data-testid="(history-row|signin-row)" data-server="(vpn\d+)"(?: data-method="(\w+)" data-ok="(\w+)")?/g,
+      ),
+    ].map((m) => (m[1] === 'history-row' ? `session ${m[2]}` : `${m[3]} ${m[2]} ${m[4]}`));
+    expect(rows).toEqual(['session vpn11', 'sso vpn11 yes', 'sso vpn21 no', 'totp vpn11 no']);
+    expect(body).toMatch(
+      /data-method="totp" data-ok="no"><td>vpn11<\/td><td><code>198\.51\.100\.7:40000<\/code><\/td><td colspan="2">TOTP sign-in<\/td><td><time[^>]*>[^<]*<\/time><\/td><td><span class="badge badge-bad">refused<\/span><\/td><td colspan="2"><\/td><td>no TOTP is enrolled for you: ask an administrator<\/td>/,
+    );
+    expect(body).toContain(
+      'SSO sign-in, subject <code>sub-1</code>, browser at <code>192.0.2.5</code>',
+    );
+    expect(body).toContain('<td>ann is in none of the allowed groups (vpn)</td>');
+    // The provider's subject is the provider's to choose: escaped.
+    expect(body).not.toContain('<script>alert(1)');
+    expect(body).toContain('subject <code>&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</code>');
   });
 });
 

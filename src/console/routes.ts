@@ -10,17 +10,22 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { compilePolicy } from '../core/policy.js';
 import type { ControllerState } from '../controller/state.js';
+import { NotFound } from '../errors.js';
 import { UserStatus } from '../api/index.js';
 import {
   auditEntries,
   auditFilterOf,
   crlSummary,
+  enrolTotp,
   findUsers,
   routeRows,
+  totpOf,
   userAudit,
   userHistory,
+  userSignIns,
 } from './data.js';
 import { type EventStreams, type StreamTimers, eventRoutes } from './events.js';
+import type { Html } from './html.js';
 import { type Page, type PageContext, fragment, layout } from './layout.js';
 import { type AuditFilter, auditPage } from './pages/audit.js';
 import { unavailable } from './pages/format.js';
@@ -30,6 +35,7 @@ import { policyPage } from './pages/policy.js';
 import { pkiPage } from './pages/pki.js';
 import { routesPage } from './pages/routes.js';
 import { sessionsPage } from './pages/sessions.js';
+import { totpCard } from './pages/totp.js';
 import { noSuchUserPage, userPage } from './pages/user.js';
 import { usersPage } from './pages/users.js';
 
@@ -91,6 +97,9 @@ function param(req: FastifyRequest, key: string): string {
 }
 
 const opt = (s: string): string | undefined => s || undefined;
+
+/** Sessions, and sign-ins, the user page's location history asks for (each). */
+const HISTORY_LIMIT = 100;
 
 export function consoleRoutes(
   app: FastifyInstance,
@@ -233,11 +242,48 @@ export function consoleRoutes(
       user,
       sessions: (await state.sessions()).filter((s) => s.user === name),
       siteOf: siteOf(),
-      history: await userHistory(state, name),
+      history: await userHistory(state, name, HISTORY_LIMIT),
+      signIns: await userSignIns(state, name, HISTORY_LIMIT),
+      historyLimit: HISTORY_LIMIT,
+      totp: await totpOf(state, user),
       audit: await userAudit(state, name),
       ...(certificate ? { certificate } : {}),
     });
   });
+
+  /** The admin's TOTP card of the user page alone (pages/totp.ts), never cached. */
+  const sendCard = (reply: FastifyReply, card: Html) =>
+    reply
+      .headers({ ...SECURITY_HEADERS, 'cache-control': 'no-store' })
+      .type('text/html; charset=utf-8')
+      .send(card.text);
+
+  // The card as it is now: what the browser script swaps in after a confirm or a reset.
+  app.get(
+    '/console/users/:name/totp',
+    { config: { auth: 'admin', html: true }, schema: { hide: true } },
+    async (req, reply) => {
+      const name = (req.params as { name: string }).name;
+      const user = await state.store.getUser(name);
+      if (!user) throw new NotFound(`no user named ${name}`);
+      return sendCard(reply, totpCard(name, (await totpOf(state, user)).status));
+    },
+  );
+
+  // A new enrolment (audited by the service as user.totp.enroll): the card with the QR code,
+  // the URI and the recovery codes, this once. A change: the session's CSRF header is checked
+  // (http.ts) like every other change; admins only, like POST /v1/users/{name}/totp.
+  app.post(
+    '/console/users/:name/totp',
+    { config: { auth: 'admin' }, schema: { hide: true } },
+    async (req, reply) => {
+      const name = (req.params as { name: string }).name;
+      // Set by http.ts for every route with a role scope.
+      if (!req.who) throw new Error('the TOTP enrolment route has no caller');
+      const enrolment = await enrolTotp(state, req.who.actor, name);
+      return sendCard(reply, totpCard(name, await state.fleet.totp.status(name), enrolment));
+    },
+  );
 
   view('/console/routes', async (_req, ctx) => routesPage(ctx, { view: await routeRows(state) }));
 

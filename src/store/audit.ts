@@ -1,4 +1,5 @@
 /** The audit trail: appended by every change, read newest first, tailed by the audit sinks. */
+import { InputError } from '../errors.js';
 import type { Sql, SqlParam } from './sql.js';
 import type { AuditEntry, AuditFilter, StoredAuditEntry } from './types.js';
 
@@ -62,6 +63,46 @@ export async function auditQuery(sql: Sql, f: AuditFilter): Promise<StoredAuditE
       [...args, f.limit],
     )
   ).map(toAudit);
+}
+
+/** Most actions one auditForSubject call reads (each is one sub-select). */
+export const MAX_SUBJECT_ACTIONS = 16;
+
+/**
+ * The statement of auditForSubject for `count` actions; its arguments are (subject, action,
+ * limit) for each action, then the limit. Each action is its own sub-select, ORDER BY id DESC
+ * LIMIT n on the (subject, action, id) index (migration 13): at most actions × limit rows are
+ * read, however many other entries the subject has, where `action IN (…)` would make both
+ * engines gather every match and sort it before the limit. Sub-selects in FROM, because SQLite
+ * allows no ORDER BY or LIMIT on the arms of a UNION.
+ */
+export function auditForSubjectSql(count: number): string {
+  const arms = Array.from(
+    { length: count },
+    (_, i) =>
+      `SELECT * FROM (SELECT ${AUDIT_COLUMNS} FROM audit WHERE subject = ? AND action = ? ORDER BY id DESC LIMIT ?) AS a${i}`,
+  );
+  return `SELECT ${AUDIT_COLUMNS} FROM (${arms.join(' UNION ALL ')}) AS s ORDER BY id DESC LIMIT ?`;
+}
+
+/** The newest `limit` entries about `subject` whose action is one of `actions`, newest first. */
+export async function auditForSubject(
+  sql: Sql,
+  subject: string,
+  actions: readonly string[],
+  limit: number,
+): Promise<StoredAuditEntry[]> {
+  const wanted = [...new Set(actions)];
+  if (!wanted.length || limit <= 0) return [];
+  if (wanted.length > MAX_SUBJECT_ACTIONS)
+    throw new InputError(
+      'actions',
+      `${wanted.length} is more than ${MAX_SUBJECT_ACTIONS} in one read`,
+    );
+  const args = wanted.flatMap((action) => [subject, action, limit]);
+  return (await sql.all<AuditRow>(auditForSubjectSql(wanted.length), [...args, limit])).map(
+    toAudit,
+  );
 }
 
 export async function auditSince(

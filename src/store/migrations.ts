@@ -242,4 +242,12 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE servers ADD COLUMN restart TEXT;
   `,
+  // 13 (sign-ins in the console's location history): a user's TOTP and SSO sign-in results read
+  // by (subject, action), newest first, LIMIT n: with this index each action is a bounded range
+  // scan, where audit_subject would walk every connect and disconnect of the user until n
+  // sign-ins turn up. (Number 12 is the session-groups migration of a parallel branch: at the
+  // merge this one goes after it.)
+  `
+  CREATE INDEX IF NOT EXISTS audit_subject_action ON audit(subject, action, id);
+  `,
 ];

@@ -288,6 +288,14 @@ export abstract class SqlStore implements FleetStore {
     return audit.auditSince(this.sql, afterId, limit);
   }
 
+  auditForSubject(
+    subject: string,
+    actions: readonly string[],
+    limit: number,
+  ): Promise<StoredAuditEntry[]> {
+    return audit.auditForSubject(this.sql, subject, actions, limit);
+  }
+
   lastAuditId(): Promise<number> {
     return audit.lastAuditId(this.sql);
   }

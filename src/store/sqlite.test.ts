@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mustParsePrefix } from '../core/ip.js';
 import { Conflict, InputError, NotFound, StoreTooNew } from '../errors.js';
 import { FIXED_NOW } from '../testing.js';
+import { auditForSubjectSql } from './audit.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './sqlite.js';
 import type { AdminSession, NewUser, Pools, User, UserSearch } from './types.js';
@@ -624,6 +625,32 @@ describe('SqliteStore: user search and the audit log', () => {
     const second = await store.auditQuery({ limit: 4, before: first.at(-1)!.id });
     expect([...first, ...second].map((e) => e.at)).toEqual(log.map((e) => e.at).reverse());
     expect(await store.auditQuery({ limit: 100, subject: 'carol' })).toEqual([]);
+  });
+
+  it("reads a user's sign-ins through the (subject, action, id) index, never scanning the log", async () => {
+    await store.audit({
+      at: FIXED_NOW.toISOString(),
+      actor: 't',
+      action: 'auth.totp',
+      subject: 'a',
+    });
+    const raw = new Database(file, { readonly: true });
+    try {
+      const plan = raw
+        .prepare(`EXPLAIN QUERY PLAN ${auditForSubjectSql(3)}`)
+        .all('a', 'auth.totp', 5, 'a', 'sso.sign-in', 5, 'a', 'sso.refused', 5, 5) as {
+        detail: string;
+      }[];
+      const steps = plan.map((p) => p.detail);
+      expect(
+        steps.filter((d) =>
+          d.includes('USING INDEX audit_subject_action (subject=? AND action=?)'),
+        ),
+      ).toHaveLength(3);
+      expect(steps.filter((d) => /^SCAN audit\b/.test(d))).toEqual([]);
+    } finally {
+      raw.close();
+    }
   });
 
   it('tails the log by id, and never hands out an id twice, not even after a prune empties it', async () => {

@@ -212,6 +212,55 @@ export function storeContract(engine: string, open: () => Promise<FleetStore>, w
       expect(await store.lastAuditId()).toBeGreaterThan(last);
     });
 
+    test("reads one subject's entries of some actions, newest first, bounded", async (store) => {
+      const at = (m: number) => new Date(FIXED_NOW.getTime() + m * 60_000).toISOString();
+      const entry = (m: number, action: string, subject = 'ann', ok = true) => ({
+        at: at(m),
+        actor: 'agent:vpn11',
+        action,
+        subject,
+        detail: { server: 'vpn11', ok },
+      });
+      const log = [
+        entry(1, 'auth.totp', 'ann', false),
+        entry(2, 'session.connect'),
+        entry(3, 'sso.refused'),
+        entry(4, 'auth.totp', 'bob'),
+        entry(5, 'auth.totp'),
+        entry(6, 'session.disconnect'),
+        entry(7, 'sso.sign-in'),
+        entry(8, 'auth.totpx'),
+      ];
+      for (const e of log) await store.audit(e);
+      const read = async (actions: string[], limit: number) =>
+        (await store.auditForSubject('ann', actions, limit)).map(
+          (e) => `${e.action}@${e.at.slice(11, 16)}`,
+        );
+      const signIns = ['auth.totp', 'sso.sign-in', 'sso.refused'];
+      expect(await read(signIns, 10)).toEqual([
+        `sso.sign-in@${at(7).slice(11, 16)}`,
+        `auth.totp@${at(5).slice(11, 16)}`,
+        `sso.refused@${at(3).slice(11, 16)}`,
+        `auth.totp@${at(1).slice(11, 16)}`,
+      ]);
+      // The limit holds for the whole answer, not per action; a repeated action counts once.
+      expect(await read([...signIns, 'auth.totp'], 2)).toEqual([
+        `sso.sign-in@${at(7).slice(11, 16)}`,
+        `auth.totp@${at(5).slice(11, 16)}`,
+      ]);
+      const first = (await store.auditForSubject('ann', ['auth.totp'], 1))[0];
+      expect(first).toMatchObject({ subject: 'ann', detail: { server: 'vpn11', ok: true } });
+      expect(await read([], 10)).toEqual([]);
+      expect(await store.auditForSubject('nobody', signIns, 10)).toEqual([]);
+      await expect(
+        store.auditForSubject(
+          'ann',
+          Array.from({ length: 17 }, (_, i) => `a${i}`),
+          10,
+        ),
+      ).rejects.toThrow(InputError);
+    });
+
     test("replaces a server's sessions per report and keeps the location history", async (store) => {
       const at = (s: number) => new Date(FIXED_NOW.getTime() + s * 1000).toISOString();
       const session = (user: string, clientId: number, bytes = 0) => ({

@@ -498,6 +498,16 @@ export interface FleetStore {
   auditQuery(filter: AuditFilter): Promise<StoredAuditEntry[]>;
   /** Entries with an id above `afterId`, oldest first: for tailing the log (audit sinks). */
   auditSince(afterId: number, limit: number): Promise<StoredAuditEntry[]>;
+  /**
+   * The newest `limit` entries about `subject` with one of `actions` (at most 16), newest
+   * first; bounded by actions × limit rows read, however long the subject's history (a user's
+   * sign-ins among all their connects, for the console's location history).
+   */
+  auditForSubject(
+    subject: string,
+    actions: readonly string[],
+    limit: number,
+  ): Promise<StoredAuditEntry[]>;
   /** The id of the newest entry, 0 when there is none. */
   lastAuditId(): Promise<number>;
   /** Deletes audit entries recorded before `before` (a retention limit); returns how many. */

@@ -2,13 +2,15 @@
  * The operator's console and the metrics, against a real lab: Debian's chromium driven by
  * playwright-core signs in, adds a user, sees them come online on the right server when they
  * connect with their real OpenVPN client, revokes them and sees them go; a viewer cannot
- * revoke. A real Prometheus scrapes the controller and all six agents. Both run in the core
+ * revoke; an admin enrols a user in TOTP on the user page and confirms it with the code an
+ * authenticator app would show. A real Prometheus scrapes the controller and all six agents. Both run in the core
  * router's namespace, where the lab's controller listens (the host's network is untouched).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TOTP, URI } from 'otpauth';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromium } from '../../src/lab/sso-browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -224,6 +226,52 @@ describe.runIf(runs)('the console and the metrics, in a browser and in Prometheu
     expect(
       (await cli(dir, ['lab', 'connect', '--prefix', PREFIX, 'walt', '--server', 'vpn21'])).code,
     ).not.toBe(0);
+  });
+
+  it("an admin enrols a user in TOTP on the user page, confirms with the app's code and sees it active", async () => {
+    const page = await signIn('boss');
+    page.on('dialog', (d) => void d.accept());
+    await page.goto(`${BASE}/console/users/ben`);
+    await page.locator('[data-testid="totp-status"][data-state="none"]').waitFor();
+    await page.getByTestId('totp-enrol').click();
+    await page.getByTestId('totp-enrolment').waitFor();
+    expect(await page.getByTestId('totp-qr').isVisible()).toBe(true);
+    const codes = await page.locator('[data-testid="recovery-codes"] li').allInnerTexts();
+    expect(codes).toHaveLength(10);
+    // What a person would type into the app by hand: the URI as the page shows it.
+    const app = URI.parse((await page.getByTestId('totp-uri').innerText()).trim());
+    if (!(app instanceof TOTP)) throw new Error('the page shows no TOTP URI');
+    await page.locator('[data-testid="totp-status"][data-state="pending"]').waitFor();
+    // The live region was refreshed (the status moved): the card with the codes stayed.
+    expect(await page.locator('[data-testid="recovery-codes"] li').allInnerTexts()).toEqual(codes);
+    await page.evaluate("document.getElementById('totp-card').scrollIntoView()");
+    await shot(page, 'user-totp');
+
+    await page.getByTestId('totp-code').fill(app.generate());
+    await page.getByTestId('totp-confirm').click();
+    await page.locator('[data-testid="totp-status"][data-state="active"]').waitFor();
+    await page.locator('#totp-card[data-state="active"]').waitFor();
+    expect(await page.getByTestId('recovery-codes').count()).toBe(0);
+    expect(await page.getByTestId('totp-status').innerText()).toContain(
+      'active, 10 recovery codes left',
+    );
+    // Shown once: a reload shows neither the codes nor the secret.
+    await page.reload();
+    const html = await page.content();
+    for (const c of codes) expect(html).not.toContain(c);
+    expect(html).not.toContain(app.secret.base32);
+    // The API says the same, and the audit log has both steps by the signed-in admin.
+    const answers = await page.evaluate<
+      [{ confirmed: boolean }, { action: string; actor: string }[]]
+    >(`(async () => {
+      const get = async (url) => (await fetch(url, { headers: { accept: 'application/json' } })).json();
+      return [await get('/v1/users/ben/totp'), await get('/v1/audit?user=ben&kind=user.totp.')];
+    })()`);
+    expect(answers[0]).toEqual({ enrolled: true, confirmed: true, recoveryCodesLeft: 10 });
+    expect(answers[1].map((e) => `${e.action} by ${e.actor}`)).toEqual([
+      'user.totp.confirm by console:boss',
+      'user.totp.enroll by console:boss',
+    ]);
   });
 
   it('a viewer sees no revoke button, and the API refuses the viewer a revoke (403)', async () => {

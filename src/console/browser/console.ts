@@ -198,6 +198,24 @@ async function onAction(button: HTMLElement): Promise<void> {
       );
       return;
     }
+    case 'totp-enrol':
+      return enrolTotp(d.user ?? '', d.enrolled === 'yes');
+    case 'totp-reset': {
+      const user = d.user ?? '';
+      if (
+        !confirm(
+          `Reset the TOTP of ${user}? The secret and the recovery codes stop working; if ${user} must answer a code, connects are refused until a new enrolment.`,
+        )
+      )
+        return;
+      if (
+        await act(`Reset the TOTP of ${user}`, () =>
+          api('DELETE', `/v1/users/${encodeURIComponent(user)}/totp`),
+        )
+      )
+        await reloadTotpCard(user);
+      return;
+    }
     case 'user': {
       const op = USER_OPS[d.op ?? ''];
       const user = d.user ?? '';
@@ -206,6 +224,65 @@ async function onAction(button: HTMLElement): Promise<void> {
       await act(`${d.op} ${user}`, () => api(op.method, op.path(user)));
       return;
     }
+  }
+}
+
+// --- TOTP (the user page's card, outside the live region: see pages/totp.ts) ---------------
+
+const totpUrl = (user: string) => `/console/users/${encodeURIComponent(user)}/totp`;
+
+/** Puts the card the controller answered in place of the page's TOTP card. */
+function swapTotpCard(markup: string): void {
+  const card = document.getElementById('totp-card');
+  if (card) card.outerHTML = markup;
+  document.querySelector<HTMLInputElement>('#totp-card input[name="code"]')?.focus();
+}
+
+/** The card as the controller sees it now (after a confirm or a reset: no codes in it). */
+async function reloadTotpCard(user: string): Promise<void> {
+  const res = await fetch(totpUrl(user), {
+    credentials: 'same-origin',
+    headers: { accept: 'text/html' },
+  });
+  if (res.ok) swapTotpCard(await res.text());
+}
+
+/**
+ * A new enrolment: the answer is the card with the QR code, the URI and the recovery codes,
+ * shown this once (the controller keeps no way to show them again; the answer is no-store).
+ */
+async function enrolTotp(user: string, enrolled: boolean): Promise<void> {
+  const label = `Enrol ${user} in TOTP`;
+  if (
+    enrolled &&
+    !confirm(
+      `Enrol ${user} again? The current secret and recovery codes stop working at once: ${user}'s app needs the new QR code.`,
+    )
+  )
+    return;
+  try {
+    const res = await fetch(totpUrl(user), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'x-csrf-token': csrfToken(), accept: 'text/html' },
+    });
+    if (res.status === 401) return toLogin();
+    const text = await res.text();
+    if (!res.ok) {
+      let error = `the controller answered ${res.status}`;
+      try {
+        const data = JSON.parse(text) as { error?: unknown };
+        if (typeof data.error === 'string') error = data.error;
+      } catch {
+        // not JSON: the status says enough
+      }
+      return flash(`${label}: ${error}`, 'error');
+    }
+    swapTotpCard(text);
+    flash(`${label}: done. Copy the recovery codes now: they are not shown again.`);
+    await refreshLive();
+  } catch (err) {
+    flash(`${label}: ${err instanceof Error ? err.message : String(err)}`, 'error');
   }
 }
 
@@ -235,6 +312,15 @@ async function onForm(form: HTMLFormElement): Promise<void> {
       const text = await file.text();
       if (await act(`Import ${file.name}`, () => api('POST', '/v1/users/import', text, 'text/csv')))
         form.reset();
+      return;
+    }
+    case 'totp-confirm': {
+      const user = form.dataset.user ?? '';
+      const code = text(data, 'code').trim();
+      const path = `/v1/users/${encodeURIComponent(user)}/totp/confirm`;
+      // A wrong code leaves the card as it is: the codes stay on screen for another try.
+      if (await act(`Confirm the TOTP of ${user}`, () => api('POST', path, { code })))
+        await reloadTotpCard(user);
       return;
     }
     case 'bulk': {
@@ -289,10 +375,23 @@ async function swapLive(): Promise<void> {
   const text = await res.text();
   if (text === live.dataset.last) return;
   const checked = new Set(selectedUsers());
-  const focusedKey = keyOf(document.activeElement);
+  const focused = document.activeElement;
+  const focusedKey = keyOf(focused);
   const scroll = window.scrollY;
+  // What the person is working in stays as they left it (the TOTP card: codes shown once, a
+  // code being typed): the old element takes the place of its new copy.
+  const kept = new Map(
+    [...live.querySelectorAll<HTMLElement>('[data-keep]')].map((el) => [el.dataset.keep, el]),
+  );
   live.innerHTML = text;
   live.dataset.last = text;
+  for (const fresh of live.querySelectorAll<HTMLElement>('[data-keep]')) {
+    const old = kept.get(fresh.dataset.keep);
+    if (old) fresh.replaceWith(old);
+  }
+  // Taken out of the page for a moment, a kept element lost the focus: give it back.
+  if (focused instanceof HTMLElement && focused.isConnected && document.activeElement !== focused)
+    focused.focus({ preventScroll: true });
   for (const box of live.querySelectorAll<HTMLInputElement>('input[name="sel"]'))
     box.checked = checked.has(box.value);
   if (focusedKey) live.querySelector<HTMLElement>(focusedKey)?.focus({ preventScroll: true });

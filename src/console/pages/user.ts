@@ -1,6 +1,6 @@
 /**
- * One user: addresses, groups, status, certificate, current sessions, where they have been
- * (location history) and what the audit log says about them.
+ * One user: addresses, groups, status, certificate, TOTP, current sessions, where they have been
+ * (location history: sessions and sign-ins) and what the audit log says about them.
  */
 import type {
   AuditEntry,
@@ -9,11 +9,13 @@ import type {
   User,
   UserCertificate,
 } from '../../api/index.js';
-import { type Html, html, path } from '../html.js';
+import type { SignInEntry, TotpView } from '../data.js';
+import { type Html, html, path, query } from '../html.js';
 import { type Page, type PageContext, may } from '../layout.js';
 import { auditTable } from './audit.js';
 import { badge, bytes, daysUntil, time } from './format.js';
 import { sessionTable } from './sessions.js';
+import { totpCard, totpFacts } from './totp.js';
 import { statusBadge, userActions } from './users.js';
 
 export interface UserData {
@@ -22,44 +24,112 @@ export interface UserData {
   siteOf: ReadonlyMap<string, string>;
   /** Newest first, as `GET /v1/users/:name/history` lists them. */
   history: HistoryEntry[];
+  /** TOTP and SSO sign-in results, newest first (data.ts: userSignIns). */
+  signIns: SignInEntry[];
+  /** How many of each were asked for: a full list may reach back less far than the other. */
+  historyLimit: number;
+  totp: TotpView;
   audit: AuditEntry[];
   /** The current certificate's renewal state, as `GET /v1/users/:name` tells it. */
   certificate?: UserCertificate;
 }
 
-function historyTable(entries: readonly HistoryEntry[]): Html {
-  if (!entries.length) return html`<p>No session recorded yet.</p>`;
+type HistoryRow = { at: string; session: HistoryEntry } | { at: string; signIn: SignInEntry };
+
+/**
+ * Sessions and sign-ins in one time order, newest first. Each list is the newest `limit` of
+ * its kind, so a full one may reach back less far than the other: rows older than the oldest
+ * of a full list are cut, or the page would show connects without their sign-ins (or the
+ * reverse) for a stretch of time. `cutAt`: where the merged list stops being complete.
+ */
+export function mergeHistory(
+  sessions: readonly HistoryEntry[],
+  signIns: readonly SignInEntry[],
+  limit: number,
+): { rows: HistoryRow[]; cutAt?: string } {
+  const oldest = (times: string[]) => (times.length >= limit ? times.at(-1) : undefined);
+  const bounds = [oldest(sessions.map((h) => h.since)), oldest(signIns.map((s) => s.at))].filter(
+    (t): t is string => t !== undefined,
+  );
+  const cutAt = bounds.length ? bounds.reduce((a, b) => (a > b ? a : b)) : undefined;
+  const rows: HistoryRow[] = [
+    ...sessions.map((session) => ({ at: session.since, session })),
+    ...signIns.map((signIn) => ({ at: signIn.at, signIn })),
+  ]
+    // ISO times written by toISOString: string order is time order. Stable: ties keep sessions
+    // first, and a sign-in (its connect's first step) below the session it let in.
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+    .filter((r) => cutAt === undefined || r.at >= cutAt);
+  return cutAt === undefined ? { rows } : { rows, cutAt };
+}
+
+function sessionRow(h: HistoryEntry): Html {
+  return html`<tr data-testid="history-row" data-server="${h.server}">
+    <td>${h.server}</td>
+    <td><code>${h.realAddress}</code></td>
+    <td><code>${h.ipv4 ?? '—'}</code></td>
+    <td><code>${h.ipv6 ?? '—'}</code></td>
+    <td>${time(h.since)}</td>
+    <td>${h.until ? time(h.until) : badge('ok', 'connected')}</td>
+    <td class="num">${bytes(h.bytesIn)}</td>
+    <td class="num">${bytes(h.bytesOut)}</td>
+    <td>${h.reason ?? ''}</td>
+  </tr>`;
+}
+
+function signInRow(s: SignInEntry): Html {
+  const what =
+    s.method === 'totp'
+      ? html`TOTP sign-in${s.used ? html` (${s.used})` : ''}`
+      : html`SSO
+        sign-in${s.idpSubject ? html`, subject <code>${s.idpSubject}</code>` : ''}${
+          s.browser ? html`, browser at <code>${s.browser}</code>` : ''
+        }`;
+  return html`<tr
+    class="signin"
+    data-testid="signin-row"
+    data-server="${s.server ?? ''}"
+    data-method="${s.method}"
+    data-ok="${s.ok ? 'yes' : 'no'}"
+  >
+    <td>${s.server ?? '—'}</td>
+    <td><code>${s.realAddress ?? '—'}</code></td>
+    <td colspan="2">${what}</td>
+    <td>${time(s.at)}</td>
+    <td>${s.ok ? badge('ok', 'signed in') : badge('bad', 'refused')}</td>
+    <td colspan="2"></td>
+    <td>${s.reason ?? ''}</td>
+  </tr>`;
+}
+
+function historyTable(user: string, data: UserData): Html {
+  const { rows, cutAt } = mergeHistory(data.history, data.signIns, data.historyLimit);
+  if (!rows.length) return html`<p>No session or sign-in recorded yet.</p>`;
   return html`<table class="data" data-testid="history">
-    <thead>
-      <tr>
-        <th scope="col">Server</th>
-        <th scope="col">Real address</th>
-        <th scope="col">IPv4</th>
-        <th scope="col">IPv6</th>
-        <th scope="col">From</th>
-        <th scope="col">Until</th>
-        <th scope="col" class="num">In</th>
-        <th scope="col" class="num">Out</th>
-        <th scope="col">Why it ended</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${entries.map(
-        (h) =>
-          html`<tr data-testid="history-row" data-server="${h.server}">
-            <td>${h.server}</td>
-            <td><code>${h.realAddress}</code></td>
-            <td><code>${h.ipv4 ?? '—'}</code></td>
-            <td><code>${h.ipv6 ?? '—'}</code></td>
-            <td>${time(h.since)}</td>
-            <td>${h.until ? time(h.until) : badge('ok', 'connected')}</td>
-            <td class="num">${bytes(h.bytesIn)}</td>
-            <td class="num">${bytes(h.bytesOut)}</td>
-            <td>${h.reason ?? ''}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+      <thead>
+        <tr>
+          <th scope="col">Server</th>
+          <th scope="col">Real address</th>
+          <th scope="col">IPv4</th>
+          <th scope="col">IPv6</th>
+          <th scope="col">From</th>
+          <th scope="col">Until</th>
+          <th scope="col" class="num">In</th>
+          <th scope="col" class="num">Out</th>
+          <th scope="col">Why it ended, or was refused</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${rows.map((r) => ('session' in r ? sessionRow(r.session) : signInRow(r.signIn)))}
+      </tbody>
+    </table>
+    ${
+      cutAt &&
+      html`<p class="muted" data-testid="history-cut">
+        Shown back to ${time(cutAt)}; older connects and sign-ins are in the
+        <a href="${`/console/audit${query({ user })}`}">audit log</a>.
+      </p>`
+    }`;
 }
 
 function certificate(ctx: PageContext, u: User, cert?: UserCertificate): Html {
@@ -103,6 +173,8 @@ export function userPage(ctx: PageContext, data: UserData): Page {
       <dd>${u.groups.length ? u.groups.join(', ') : html`<span class="muted">none</span>`}</dd>
       <dt>Certificate</dt>
       <dd>${certificate(ctx, u, data.certificate)}</dd>
+      <dt>TOTP</dt>
+      <dd>${totpFacts(data.totp.status, data.totp.asked)}</dd>
       <dt>Created</dt>
       <dd>${time(u.createdAt)}</dd>
     </dl>
@@ -113,7 +185,8 @@ export function userPage(ctx: PageContext, data: UserData): Page {
         ${u.status !== 'revoked' && html`<a href="${path`/v1/users/${u.name}/profile`}" download="${`${u.name}.ovpn`}">Download profile</a>`}
       </p>`
     }`;
-  const live = html`${intro}
+  // Kept as it is across live refreshes (data-keep): an enrolment's codes, a half-typed code.
+  const live = html`${intro} ${admin && totpCard(u.name, data.totp.status)}
     <section aria-labelledby="now-title">
       <h2 id="now-title">Current sessions</h2>
       ${
@@ -124,7 +197,7 @@ export function userPage(ctx: PageContext, data: UserData): Page {
     </section>
     <section aria-labelledby="history-title">
       <h2 id="history-title">Location history</h2>
-      ${historyTable(data.history)}
+      ${historyTable(u.name, data)}
     </section>
     <section aria-labelledby="audit-title">
       <h2 id="audit-title">Audit entries</h2>
