@@ -242,4 +242,12 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE servers ADD COLUMN restart TEXT;
   `,
+  // 12 (groups from the identity provider): the groups a user's last successful SSO sign-in
+  // gave (ours, after auth.sso.groupMap; JSON array, possibly empty) and when. Kept beside the
+  // spec's groups (user_groups), never instead of them: core/session-groups.ts decides which
+  // count, so a fleet that turns SSO off is back on the spec's groups without a migration.
+  `
+  ALTER TABLE users ADD COLUMN session_groups TEXT;
+  ALTER TABLE users ADD COLUMN session_groups_at TEXT;
+  `,
 ];
