@@ -431,6 +431,21 @@ describe('SSO pages without a provider', () => {
       expect(
         rp.judge({ requestId: 'r', user: 'ann' }, { ...claims, email_verified: false }).result,
       ).toMatchObject({ ok: false, reason: 'the identity provider gave no verified email' });
+      // No groups at all (claim missing or empty) is refused where allowedGroups is set, so it
+      // never becomes session groups; without allowedGroups it passes with none (the spec's
+      // groups then stay: core/session-groups.ts).
+      const noGroups: Partial<typeof claims> = { ...claims };
+      delete noGroups.groups;
+      expect(rp.judge({ requestId: 'r', user: 'ann' }, noGroups).result).toMatchObject({
+        ok: false,
+        reason: 'ann is in none of the allowed groups (vpn-users)',
+      });
+      expect(
+        make({ allowedDomains: ['example.com'], userClaim: 'email', allowedGroups: [] }).judge(
+          { requestId: 'r', user: 'ann' },
+          { ...claims, groups: [] },
+        ).result,
+      ).toMatchObject({ ok: true, groups: [] });
       // A provider that does not say the address is verified is not taken at its word.
       const unsaid: Partial<typeof claims> = { ...claims };
       delete unsaid.email_verified;
