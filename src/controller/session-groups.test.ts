@@ -148,3 +148,23 @@ it('a sign-in without mapped groups puts the user back in the spec’s groups', 
   const view = (await ctl.app.inject({ url: '/v1/users/ann', headers: ADMIN })).json<UserDetail>();
   expect(view.sessionGroups).toBeUndefined();
 });
+
+it('the console user page shows the sign-in’s groups when it is given them', async () => {
+  const { userPage } = await import('../console/pages/user.js');
+  const page = (sessionGroups?: { groups: string[]; at: string }) =>
+    userPage(
+      { now: clock.now() },
+      {
+        user: ann,
+        sessions: [],
+        siteOf: new Map(),
+        history: [],
+        audit: [],
+        ...(sessionGroups ? { sessionGroups } : {}),
+      },
+    ).live.text;
+  expect(page({ groups: ['dba'], at: clock.now().toISOString() })).toMatch(
+    /data-testid="user-session-groups">\s*dba \(the firewall applies these/,
+  );
+  expect(page()).not.toContain('user-session-groups');
+});
