@@ -36,6 +36,7 @@ import {
   sessionsGone,
 } from './metrics.js';
 import { planRoutes } from './reconcile.js';
+import { applySessionGroups } from './session-groups.js';
 
 export interface AgentOptions {
   server: string;
@@ -174,6 +175,13 @@ export class Agent {
         management: clientAuth,
         controller: this.host.controller.auth ?? NO_SIGN_IN,
         policy: () => this.authPolicy(),
+        applyGroups: (user, groups, all) =>
+          applySessionGroups(
+            { readFile: (path) => this.host.bundle.readFile(path), run: (a, o) => this.run(a, o) },
+            all,
+            user,
+            groups,
+          ),
         now: () => this.now(),
         sleep: (ms) => this.sleep(ms),
         log: (line) => this.log(`auth: ${line}`),
@@ -209,9 +217,16 @@ export class Agent {
         typeof p.sso === 'boolean' &&
         Array.isArray(p.totpUsers) &&
         p.totpUsers.every((u) => typeof u === 'string') &&
-        (p.pendingSeconds === undefined || Number.isInteger(p.pendingSeconds))
+        (p.pendingSeconds === undefined || Number.isInteger(p.pendingSeconds)) &&
+        (p.groups === undefined ||
+          (Array.isArray(p.groups) && p.groups.every((g) => typeof g === 'string')))
       )
-        policy = { sso: p.sso, totpUsers: p.totpUsers, pendingSeconds: p.pendingSeconds ?? 180 };
+        policy = {
+          sso: p.sso,
+          totpUsers: p.totpUsers,
+          pendingSeconds: p.pendingSeconds ?? 180,
+          ...(p.groups ? { groups: p.groups } : {}),
+        };
       else if (p) {
         this.log(`${AUTH_POLICY_FILE} has an unknown shape: connects refused until a good bundle`);
         policy = UNREADABLE_POLICY;

@@ -37,7 +37,11 @@ const req = (
 const never = <T>() => new Promise<T>(() => undefined);
 const STUCK: AuthController = { begin: never, wait: never, answer: never };
 
-function harness(policy: AuthPolicy | undefined, controller: AuthController = STUCK) {
+function harness(
+  policy: AuthPolicy | undefined,
+  controller: AuthController = STUCK,
+  applyGroups?: (user: string, groups: string[], all: string[]) => Promise<void>,
+) {
   const commands: string[] = [];
   const logs: string[] = [];
   let now = 0;
@@ -52,6 +56,14 @@ function harness(policy: AuthPolicy | undefined, controller: AuthController = ST
     },
     controller,
     policy: () => policy,
+    ...(applyGroups
+      ? {
+          applyGroups: (user: string, groups: string[], all: string[]) => {
+            commands.push(`groups ${user} [${groups.join(',')}] of [${all.join(',')}]`);
+            return applyGroups(user, groups, all);
+          },
+        }
+      : {}),
     now: () => now,
     sleep: (ms) => ((now += ms), Promise.resolve()),
     log: (l) => logs.push(l),
@@ -233,5 +245,75 @@ describe('ConnectAuth', () => {
     });
     await h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 11, 0));
     expect(h.commands.at(-1)).toBe(`deny 11 0 ${CLIENT_REASONS.timedOut}`);
+  });
+
+  describe('groups from the sign-in (auth.json groups)', () => {
+    const MAPPED: AuthPolicy = { ...SSO, groups: ['dba', 'engineering', 'staff'] };
+    const signedIn = (outcome: AuthOutcome): AuthController => ({
+      begin: () => Promise.resolve({ id: 's6', url: 'https://vpn.example/s6' }),
+      wait: () => Promise.resolve(outcome),
+      answer: never,
+    });
+
+    it("sets the user's groups on this server before letting the client in", async () => {
+      const h = harness(MAPPED, signedIn({ ok: true, groups: ['dba'] }), () => Promise.resolve());
+      await h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 12, 0));
+      expect(h.commands).toEqual([
+        'pending 12 0 WEB_AUTH::https://vpn.example/s6 120',
+        'groups alice [dba] of [dba,engineering,staff]',
+        'auth 12 0',
+      ]);
+      // No groups at all is an answer too: the user leaves every set.
+      const none = harness(MAPPED, signedIn({ ok: true, groups: [] }), () => Promise.resolve());
+      await none.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 13, 0));
+      expect(none.commands.slice(1)).toEqual([
+        'groups alice [] of [dba,engineering,staff]',
+        'auth 13 0',
+      ]);
+    });
+
+    it('refuses the client when the sets cannot be changed (fail closed)', async () => {
+      const h = harness(MAPPED, signedIn({ ok: true, groups: ['dba'] }), () =>
+        Promise.reject(new Error("nft refused alice's groups: Error: No such file or directory")),
+      );
+      await h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 14, 0));
+      expect(h.commands.slice(1)).toEqual([
+        'groups alice [dba] of [dba,engineering,staff]',
+        `deny 14 0 ${CLIENT_REASONS.groups}`,
+      ]);
+      expect(h.logs.at(-1)).toMatch(
+        /^alice refused: groups not set: nft refused alice's groups: Error: No such file/,
+      );
+    });
+
+    it('leaves the sets alone without auth.json groups, an outcome without groups, or a refusal', async () => {
+      const plain = harness(SSO, signedIn({ ok: true, groups: ['dba'] }), () => Promise.resolve());
+      await plain.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 15, 0));
+      const unnamed = harness(MAPPED, signedIn({ ok: true }), () => Promise.resolve());
+      await unnamed.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 16, 0));
+      const refused = harness(MAPPED, signedIn({ ok: false, reason: 'no' }), () =>
+        Promise.resolve(),
+      );
+      await refused.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 17, 0));
+      expect([plain, unnamed, refused].map((h) => h.commands.slice(1))).toEqual([
+        ['auth 15 0'],
+        ['auth 16 0'],
+        ['deny 17 0 no'],
+      ]);
+    });
+
+    it('answers nobody when the client left while its groups were being set', async () => {
+      const h: ReturnType<typeof harness> = harness(
+        MAPPED,
+        signedIn({ ok: true, groups: ['dba'] }),
+        () => {
+          h.auth.forget(18);
+          return Promise.resolve();
+        },
+      );
+      await h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 18, 0));
+      expect(h.commands.slice(1)).toEqual(['groups alice [dba] of [dba,engineering,staff]']);
+      expect(h.logs.at(-1)).toMatch(/client 18 gone while its groups were set/);
+    });
   });
 });

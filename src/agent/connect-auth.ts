@@ -49,6 +49,8 @@ export const CLIENT_REASONS = {
   lost: 'the sign-in service no longer knows this sign-in (it restarted): reconnect to try again',
   noPolicy:
     'this server cannot check sign-ins right now (its settings are unreadable): connect to another server',
+  groups:
+    'this server could not put your groups from the sign-in into its firewall: connect again, or to another server',
 } as const;
 
 /** The bundle's auth.json is there but cannot be read: nobody is let in on the certificate alone. */
@@ -129,6 +131,12 @@ export interface ConnectAuthDeps {
   management: AuthManagement;
   controller: AuthController;
   policy(): AuthPolicy | typeof UNREADABLE_POLICY | undefined;
+  /**
+   * Puts `user` in exactly `groups` of the bundle's `all` in this server's firewall
+   * (session-groups.ts); throws saying why when it cannot. Absent: sign-ins leave the sets to
+   * the bundles.
+   */
+  applyGroups?(user: string, groups: string[], all: string[]): Promise<void>;
   now(): number;
   sleep(ms: number): Promise<void>;
   log(line: string): void;
@@ -299,16 +307,50 @@ export class ConnectAuth {
         this.d.log(`${user}: client ${cid} gone before sign-in ${begun.id} ended: not answered`);
         return;
       }
+      if (!outcome.ok) {
+        this.held.delete(key);
+        await this.deny(cid, kid, user, 'sign-in refused', outcome.reason ?? 'refused');
+        return;
+      }
+      // The sign-in's groups are in this server's sets before the client is: the bundle that
+      // carries them comes a moment later, and until then the previous groups would apply.
+      const failed = await this.applyGroups(user, outcome.groups);
+      if (!this.stillHeld(cid, kid, user)) {
+        this.d.log(`${user}: client ${cid} gone while its groups were set: not answered`);
+        return;
+      }
       this.held.delete(key);
-      if (outcome.ok) {
-        await this.d.management.authorize(cid, kid);
-        this.d.log(`${user}: signed in`);
-      } else await this.deny(cid, kid, user, 'sign-in refused', outcome.reason ?? 'refused');
+      if (failed) {
+        await this.deny(cid, kid, user, failed, CLIENT_REASONS.groups);
+        return;
+      }
+      await this.d.management.authorize(cid, kid);
+      this.d.log(`${user}: signed in`);
       return;
     }
     if (!this.stillHeld(cid, kid, user)) return;
     this.held.delete(key);
     await this.deny(cid, kid, user, 'sign-in timed out', CLIENT_REASONS.timedOut);
+  }
+
+  /**
+   * Sets the user's groups from a sign-in on this server, when the bundle says sign-ins decide
+   * groups (auth.json `groups`) and the outcome names them; why not, when that failed.
+   */
+  private async applyGroups(
+    user: string,
+    groups: string[] | undefined,
+  ): Promise<string | undefined> {
+    const policy = this.d.policy();
+    const all = typeof policy === 'object' ? policy.groups : undefined;
+    if (!all || !groups || !this.d.applyGroups) return undefined;
+    try {
+      await this.d.applyGroups(user, groups, all);
+      this.d.log(`${user}: groups from the sign-in set here: ${groups.join(', ') || '(none)'}`);
+      return undefined;
+    } catch (err) {
+      return `groups not set: ${(err as Error).message}`;
+    }
   }
 
   private async deny(

@@ -39,8 +39,22 @@ export const UserCertificate = z.object({
 });
 export type UserCertificate = z.infer<typeof UserCertificate>;
 
+/** Groups an SSO sign-in put the user in (issue 16), when they are not the spec's. */
+export const UserSessionGroups = z.object({
+  groups: z
+    .array(z.string())
+    .describe("the groups the firewall applies to the user, instead of `groups` (the spec's)"),
+  at: z.string().describe('when the sign-in that gave them finished'),
+});
+export type UserSessionGroups = z.infer<typeof UserSessionGroups>;
+
 /** `GET /v1/users/:name`: the user and what its certificate needs. */
-export const UserDetail = User.extend({ certificate: UserCertificate.optional() });
+export const UserDetail = User.extend({
+  certificate: UserCertificate.optional(),
+  sessionGroups: UserSessionGroups.optional().describe(
+    "present when the fleet takes groups from the identity provider (auth.sso.groupMap) and the user's last sign-in gave other groups than the spec's",
+  ),
+});
 export type UserDetail = z.infer<typeof UserDetail>;
 
 export const NewUserBody = z.strictObject({

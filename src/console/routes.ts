@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { compilePolicy } from '../core/policy.js';
+import { differingSessionGroups, effectiveGroups } from '../core/session-groups.js';
 import type { ControllerState } from '../controller/state.js';
 import { NotFound } from '../errors.js';
 import { UserStatus } from '../api/index.js';
@@ -238,6 +239,7 @@ export function consoleRoutes(
     const user = await state.store.getUser(name);
     if (!user) return noSuchUserPage(name);
     const certificate = await state.fleet.userCertificate(name);
+    const differing = differingSessionGroups(state.fleet.spec, user);
     return userPage(ctx, {
       user,
       sessions: (await state.sessions()).filter((s) => s.user === name),
@@ -248,6 +250,9 @@ export function consoleRoutes(
       totp: await totpOf(state, user),
       audit: await userAudit(state, name),
       ...(certificate ? { certificate } : {}),
+      ...(differing && user.sessionGroups
+        ? { sessionGroups: { groups: differing, at: user.sessionGroups.at } }
+        : {}),
     });
   });
 
@@ -290,13 +295,15 @@ export function consoleRoutes(
   view('/console/policy', async (_req, ctx) => {
     const spec = state.fleet.spec;
     const users = await state.fleet.listUsers();
-    const compiled = compilePolicy(
-      spec,
-      users.map((u) => ({ ...u, enabled: u.status === 'enabled' })),
-    );
+    // The groups the servers enforce: a sign-in's where auth.sso maps them (as bundles.ts).
+    const grouped = users.map((u) => ({
+      ...u,
+      groups: effectiveGroups(spec, u),
+      enabled: u.status === 'enabled',
+    }));
+    const compiled = compilePolicy(spec, grouped);
     const members = new Map<string, string[]>(spec.groups.map((g) => [g.name, []]));
-    for (const u of users)
-      if (u.status === 'enabled') for (const g of u.groups) members.get(g)?.push(u.name);
+    for (const u of grouped) if (u.enabled) for (const g of u.groups) members.get(g)?.push(u.name);
     for (const list of members.values()) list.sort();
     return policyPage(ctx, { groups: spec.groups, compiled, members });
   });

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { FleetSpec } from '../spec/schema.js';
 import { POLL_WAIT_MS } from '../api/index.js';
 import { consoleRoutes } from '../console/routes.js';
+import { effectiveGroups, ssoMapsGroups } from '../core/session-groups.js';
 import { openWatchedFleet } from '../service/open.js';
 import { type Clock, realTimers, systemClock, type Timers } from '../sys/time.js';
 import { AuditSink, type AuditSinkOptions } from './audit-sink.js';
@@ -138,15 +139,23 @@ export async function buildController(opts: ControllerOptions): Promise<Controll
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
     });
     totpRoutes(app, state);
+    const web = opts.webSignIn ?? webSignIn;
+    // A sign-in's groups are in the store once its result is out: where they decide groups,
+    // every server's sets follow with the next bundle (the agent of the server the user
+    // connects to has set its own already). Another controller's sign-in moves the change feed.
+    web?.onResult((r) => {
+      if (r.ok && ssoMapsGroups(state.fleet.spec)) state.refreshInBackground();
+    });
     authRoutes(
       app,
       state,
       new SignIns({
-        ...(opts.webSignIn ? { web: opts.webSignIn } : webSignIn ? { web: webSignIn } : {}),
+        ...(web ? { web } : {}),
         now: () => clock.now().getTime(),
         audit: (entry) => state.store.audit(entry),
         log: (line) => log(`sign-in: ${line}`),
         pendingMs: () => (state.fleet.spec.auth?.pendingSeconds ?? 180) * 1000,
+        groupsFor: (user) => sessionGroupsFor(state, user),
       }),
       {
         ...(opts.authWaitMs !== undefined ? { waitMs: opts.authWaitMs } : {}),
@@ -196,4 +205,19 @@ function ssoFromSpec(auth: FleetSpec['auth']): ControllerOptions['sso'] {
   if (!sso) return undefined;
   const { publicUrl, ...settings } = sso;
   return { settings, publicUrl, pendingTtlMs: auth.pendingSeconds * 1000 };
+}
+
+/**
+ * The groups a user signed in just now is in for the session (core/session-groups.ts), read
+ * from the store where the sign-in put them; undefined when sign-ins do not decide groups. A
+ * user deleted meanwhile is in none (their server has no ccd file for them either).
+ */
+async function sessionGroupsFor(
+  state: ControllerState,
+  user: string,
+): Promise<string[] | undefined> {
+  const spec = state.fleet.spec;
+  if (!ssoMapsGroups(spec)) return undefined;
+  const found = await state.store.getUser(user);
+  return found ? effectiveGroups(spec, found) : [];
 }

@@ -3,6 +3,7 @@
  * agent decides from this file alone, in milliseconds, without asking the controller whether a
  * user is certificate-only. Pure.
  */
+import { ssoMapsGroups } from '../core/session-groups.js';
 import type { FleetSpec } from '../spec/schema.js';
 import type { RenderUser } from './types.js';
 
@@ -15,6 +16,14 @@ export interface AuthPolicy {
   totpUsers: string[];
   /** How long OpenVPN holds a client for its sign-in or code. */
   pendingSeconds: number;
+  /**
+   * Every group of the spec, when sign-ins decide groups (auth.sso with a groupMap; absent
+   * otherwise): a sign-in's outcome then names the user's groups, and the agent puts the user's
+   * addresses in those groups' sets and out of the others' before letting the client in, rather
+   * than leave the previous groups in force until the bundle that follows the sign-in arrives.
+   * Group names only (the sets are `groupSetName(group, family)`): small whatever the users.
+   */
+  groups?: string[];
 }
 
 /**
@@ -35,7 +44,12 @@ export function authPolicy(spec: FleetSpec, users: readonly RenderUser[]): AuthP
           )
           .map((u) => u.name)
           .sort();
-  return { sso: Boolean(auth.sso), totpUsers, pendingSeconds: auth.pendingSeconds };
+  return {
+    sso: Boolean(auth.sso),
+    totpUsers,
+    pendingSeconds: auth.pendingSeconds,
+    ...(ssoMapsGroups(spec) ? { groups: spec.groups.map((g) => g.name).sort() } : {}),
+  };
 }
 
 export function renderAuthPolicy(policy: AuthPolicy): string {

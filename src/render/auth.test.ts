@@ -89,4 +89,28 @@ describe('bundles with and without auth', () => {
       '<auth-user-pass>\nbob\n-\n</auth-user-pass>',
     );
   });
+
+  it('auth.json names the groups only where sign-ins decide them (auth.sso.groupMap)', async () => {
+    const { authPolicy } = await import('./auth-policy.js');
+    const sso = (groupMap: Record<string, string>) =>
+      specWith((i) => {
+        i.auth = {
+          sso: {
+            issuer: 'https://idp.example.com',
+            clientId: 'vpn',
+            publicUrl: 'https://vpn.example.com',
+            clientSecretFile: '/etc/ovpn-fleet/sso.secret',
+            groupMap,
+          },
+        };
+      });
+    expect(authPolicy(sso({ 'idp-dba': 'dba' }), [])).toEqual({
+      sso: true,
+      totpUsers: [],
+      pendingSeconds: 180,
+      groups: ['dba', 'engineering', 'staff'],
+    });
+    expect(authPolicy(sso({}), [])).not.toHaveProperty('groups');
+    expect(authPolicy(authSpec(), [])).not.toHaveProperty('groups');
+  });
 });

@@ -3,6 +3,7 @@
  * each user's client profile. Taking a snapshot first makes sure the PKI is complete and the
  * CRL current, so every bundle carries a CRL that lists every revoked certificate.
  */
+import { effectiveGroups } from '../core/session-groups.js';
 import { Conflict, NotFound } from '../errors.js';
 import {
   type Bundle,
@@ -54,7 +55,9 @@ export class Bundles {
         name: u.name,
         ipv4: u.ipv4,
         ipv6: u.ipv6,
-        groups: u.groups,
+        // The groups that count for the policy: the last SSO sign-in's when the fleet maps the
+        // provider's groups, else the spec's (core/session-groups.ts).
+        groups: effectiveGroups(spec, u),
         enabled: u.status === 'enabled',
         // The servers accept only these serials for the user (ccd pin): a certificate of an
         // earlier user of the same name is refused even by a CRL that missed it.

@@ -300,7 +300,7 @@ export const authSchema = z
           .record(z.string().min(1).max(256), nameField('group name'))
           .default({})
           .describe(
-            'Provider group → our group: the user is in that group for the session (the firewall sets follow while connected).',
+            "Provider group → our group. With any entry, a sign-in's mapped groups replace the user's own in the firewall policy until the next sign-in (none mapped: the user's own stay); the server connected to applies them before letting the client in.",
           ),
       })
       .optional()

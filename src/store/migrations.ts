@@ -242,11 +242,18 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE servers ADD COLUMN restart TEXT;
   `,
+  // 12 (groups from the identity provider): the groups a user's last successful SSO sign-in
+  // gave (ours, after auth.sso.groupMap; JSON array, possibly empty) and when. Kept beside the
+  // spec's groups (user_groups), never instead of them: core/session-groups.ts decides which
+  // count, so a fleet that turns SSO off is back on the spec's groups without a migration.
+  `
+  ALTER TABLE users ADD COLUMN session_groups TEXT;
+  ALTER TABLE users ADD COLUMN session_groups_at TEXT;
+  `,
   // 13 (sign-ins in the console's location history): a user's TOTP and SSO sign-in results read
   // by (subject, action), newest first, LIMIT n: with this index each action is a bounded range
   // scan, where audit_subject would walk every connect and disconnect of the user until n
-  // sign-ins turn up. (Number 12 is the session-groups migration of a parallel branch: at the
-  // merge this one goes after it.)
+  // sign-ins turn up.
   `
   CREATE INDEX IF NOT EXISTS audit_subject_action ON audit(subject, action, id);
   `,

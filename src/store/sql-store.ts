@@ -426,8 +426,13 @@ export abstract class SqlStore implements FleetStore {
     return this.write((sql) => sso.claimSsoSignIn(sql, state, now));
   }
 
-  finishSsoSignIn(id: string, result: Record<string, unknown>, audit: AuditEntry): Promise<void> {
-    return this.write((sql) => sso.finishSsoSignIn(sql, id, result, audit));
+  finishSsoSignIn(
+    id: string,
+    result: Record<string, unknown>,
+    audit: AuditEntry,
+    sessionGroups?: string[],
+  ): Promise<void> {
+    return this.write((sql) => sso.finishSsoSignIn(sql, id, result, audit, sessionGroups));
   }
 
   ssoResults(ids: string[]): Promise<Map<string, Record<string, unknown>>> {

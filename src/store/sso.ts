@@ -1,6 +1,7 @@
 /** Web sign-ins at connect (SSO): pending, started by a browser, finished once. */
 import { insertAudit } from './audit.js';
 import type { Sql } from './sql.js';
+import { setSessionGroups } from './users.js';
 import type { AuditEntry, SsoClaim, SsoSignIn } from './types.js';
 
 interface SsoRow {
@@ -118,7 +119,14 @@ export async function finishSsoSignIn(
   id: string,
   result: Record<string, unknown>,
   audit: AuditEntry,
+  sessionGroups?: readonly string[],
 ): Promise<void> {
+  if (sessionGroups) {
+    const row = await sql.get<{ user: string }>('SELECT "user" FROM sso_sign_ins WHERE id = ?', [
+      id,
+    ]);
+    if (row) await setSessionGroups(sql, row.user, sessionGroups, audit.at);
+  }
   // The request's secrets are of no use once it ended; the state stays, so a replay is told so.
   await sql.run(
     `UPDATE sso_sign_ins SET result = ?, nonce = NULL, code_verifier = NULL,

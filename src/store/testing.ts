@@ -533,5 +533,65 @@ export function storeContract(engine: string, open: () => Promise<FleetStore>, w
       expect(await store.pruneSsoSignIns(at(1))).toBe(3);
       expect(await store.getSsoSignIn('s1')).toBeUndefined();
     });
+
+    test("a successful sign-in's groups become its user's session groups, with its audit entry", async (store) => {
+      const at = (s: number) => new Date(FIXED_NOW.getTime() + s * 1000).toISOString();
+      await store.createUsers([newUser('ann'), newUser('bob')], POOLS, FIXED_NOW, 't');
+      expect((await store.getUser('ann'))!.sessionGroups).toBeUndefined();
+      const signIn = (id: string, user: string) =>
+        store.createSsoSignIn({
+          id,
+          requestId: `r-${id}`,
+          user,
+          server: 'vpn11',
+          remote: '198.51.100.7',
+          createdAt: at(0),
+          expiresAt: at(60),
+        });
+      const audit = (user: string, s: number, groups: string[]) => ({
+        at: at(s),
+        actor: 'sso:sub',
+        action: 'sso.sign-in',
+        subject: user,
+        detail: { groups },
+      });
+      await signIn('s1', 'ann');
+      await store.finishSsoSignIn('s1', { ok: true }, audit('ann', 5, ['ops', 'dev']), [
+        'ops',
+        'dev',
+        'ops',
+      ]);
+      const ann = await store.getUser('ann');
+      // Sorted and without repeats; the spec's groups are left as they were.
+      expect(ann).toMatchObject({
+        groups: ['staff'],
+        sessionGroups: { groups: ['dev', 'ops'], at: at(5) },
+      });
+      expect((await store.listUsers()).find((u) => u.name === 'ann')).toEqual(ann);
+      expect((await store.searchUsers({ q: 'ann' })).users).toEqual([ann]);
+      expect((await store.getUser('bob'))!.sessionGroups).toBeUndefined();
+      // A later sign-in without groups replaces them: "none given" is kept, not skipped.
+      await signIn('s2', 'ann');
+      await store.finishSsoSignIn('s2', { ok: true }, audit('ann', 9, []), []);
+      expect((await store.getUser('ann'))!.sessionGroups).toEqual({ groups: [], at: at(9) });
+      // A refusal (no groups passed) leaves them alone.
+      await signIn('s3', 'ann');
+      await store.finishSsoSignIn(
+        's3',
+        { ok: false },
+        { ...audit('ann', 12, []), action: 'sso.refused' },
+      );
+      expect((await store.getUser('ann'))!.sessionGroups).toEqual({ groups: [], at: at(9) });
+      // All or nothing with the audit entry: a failing audit insert keeps the old groups.
+      await signIn('s4', 'bob');
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.finishSsoSignIn('s4', { ok: true }, audit('bob', 14, ['dev']), ['dev']);
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect((await store.getUser('bob'))!.sessionGroups).toBeUndefined();
+      expect((await store.auditLog(1))[0]).toMatchObject({ action: 'sso.refused' });
+    });
   });
 }

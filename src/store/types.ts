@@ -19,6 +19,19 @@ export interface User {
   /** Serial of the current client certificate (lower-case hex). */
   certSerial?: string;
   certNotAfter?: string;
+  /**
+   * The groups the user's last successful SSO sign-in gave (ours, after auth.sso.groupMap;
+   * possibly none) and when; absent before the first. Which groups count is decided by
+   * core/session-groups.ts (effectiveGroups), not here: `groups` stay the spec's.
+   */
+  sessionGroups?: SessionGroups;
+}
+
+/** What one SSO sign-in said about a user's groups. */
+export interface SessionGroups {
+  groups: string[];
+  /** When the sign-in finished (ISO 8601). */
+  at: string;
 }
 
 export interface NewUser {
@@ -608,8 +621,17 @@ export interface FleetStore {
    * finds it `finished`; one past its expiry is marked finished and reported `expired`.
    */
   claimSsoSignIn(state: string, now: Date): Promise<SsoClaim>;
-  /** Stores the outcome of a claimed sign-in, forgets its secrets, and audits it, atomically. */
-  finishSsoSignIn(id: string, result: Record<string, unknown>, audit: AuditEntry): Promise<void>;
+  /**
+   * Stores the outcome of a claimed sign-in, forgets its secrets, and audits it, atomically.
+   * `sessionGroups` (a successful sign-in's groups, ours after the map) become the sign-in's
+   * user's `sessionGroups`, at the audit entry's time, in the same transaction.
+   */
+  finishSsoSignIn(
+    id: string,
+    result: Record<string, unknown>,
+    audit: AuditEntry,
+    sessionGroups?: string[],
+  ): Promise<void>;
   /** Outcomes of those of `ids` that have finished. */
   ssoResults(ids: string[]): Promise<Map<string, Record<string, unknown>>>;
   /** Deletes sign-ins created before `before`; returns how many. */

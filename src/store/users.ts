@@ -29,10 +29,13 @@ interface UserRow {
   created_at: string;
   groups: string | null;
   not_after: string | null;
+  session_groups: string | null;
+  session_groups_at: string | null;
 }
 
 const USER_SELECT = `
   SELECT u.id, u.name, u.ipv4, u.ipv6, u.status, u.cert_serial, u.created_at, c.not_after,
+         u.session_groups, u.session_groups_at,
          (SELECT string_agg(g.group_name, ',' ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = u.id) AS groups
   FROM users u LEFT JOIN certs c ON c.serial = u.cert_serial`;
 
@@ -46,7 +49,32 @@ function toUser(r: UserRow): User {
     createdAt: r.created_at,
     ...(r.cert_serial ? { certSerial: r.cert_serial } : {}),
     ...(r.not_after ? { certNotAfter: r.not_after } : {}),
+    ...(r.session_groups !== null && r.session_groups_at !== null
+      ? {
+          sessionGroups: {
+            groups: JSON.parse(r.session_groups) as string[],
+            at: r.session_groups_at,
+          },
+        }
+      : {}),
   };
+}
+
+/**
+ * Keeps what a successful sign-in said about `name`'s groups; runs in the caller's write
+ * transaction (the sign-in's, beside its audit entry). A user deleted meanwhile: nothing.
+ */
+export async function setSessionGroups(
+  sql: Sql,
+  name: string,
+  groups: readonly string[],
+  at: string,
+): Promise<void> {
+  await sql.run('UPDATE users SET session_groups = ?, session_groups_at = ? WHERE name = ?', [
+    JSON.stringify([...new Set(groups)].sort()),
+    at,
+    name,
+  ]);
 }
 
 /** ORDER BY of a user search; the name breaks ties so that pages never overlap or skip. */

@@ -8,6 +8,7 @@ import type {
   SessionView,
   User,
   UserCertificate,
+  UserSessionGroups,
 } from '../../api/index.js';
 import type { SignInEntry, TotpView } from '../data.js';
 import { type Html, html, path, query } from '../html.js';
@@ -32,6 +33,8 @@ export interface UserData {
   audit: AuditEntry[];
   /** The current certificate's renewal state, as `GET /v1/users/:name` tells it. */
   certificate?: UserCertificate;
+  /** Groups an SSO sign-in put the user in instead of `groups`, as `GET /v1/users/:name` tells it. */
+  sessionGroups?: UserSessionGroups;
 }
 
 type HistoryRow = { at: string; session: HistoryEntry } | { at: string; signIn: SignInEntry };
@@ -171,6 +174,14 @@ export function userPage(ctx: PageContext, data: UserData): Page {
       <dd><code>${u.ipv6}</code></dd>
       <dt>Groups</dt>
       <dd>${u.groups.length ? u.groups.join(', ') : html`<span class="muted">none</span>`}</dd>
+      ${
+        data.sessionGroups &&
+        html`<dt>From sign-in</dt>
+          <dd data-testid="user-session-groups">
+            ${data.sessionGroups.groups.join(', ') || 'none'} (the firewall applies these, since
+            ${time(data.sessionGroups.at)})
+          </dd>`
+      }
       <dt>Certificate</dt>
       <dd>${certificate(ctx, u, data.certificate)}</dd>
       <dt>TOTP</dt>

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestIdp, type TestIdp } from '../../lab/idp.js';
 import { chromiumMissing, launchChromium, signInWithBrowser } from '../../lab/sso-browser.js';
 import { EXAMPLE_FLEET_YAML } from '../../spec/example.js';
-import { initFleet } from '../../service/open.js';
+import { initFleet, openFleet } from '../../service/open.js';
 import { itNeeds } from '../../testing.js';
 import { type Controller, type ControllerOptions, buildController } from '../app.js';
 import { FakeTimers, ManualClock } from '../testing.js';
@@ -142,6 +142,13 @@ describe('SSO at connect with a real provider and browser', () => {
     missing,
     'signs in: the listener gets ok with the mapped groups, the result is audited, and the answer cannot be replayed',
     async () => {
+      const added = await ctl!.app.inject({
+        method: 'POST',
+        url: '/v1/users',
+        headers: { authorization: 'Bearer admin-token-of-the-test' },
+        payload: { name: 'ann', groups: ['staff'] },
+      });
+      expect(added.statusCode, added.body).toBe(201);
       const url = await begin('req-ok', 'ann');
       expect(url).toMatch(new RegExp(`^${base}/sso/start/[A-Za-z0-9_-]{43}$`));
       const done = await signInWithBrowser(browser!, url, 'ann', PASSWORD.ann);
@@ -172,6 +179,15 @@ describe('SSO at connect with a real provider and browser', () => {
           groups: ['eng', 'staff'],
         },
       });
+      // The mapped groups are ann's session groups now, stored with the sign-in.
+      const reader = await openFleet(join(dir, 'fleet'));
+      try {
+        expect((await reader.getUser('ann')).sessionGroups).toMatchObject({
+          groups: ['eng', 'staff'],
+        });
+      } finally {
+        await reader.close();
+      }
       // The provider's answer again (the same code and state): already used.
       const replay = await fetch(done.url);
       expect(replay.status).toBe(409);
@@ -456,6 +472,21 @@ describe('SSO pages without a provider', () => {
       expect(
         rp.judge({ requestId: 'r', user: 'ann' }, { ...claims, email_verified: false }).result,
       ).toMatchObject({ ok: false, reason: 'the identity provider gave no verified email' });
+      // No groups at all (claim missing or empty) is refused where allowedGroups is set, so it
+      // never becomes session groups; without allowedGroups it passes with none (the spec's
+      // groups then stay: core/session-groups.ts).
+      const noGroups: Partial<typeof claims> = { ...claims };
+      delete noGroups.groups;
+      expect(rp.judge({ requestId: 'r', user: 'ann' }, noGroups).result).toMatchObject({
+        ok: false,
+        reason: 'ann is in none of the allowed groups (vpn-users)',
+      });
+      expect(
+        make({ allowedDomains: ['example.com'], userClaim: 'email', allowedGroups: [] }).judge(
+          { requestId: 'r', user: 'ann' },
+          { ...claims, groups: [] },
+        ).result,
+      ).toMatchObject({ ok: true, groups: [] });
       // A provider that does not say the address is verified is not taken at its word.
       const unsaid: Partial<typeof claims> = { ...claims };
       delete unsaid.email_verified;

@@ -511,7 +511,11 @@ export class OidcWebSignIn implements WebSignIn {
     };
   }
 
-  /** Stores and audits the result, then hands it to this controller's listeners. */
+  /**
+   * Stores and audits the result, then hands it to this controller's listeners. A successful
+   * sign-in's groups become the user's session groups in the same transaction as its audit
+   * entry (they count where auth.sso maps groups: core/session-groups.ts).
+   */
   private async finish(
     signIn: SsoSignIn,
     result: WebSignInResult,
@@ -537,6 +541,7 @@ export class OidcWebSignIn implements WebSignIn {
             : { reason: result.reason }),
         },
       },
+      result.ok ? result.groups : undefined,
     );
     this.awaiting.delete(signIn.id);
     this.emit(result);

@@ -22,6 +22,8 @@ interface Pending {
   user: string;
   remote: string;
   expiresAt: number;
+  /** Its result arrived and its outcome is being made (the groups read): a second is ignored. */
+  settling?: boolean;
   outcome?: AuthOutcome;
   waiters: Set<(o: AuthOutcome) => void>;
 }
@@ -34,6 +36,13 @@ export interface SignInsOptions {
   log(line: string): void;
   /** How long a sign-in may take (auth.pendingSeconds), in ms. */
   pendingMs(): number;
+  /**
+   * The groups `user` is in for the session now that their sign-in is stored (the effective
+   * groups, core/session-groups.ts), for the agent to put into its sets before letting the
+   * client in; undefined when sign-ins do not decide groups (no auth.sso.groupMap). Absent: the
+   * provider's groups as the sign-in gave them.
+   */
+  groupsFor?(user: string): Promise<string[] | undefined>;
 }
 
 export class SignIns {
@@ -123,12 +132,31 @@ export class SignIns {
       this.o.log(`sign-in result for unknown or expired sign-in ${r.id}: ignored`);
       return;
     }
-    if (p.outcome) return;
-    const outcome: AuthOutcome = r.ok
-      ? { ok: true, groups: r.groups }
-      : { ok: false, reason: r.reason.slice(0, 200) };
-    p.outcome = outcome;
-    for (const w of [...p.waiters]) w(outcome);
+    if (p.outcome || p.settling) return;
+    p.settling = true;
+    void this.outcomeOf(p.user, r).then((outcome) => {
+      p.outcome = outcome;
+      for (const w of [...p.waiters]) w(outcome);
+      this.audit(p, r, outcome);
+    });
+  }
+
+  /** What the agent is told; never rejects. */
+  private async outcomeOf(user: string, r: WebSignInResult): Promise<AuthOutcome> {
+    if (!r.ok) return { ok: false, reason: r.reason.slice(0, 200) };
+    if (!this.o.groupsFor) return { ok: true, groups: r.groups };
+    try {
+      const groups = await this.o.groupsFor(user);
+      return groups ? { ok: true, groups } : { ok: true };
+    } catch (err) {
+      // Fail closed: without the groups the agent would let the client in with old ones.
+      this.o.log(`cannot read ${user}'s groups after their sign-in: ${(err as Error).message}`);
+      return { ok: false, reason: 'your groups could not be read: try again in a minute' };
+    }
+  }
+
+  /** `groups`: what the provider gave (mapped); `sessionGroups`: what the session got. */
+  private audit(p: Pending, r: WebSignInResult, outcome: AuthOutcome): void {
     this.o
       .audit({
         at: new Date(this.o.now()).toISOString(),
@@ -138,11 +166,14 @@ export class SignIns {
         detail: {
           server: p.server,
           from: p.remote,
-          ok: r.ok,
+          ok: outcome.ok,
           ...(r.subject ? { idpSubject: r.subject } : {}),
-          ...(r.ok
-            ? { groups: r.groups, ...(r.email ? { email: r.email } : {}) }
-            : { reason: r.reason }),
+          ...(r.ok ? { groups: r.groups, ...(r.email ? { email: r.email } : {}) } : {}),
+          ...(outcome.ok
+            ? outcome.groups
+              ? { sessionGroups: outcome.groups }
+              : {}
+            : { reason: r.ok ? outcome.reason : r.reason }),
         },
       })
       .catch((err: Error) => this.o.log(`cannot audit ${p.user}'s sign-in: ${err.message}`));

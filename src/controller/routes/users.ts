@@ -12,6 +12,7 @@ import type {
   UserListQuery,
   UserStatus,
 } from '../../api/index.js';
+import { differingSessionGroups } from '../../core/session-groups.js';
 import { isUserSearch, userSearchOf } from '../query.js';
 import { type Caller, callerOf } from '../http.js';
 import * as S from '../schemas.js';
@@ -174,7 +175,14 @@ export function userRoutes(app: FastifyInstance, state: ControllerState): void {
     async (req): Promise<UserDetail> => {
       const user = await state.fleet.getUser(req.params.name);
       const certificate = await state.fleet.userCertificate(req.params.name);
-      return { ...user, ...(certificate ? { certificate } : {}) };
+      // Shown only where they make a difference: the spec's groups are the rule.
+      const { sessionGroups: stored, ...rest } = user;
+      const differing = differingSessionGroups(state.fleet.spec, user);
+      return {
+        ...rest,
+        ...(certificate ? { certificate } : {}),
+        ...(differing && stored ? { sessionGroups: { groups: differing, at: stored.at } } : {}),
+      };
     },
   );
 
