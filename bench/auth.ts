@@ -74,7 +74,7 @@ const TARGET_RATIO = 1.2;
 const SLOW_MS = 500;
 /** Why a connect with `auth` on can take a second more: read in OpenVPN 2.6.14's source. */
 const WAKEUP_NOTE =
-  "Cause, read in OpenVPN 2.6.14's source: `client-auth-nt` only marks the held key authenticated (multi.c management_client_auth schedules no wakeup, unlike management_client_pending_auth); the server finishes the connect (client-connect, learn-address, PUSH_REPLY) the next time it processes that client. When the client's PUSH_REQUEST arrived before the agent's answer (push.c: PUSH_MSG_REQUEST_DEFERRED, remembered as push_request_received), that next time is the instance's timer wakeup, about 1 s later; the client itself would ask again only after PUSH_REQUEST_INTERVAL, 5 s. In the lab the PUSH_REQUEST follows the held request by a millisecond or two (no real round trip), about what the agent takes to answer on this loaded machine, so the race is lost often; over a real network (round trip ≥ 10 ms) an answer within a few ms comes first. Not fixable in the agent (no management command wakes a client without side effects); the fix is one call in OpenVPN's management_client_auth (reschedule_multi_process + multi_schedule_context_wakeup, as management_client_pending_auth does).";
+  "The slow connects are not slow answers: the agent answered them as fast as the others (next line); the second is spent in OpenVPN after the answer. Read in OpenVPN 2.6.14's source: `client-auth-nt` only marks the held key authenticated (multi.c management_client_auth schedules no wakeup for that client; management_client_pending_auth does, with reschedule_multi_process + multi_schedule_context_wakeup). The connect is finished (client-connect, learn-address, the PUSH_REPLY a 2.6 client gets unasked, IV_PROTO_REQUEST_PUSH) the next time the server processes that client: at once while packets of its handshake are still coming in, otherwise presumably at the client's own PUSH_REQUEST, which it sends about 1 s after its side of the handshake ended (forward.c check_connection_established: 'already 1s delayed'), or the client's timer, about 1 s: the +1.0–1.1 s of the slow samples. No management command wakes a client without side effects, so the agent cannot shorten it; the fix is those two calls in OpenVPN's management_client_auth on success.";
 const RESULTS = join(import.meta.dirname, 'results');
 const SERVERS = ['vpn11', 'vpn21'];
 
@@ -263,10 +263,12 @@ async function agentsHealthy(admin: ControllerClient): Promise<void> {
 const answerLines = (lab: Lab) =>
   SERVERS.flatMap((s) => {
     const f = join(lab.serverDir(s), 'run', 'agent.log');
-    return existsSync(f) ? readFileSync(f, 'utf8').split('\n') : [];
-  })
-    .map((line) => ({ at: Date.parse(line.slice(0, 24)), m: ANSWER_LINE.exec(line) }))
-    .filter((x) => x.m && Number.isFinite(x.at));
+    return (existsSync(f) ? readFileSync(f, 'utf8').split('\n') : []).map((line) => ({
+      server: s,
+      at: Date.parse(line.slice(0, 24)),
+      m: ANSWER_LINE.exec(line),
+    }));
+  }).filter((x) => x.m && Number.isFinite(x.at));
 
 /**
  * Turns `auth` on or off: fleet.yaml → the controller's rollout (SIGHUP) → both OpenVPNs
@@ -365,19 +367,39 @@ async function probe(r: Run, u: UserAddr, toggle: string): Promise<Probe> {
 // ---------------------------------------------------------------- part 5: connect
 
 /** Certificate-only users connect one at a time (servers alternating), then all leave. */
-async function connectBlock(r: Run, users: UserAddr[], out: number[]): Promise<void> {
+/** One connect: when its client started (wall clock), where, and how long until the /32. */
+interface ConnectSample {
+  startedAt: number;
+  server: string;
+  auth: AuthState;
+  ms: number;
+}
+
+async function connectBlock(
+  r: Run,
+  users: UserAddr[],
+  out: number[],
+  log: ConnectSample[],
+): Promise<void> {
   const from = Date.now();
   const lab = r.lab;
   await withCoreWatch(lab, async (watch) => {
     for (const [i, u] of users.entries()) {
       let t0 = now();
+      let startedAt = Date.now();
+      const server = SERVERS[i % SERVERS.length];
       const v4 = watch.until(`${u.name} /32 on the core`, (s) => coreHas(lab, s, u.ipv4), 60_000);
       await lab.connect(u.name, {
-        server: SERVERS[i % SERVERS.length],
+        server,
         wait: false,
-        onStart: () => (t0 = now()),
+        onStart: () => {
+          t0 = now();
+          startedAt = Date.now();
+        },
       });
-      out.push((await v4) - t0);
+      const ms = (await v4) - t0;
+      out.push(ms);
+      log.push({ startedAt, server, auth: r.auth, ms });
     }
     await Promise.all(
       users.map(async (u) => {
@@ -543,6 +565,13 @@ function answerTimes(lab: Lab, windows: Window[], kind: Window['kind'], auth: Au
   return out;
 }
 
+function pairList(pairs: { answerMs: number }[]): string {
+  const a = pairs.map((p) => p.answerMs).filter(Number.isFinite);
+  if (!a.length) return 'none';
+  const x = summarize(a);
+  return `${a.length}: answered in p50 ${x.p50.toFixed(2)}, max ${x.max.toFixed(2)}`;
+}
+
 function markdown(result: {
   startedAt: string;
   durationS: number;
@@ -552,6 +581,7 @@ function markdown(result: {
   ratio: Ratio;
   met: boolean;
   slow: Record<AuthState, number>;
+  pairs: { ms: number; answerMs: number }[];
   failover: Samples;
   totp: { users: number; challenges: number; second: number; reconnected: number };
   answers: Record<string, Record<string, number[]>>;
@@ -590,6 +620,7 @@ function markdown(result: {
     `- **TOTP users (part 4)**: ${result.totp.users} signed in (${result.totp.challenges} challenges answered), ${result.totp.reconnected} reconnected to the other server with their token; second challenges: ${result.totp.second}.`,
     "- Failover: each client's profile lists its server first and the other second (bench/lab.ts figure 4b); kill -9 of the server's OpenVPN, or the controller's drain; until the core → site router → server path for the /32 leads via the other server (tables polled every 50 ms).",
     `- Connects over ${seconds(SLOW_MS)}: ${result.slow.off} of ${result.connect.off.length} with \`auth\` off, ${result.slow.on} of ${result.connect.on.length} with it on. ${WAKEUP_NOTE}`,
+    `- The agent's answer to each of the ${result.pairs.length} connects with \`auth\` on (ms): slow connects ${pairList(result.pairs.filter((p) => p.ms > SLOW_MS))}; the others ${pairList(result.pairs.filter((p) => p.ms <= SLOW_MS))}.`,
     "- Agent's answer: from the agent having a whole `>CLIENT:CONNECT|REAUTH` to OpenVPN's SUCCESS for its first answer (src/agent/answer-timing.ts); client-auth-nt in failover windows is certificate-only and token reconnects together, client-pending-auth the TOTP challenge.",
     ...result.probes.map(
       (p) =>
@@ -652,6 +683,7 @@ async function main(): Promise<void> {
     await sleep(SETTLE_MS);
     const connect: Record<AuthState, number[]> = { off: [], on: [] };
     const failover: Samples = {};
+    const connectLog: ConnectSample[] = [];
     const totpCounts = { users: 0, challenges: 0, second: 0, reconnected: 0 };
     const connectPool = new Pool(connectUsers, 'connect users');
     const certPool = new Pool(certUsers, 'certificate-only users');
@@ -665,7 +697,7 @@ async function main(): Promise<void> {
         toggles++;
         await setAuth(r, state, probeUser);
       }
-      await connectBlock(r, connectPool.take(BLOCK), connect[state]);
+      await connectBlock(r, connectPool.take(BLOCK), connect[state], connectLog);
       say(`  auth ${state}, connect block ${i + 1}/${blocks}: ${fmt(connect[state])}`);
       // At the end of each period (before the next toggle): its failover rounds.
       if (order[i + 1] !== state)
@@ -708,6 +740,17 @@ async function main(): Promise<void> {
         'on',
       ),
     };
+    // Each auth-on connect with the agent's answer to it: is a slow connect a slow answer?
+    const lines = answerLines(r.lab);
+    const pairs = connectLog
+      .filter((c) => c.auth === 'on')
+      .map((c) => {
+        const a = lines.find(
+          (x) =>
+            x.server === c.server && x.at >= c.startedAt - 5 && x.at <= c.startedAt + c.ms + 50,
+        );
+        return { ms: c.ms, answerMs: a ? Number(a.m![5]) : NaN };
+      });
     const loadAfter = uptime();
     const durationS = (Date.now() - t0) / 1000;
     const result = {
@@ -720,6 +763,7 @@ async function main(): Promise<void> {
       ratio,
       met,
       slow,
+      pairs,
       failover,
       totp: totpCounts,
       answers,
@@ -743,6 +787,9 @@ async function main(): Promise<void> {
     );
     say(
       `connects over ${seconds(SLOW_MS)}: auth off ${slow.off}/${connect.off.length}, auth on ${slow.on}/${connect.on.length}`,
+    );
+    say(
+      `agent answer for slow connects: ${pairList(pairs.filter((p) => p.ms > SLOW_MS))}; for the others: ${pairList(pairs.filter((p) => p.ms <= SLOW_MS))}`,
     );
     say(`load before: ${loadBefore}`);
     say(`load after:  ${loadAfter}`);
