@@ -62,7 +62,11 @@ const CONNECTS = intArg('--connects', 24);
 const BLOCK = intArg('--block', 6);
 const ROUND_USERS = intArg('--users', 5);
 const ROUNDS = intArg('--rounds', 1);
-/** A directory to copy the failover rounds' client logs to (what a slow sample did), or none. */
+/**
+ * A directory for the failover rounds' client and server logs, the connects and the agents'
+ * logs (what a slow sample did); the servers' logs get microsecond time stamps until the first
+ * toggle. A diagnosis aid: leave it out for figures.
+ */
 const KEEP_LOGS = process.argv.includes('--keep-logs')
   ? process.argv[process.argv.indexOf('--keep-logs') + 1]
   : undefined;
@@ -74,7 +78,7 @@ const TARGET_RATIO = 1.2;
 const SLOW_MS = 500;
 /** Why a connect with `auth` on can take a second more: read in OpenVPN 2.6.14's source. */
 const WAKEUP_NOTE =
-  "The slow connects are not slow answers: the agent answered them as fast as the others (next line); the second is spent in OpenVPN after the answer. Read in OpenVPN 2.6.14's source: `client-auth-nt` only marks the held key authenticated (multi.c management_client_auth schedules no wakeup for that client; management_client_pending_auth does, with reschedule_multi_process + multi_schedule_context_wakeup). The connect is finished (client-connect, learn-address, the PUSH_REPLY a 2.6 client gets unasked, IV_PROTO_REQUEST_PUSH) the next time the server processes that client: at once while packets of its handshake are still coming in, otherwise presumably at the client's own PUSH_REQUEST, which it sends about 1 s after its side of the handshake ended (forward.c check_connection_established: 'already 1s delayed'), or the client's timer, about 1 s: the +1.0–1.1 s of the slow samples. No management command wakes a client without side effects, so the agent cannot shorten it; the fix is those two calls in OpenVPN's management_client_auth on success.";
+  "The slow connects are not slow answers (next line). Where the second goes, seen with `--keep-logs` (microsecond time stamps in the servers' logs): the server logs `Peer Connection Initiated` for the client, the agent's `client-auth-nt` arrives 0.3–2 ms later, and the server next touches that client (ccd, client-connect, learn-address, PUSH_REPLY) 1.0–1.1 s after that, when the client's instance timer fires (the client's own PUSH_REQUEST, 'already 1s delayed' in forward.c, comes then too). `client-auth-nt` only marks the key authenticated: OpenVPN 2.6.14's multi.c management_client_auth schedules no wakeup for the client (management_client_pending_auth does: reschedule_multi_process + multi_schedule_context_wakeup). So a connect is quick only when the answer lands while the last packets of the handshake are still to be processed; in the lab (no round trip) the handshake ends 1–7 ms after OpenVPN asks, about when the answer arrives. Over a real network the handshake ends at least one round trip later, so a sub-millisecond answer should usually come first; beyond that the agent cannot shorten the wait (no management command wakes a client without side effects). The fix belongs in OpenVPN: those two calls in management_client_auth on success.";
 const RESULTS = join(import.meta.dirname, 'results');
 const SERVERS = ['vpn11', 'vpn21'];
 
@@ -680,6 +684,17 @@ async function main(): Promise<void> {
     );
     r = { lab, fleet, admin, auth: 'on', windows: [], probes: [], rounds: 0 };
     await agentsHealthy(admin);
+    if (KEEP_LOGS) {
+      // Microsecond time stamps in the servers' logs (until the first toggle re-renders
+      // server.conf): what OpenVPN did between the agent's answer and the PUSH_REPLY.
+      for (const s of SERVERS) {
+        const conf = join(lab.serverDir(s), 'server.conf');
+        writeFileAtomic(conf, `${readFileSync(conf, 'utf8')}machine-readable-output\n`, 0o600);
+        await lab.stopComponent('openvpn', s, 'SIGTERM');
+        await lab.startComponent('openvpn', s);
+      }
+      await agentsHealthy(admin);
+    }
     await sleep(SETTLE_MS);
     const connect: Record<AuthState, number[]> = { off: [], on: [] };
     const failover: Samples = {};
@@ -740,6 +755,15 @@ async function main(): Promise<void> {
         'on',
       ),
     };
+    if (KEEP_LOGS) {
+      mkdirSync(KEEP_LOGS, { recursive: true });
+      writeFileSync(join(KEEP_LOGS, 'connects.json'), JSON.stringify(connectLog, null, 1));
+      for (const s of SERVERS)
+        for (const f of ['openvpn.log', 'agent.log']) {
+          const from = join(r.lab.serverDir(s), 'run', f);
+          if (existsSync(from)) copyFileSync(from, join(KEEP_LOGS, `${s}-${f}`));
+        }
+    }
     // Each auth-on connect with the agent's answer to it: is a slow connect a slow answer?
     const lines = answerLines(r.lab);
     const pairs = connectLog
