@@ -35,6 +35,13 @@ export function summarize(samples: number[]): Summary {
   };
 }
 
+/** One line: n, p50, p95 and max of the samples. */
+export function fmt(s: number[] | undefined): string {
+  if (!s?.length) return 'no samples';
+  const x = summarize(s);
+  return `n=${x.n} p50 ${seconds(x.p50)} p95 ${seconds(x.p95)} max ${seconds(x.max)}`;
+}
+
 export function seconds(ms: number): string {
   if (!Number.isFinite(ms)) return '–';
   if (ms < 1000) return `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;

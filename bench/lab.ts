@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import { ControllerClient } from '../src/client/client.js';
 import { adminTokenPath } from '../src/controller/auth.js';
 import { Lab, listNamespaces } from '../src/lab/lab.js';
-import { RouteView } from '../src/agent/route-view.js';
 import type { Fleet } from '../src/service/fleet.js';
 import { initFleet } from '../src/service/open.js';
 import { type LineStream, run, streamLines } from '../src/sys/exec.js';
@@ -28,15 +27,25 @@ import {
   type Design,
   type Figure,
   type FirewallRow,
-  type Machine,
   type Target,
   type ThroughputRow,
   renderMarkdown,
+  fmt,
   renderSvg,
   summarize,
   seconds,
   targetLine,
 } from './lab-report.js';
+import { machine } from './machine.js';
+import {
+  type RouteWatch,
+  type Snapshot,
+  coreHas,
+  movePairs,
+  routerWatch,
+  viaServers,
+  withCoreWatch,
+} from './route-watch.js';
 
 const FULL = process.argv.includes('--full');
 const MODE = FULL ? 'full' : 'quick';
@@ -68,108 +77,6 @@ const PREFIXES: Record<Design, string> = { 'ovpn-fleet': 'obf', seed: 'obs' };
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const now = () => performance.now();
-
-// ---------------------------------------------------------------- route tables
-
-type Table = Map<string, string[]>; // destination → next-hop devices
-
-async function dumpTable(ns: string, family: '-4' | '-6'): Promise<Table> {
-  const r = await run(['ip', '-n', ns, family, '-j', 'route', 'show'], { allowFailure: true });
-  const table: Table = new Map();
-  if (r.code !== 0 || !r.stdout.trim()) return table;
-  const routes = JSON.parse(r.stdout) as {
-    dst: string;
-    dev?: string;
-    nexthops?: { dev: string }[];
-  }[];
-  for (const rt of routes)
-    table.set(rt.dst, rt.nexthops ? rt.nexthops.map((n) => n.dev) : rt.dev ? [rt.dev] : []);
-  return table;
-}
-
-interface Snapshot {
-  /** When the dump was taken (performance.now(), start of the dump). */
-  at: number;
-  tables: Map<string, Table>; // `${ns} ${family}` → table
-}
-
-/**
- * Polls the tables of the given namespaces in the background; waiters resolve with the time of
- * the first snapshot that satisfies them. One loop serves many concurrent waiters.
- */
-class RouteWatch {
-  private waiters: {
-    test: (s: Snapshot) => boolean;
-    resolve: (at: number) => void;
-    reject: (e: Error) => void;
-    deadline: number;
-    what: string;
-  }[] = [];
-  private running = false;
-
-  constructor(
-    private readonly sources: { ns: string; family: '-4' | '-6' }[],
-    private readonly everyMs: number,
-  ) {}
-
-  async snapshot(): Promise<Snapshot> {
-    const at = now();
-    const tables = new Map<string, Table>();
-    await Promise.all(
-      this.sources.map(async (s) =>
-        tables.set(`${s.ns} ${s.family}`, await dumpTable(s.ns, s.family)),
-      ),
-    );
-    return { at, tables };
-  }
-
-  until(what: string, test: (s: Snapshot) => boolean, timeoutMs: number): Promise<number> {
-    const p = new Promise<number>((resolve, reject) =>
-      this.waiters.push({ test, resolve, reject, deadline: now() + timeoutMs, what }),
-    );
-    if (!this.running) void this.loop();
-    return p;
-  }
-
-  private async loop(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.waiters.length) {
-        const started = now();
-        const snap = await this.snapshot();
-        for (const w of [...this.waiters]) {
-          if (w.test(snap)) w.resolve(snap.at);
-          else if (snap.at > w.deadline) w.reject(new Error(`timed out waiting for ${w.what}`));
-          else continue;
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-        }
-        await sleep(Math.max(0, this.everyMs - (now() - started)));
-      }
-    } finally {
-      this.running = false;
-    }
-  }
-}
-
-/** The servers through which the core reaches `addr` (core → site router → server), from a snapshot. */
-function viaServers(lab: Lab, snap: Snapshot, addr: string): string[] {
-  const plan = lab.plan;
-  const fam = addr.includes(':') ? '-6' : '-4';
-  const out = new Set<string>();
-  for (const dev of snap.tables.get(`${plan.core} ${fam}`)?.get(addr) ?? []) {
-    const link = plan.links.find((l) => l.a.ns === plan.core && l.a.name === dev);
-    if (!link) continue;
-    for (const dev2 of snap.tables.get(`${link.b.ns} ${fam}`)?.get(addr) ?? []) {
-      const l2 = plan.links.find((l) => l.a.ns === link.b.ns && l.a.name === dev2);
-      const server = l2 && plan.servers.find((s) => s.ns === l2.b.ns);
-      if (server) out.add(server.name);
-    }
-  }
-  return [...out].sort();
-}
-
-const coreHas = (lab: Lab, snap: Snapshot, addr: string) =>
-  snap.tables.get(`${lab.plan.core} ${addr.includes(':') ? '-6' : '-4'}`)?.has(addr) ?? false;
 
 // ---------------------------------------------------------------- the events
 
@@ -246,18 +153,6 @@ async function connectDisconnect(
   });
 }
 
-/** Pairs of servers in different sites, so the core's next hop tells them apart too. */
-function movePairs(lab: Lab): [string, string][] {
-  const s = lab.plan.servers;
-  return s.map((a, i) => {
-    const b = s
-      .slice(i + 1)
-      .concat(s.slice(0, i))
-      .find((x) => x.site !== a.site)!;
-    return [a.name, b.name];
-  });
-}
-
 async function silentMove(lab: Lab, design: Design, users: Users, samples: Samples): Promise<void> {
   const watch = routerWatch(lab);
   const pairs = movePairs(lab);
@@ -292,96 +187,6 @@ async function silentMove(lab: Lab, design: Design, users: Users, samples: Sampl
       `  ${design}: silent move → only the new server, batch ${b + 1}: ${fmt(samples.silentMove)}`,
     );
     await Promise.all(batch.map(({ u }) => lab.forget(u.name)));
-  }
-}
-
-/** Core and every site router, IPv4: enough to tell through which server the core routes. */
-function routerWatch(lab: Lab): RouteWatch {
-  return new RouteWatch(
-    [lab.plan.core, ...lab.plan.servers.map((s) => s.routerNs)]
-      .filter((ns, i, a) => a.indexOf(ns) === i)
-      .map((ns) => ({ ns, family: '-4' as const })),
-    50,
-  );
-}
-
-/**
- * The core's IPv4 and IPv6 tables as `ip monitor` reports them: a waiter resolves when the
- * event that satisfies it arrives (no poll interval, and no `ip` spawned every 20 ms beside the
- * designs being measured). Same interface as RouteWatch; close() when done.
- */
-class MonitorWatch {
-  private waiters: {
-    test: (s: Snapshot) => boolean;
-    resolve: (at: number) => void;
-    reject: (e: Error) => void;
-    timer: NodeJS.Timeout;
-  }[] = [];
-  private readonly view: RouteView;
-
-  private constructor(private readonly ns: string) {
-    this.view = new RouteView({
-      log: (l) => say(`  core monitor: ${l}`),
-      netns: ns,
-      onChange: () => this.check(),
-    });
-  }
-
-  static async start(ns: string): Promise<MonitorWatch> {
-    const w = new MonitorWatch(ns);
-    await w.view.start();
-    return w;
-  }
-
-  close(): void {
-    this.view.stop();
-    for (const w of this.waiters) clearTimeout(w.timer);
-  }
-
-  private snapshot(): Snapshot {
-    const t4: Table = new Map();
-    const t6: Table = new Map();
-    for (const r of this.view.entries())
-      (r.family === 4 ? t4 : t6).set(r.dst, r.dev ? [r.dev] : []);
-    return {
-      at: now(),
-      tables: new Map([
-        [`${this.ns} -4`, t4],
-        [`${this.ns} -6`, t6],
-      ]),
-    };
-  }
-
-  private check(): void {
-    if (!this.waiters.length) return;
-    const snap = this.snapshot();
-    for (const w of [...this.waiters]) {
-      if (!w.test(snap)) continue;
-      clearTimeout(w.timer);
-      this.waiters.splice(this.waiters.indexOf(w), 1);
-      w.resolve(snap.at);
-    }
-  }
-
-  until(what: string, test: (s: Snapshot) => boolean, timeoutMs: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`timed out waiting for ${what}`));
-      }, timeoutMs);
-      this.waiters.push({ test, resolve, reject, timer });
-      this.check();
-    });
-  }
-}
-
-/** Runs `fn` with the core's IPv4 and IPv6 tables watched (event-driven), then stops watching. */
-async function withCoreWatch(lab: Lab, fn: (watch: MonitorWatch) => Promise<void>): Promise<void> {
-  const watch = await MonitorWatch.start(lab.plan.core);
-  try {
-    await fn(watch);
-  } finally {
-    watch.close();
   }
 }
 
@@ -824,37 +629,6 @@ function hookSamples(tmp: string): { ours: number[]; seed: number[] } {
 }
 
 // ---------------------------------------------------------------- report
-
-function firstLine(argv: string[]): string {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
-  return `${r.stdout}${r.stderr}`.split('\n')[0].trim() || 'unknown';
-}
-
-/** `vtysh --version` where vtysh knows it; this Debian build does not, zebra does. */
-function frrVersion(): string {
-  const v = firstLine(['vtysh', '--version']);
-  return /unrecognized|invalid|unknown/i.test(v)
-    ? firstLine(['/usr/lib/frr/zebra', '--version'])
-    : v;
-}
-
-function machine(): Machine {
-  return {
-    nproc: os.cpus().length,
-    memoryGiB: os.totalmem() / 2 ** 30,
-    kernel: os.release(),
-    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
-    node: process.version,
-    openvpn: firstLine(['openvpn', '--version']),
-    frr: frrVersion(),
-  };
-}
-
-function fmt(s: number[] | undefined): string {
-  if (!s?.length) return 'no samples';
-  const x = summarize(s);
-  return `n=${x.n} p50 ${seconds(x.p50)} p95 ${seconds(x.p95)} max ${seconds(x.max)}`;
-}
 
 function figures(
   results: Record<Design, Samples>,

@@ -24,6 +24,7 @@ import {
 } from '../api/index.js';
 import { NFT_TABLE } from '../render/nftables.js';
 import { AUTH_POLICY_FILE, type AuthPolicy } from '../render/auth-policy.js';
+import { AnswerTiming } from './answer-timing.js';
 import { directiveProblem, parseDirective } from './bundle-paths.js';
 import { type AuthController, ConnectAuth, UNREADABLE_POLICY } from './connect-auth.js';
 import { type AgentHost, realHost } from './host.js';
@@ -171,8 +172,14 @@ export class Agent {
     // from the bundle at once, the controller asked only for a sign-in (connect-auth.ts).
     const clientAuth = this.mgmt.clientAuth;
     if (clientAuth) {
+      // Each held key's first answer is logged with the time it took: what the hold costs.
+      const timing = new AnswerTiming(
+        clientAuth,
+        () => performance.now(),
+        (line) => this.log(`auth: ${line}`),
+      );
       const auth = new ConnectAuth({
-        management: clientAuth,
+        management: timing,
         controller: this.host.controller.auth ?? NO_SIGN_IN,
         policy: () => this.authPolicy(),
         applyGroups: (user, groups, all) =>
@@ -186,9 +193,15 @@ export class Agent {
         sleep: (ms) => this.sleep(ms),
         log: (line) => this.log(`auth: ${line}`),
       });
-      clientAuth.onRequest((r) => void auth.onRequest(r));
+      clientAuth.onRequest((r) => {
+        timing.arrived(r);
+        void auth.onRequest(r);
+      });
       clientAuth.onResponse((cid, kid, b64) => void auth.onResponse(cid, kid, b64));
-      clientAuth.onForget((cid) => auth.forget(cid));
+      clientAuth.onForget((cid) => {
+        auth.forget(cid);
+        timing.forget(cid);
+      });
     }
     this.host.controller.onSwitch?.((s) => {
       this.log(`controller ${s.fromName} -> ${s.toName}: ${s.reason}`);
