@@ -245,7 +245,7 @@ export async function startSsoLab(
   await ops.addRoutes(state.plan!.core, plan.coreRoutes);
   await startLabIdp(ops);
   log(
-    `sso: identity provider ${sso.issuer} in ${plan.ns} (${users.length} users, passwords in ${usersFile}); controller's browser side ${sso.publicUrl}`,
+    `sso: identity provider ${sso.issuer} in ${plan.ns} (${users.length} user${users.length === 1 ? '' : 's'}, passwords in ${usersFile}); controller's browser side ${sso.publicUrl}`,
   );
 }
 
@@ -347,18 +347,18 @@ export function checkSsoOption(o: { controlPlane: boolean }): void {
 
 /**
  * What `lab up --sso` tells a fleet whose auth.sso does not use the lab's provider: the values
- * to put there (the controller reads auth.sso when it starts). Undefined when it does.
+ * to put there (the controller reads auth.sso when it starts), one line each. Empty when it does.
  */
 export function ssoSpecHint(
   spec: { auth?: { sso?: { issuer: string } } },
   labDirectory: string,
-): string | undefined {
+): string[] {
   const s = labSsoSettings(labDirectory);
-  if (spec.auth?.sso?.issuer === s.issuer) return undefined;
+  if (spec.auth?.sso?.issuer === s.issuer) return [];
   return [
-    `sso: fleet.yaml's auth.sso does not use the lab's provider; to sign in with it, set`,
+    "sso: fleet.yaml's auth.sso does not use the lab's provider; to sign in with it, set",
     `  auth: { sso: { issuer: ${s.issuer}, clientId: ${s.clientId}, clientSecretFile: ${s.clientSecretFile},`,
     `    caFile: ${s.caFile}, publicUrl: ${s.publicUrl}, allowedGroups: [GROUP] } }`,
-    `  in fleet.yaml, then "lab down" and "lab up --sso" again (controllers and servers read auth at start)`,
-  ].join('\n');
+    '  in fleet.yaml, then "lab down" and "lab up --sso" again (controllers and servers read auth at start)',
+  ];
 }

@@ -110,8 +110,7 @@ export function registerLab(program: Command): void {
       if (opts.sso) checkSsoOption({ controlPlane: opts.controlPlane && opts.seed !== true });
       await withFleet(cmd, async (fleet) => {
         if (opts.sso) {
-          const hint = ssoSpecHint(fleet.spec, labDir(fleet.dir, opts.prefix));
-          if (hint) say(hint);
+          for (const line of ssoSpecHint(fleet.spec, labDir(fleet.dir, opts.prefix))) say(line);
         }
         const started = Date.now();
         const l = await Lab.up(fleet, {
