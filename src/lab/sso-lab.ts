@@ -25,7 +25,7 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { InputError } from '../errors.js';
+import { Conflict, InputError } from '../errors.js';
 import { run } from '../sys/exec.js';
 import { writeFileAtomic } from '../sys/files.js';
 import { isAlive, stopProcess } from '../sys/proc.js';
@@ -258,6 +258,9 @@ export function labIdpUsers(sso: LabSso): TestIdpUser[] {
 export async function startLabIdp(ops: LabOps): Promise<void> {
   const sso = ops.state.sso;
   if (!sso) throw new InputError('component', 'this lab runs no identity provider (lab up --sso)');
+  const running = ops.state.processes.find((p) => p.id === IDP_PROCESS_ID);
+  if (running && isAlive(running))
+    throw new Conflict(`the identity provider already runs (pid ${running.pid})`);
   const secret = readFileSync(sso.clientSecretFile, 'utf8').trim();
   const idp = await startTestIdp({
     dir: sso.dir,
