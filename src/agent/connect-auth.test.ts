@@ -5,6 +5,7 @@ import {
   type AuthController,
   CLIENT_REASONS,
   ConnectAuth,
+  PENDING_MARGIN_MS,
   TOTP_CHALLENGE,
   UNREADABLE_POLICY,
   decideConnect,
@@ -65,10 +66,18 @@ function harness(
         }
       : {}),
     now: () => now,
-    sleep: (ms) => ((now += ms), Promise.resolve()),
+    // Time passes when a sleep ends, on a later turn: a long-poll that answers at once wins
+    // the agent's race against its deadline, as it does for real.
+    sleep: (ms) =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          now += ms;
+          resolve();
+        }, 0),
+      ),
     log: (l) => logs.push(l),
   });
-  return { auth, commands, logs, advance: (ms: number) => (now += ms) };
+  return { auth, commands, logs, advance: (ms: number) => (now += ms), now: () => now };
 }
 
 describe('decideConnect', () => {
@@ -245,6 +254,20 @@ describe('ConnectAuth', () => {
     });
     await h.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 11, 0));
     expect(h.commands.at(-1)).toBe(`deny 11 0 ${CLIENT_REASONS.timedOut}`);
+
+    // A long-poll still open at the deadline (it lasts 25 s) does not delay the refusal past
+    // OpenVPN's own deadline, where the client would give up without a reason.
+    const open = harness(SSO, {
+      begin: () => Promise.resolve({ id: 's6', url: 'https://vpn.example/s6' }),
+      wait: never,
+      answer: never,
+    });
+    await open.auth.onRequest(req('alice', { IV_SSO: 'webauth' }, false, 12, 0));
+    expect(open.commands).toEqual([
+      'pending 12 0 WEB_AUTH::https://vpn.example/s6 120',
+      `deny 12 0 ${CLIENT_REASONS.timedOut}`,
+    ]);
+    expect(open.now()).toBe(120_000 - PENDING_MARGIN_MS);
   });
 
   describe('groups from the sign-in (auth.json groups)', () => {

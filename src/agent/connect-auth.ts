@@ -142,6 +142,9 @@ export interface ConnectAuthDeps {
   log(line: string): void;
 }
 
+/** How long before OpenVPN's deadline for a held key the agent refuses a sign-in not finished. */
+export const PENDING_MARGIN_MS = 3000;
+
 /** The prompt of the TOTP challenge (CR_TEXT flags: R response required, E echo it). */
 export const TOTP_CHALLENGE =
   'CR_TEXT:R,E:Enter the 6-digit code of your authenticator app (or a recovery code)';
@@ -287,7 +290,11 @@ export class ConnectAuth {
     // WEB_AUTH:flags:url with no flags (management-notes.txt, client-pending-auth).
     await this.d.management.pendingAuth(cid, kid, `WEB_AUTH::${begun.url}`, policy.pendingSeconds);
     this.d.log(`${user}: web sign-in ${begun.id} started`);
-    const deadline = this.d.now() + policy.pendingSeconds * 1000;
+    // Refused a little before OpenVPN's own deadline for the key (the same pendingSeconds): a
+    // client whose time runs out first gets no reason at all ("No reply from server to push
+    // requests", seen in the lab: ~32 s after a 30 s client-pending-auth) and starts over
+    // with a new sign-in link, so the person would never learn that time ran out.
+    const deadline = this.d.now() + policy.pendingSeconds * 1000 - PENDING_MARGIN_MS;
     while (this.d.now() < deadline) {
       if (!this.stillHeld(cid, kid, user)) {
         this.d.log(`${user}: client ${cid} gone, sign-in ${begun.id} no longer awaited`);
@@ -295,7 +302,12 @@ export class ConnectAuth {
       }
       let outcome: AuthOutcome | undefined;
       try {
-        outcome = await this.d.controller.wait(begun.id);
+        // A long-poll lasts AUTH_WAIT_MS (25 s), longer than what is left of the sign-in's time:
+        // stop waiting at the deadline, not at the end of the long-poll.
+        outcome = await Promise.race([
+          this.d.controller.wait(begun.id),
+          this.d.sleep(Math.max(0, deadline - this.d.now())).then(() => undefined),
+        ]);
       } catch (err) {
         // The controller may come back (or another take over) before the sign-in ends.
         this.d.log(`waiting for ${user}'s sign-in: ${(err as Error).message}`);

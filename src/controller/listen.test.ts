@@ -1,5 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastify from 'fastify';
@@ -50,6 +52,68 @@ describe('listenOnAll', () => {
       expect(await get({ port }, '/nothing')).toBe('404');
       await app.close();
       expect(await get({ port }, '/ping')).toBe('ECONNREFUSED');
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with TLS, serves TCP over TLS and keeps the unix socket plain HTTP (the CLI and agents speak it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'listen-tls-test-'));
+    const [certFile, keyFile] = [join(dir, 'c.crt'), join(dir, 'c.key')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+      ],
+      { stdio: 'ignore' },
+    );
+    const https = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+    const app = fastify({ https });
+    app.get('/ping', () => ({ pong: true }));
+    try {
+      const socketPath = join(dir, 'run', 'c.sock');
+      const where = await listenOnAll(
+        app,
+        [
+          parseListen(`unix:${socketPath}`, true),
+          { kind: 'tcp', host: '127.0.0.1', port: 0, tls: true },
+        ],
+        { https },
+      );
+      expect(where[0]).toBe(`unix:${socketPath}`);
+      const port = Number(/:(\d+)$/.exec(where[1])?.[1]);
+      expect(await get({ socketPath }, '/ping')).toBe('200');
+      const overTls = await new Promise<string>((resolve) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port, path: '/ping', ca: https.cert, agent: false },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(String(res.statusCode)));
+          },
+        );
+        req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        req.end();
+      });
+      expect(overTls).toBe('200');
+      // Plain HTTP on the TLS port gets no answer of ours.
+      expect(await get({ port }, '/ping')).not.toBe('200');
     } finally {
       await app.close();
       rmSync(dir, { recursive: true, force: true });

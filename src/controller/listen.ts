@@ -58,19 +58,27 @@ export async function listenOn(app: FastifyInstance, endpoint: Endpoint): Promis
 }
 
 /**
- * Listens on each endpoint: the first is fastify's own server, each further one a Node server
- * with the same deadlines and connection limit that hands its requests to the same routes
+ * Listens on each endpoint: one is fastify's own server, each further one a Node server with
+ * the same deadlines and connection limit that hands its requests to the same routes
  * (`app.routing`), closed with the app. So the CLI keeps its unix socket while browsers and
- * Prometheus reach the same controller over TCP. Returns the addresses in --listen form.
+ * Prometheus reach the same controller over TCP. Returns the addresses in --listen form, in the
+ * order given.
+ *
+ * With TLS, fastify's own server speaks it (its `https` option): it takes the first TLS
+ * endpoint, and unix sockets go to the plain servers. The CLI, the agents and the lab speak
+ * plain HTTP to a socket file (which only its owner and group may open): a TLS socket file
+ * would leave them all unable to connect.
  */
 export async function listenOnAll(
   app: FastifyInstance,
   endpoints: Endpoint[],
   opts: HttpOptions,
 ): Promise<string[]> {
-  const [first, ...more] = endpoints;
-  if (!first) throw new InputError('--listen', 'give at least one address');
-  const out = [await listenOn(app, first)];
+  if (!endpoints.length) throw new InputError('--listen', 'give at least one address');
+  const tlsFirst = opts.https ? endpoints.findIndex((e) => e.kind === 'tcp' && e.tls) : -1;
+  const firstIndex = Math.max(tlsFirst, 0);
+  const out: string[] = new Array<string>(endpoints.length);
+  out[firstIndex] = await listenOn(app, endpoints[firstIndex]);
   const extra: Server[] = [];
   // Hooks cannot be added to a started app: the extra servers follow its own server's close
   // (server.close stops accepting at once; open connections are cut).
@@ -80,7 +88,8 @@ export async function listenOnAll(
       server.closeAllConnections();
     }
   });
-  for (const endpoint of more) {
+  for (const [index, endpoint] of endpoints.entries()) {
+    if (index === firstIndex) continue;
     const handler = (
       req: Parameters<typeof app.routing>[0],
       res: Parameters<typeof app.routing>[1],
@@ -102,8 +111,8 @@ export async function listenOnAll(
     });
     if (endpoint.kind === 'unix') {
       chmodSync(endpoint.path, 0o660);
-      out.push(formatEndpoint(endpoint));
-    } else out.push(formatEndpoint({ ...endpoint, port: portOf(server, endpoint.port) }));
+      out[index] = formatEndpoint(endpoint);
+    } else out[index] = formatEndpoint({ ...endpoint, port: portOf(server, endpoint.port) });
   }
   return out;
 }

@@ -74,31 +74,19 @@ export async function startTestIdp(opts: {
   netns?: string;
   users: TestIdpUser[];
   clients: TestIdpClient[];
+  /**
+   * A certificate made elsewhere (the lab's own CA, sso-lab.ts): `certFile` is the chain the
+   * provider sends, `caFile` what a relying party trusts. Default: a self-signed one made here.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }): Promise<TestIdp> {
   const host = opts.host ?? '127.0.0.1';
-  const issuer = `https://${isIP(host) === 6 ? `[${host}]` : host}:${opts.port}`;
-  const certFile = join(opts.dir, 'idp.crt');
-  const keyFile = join(opts.dir, 'idp.key');
-  await run([
-    'openssl',
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=ovpn-fleet test identity provider',
-    '-addext',
-    `subjectAltName=${isIP(host) ? 'IP' : 'DNS'}:${host}`,
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-  ]);
+  const hostPart = isIP(host) === 6 ? `[${host}]` : host;
+  // https's own port is left out: the issuer must be exactly the one discovery returns.
+  const issuer = `https://${hostPart}${opts.port === 443 ? '' : `:${opts.port}`}`;
+  const certFile = opts.tls?.certFile ?? join(opts.dir, 'idp.crt');
+  const keyFile = opts.tls?.keyFile ?? join(opts.dir, 'idp.key');
+  if (!opts.tls) await selfSignedCertificate(host, certFile, keyFile);
   const config: TestIdpConfig = {
     issuer,
     host,
@@ -136,5 +124,29 @@ export async function startTestIdp(opts: {
     await stop();
     throw err;
   }
-  return { issuer, caFile: certFile, process: proc, logFile, stop };
+  return { issuer, caFile: opts.tls?.caFile ?? certFile, process: proc, logFile, stop };
+}
+
+/** A throwaway certificate for `host` that is its own CA (what the relying party trusts). */
+async function selfSignedCertificate(host: string, certFile: string, keyFile: string) {
+  await run([
+    'openssl',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ovpn-fleet test identity provider',
+    '-addext',
+    `subjectAltName=${isIP(host) ? 'IP' : 'DNS'}:${host}`,
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ]);
 }

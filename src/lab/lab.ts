@@ -53,6 +53,14 @@ import {
   stopLabPostgres,
 } from './control-plane.js';
 import {
+  IDP_COMPONENT,
+  controllerSsoArgs,
+  idpStatus,
+  startLabIdp,
+  startSsoLab,
+  stopLabIdp,
+} from './sso-lab.js';
+import {
   type LabClient,
   type LabProcess,
   type LabState,
@@ -196,6 +204,8 @@ export class Lab implements LabOps {
        * `-db` host, which fleet.db is copied into at up; the lab's fleet lives there until down.
        */
       store?: LabStore;
+      /** A test OpenID provider and the controller's HTTPS side for SSO at connect (sso-lab.ts). */
+      sso?: boolean;
     } = {},
   ): Promise<Lab> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
@@ -249,6 +259,7 @@ export class Lab implements LabOps {
           env: labStoreEnv(state, 'tool'),
         });
       }
+      if (opts.sso) await startSsoLab(lab, await lab.fleet.listUsers(), log);
       await lab.startRouting(log);
       await lab.startServers(log);
       if (state.controlPlane) await lab.startControlPlane(log);
@@ -531,7 +542,7 @@ export class Lab implements LabOps {
     for (const s of this.plan.servers) await this.startAgent(s.name);
     for (let n = 1; n <= count; n++)
       log(
-        `control plane: controller ${n} on ${controllerSocket(this.state, n)} and http://127.0.0.1:${LAB_CONTROLLER_PORT} in ${controllerNamespace(this.state, n)}`,
+        `control plane: controller ${n} on ${controllerSocket(this.state, n)} and ${n === 1 && this.state.sso ? `https://127.0.0.1:${LAB_CONTROLLER_PORT}, ${this.state.sso.publicUrl}` : `http://127.0.0.1:${LAB_CONTROLLER_PORT}`} in ${controllerNamespace(this.state, n)}`,
       );
     log(`control plane: ${this.plan.servers.length} agents`);
   }
@@ -553,6 +564,7 @@ export class Lab implements LabOps {
         `unix:${socket}`,
         '--listen',
         `127.0.0.1:${LAB_CONTROLLER_PORT}`,
+        ...(n === 1 ? controllerSsoArgs(this.state) : []),
         '--base',
         join(this.state.dir, 'servers', '{server}'),
       ],
@@ -647,7 +659,9 @@ export class Lab implements LabOps {
       procs.map((p) =>
         p.kind === 'postgres'
           ? stopLabPostgres(p, signal === 'SIGKILL')
-          : stopProcess(p, 8000, signal),
+          : p.kind === 'idp' && signal === 'SIGTERM'
+            ? stopLabIdp(p)
+            : stopProcess(p, 8000, signal),
       ),
     );
     this.state.processes = this.state.processes.filter((p) => !procs.includes(p));
@@ -658,6 +672,7 @@ export class Lab implements LabOps {
     const controller = this.controllerNumber(component);
     if (controller !== undefined) return this.startController(controller);
     if (component === 'postgres') return this.startPostgres();
+    if (component === IDP_COMPONENT) return startLabIdp(this);
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s)
       throw new InputError(
@@ -698,6 +713,7 @@ export class Lab implements LabOps {
     const names = ['openvpn', 'frr', 'agent', 'controller'];
     if (labControllerCount(this.state) > 1) names.push('controller2');
     if (this.state.postgres) names.push('postgres');
+    if (this.state.sso) names.push(IDP_COMPONENT);
     return names.join(', ');
   }
 
@@ -705,6 +721,7 @@ export class Lab implements LabOps {
     const controller = this.controllerNumber(component);
     if (controller !== undefined) return [controllerId(controller)];
     if (component === 'postgres') return ['postgres'];
+    if (component === IDP_COMPONENT && this.state.sso) return [IDP_COMPONENT];
     const s = this.plan.servers.find((x) => x.name === server);
     if (!s)
       throw new InputError(
@@ -1094,6 +1111,8 @@ export class Lab implements LabOps {
         running: alive('postgres'),
         where: `${pgs.address}:${pgs.port}`,
       });
+    const idp = idpStatus(this.state);
+    if (idp) rows.push(idp);
     return rows;
   }
 
@@ -1159,6 +1178,7 @@ export class Lab implements LabOps {
     if (this.state.birdInstances?.includes(ns)) files.push(birdPaths(this.state.dir, ns).log);
     if (ns.startsWith(`${this.state.prefix}-lb-`))
       files.push(join(this.state.dir, 'lb-health.log'));
+    if (this.state.sso?.ns === ns) files.push(join(this.state.sso.dir, 'idp.log'));
     return files.filter((f) => existsSync(f));
   }
 
@@ -1183,6 +1203,7 @@ export class Lab implements LabOps {
         'service',
         'agent',
         'controller',
+        'idp',
         'postgres',
         'openvpn-server',
         'frr',

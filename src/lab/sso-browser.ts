@@ -14,8 +14,14 @@ export function chromiumMissing(): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (apt-get install chromium)`;
 }
 
-/** Starts headless chromium; `executablePath` may be a wrapper that execs it in a namespace. */
-export function launchChromium(executablePath = CHROMIUM): Promise<Browser> {
+/**
+ * Starts headless chromium; `executablePath` may be a wrapper that execs it in a namespace, and
+ * `extraArgs` add to the flags below (the lab's trust in its own CA: sso-lab.ts labBrowser).
+ */
+export function launchChromium(
+  executablePath = CHROMIUM,
+  extraArgs: string[] = [],
+): Promise<Browser> {
   return chromium.launch({
     executablePath,
     // Debian's chromium as root needs --no-sandbox; the rest keep it off any real network.
@@ -26,6 +32,7 @@ export function launchChromium(executablePath = CHROMIUM): Promise<Browser> {
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      ...extraArgs,
     ],
   });
 }
@@ -41,8 +48,9 @@ export interface BrowserSignIn {
 
 /**
  * Opens `url` in a fresh context (no cookies: a new person) and, when the provider's login form
- * shows, fills it with `user` and `password`. `ignoreHTTPSErrors`: the test provider's
- * certificate is trusted by the relying party (caFile), not by this browser.
+ * shows, fills it with `user` and `password`. By default `ignoreHTTPSErrors`: the test
+ * provider's certificate is trusted by the relying party (caFile), not by this browser;
+ * `opts.checkCertificates` keeps chromium's checks (a browser that trusts the lab's CA).
  */
 export async function signInWithBrowser(
   browser: Browser,
@@ -51,8 +59,9 @@ export async function signInWithBrowser(
   password: string,
   /** Runs while the provider's form shows, before it is posted (a test moving its clock). */
   beforeSubmit?: () => unknown,
+  opts: { checkCertificates?: boolean } = {},
 ): Promise<BrowserSignIn> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const context = await browser.newContext({ ignoreHTTPSErrors: !opts.checkCertificates });
   try {
     const page = await context.newPage();
     let status: number | undefined;

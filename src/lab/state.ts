@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/files.js';
 import type { LabPlan } from './plan.js';
 import type { LabPostgres, LabStore } from './control-plane.js';
+import type { LabSso } from './sso-lab.js';
 
 export type ProcessKind =
   | 'openvpn-server'
@@ -14,7 +15,8 @@ export type ProcessKind =
   | 'lb-health'
   | 'controller'
   | 'agent'
-  | 'postgres';
+  | 'postgres'
+  | 'idp';
 
 export interface LabProcess {
   id: string;
@@ -55,6 +57,8 @@ export interface LabState {
   store?: LabStore;
   /** The lab's PostgreSQL, with `store: 'postgres'`. */
   postgres?: LabPostgres;
+  /** The test identity provider and the controller's HTTPS side (`lab up --sso`, sso-lab.ts). */
+  sso?: LabSso;
   /**
    * The servers run as the seed article ran them (benchmark baseline): its hooks, FRR
    * redistributing kernel and connected routes unfiltered, no control plane, and client

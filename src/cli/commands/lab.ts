@@ -8,6 +8,8 @@ import { InputError } from '../../errors.js';
 import { DEFAULT_PREFIX, Lab } from '../../lab/lab.js';
 import { LAB_ROUTERS, type LabRouters } from '../../lab/bird.js';
 import { type LabStore, checkControlPlaneOptions } from '../../lab/control-plane.js';
+import { checkSsoOption, ssoSpecHint } from '../../lab/sso-lab.js';
+import { labDir } from '../../lab/state.js';
 import { run } from '../../sys/exec.js';
 import { fleetDir, withFleet } from '../context.js';
 import { printJson, printTable, say } from '../output.js';
@@ -71,6 +73,10 @@ export function registerLab(program: Command): void {
         '--store <engine>',
         "sqlite (fleet.db) or postgres: a PostgreSQL in the lab's db host, fleet.db copied in",
         'sqlite',
+      )
+      .option(
+        '--sso',
+        "also run a test OpenID provider (host idp, https://192.0.2.250, the fleet's users with random passwords in .lab/PREFIX/sso/users.json) and the controller's browser side on https://192.0.2.251; point auth.sso at them (lab up prints how)",
       ),
   ).action(
     async (
@@ -81,6 +87,7 @@ export function registerLab(program: Command): void {
         routers: string;
         controllers: number;
         store: string;
+        sso?: boolean;
       },
       cmd: Command,
     ) => {
@@ -100,7 +107,11 @@ export function registerLab(program: Command): void {
         store: opts.store,
         controlPlane: opts.controlPlane && opts.seed !== true,
       });
+      if (opts.sso) checkSsoOption({ controlPlane: opts.controlPlane && opts.seed !== true });
       await withFleet(cmd, async (fleet) => {
+        if (opts.sso) {
+          for (const line of ssoSpecHint(fleet.spec, labDir(fleet.dir, opts.prefix))) say(line);
+        }
         const started = Date.now();
         const l = await Lab.up(fleet, {
           prefix: opts.prefix,
@@ -110,6 +121,7 @@ export function registerLab(program: Command): void {
           routers: opts.routers as LabRouters,
           controllers: opts.controllers,
           store: opts.store as LabStore,
+          sso: opts.sso === true,
         });
         try {
           say(`lab "${opts.prefix}" up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -188,7 +200,7 @@ export function registerLab(program: Command): void {
     lab
       .command('stop <component> [server]')
       .description(
-        "failure drills: stop a server's openvpn, frr or agent, a controller (controller, controller2) or postgres",
+        "failure drills: stop a server's openvpn, frr or agent, a controller (controller, controller2), postgres or the identity provider (idp)",
       )
       .option('--signal <signal>', 'SIGTERM (graceful) or SIGKILL (crash)', 'SIGTERM'),
   ).action(
@@ -213,7 +225,7 @@ export function registerLab(program: Command): void {
   prefixOption(
     lab
       .command('start <component> [server]')
-      .description('start a stopped openvpn, frr, agent, controller, controller2 or postgres'),
+      .description('start a stopped openvpn, frr, agent, controller, controller2, postgres or idp'),
   ).action(async (component: string, server: string | undefined, opts: LabOpts, cmd: Command) => {
     // Only an agent needs the store (its token): postgres must start while the store is down.
     await withLab(cmd, opts.prefix, (l) => l.startComponent(component, server), {
