@@ -12,6 +12,12 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/*.test.ts'],
+          // Vitest's 5 s default is a deadline, not a check: many unit tests run the CLI, scrypt
+          // or PostgreSQL as child processes, and on two busy cores those ran past 5 s (and one
+          // CLI test with many calls past 30 s) without anything being wrong. A test that hangs
+          // still fails, a minute later. Speed is measured by the bench scripts, never here.
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {

@@ -136,7 +136,7 @@ function given(users: string[], revoked: string[] = []): void {
 }
 
 // Each test spawns node several times: 5 s is not enough on a busy machine.
-describe('ovpn-fleet CLI', { timeout: 30_000 }, () => {
+describe('ovpn-fleet CLI', { timeout: 120_000 }, () => {
   it('init --example writes fleet.yaml and a 0600 store', () => {
     dir = tempDir('ovf-cli-init-');
     ok(['init', '--example']);
