@@ -353,7 +353,8 @@ export class Agent {
     }
     // Gone for everyone else at once, as any session the agent ends: not reported, no host
     // route kept through OpenVPN's delayed exit. time_unix is the session's start, the
-    // "Connected Since" that `status` lists (multi.c sets both from mi->created).
+    // "Connected Since" that `status` lists (multi.c multi_client_connect_setenv sets it from
+    // mi->created into the env ESTABLISHED carries).
     const started = Number(env.time_unix);
     if (!Number.isSafeInteger(started)) return;
     await this.withdraw({
