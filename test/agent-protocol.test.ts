@@ -270,6 +270,7 @@ describe(`agent protocol: this controller answers ${OLDEST_AGENT_PROTOCOL} to ${
       run: fake.run,
       signalOpenvpn: (signal) => fake.signalOpenvpn(signal),
       openvpnAlive: () => fake.openvpnAlive(),
+      openvpnPid: () => fake.openvpnPid(),
       bundle: fake.bundle,
       clock: fake.clock,
       management: fake.management,

@@ -148,6 +148,7 @@ async function agentOn(endpoints: Endpoint[], token: string) {
     run: fake.run,
     signalOpenvpn: (signal) => fake.signalOpenvpn(signal),
     openvpnAlive: () => fake.openvpnAlive(),
+    openvpnPid: () => fake.openvpnPid(),
     bundle: fake.bundle,
     clock: fake.clock,
     management: fake.management,

@@ -64,6 +64,8 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   /** Bearer token GET /metrics on the health socket needs (--metrics-token-file); none: open. */
   metricsToken?: string;
+  /** How to start OpenVPN where no supervisor does (the lab: --openvpn-start-argv-file). */
+  openvpnStartArgv?: readonly string[];
 }
 
 const DRAIN_TABLE = 'ovpn_fleet_drain';
@@ -81,7 +83,19 @@ const FRR_ROLLBACK = 'run/frr-rollback.conf';
 const RESTART_RECORD = 'RESTART';
 /** How long a restarted OpenVPN has to say CONNECTED again before the agent stops waiting. */
 const RESTART_WAIT_MS = 30_000;
+/** How long an OpenVPN told to stop (SIGTERM) has to exit before it is killed (SIGKILL). */
+const STOP_WAIT_MS = 10_000;
 const ROUTING_PROTOS = new Set(['ospf', 'bgp', 'rip', 'ripng', 'ospf6', '188', '186', '189']);
+
+/** Whether OpenVPN started with this server.conf holds every connect for the agent. */
+export function hasClientAuth(serverConf: string | undefined): boolean {
+  return serverConf !== undefined && /^management-client-auth[ \t]*$/m.test(serverConf);
+}
+
+const onOff = (on: boolean) => (on ? 'on' : 'off');
+
+/** How a restart of OpenVPN ended. */
+type RestartOutcome = 'back' | 'not running' | 'exited' | 'timeout';
 
 /** A session as reported: which session, and the addresses it holds. */
 function reportedAs(s: SessionReport): string {
@@ -116,6 +130,20 @@ export class Agent {
    */
   private restartDone?: number;
   private restartedFiles?: string;
+  /**
+   * The OpenVPN process the agent knows (its pid) and whether it was started with
+   * management-client-auth. OpenVPN opens its management interface once, at its first start
+   * (init.c: open_management only when no management is there yet; manage.c man_settings_init),
+   * so a SIGHUP re-reads server.conf but keeps `management-client-auth` as it was: what this
+   * process does is what server.conf said when this pid appeared. Kept in RESTART too: an agent
+   * restarted while a change is pending must not take the new server.conf for the running one.
+   */
+  private openvpnRuns: { pid: number | undefined; clientAuth: boolean } = {
+    pid: undefined,
+    clientAuth: false,
+  };
+  /** The fail-closed kill (auth on, OpenVPN not asking) was logged for this OpenVPN. */
+  private unaskedLoggedFor?: number;
   /** The controller sends `restart`: report `restart` back (an older one would refuse it). */
   private controllerRestarts = false;
   private draining = false;
@@ -159,7 +187,11 @@ export class Agent {
     this.routeView.watch?.(() => this.arrivals.check(() => this.routes()));
     // A burst of connects (a server restart brings all its users back at once) costs one
     // status + report after another, not one per client.
-    this.mgmt.on('client-established', (clientId, _commonName, env) => {
+    this.mgmt.on('client-established', (clientId, commonName, env) => {
+      if (this.letInUnasked()) {
+        void this.endUnasked(clientId, commonName, env);
+        return;
+      }
       this.metrics.connected();
       this.arrivals.established(clientId, env);
       this.arrivals.check(() => this.routes());
@@ -254,22 +286,100 @@ export class Agent {
 
   private readRestartRecord(): void {
     const text = this.host.bundle.readFile(RESTART_RECORD);
+    const pid = this.host.openvpnPid();
+    let known = false;
     try {
-      const r = text ? (JSON.parse(text) as { generation?: unknown; files?: unknown }) : {};
+      const r = text
+        ? (JSON.parse(text) as { generation?: unknown; files?: unknown; openvpn?: unknown })
+        : {};
       if (Number.isSafeInteger(r.generation)) this.restartDone = r.generation as number;
       if (typeof r.files === 'string') this.restartedFiles = r.files;
+      const o = r.openvpn as { pid?: unknown; clientAuth?: unknown } | undefined;
+      if (pid !== undefined && o?.pid === pid && typeof o.clientAuth === 'boolean') {
+        this.openvpnRuns = { pid, clientAuth: o.clientAuth };
+        known = true;
+      }
     } catch {
       this.log(`${RESTART_RECORD} is not JSON: starting without a restart record`);
     }
     // No record (first start, or an agent older than rollouts): OpenVPN runs what is on disk.
     this.restartedFiles ??= this.restartFilesDigest();
+    if (!known)
+      this.openvpnRuns = {
+        pid,
+        clientAuth: hasClientAuth(this.host.bundle.readFile('server.conf')),
+      };
   }
 
   private writeRestartRecord(): void {
     this.host.bundle.writeFile(
       RESTART_RECORD,
-      `${JSON.stringify({ generation: this.restartDone ?? 0, files: this.restartedFiles })}\n`,
+      `${JSON.stringify({
+        // Without a generation yet the first directive's is adopted, not taken for a new one.
+        ...(this.restartDone !== undefined ? { generation: this.restartDone } : {}),
+        files: this.restartedFiles,
+        openvpn: this.openvpnRuns,
+      })}\n`,
     );
+  }
+
+  /**
+   * An OpenVPN the agent has not seen before (a new pid: systemd restarted it, an admin did)
+   * read server.conf as it is now. The agent writes server.conf only before it restarts
+   * OpenVPN itself, so the window where a new process and a newer file cross is a crash during
+   * an apply.
+   */
+  private noticeOpenvpn(): void {
+    const pid = this.host.openvpnPid();
+    if (pid === undefined || pid === this.openvpnRuns.pid) return;
+    this.openvpnRuns = { pid, clientAuth: hasClientAuth(this.host.bundle.readFile('server.conf')) };
+    this.writeRestartRecord();
+  }
+
+  /**
+   * The bundle has `auth` (auth.json, readable or not) but the running OpenVPN was started
+   * without management-client-auth: it asks the agent nothing, and a TOTP or SSO user would get
+   * in on the certificate alone. Lasts until OpenVPN restarts fully (the rollout's restart).
+   */
+  private letInUnasked(): boolean {
+    this.noticeOpenvpn();
+    return !this.openvpnRuns.clientAuth && this.authPolicy() !== undefined;
+  }
+
+  /** Fail closed: a client OpenVPN let in without asking is killed before it is served. */
+  private async endUnasked(
+    clientId: number,
+    commonName: string,
+    env: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    if (this.unaskedLoggedFor !== this.openvpnRuns.pid) {
+      this.unaskedLoggedFor = this.openvpnRuns.pid;
+      this.log(
+        'auth is on but this OpenVPN was started without management-client-auth (it asks nothing): every new client is killed until OpenVPN restarts fully',
+      );
+    }
+    this.metrics.disconnected('disallowed');
+    try {
+      await this.mgmt.kill(clientId);
+    } catch (err) {
+      this.log(`client-kill ${commonName} failed: ${(err as Error).message}`);
+    }
+    // Gone for everyone else at once, as any session the agent ends: not reported, no host
+    // route kept through OpenVPN's delayed exit. time_unix is the session's start, the
+    // "Connected Since" that `status` lists (multi.c multi_client_connect_setenv sets it from
+    // mi->created into the env ESTABLISHED carries).
+    const started = Number(env.time_unix);
+    if (!Number.isSafeInteger(started)) return;
+    await this.withdraw({
+      user: commonName,
+      realAddress: '',
+      since: new Date(started * 1000).toISOString(),
+      bytesIn: 0,
+      bytesOut: 0,
+      clientId,
+      ...(env.ifconfig_pool_remote_ip ? { ipv4: env.ifconfig_pool_remote_ip } : {}),
+      ...(env.ifconfig_pool_remote_ip6 ? { ipv6: env.ifconfig_pool_remote_ip6 } : {}),
+    });
   }
 
   /** sha256 over RESTART_FILES as they are on disk now. */
@@ -492,7 +602,12 @@ export class Agent {
       await this.frrReload;
     }
     const restartFiles = changed.filter((p) => RESTART_FILES.includes(p));
-    if (restartFiles.length && restartNow) {
+    if (restartFiles.length && restartNow && this.clientAuthChanges()) {
+      this.restartedFiles = this.restartFilesDigest();
+      const outcome = await this.restartFully();
+      if (outcome !== 'back') this.logRestartFailed(outcome);
+      await this.refreshSessions(false);
+    } else if (restartFiles.length && restartNow) {
       // SIGHUP with explicit-exit-notify 2 sends every client to its next remote first.
       this.restartedFiles = this.restartFilesDigest();
       this.signalOpenvpnSafely('SIGHUP');
@@ -573,47 +688,102 @@ export class Agent {
 
   /**
    * SIGHUP, then wait until OpenVPN says CONNECTED again (its management interface lives through
-   * the restart). Whether it came back or not, the generation counts as carried out: the
-   * controller judges the server by its health, and a dead OpenVPN is not signalled again and
-   * again. Sessions are read again at once, so the next report shows the server as it is.
+   * the restart); a full restart instead when management-client-auth changes (restartFully).
+   * Whether it came back or not, the generation counts as carried out: the controller judges
+   * the server by its health, and a dead OpenVPN is not signalled again and again. Sessions are
+   * read again at once, so the next report shows the server as it is.
    */
   private async restartOpenvpn(generation: number): Promise<void> {
-    const before = await this.openvpnState();
     const files = this.restartFilesDigest();
-    const signalled = this.signalOpenvpnSafely('SIGHUP');
     this.log(`restarting OpenVPN (restart generation ${generation})`);
-    let back = false;
-    if (signalled) {
-      const deadline = this.now() + RESTART_WAIT_MS;
-      let left = false;
-      while (!this.stopped && this.now() < deadline) {
-        await this.sleep(200);
-        // Exited (a config it refuses): no use waiting; the controller sees openvpn down.
-        if (!this.host.openvpnAlive()) break;
-        const st = await this.openvpnState();
-        if (!st) continue;
-        if (st.name !== 'CONNECTED') left = true;
-        else if (left || !before || st.at > before.at) {
-          back = true;
-          break;
-        }
-      }
-    }
+    const outcome = this.clientAuthChanges() ? await this.restartFully() : await this.sighup();
     this.restartDone = generation;
     this.restartedFiles = files;
     this.writeRestartRecord();
-    if (back) this.log(`OpenVPN restarted (restart generation ${generation})`);
-    else {
-      this.metrics.applyFailed('error');
-      this.log(
-        !signalled
-          ? 'OpenVPN is not running: nothing to restart'
-          : this.host.openvpnAlive()
-            ? `OpenVPN did not come back within ${RESTART_WAIT_MS / 1000} s of its restart`
-            : 'OpenVPN exited on its restart (see its log)',
-      );
-    }
+    if (outcome === 'back') this.log(`OpenVPN restarted (restart generation ${generation})`);
+    else this.logRestartFailed(outcome);
     await this.refreshSessions(false);
+  }
+
+  /** Whether server.conf on disk sets management-client-auth otherwise than OpenVPN runs it. */
+  private clientAuthChanges(): boolean {
+    this.noticeOpenvpn();
+    return hasClientAuth(this.host.bundle.readFile('server.conf')) !== this.openvpnRuns.clientAuth;
+  }
+
+  private async sighup(): Promise<RestartOutcome> {
+    const before = await this.openvpnState();
+    if (!this.signalOpenvpnSafely('SIGHUP')) return 'not running';
+    const deadline = this.now() + RESTART_WAIT_MS;
+    let left = false;
+    while (!this.stopped && this.now() < deadline) {
+      await this.sleep(200);
+      // Exited (a config it refuses): no use waiting; the controller sees openvpn down.
+      if (!this.host.openvpnAlive()) return 'exited';
+      const st = await this.openvpnState();
+      if (!st) continue;
+      if (st.name !== 'CONNECTED') left = true;
+      else if (left || !before || st.at > before.at) return 'back';
+    }
+    return 'timeout';
+  }
+
+  /**
+   * SIGTERM (explicit-exit-notify sends every client to its next remote, as a SIGHUP does), wait
+   * for the process to exit, and for a new one (a new pid) to say CONNECTED: a SIGHUP would
+   * keep the management settings of OpenVPN's first start (see openvpnRuns). The new one is
+   * started by systemd (Restart=always in ovpn-fleet-openvpn.service) or, where nothing
+   * supervises OpenVPN (the lab), by the agent from --openvpn-start-argv-file.
+   */
+  private async restartFully(): Promise<RestartOutcome> {
+    const from = onOff(this.openvpnRuns.clientAuth);
+    const to = onOff(!this.openvpnRuns.clientAuth);
+    const old = this.host.openvpnPid();
+    if (old === undefined || !this.signalOpenvpnSafely('SIGTERM')) return 'not running';
+    const deadline = this.now() + RESTART_WAIT_MS;
+    const killAt = this.now() + STOP_WAIT_MS;
+    let killed = false;
+    while (!this.stopped && this.now() < deadline && this.host.openvpnPid() === old) {
+      await this.sleep(200);
+      if (!killed && this.now() >= killAt && this.host.openvpnPid() === old) {
+        killed = true;
+        this.log(`OpenVPN did not exit within ${STOP_WAIT_MS / 1000} s of SIGTERM: SIGKILL`);
+        this.signalOpenvpnSafely('SIGKILL');
+      }
+    }
+    if (this.host.openvpnPid() === old) return 'timeout';
+    if (this.host.startOpenvpn && this.host.openvpnPid() === undefined) {
+      try {
+        this.host.startOpenvpn();
+      } catch (err) {
+        this.log(`cannot start OpenVPN: ${(err as Error).message}`);
+        return 'exited';
+      }
+    }
+    while (!this.stopped && this.now() < deadline) {
+      await this.sleep(200);
+      const pid = this.host.openvpnPid();
+      if (pid === undefined || pid === old) continue;
+      const st = await this.openvpnState();
+      if (st?.name !== 'CONNECTED') continue;
+      this.noticeOpenvpn();
+      this.log(
+        `management-client-auth changed (${from} → ${to}): OpenVPN restarted fully (SIGHUP keeps management settings)`,
+      );
+      return 'back';
+    }
+    return 'timeout';
+  }
+
+  private logRestartFailed(outcome: Exclude<RestartOutcome, 'back'>): void {
+    this.metrics.applyFailed('error');
+    this.log(
+      outcome === 'not running'
+        ? 'OpenVPN is not running: nothing to restart'
+        : outcome === 'timeout'
+          ? `OpenVPN did not come back within ${RESTART_WAIT_MS / 1000} s of its restart`
+          : 'OpenVPN exited on its restart (see its log)',
+    );
   }
 
   /** OpenVPN's state, or undefined while it cannot be read (restarting, down). */

@@ -12,7 +12,7 @@ import type { ControllerSwitch } from '../client/failover.js';
 import type { RenderedFile } from '../render/types.js';
 import { run, type RunOptions, type RunResult } from '../sys/exec.js';
 import { writeBundleFiles, writeFileAtomic } from '../sys/files.js';
-import { readPidFile } from '../sys/proc.js';
+import { readPidFile, spawnDetached } from '../sys/proc.js';
 import { sleep } from '../sys/time.js';
 import { type AuthController, type AuthManagement, CLIENT_REASONS } from './connect-auth.js';
 import { type ClientAuthRequest, ManagementClient, type OpenvpnState } from './management.js';
@@ -131,6 +131,13 @@ export interface AgentHost {
   signalOpenvpn(signal: NodeJS.Signals): boolean;
   /** Whether OpenVPN's pid file names a live process (signal 0). */
   openvpnAlive(): boolean;
+  /** The pid OpenVPN's pid file names while that process lives; a new pid is a new OpenVPN. */
+  openvpnPid(): number | undefined;
+  /**
+   * Starts OpenVPN (its pid lands in the same pid file), where no supervisor does: the lab
+   * (`agent --openvpn-start-argv-file`). Absent in production: systemd's Restart=always does.
+   */
+  startOpenvpn?(): void;
   bundle: BundleFolder;
   clock: AgentClock;
   management: Management;
@@ -149,6 +156,8 @@ export interface RealHostOptions {
   ca?: string | Buffer;
   token: string;
   log: (line: string) => void;
+  /** The command that starts OpenVPN (startOpenvpn), where no supervisor does (the lab). */
+  openvpnStartArgv?: readonly string[];
 }
 
 export const realClock: AgentClock = {
@@ -234,6 +243,17 @@ export function realHost(o: RealHostOptions): AgentHost {
     passwordFile: join(dir, 'management.pw'),
     log: (l) => o.log(`management: ${l}`),
   });
+  const openvpnPid = (): number | undefined => {
+    const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
+    if (!pid) return undefined;
+    try {
+      process.kill(pid, 0);
+      return pid;
+    } catch (err) {
+      // EPERM: alive but not ours to signal (not the case for a root agent; still alive).
+      return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+    }
+  };
   return {
     run,
     signalOpenvpn(signal) {
@@ -249,16 +269,20 @@ export function realHost(o: RealHostOptions): AgentHost {
       return true;
     },
     openvpnAlive() {
-      const pid = readPidFile(join(dir, 'run', 'openvpn.pid'));
-      if (!pid) return false;
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch (err) {
-        // EPERM: alive but not ours to signal (not the case for a root agent; still alive).
-        return (err as NodeJS.ErrnoException).code === 'EPERM';
-      }
+      return openvpnPid() !== undefined;
     },
+    openvpnPid,
+    ...(o.openvpnStartArgv
+      ? {
+          startOpenvpn() {
+            // Detached, in the agent's own namespace (the lab's agent runs in its server's): the
+            // lab's argv daemonizes (--daemon) and writes the pid file the agent watches.
+            spawnDetached([...(o.openvpnStartArgv ?? [])], {
+              logFile: join(dir, 'run', 'openvpn-start.log'),
+            });
+          },
+        }
+      : {}),
     bundle: {
       writeBundle: (files) => writeBundleFiles(dir, files),
       writeFile: (path, content, mode) => writeFileAtomic(join(dir, path), content, mode),

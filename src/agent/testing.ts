@@ -331,14 +331,44 @@ export class FakeHost implements AgentHost {
    * restarting.
    */
   onSighup: 'restarts' | 'dies' | 'hangs' = 'restarts';
+  /** The running OpenVPN's pid: a full restart gives the next one. */
+  pid = 1000;
+  /**
+   * What a SIGTERM does: by default OpenVPN exits and its supervisor (systemd) starts a new one
+   * at once, CONNECTED; `'stays-down'`: nothing starts it again (the lab without startOpenvpn);
+   * `'ignores'`: it does not exit until SIGKILL.
+   */
+  onSigterm: 'respawns' | 'stays-down' | 'ignores' = 'respawns';
+  /** How often startOpenvpn ran (a test sets `startOpenvpn` to fake the lab's start argv). */
+  starts = 0;
+  startOpenvpn?: () => void;
 
   openvpnAlive(): boolean {
     return this.openvpnRunning;
   }
 
+  openvpnPid(): number | undefined {
+    return this.openvpnRunning ? this.pid : undefined;
+  }
+
+  /** A new OpenVPN process (new pid) is up and CONNECTED, as after a start by its supervisor. */
+  startNewOpenvpn(): void {
+    this.starts++;
+    this.pid++;
+    this.openvpnRunning = true;
+    this.management.down = false;
+    this.management.openvpnState = { at: Math.floor(this.clock.now() / 1000), name: 'CONNECTED' };
+  }
+
   signalOpenvpn(signal: NodeJS.Signals): boolean {
     if (!this.openvpnRunning) return false;
     this.signals.push(signal);
+    if (signal === 'SIGKILL' || (signal === 'SIGTERM' && this.onSigterm !== 'ignores')) {
+      this.openvpnRunning = false;
+      this.management.down = true;
+      this.management.connected = false;
+      if (this.onSigterm === 'respawns') this.startNewOpenvpn();
+    }
     if (signal === 'SIGHUP') {
       const at = Math.floor(this.clock.now() / 1000) + 1;
       if (this.onSighup === 'restarts') this.management.openvpnState = { at, name: 'CONNECTED' };

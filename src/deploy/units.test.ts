@@ -41,10 +41,13 @@ describe('the shipped units', () => {
         ['ProtectSystem', 'strict'],
         ['ProtectHome', 'yes'],
         ['PrivateTmp', 'yes'],
-        ['Restart', 'on-failure'],
       ])
         expect(settings(unit, key), key).toEqual([value]);
     }
+    expect(settings(agentUnit(p), 'Restart')).toEqual(['on-failure']);
+    expect(settings(controllerUnit(p), 'Restart')).toEqual(['on-failure']);
+    // The agent's full restart (management-client-auth changed) is a SIGTERM: a clean exit.
+    expect(settings(openvpnUnit(p), 'Restart')).toEqual(['always']);
     expect(settings(agentUnit(p), 'CapabilityBoundingSet')).toEqual(['CAP_NET_ADMIN']);
     expect(settings(agentUnit(p), 'ReadWritePaths')).toEqual(['/etc/ovpn-fleet']);
     expect(settings(openvpnUnit(p), 'CapabilityBoundingSet')).toEqual([

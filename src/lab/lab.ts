@@ -36,6 +36,8 @@ import {
   renderBirdConf,
 } from './bird.js';
 import { seedBundle, seedProfile } from './seed.js';
+import { followPidFile } from './follow-pid.js';
+import { openvpnStartArgvPath } from '../agent/openvpn-start.js';
 import { migrateStoreToPostgres, openFleet } from '../service/open.js';
 import {
   type LabOps,
@@ -478,20 +480,20 @@ export class Lab implements LabOps {
     const dir = this.serverDir(name);
     const pidFile = join(dir, 'run', 'openvpn.pid');
     rmSync(pidFile, { force: true });
-    await run(
-      [
-        'openvpn',
-        '--config',
-        join(dir, 'server.conf'),
-        '--daemon',
-        `${s.ns}-openvpn`,
-        '--writepid',
-        pidFile,
-        '--log-append',
-        join(dir, 'run', 'openvpn.log'),
-      ],
-      { netns: s.ns },
-    );
+    const argv = [
+      'openvpn',
+      '--config',
+      join(dir, 'server.conf'),
+      '--daemon',
+      `${s.ns}-openvpn`,
+      '--writepid',
+      pidFile,
+      '--log-append',
+      join(dir, 'run', 'openvpn.log'),
+    ];
+    // The agent restarts OpenVPN fully with it (no systemd here): agent --openvpn-start-argv-file.
+    writeFileAtomic(openvpnStartArgvPath(dir), `${JSON.stringify(argv)}\n`);
+    await run(argv, { netns: s.ns });
     const pid = await waitFor(`OpenVPN on ${name}`, () => readPidFile(pidFile), 10_000, 20);
     this.recordProcess({ id: `${s.ns}/openvpn`, kind: 'openvpn-server', ns: s.ns, pid, pidFile });
   }
@@ -636,6 +638,8 @@ export class Lab implements LabOps {
         `${s.backboneAddress}:${LAB_AGENT_METRICS_PORT}`,
         '--metrics-token-file',
         this.metricsTokenFile,
+        '--openvpn-start-argv-file',
+        openvpnStartArgvPath(dir),
       ],
       { netns: s.ns, logFile: join(dir, 'run', 'agent.log') },
     );
@@ -661,7 +665,7 @@ export class Lab implements LabOps {
           ? stopLabPostgres(p, signal === 'SIGKILL')
           : p.kind === 'idp' && signal === 'SIGTERM'
             ? stopLabIdp(p)
-            : stopProcess(p, 8000, signal),
+            : stopProcess(followPidFile(p), 8000, signal),
       ),
     );
     this.state.processes = this.state.processes.filter((p) => !procs.includes(p));
@@ -1036,7 +1040,7 @@ export class Lab implements LabOps {
     for (const s of this.plan.servers) {
       // A crashed server leaves its last status file behind: only live servers count.
       const p = this.state.processes.find((q) => q.id === `${s.ns}/openvpn`);
-      if (!p || !isAlive(p)) continue;
+      if (!p || !isAlive(followPidFile(p))) continue;
       let text = '';
       try {
         text = readFileSync(join(this.serverDir(s.name), 'run', 'status.log'), 'utf8');
@@ -1212,6 +1216,7 @@ export class Lab implements LabOps {
         await Promise.all(
           state.processes
             .filter((p) => p.kind === kind)
+            .map(followPidFile)
             .map(async (p) => {
               if (isAlive(p)) processes++;
               if (p.kind === 'postgres') await stopLabPostgres(p);

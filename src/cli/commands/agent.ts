@@ -13,6 +13,7 @@ import {
   readMetricsToken,
 } from '../metrics-options.js';
 import { serveMetrics } from '../../sys/metrics-http.js';
+import { readOpenvpnStartArgv } from '../../agent/openvpn-start.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -42,6 +43,10 @@ export function registerAgent(program: Command): void {
       String(DEFAULT_RENDER_OPTIONS.routeProtocol),
     )
     .option('--frr-instance <name>', 'FRR instance (vtysh -N) to reload, when FRR runs as one')
+    .option(
+      '--openvpn-start-argv-file <file>',
+      'JSON array: the command that starts OpenVPN, where no supervisor (systemd) restarts it (the lab); a change of management-client-auth needs a full restart',
+    )
     .option('--metrics-listen <addr:port>', METRICS_LISTEN_HELP)
     .option(
       '--metrics-token-file <file>',
@@ -59,6 +64,7 @@ export function registerAgent(program: Command): void {
         frrInstance?: string;
         metricsListen?: string;
         metricsTokenFile?: string;
+        openvpnStartArgvFile?: string;
       }) => {
         const ca = opts.ca !== undefined ? readCaFile(opts.ca) : undefined;
         // Refused here, before anything starts: plain HTTP beyond loopback, --ca without TLS.
@@ -76,6 +82,10 @@ export function registerAgent(program: Command): void {
         if (!Number.isInteger(proto) || proto < 1 || proto > 255)
           throw new InputError('--route-proto', 'must be 1-255');
         const metricsToken = readMetricsToken(opts.metricsTokenFile);
+        const openvpnStartArgv =
+          opts.openvpnStartArgvFile !== undefined
+            ? readOpenvpnStartArgv(opts.openvpnStartArgvFile)
+            : undefined;
         const metricsAt =
           opts.metricsListen !== undefined
             ? parseMetricsListen(opts.metricsListen, metricsToken !== undefined)
@@ -92,6 +102,7 @@ export function registerAgent(program: Command): void {
           // AgentOptions.ca: the agent pins it through parseEndpoint.
           ...(ca ? { ca } : {}),
           ...(metricsToken !== undefined ? { metricsToken } : {}),
+          ...(openvpnStartArgv ? { openvpnStartArgv } : {}),
         };
         const agent = new Agent(options);
         await agent.start();
