@@ -13,12 +13,13 @@
  *   also with `auth` off (today's figure). Second challenges are counted: there must be none;
  * - the agent's own answer time to each held key (its log: src/agent/answer-timing.ts).
  *
- * Turning `auth` on or off is a server.conf change: the controller's rollout restarts OpenVPN
- * with SIGHUP, which does not change management-client-auth (OpenVPN keeps its management
- * settings from its first start: manage.c man_settings_init fills them only while
- * `!ms->defined`, and the management object lives until exit, openvpn.c close_management).
- * So after each rollout the benchmark restarts both servers' OpenVPN (stop, start), as
- * `systemctl restart` would; the first two toggles are also probed after the SIGHUP alone.
+ * Turning `auth` on or off is a server.conf change that a SIGHUP does not carry out (OpenVPN keeps
+ * its management settings from its first start: manage.c man_settings_init fills them only
+ * while `!ms->defined`, and the management object lives until exit, openvpn.c
+ * close_management). The agent therefore restarts OpenVPN fully for it during the rollout
+ * (agent.ts); the first two toggles are probed right after the rollout, to check that the
+ * change is in force there, and the benchmark then restarts both servers' OpenVPN once more
+ * (stop, start) so every period starts from a fresh process either way.
  *
  *   npm run bench:auth [-- --connects N --block B --users K --rounds R]
  *   (root; defaults 24 connects per state in blocks of 6, 5 users per class and round,
@@ -275,8 +276,9 @@ const answerLines = (lab: Lab) =>
   }).filter((x) => x.m && Number.isFinite(x.at));
 
 /**
- * Turns `auth` on or off: fleet.yaml → the controller's rollout (SIGHUP) → both OpenVPNs
- * restarted. `probe`: before that restart, one user connects to see what the SIGHUP alone did.
+ * Turns `auth` on or off: fleet.yaml → the controller's rollout (the agents' full restart) →
+ * both OpenVPNs restarted again. `probe`: before that, one user connects to see what the
+ * rollout alone did.
  */
 async function setAuth(r: Run, auth: AuthState, probeUser?: UserAddr): Promise<void> {
   const t0 = Date.now();
@@ -363,7 +365,7 @@ async function probe(r: Run, u: UserAddr, toggle: string): Promise<Probe> {
   const heldByAgent = answerLines(r.lab).some((x) => x.at >= from && x.at <= to);
   const p = { toggle, user: u.name, connected, heldByAgent, clientSaid: said, serverSaid };
   say(
-    `  probe after the SIGHUP alone (${toggle}): ${u.name} ${connected ? 'connected' : 'did not connect'}, ${heldByAgent ? 'held by the agent' : 'not held'} (client: ${said}; server: ${serverSaid || 'nothing about it'})`,
+    `  probe after the rollout alone (${toggle}): ${u.name} ${connected ? 'connected' : 'did not connect'}, ${heldByAgent ? 'held by the agent' : 'not held'} (client: ${said}; server: ${serverSaid || 'nothing about it'})`,
   );
   return p;
 }
@@ -628,7 +630,7 @@ function markdown(result: {
     "- Agent's answer: from the agent having a whole `>CLIENT:CONNECT|REAUTH` to OpenVPN's SUCCESS for its first answer (src/agent/answer-timing.ts); client-auth-nt in failover windows is certificate-only and token reconnects together, client-pending-auth the TOTP challenge.",
     ...result.probes.map(
       (p) =>
-        `- Rollout SIGHUP alone, ${p.toggle}: ${p.user} ${p.connected ? 'connected' : 'did not connect'}, ${p.heldByAgent ? 'held by the agent' : 'not held by the agent'} (client: ${p.clientSaid}; server: ${p.serverSaid || 'nothing about it'}).`,
+        `- Rollout alone, ${p.toggle}: ${p.user} ${p.connected ? 'connected' : 'did not connect'}, ${p.heldByAgent ? 'held by the agent' : 'not held by the agent'} (client: ${p.clientSaid}; server: ${p.serverSaid || 'nothing about it'}).`,
     ),
     '',
   ];
@@ -706,7 +708,7 @@ async function main(): Promise<void> {
     let toggles = 0;
     for (const [i, state] of order.entries()) {
       if (state !== r.auth) {
-        // The first two toggles are probed after the rollout's SIGHUP alone: on → off with a
+        // The first two toggles are probed after the rollout alone: on → off with a
         // certificate-only user, off → on with a TOTP user whose client cannot answer a code.
         const probeUser = toggles === 0 ? probeUsers[0] : toggles === 1 ? totpUsers[0] : undefined;
         toggles++;
