@@ -5,7 +5,9 @@
  * returns the text of the page it ends on.
  */
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+// Types only at load: playwright-core is a dev dependency, and the installed CLI loads this
+// module through the lab (sso-lab.ts) without it; launchChromium imports it when called.
+import type { Browser } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -18,10 +20,11 @@ export function chromiumMissing(): string | undefined {
  * Starts headless chromium; `executablePath` may be a wrapper that execs it in a namespace, and
  * `extraArgs` add to the flags below (the lab's trust in its own CA: sso-lab.ts labBrowser).
  */
-export function launchChromium(
+export async function launchChromium(
   executablePath = CHROMIUM,
   extraArgs: string[] = [],
 ): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath,
     // Debian's chromium as root needs --no-sandbox; the rest keep it off any real network.
