@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -7,7 +6,7 @@ import { join } from 'node:path';
 import fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { listenOnAll, parseListen } from './listen.js';
-import { refusal } from '../testing.js';
+import { refusal, selfSignedCert } from '../testing.js';
 
 describe('parseListen', () => {
   it('listens in clear on loopback only, and anywhere with TLS', () => {
@@ -60,30 +59,9 @@ describe('listenOnAll', () => {
 
   it('with TLS, serves TCP over TLS and keeps the unix socket plain HTTP (the CLI and agents speak it)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'listen-tls-test-'));
-    const [certFile, keyFile] = [join(dir, 'c.crt'), join(dir, 'c.key')];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert: certFile, key: keyFile } = selfSignedCert(dir, '127.0.0.1', [
+      'subjectAltName=IP:127.0.0.1',
+    ]);
     const https = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
     const app = fastify({ https });
     app.get('/ping', () => ({ pong: true }));

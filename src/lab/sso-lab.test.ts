@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exampleSpec, refusal, specWith } from '../testing.js';
+import { exampleSpec, refusal, selfSignedCert, specWith } from '../testing.js';
 import { planLab } from './plan.js';
 import {
   LAB_CONTROLLER_WEB_ADDRESS,
@@ -104,28 +104,7 @@ describe('spkiHash', () => {
   it("is Chromium's SPKI pin: base64 SHA-256 of the DER public key, as openssl computes it", () => {
     const dir = mkdtempSync(join(tmpdir(), 'ovf-spki-'));
     try {
-      const cert = join(dir, 'c.crt');
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=t',
-          '-keyout',
-          join(dir, 'c.key'),
-          '-out',
-          cert,
-        ],
-        { stdio: 'ignore' },
-      );
+      const { cert } = selfSignedCert(dir, 't');
       const der = execFileSync('sh', [
         '-c',
         `openssl x509 -in ${cert} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`,
