@@ -1,23 +1,12 @@
 /** The agent answers held keys from its bundle's auth.json (see connect-auth.test.ts for the decisions). */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { AuthOutcome } from '../api/index.js';
-import { Agent } from './agent.js';
 import { CLIENT_REASONS } from './connect-auth.js';
-import { FakeHost } from './testing.js';
+import { FakeHost, agentOn } from './testing.js';
 
 let host: FakeHost;
 
-const newAgent = () =>
-  new Agent({
-    server: 'vpn1',
-    bundleDir: '/fake/bundle',
-    controller: 'unix:/nowhere/controller.sock',
-    token: 'x',
-    tunDevice: 'vpn0',
-    routeProtocol: 201,
-    log: () => undefined,
-    host,
-  });
+const newAgent = () => agentOn(host);
 
 const settle = () => new Promise<void>((r) => setImmediate(r));
 

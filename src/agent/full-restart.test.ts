@@ -6,9 +6,9 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Directive } from '../api/index.js';
 import { InputError } from '../errors.js';
-import { Agent } from './agent.js';
+import type { Agent } from './agent.js';
 import { parseOpenvpnStartArgv } from './openvpn-start.js';
-import { FakeHost, settle } from './testing.js';
+import { FakeHost, agentOn, handleWhileTimePasses, settle } from './testing.js';
 
 const OFF = 'a'.repeat(64);
 const ON = 'b'.repeat(64);
@@ -39,24 +39,10 @@ function directive(digest: string, auth: boolean, more: Partial<Directive> = {})
 let host: FakeHost;
 let log: string[];
 
-function newAgent(): Agent {
-  return new Agent({
-    server: 'vpn1',
-    bundleDir: '/fake/bundle',
-    controller: 'unix:/nowhere/controller.sock',
-    token: 'x',
-    tunDevice: 'vpn0',
-    routeProtocol: 201,
-    log: (l) => log.push(l),
-    host,
-  });
-}
+const newAgent = (): Agent => agentOn(host, (l) => log.push(l));
 
-async function handled(agent: Agent, d: Directive, ms = 1000): Promise<boolean> {
-  const done = agent.handle(d);
-  await host.clock.advance(ms);
-  return done;
-}
+const handled = (agent: Agent, d: Directive, ms = 1000): Promise<boolean> =>
+  handleWhileTimePasses(agent, host, d, ms);
 
 /** The server as the agent finds it: OpenVPN running with this bundle's files. */
 function running(d: Directive): void {

@@ -4,8 +4,8 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type Directive, RESTART_FILES } from '../api/index.js';
-import { Agent } from './agent.js';
-import { FakeHost } from './testing.js';
+import type { Agent } from './agent.js';
+import { FakeHost, agentOn, handleWhileTimePasses } from './testing.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -29,25 +29,10 @@ function directive(digest: string, keepalive: number, more: Partial<Directive> =
 let host: FakeHost;
 let log: string[];
 
-function newAgent(): Agent {
-  return new Agent({
-    server: 'vpn1',
-    bundleDir: '/fake/bundle',
-    controller: 'unix:/nowhere/controller.sock',
-    token: 'x',
-    tunDevice: 'vpn0',
-    routeProtocol: 201,
-    log: (l) => log.push(l),
-    host,
-  });
-}
+const newAgent = (): Agent => agentOn(host, (l) => log.push(l));
 
-/** handle(), with the fake clock moving while the agent waits for OpenVPN. */
-async function handled(agent: Agent, d: Directive, ms = 1000): Promise<boolean> {
-  const done = agent.handle(d);
-  await host.clock.advance(ms);
-  return done;
-}
+const handled = (agent: Agent, d: Directive, ms = 1000): Promise<boolean> =>
+  handleWhileTimePasses(agent, host, d, ms);
 
 beforeEach(() => {
   host = new FakeHost();

@@ -24,6 +24,7 @@ import type {
 import { AgentReport, type Directive, POLL_WAIT_MS, type SessionReport } from '../api/index.js';
 import type { AgentMetrics, ApplyFailure, DisconnectReason } from './metrics.js';
 import type { ClientAuthRequest } from './management.js';
+import { Agent, type AgentOptions } from './agent.js';
 
 /** Lets every promise chain that can run now run (the fakes do no I/O, so this is all of them). */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -456,4 +457,35 @@ export class RecordedMetrics implements AgentMetrics {
   of(kind: string): string[] {
     return this.events.filter((e) => e.startsWith(`${kind} `)).map((e) => e.slice(kind.length + 1));
   }
+}
+
+/** An Agent of server vpn1 over `host`, as the unit tests build it; `log` hears its lines. */
+export function agentOn(
+  host: FakeHost,
+  log: (line: string) => void = () => undefined,
+  more: Partial<AgentOptions> = {},
+): Agent {
+  return new Agent({
+    server: 'vpn1',
+    bundleDir: '/fake/bundle',
+    controller: 'unix:/nowhere/controller.sock',
+    token: 'x',
+    tunDevice: 'vpn0',
+    routeProtocol: 201,
+    log,
+    host,
+    ...more,
+  });
+}
+
+/** agent.handle(d), with the fake clock moving `ms` while the agent waits for OpenVPN. */
+export async function handleWhileTimePasses(
+  agent: Agent,
+  host: FakeHost,
+  d: Directive,
+  ms = 1000,
+): Promise<boolean> {
+  const done = agent.handle(d);
+  await host.clock.advance(ms);
+  return done;
 }
