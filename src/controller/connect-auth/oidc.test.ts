@@ -104,6 +104,17 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
+/** Another controller on the same store whose public URL is the first one's (callbacks land there). */
+const secondController = () =>
+  buildController({
+    fleetDir: join(dir, 'fleet'),
+    baseDir: (s) => `/etc/ovpn-fleet/${s}`,
+    adminToken: 'admin-token-of-the-test',
+    clock,
+    log: () => {},
+    sso: { ...ssoOptions!, publicUrl: base },
+  });
+
 const begin = (id: string, user: string) =>
   ctl!.webSignIn!.begin({ id, user, server: 'vpn11', remote: '198.51.100.7' });
 
@@ -272,14 +283,7 @@ describe('SSO across controllers sharing one store', () => {
     async () => {
       // A second controller on the same store, whose public URL is the first one's: the
       // browser's callback lands on the first, the result must reach the second's listener.
-      const other = await buildController({
-        fleetDir: join(dir, 'fleet'),
-        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
-        adminToken: 'admin-token-of-the-test',
-        clock,
-        log: () => {},
-        sso: { ...ssoOptions!, publicUrl: base },
-      });
+      const other = await secondController();
       try {
         const got: WebSignInResult[] = [];
         const arrived = new Promise<void>((resolve) =>
@@ -319,14 +323,7 @@ describe('SSO when the controller that began a sign-in dies', () => {
     missing,
     'another controller takes the sign-in over and hears its result',
     async () => {
-      const dying = await buildController({
-        fleetDir: join(dir, 'fleet'),
-        baseDir: (s) => `/etc/ovpn-fleet/${s}`,
-        adminToken: 'admin-token-of-the-test',
-        clock,
-        log: () => {},
-        sso: { ...ssoOptions!, publicUrl: base },
-      });
+      const dying = await secondController();
       const url = await dying.webSignIn!.begin({
         id: 'req-orphan',
         user: 'ann',
