@@ -7,7 +7,6 @@
  * for no code. Two servers in one internal site, prefix ovfa.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { TOTP, URI } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import {
   buildOnce,
   cli,
   cliOk,
+  followManagement,
   netnsNames,
   newFleetDir,
   requireLab,
@@ -86,22 +86,12 @@ async function startTotpClient(
   clientPids.push(pid);
   await waitUntil('management socket', () => existsSync(sock), 10_000);
   let asked = 0;
-  const conn = createConnection(sock);
-  conn.setEncoding('utf8');
-  let buf = '';
-  conn.on('data', (chunk: string) => {
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line.startsWith('>HOLD:')) conn.write('hold release\n');
-      if (line.startsWith('>INFOMSG:CR_TEXT:')) {
-        asked++;
-        conn.write(`cr-response ${Buffer.from(answer()).toString('base64')}\n`);
-      }
+  const conn = followManagement(sock, (line, send) => {
+    if (line.startsWith('>INFOMSG:CR_TEXT:')) {
+      asked++;
+      send(`cr-response ${Buffer.from(answer()).toString('base64')}`);
     }
   });
-  conn.on('error', () => undefined);
   return {
     challenges: () => asked,
     log: () => (existsSync(log) ? readFileSync(log, 'utf8') : ''),

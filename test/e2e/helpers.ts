@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createConnection, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { waitFor } from '../../src/sys/time.js';
@@ -290,4 +291,29 @@ export function leaked(routes: string[], hosts: string[]): string[] {
   return routes.filter(
     (d) => !hosts.includes(d) && !d.startsWith('10.255.') && !d.startsWith('fd00:255:'),
   );
+}
+
+/**
+ * Follows an OpenVPN client's management socket line by line, as a client UI does: releases
+ * `--management-hold` and hands every other line to `onLine` with a way to answer.
+ */
+export function followManagement(
+  sock: string,
+  onLine: (line: string, send: (command: string) => void) => void,
+): Socket {
+  const conn = createConnection(sock);
+  conn.setEncoding('utf8');
+  const send = (command: string) => void conn.write(`${command}\n`);
+  let buf = '';
+  conn.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line.startsWith('>HOLD:')) send('hold release');
+      else onLine(line, send);
+    }
+  });
+  conn.on('error', () => undefined);
+  return conn;
 }

@@ -10,7 +10,6 @@
  * token, without a second sign-in. Two sites with one server each, prefix ovfo.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
@@ -28,6 +27,7 @@ import {
   buildOnce,
   cli,
   cliOk,
+  followManagement,
   netnsNames,
   newFleetDir,
   ping,
@@ -139,21 +139,11 @@ async function startSsoClient(
   );
   await waitUntil(`${user}'s management socket`, () => existsSync(sock), 10_000);
   const urls: string[] = [];
-  const conn = createConnection(sock);
-  conn.setEncoding('utf8');
-  let buf = '';
-  conn.on('data', (chunk: string) => {
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line.startsWith('>HOLD:')) conn.write('hold release\n');
-      // management-notes.txt: ">INFOMSG:WEB_AUTH::<url>" (flags between the colons: none).
-      const m = /^>INFOMSG:WEB_AUTH:[^:]*:(\S+)$/.exec(line);
-      if (m) urls.push(m[1]);
-    }
+  const conn = followManagement(sock, (line) => {
+    // management-notes.txt: ">INFOMSG:WEB_AUTH::<url>" (flags between the colons: none).
+    const m = /^>INFOMSG:WEB_AUTH:[^:]*:(\S+)$/.exec(line);
+    if (m) urls.push(m[1]);
   });
-  conn.on('error', () => undefined);
   const readLog = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   const client: SsoClient = {
     user,
